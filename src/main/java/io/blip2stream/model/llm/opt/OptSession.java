@@ -1,0 +1,169 @@
+package io.blip2stream.model.llm.opt;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import io.blip2stream.model.generation.DecoderSession;
+import io.blip2stream.model.nn.Ops;
+
+import java.util.Arrays;
+
+/**
+ * The per-request state of OPT decoding: the KV cache and each row's attention mask (left padding).
+ * Positions follow transformers: {@code cumsum(mask) * mask - 1}, so padding does not shift a row's positions.
+ */
+public final class OptSession implements DecoderSession {
+    /** What a masked score becomes: torch.finfo(float32).min, as transformers uses. */
+    static final float MASKED = -Float.MAX_VALUE;
+
+    private final OptForCausalLM model;
+    private final NDManager manager;
+    private final KvCache cache;
+    private int[][] mask;   // (B, S) 1 real, 0 padding
+    private int[] realCount; // per row, the number of real tokens so far
+    private final float[][] promptLogits; // (B, V) logits after the last prompt position
+
+    OptSession(OptForCausalLM model, NDManager manager, float[] inputsEmbeds, int[][] attentionMask) {
+        this.model = model;
+        this.manager = manager;
+        this.cache = new KvCache(manager, model.config().numHiddenLayers());
+        int b = attentionMask.length;
+        int t = attentionMask[0].length;
+        this.mask = new int[b][];
+        this.realCount = new int[b];
+        int[][] positions = new int[b][t];
+        for (int i = 0; i < b; i++) {
+            mask[i] = attentionMask[i].clone();
+            int c = 0;
+            for (int j = 0; j < t; j++) {
+                c += mask[i][j];
+                positions[i][j] = c * mask[i][j] - 1;
+            }
+            realCount[i] = c;
+        }
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.wordEmbedDim());   // (B, T, W)
+            NDArray m = Ops.create(scope, additiveMask(mask, 0, t), b, 1, t, t);        // (B, 1, T, T)
+            NDArray h = model.forward(x, positions, m, cache);                           // (B, T, W)
+            this.promptLogits = lastRowLogits(h);
+        }
+    }
+
+    /** Runs the prompt again and returns its logits at every position, [B][T][V] (for parity checks). */
+    public static float[][][] fullLogits(OptForCausalLM model, float[] inputsEmbeds, int[][] attentionMask) {
+        int b = attentionMask.length;
+        int t = attentionMask[0].length;
+        try (NDManager scope = model.manager().newSubManager(); KvCache c = new KvCache(scope, model.config().numHiddenLayers())) {
+            int[][] positions = new int[b][t];
+            for (int i = 0; i < b; i++) {
+                int n = 0;
+                for (int j = 0; j < t; j++) {
+                    n += attentionMask[i][j];
+                    positions[i][j] = n * attentionMask[i][j] - 1;
+                }
+            }
+            NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.wordEmbedDim());
+            NDArray m = Ops.create(scope, additiveMask(attentionMask, 0, t), b, 1, t, t);
+            float[] flat = model.logits(model.forward(x, positions, m, c)).toFloatArray(); // (B, T, V)
+            int v = model.config().vocabSize();
+            float[][][] out = new float[b][t][];
+            for (int i = 0; i < b; i++) {
+                for (int j = 0; j < t; j++) {
+                    out[i][j] = Arrays.copyOfRange(flat, (i * t + j) * v, (i * t + j + 1) * v);
+                }
+            }
+            return out;
+        }
+    }
+
+    /**
+     * The additive mask [B, 1, T, S] for T new positions after {@code past} cached ones: causal, and padding
+     * keys masked.
+     */
+    static float[] additiveMask(int[][] mask, int past, int t) {
+        int b = mask.length;
+        int s = past + t;
+        float[] out = new float[b * t * s];
+        for (int i = 0; i < b; i++) {
+            for (int q = 0; q < t; q++) {
+                int base = (i * t + q) * s;
+                for (int k = 0; k < s; k++) {
+                    boolean visible = k <= past + q && mask[i][k] == 1;
+                    out[base + k] = visible ? 0f : MASKED;
+                }
+            }
+        }
+        return out;
+    }
+
+    private float[][] lastRowLogits(NDArray hidden) {
+        long t = hidden.getShape().get(1);
+        NDArray last = hidden.get(new NDIndex(":, {}:{}, :", t - 1, t)); // (B, 1, W)
+        float[] flat = model.logits(last).toFloatArray();                 // (B, 1, V)
+        int v = model.config().vocabSize();
+        int b = (int) hidden.getShape().get(0);
+        float[][] out = new float[b][];
+        for (int i = 0; i < b; i++) {
+            out[i] = Arrays.copyOfRange(flat, i * v, (i + 1) * v);
+        }
+        return out;
+    }
+
+    @Override
+    public int rows() {
+        return mask.length;
+    }
+
+    @Override
+    public int vocabSize() {
+        return model.config().vocabSize();
+    }
+
+    @Override
+    public float[][] promptLogits() {
+        return promptLogits;
+    }
+
+    @Override
+    public float[][] step(int[] tokens) {
+        int b = mask.length;
+        if (tokens.length != b) {
+            throw new IllegalArgumentException("expected " + b + " tokens, got " + tokens.length);
+        }
+        int past = mask[0].length;
+        int w = model.wordEmbedDim();
+        float[] emb = new float[b * w];
+        int[][] positions = new int[b][1];
+        for (int i = 0; i < b; i++) {
+            model.embedToken(tokens[i], emb, i * w);
+            mask[i] = Arrays.copyOf(mask[i], past + 1);
+            mask[i][past] = 1;
+            positions[i][0] = realCount[i]; // cumsum(mask) - 1 at the new position
+            realCount[i]++;
+        }
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray x = Ops.create(scope, emb, b, 1, w);                                  // (B, 1, W)
+            NDArray m = Ops.create(scope, additiveMask(mask, past, 1), b, 1, 1, past + 1); // (B, 1, 1, S)
+            return lastRowLogits(model.forward(x, positions, m, cache));
+        }
+    }
+
+    @Override
+    public void reorder(int[] rows) {
+        cache.reorder(rows);
+        int[][] m = new int[rows.length][];
+        int[] c = new int[rows.length];
+        for (int i = 0; i < rows.length; i++) {
+            m[i] = mask[rows[i]].clone();
+            c[i] = realCount[rows[i]];
+        }
+        mask = m;
+        realCount = c;
+    }
+
+    @Override
+    public void close() {
+        cache.close();
+        manager.close();
+    }
+}

@@ -1,0 +1,218 @@
+package io.blip2stream.model.weights;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.ShortBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * The tensors of a Hugging Face checkpoint folder: {@code model.safetensors}, or the shards listed in
+ * {@code model.safetensors.index.json}. Tensors are memory-mapped; F16, BF16 and F64 are converted to float32 one
+ * tensor at a time, off the heap. Every load names the tensor and checks its shape.
+ */
+public final class Weights implements AutoCloseable {
+
+    private final Path dir;
+    private final List<SafetensorsFile> files;
+    private final Map<String, SafetensorsFile.Entry> entries;
+
+    private Weights(Path dir, List<SafetensorsFile> files, Map<String, SafetensorsFile.Entry> entries) {
+        this.dir = dir;
+        this.files = files;
+        this.entries = entries;
+    }
+
+    public static Weights open(Path modelDir) throws IOException {
+        Path single = modelDir.resolve("model.safetensors");
+        Path index = modelDir.resolve("model.safetensors.index.json");
+        List<Path> paths = new ArrayList<>();
+        if (Files.exists(index)) {
+            JsonNode map = new ObjectMapper().readTree(index.toFile()).get("weight_map");
+            if (map == null) {
+                throw new IOException(index + " has no weight_map");
+            }
+            TreeSet<String> shards = new TreeSet<>();
+            for (Iterator<JsonNode> it = map.elements(); it.hasNext(); ) {
+                shards.add(it.next().asText());
+            }
+            for (String s : shards) {
+                paths.add(modelDir.resolve(s));
+            }
+        } else if (Files.exists(single)) {
+            paths.add(single);
+        } else {
+            throw new IOException("no weights in " + modelDir
+                    + " (expected model.safetensors or model.safetensors.index.json)");
+        }
+        List<SafetensorsFile> files = new ArrayList<>();
+        Map<String, SafetensorsFile.Entry> entries = new LinkedHashMap<>();
+        try {
+            for (Path p : paths) {
+                if (!Files.exists(p)) {
+                    throw new IOException("missing weight shard " + p);
+                }
+                SafetensorsFile f = SafetensorsFile.open(p);
+                files.add(f);
+                entries.putAll(f.entries());
+            }
+        } catch (IOException | RuntimeException e) {
+            for (SafetensorsFile f : files) {
+                f.close();
+            }
+            throw e;
+        }
+        return new Weights(modelDir, files, entries);
+    }
+
+    public boolean contains(String name) {
+        return entries.containsKey(name);
+    }
+
+    public long[] shape(String name) {
+        return entry(name).shape().clone();
+    }
+
+    public java.util.Set<String> names() {
+        return entries.keySet();
+    }
+
+    /** A float32 array holding the tensor, in {@code manager}; fails naming the tensor if absent or mis-shaped. */
+    public NDArray load(NDManager manager, String name, long... expectedShape) {
+        SafetensorsFile.Entry e = entry(name);
+        checkShape(e, expectedShape);
+        ByteBuffer data = float32(e);
+        return manager.create(data, new Shape(e.shape()), DataType.FLOAT32);
+    }
+
+    /** The tensor as a float32 buffer (memory-mapped when the checkpoint stores F32; converted off-heap otherwise). */
+    public FloatBuffer floats(String name, long... expectedShape) {
+        SafetensorsFile.Entry e = entry(name);
+        checkShape(e, expectedShape);
+        return float32(e).asFloatBuffer();
+    }
+
+    private SafetensorsFile.Entry entry(String name) {
+        SafetensorsFile.Entry e = entries.get(name);
+        if (e == null) {
+            throw new IllegalArgumentException("checkpoint " + dir + " has no tensor '" + name + "'" + nearby(name));
+        }
+        return e;
+    }
+
+    private String nearby(String name) {
+        int dot = name.lastIndexOf('.');
+        String prefix = dot > 0 ? name.substring(0, dot) : name;
+        List<String> similar = new ArrayList<>();
+        for (String k : entries.keySet()) {
+            if (k.startsWith(prefix) && similar.size() < 5) {
+                similar.add(k);
+            }
+        }
+        return similar.isEmpty() ? "" : " (tensors under " + prefix + ": " + similar + ")";
+    }
+
+    private static void checkShape(SafetensorsFile.Entry e, long[] expected) {
+        if (expected != null && expected.length > 0 && !Arrays.equals(e.shape(), expected)) {
+            throw new IllegalArgumentException("tensor '" + e.name() + "' has shape " + Arrays.toString(e.shape())
+                    + " but the config implies " + Arrays.toString(expected));
+        }
+    }
+
+    private ByteBuffer float32(SafetensorsFile.Entry e) {
+        ByteBuffer raw = e.file().map(e);
+        switch (e.dtype()) {
+            case "F32":
+                return raw;
+            case "BF16": {
+                ShortBuffer in = raw.asShortBuffer();
+                ByteBuffer out = ByteBuffer.allocateDirect(in.remaining() * 4).order(ByteOrder.LITTLE_ENDIAN);
+                FloatBuffer o = out.asFloatBuffer();
+                while (in.hasRemaining()) {
+                    o.put(Float.intBitsToFloat((in.get() & 0xffff) << 16));
+                }
+                return out;
+            }
+            case "F16": {
+                ShortBuffer in = raw.asShortBuffer();
+                ByteBuffer out = ByteBuffer.allocateDirect(in.remaining() * 4).order(ByteOrder.LITTLE_ENDIAN);
+                FloatBuffer o = out.asFloatBuffer();
+                while (in.hasRemaining()) {
+                    o.put(Half.toFloat(in.get()));
+                }
+                return out;
+            }
+            case "F64": {
+                java.nio.DoubleBuffer in = raw.asDoubleBuffer();
+                ByteBuffer out = ByteBuffer.allocateDirect(in.remaining() * 4).order(ByteOrder.LITTLE_ENDIAN);
+                FloatBuffer o = out.asFloatBuffer();
+                while (in.hasRemaining()) {
+                    o.put((float) in.get());
+                }
+                return out;
+            }
+            default:
+                throw new IllegalArgumentException("tensor '" + e.name() + "' has unsupported dtype " + e.dtype());
+        }
+    }
+
+    @Override
+    public void close() {
+        for (SafetensorsFile f : files) {
+            try {
+                f.close();
+            } catch (IOException ex) {
+                throw new UncheckedIOException(ex);
+            }
+        }
+    }
+
+    /** IEEE 754 half precision to float ({@code Float.float16ToFloat} arrived in JDK 20). */
+    static final class Half {
+        private Half() {}
+
+        static float toFloat(short h) {
+            int bits = h & 0xffff;
+            int sign = (bits & 0x8000) << 16;
+            int exp = (bits >>> 10) & 0x1f;
+            int mant = bits & 0x3ff;
+            if (exp == 0x1f) {
+                return Float.intBitsToFloat(sign | 0x7f800000 | (mant << 13));
+            }
+            if (exp == 0) {
+                if (mant == 0) {
+                    return Float.intBitsToFloat(sign);
+                }
+                // subnormal: value = mant * 2^-24
+                float v = mant * 0x1p-24f;
+                return sign != 0 ? -v : v;
+            }
+            return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
+        }
+    }
+
+    /** For diagnostics: tensor name to dtype. */
+    public Map<String, String> dtypes() {
+        Map<String, String> m = new HashMap<>();
+        entries.forEach((k, v) -> m.put(k, v.dtype()));
+        return m;
+    }
+}

@@ -1,0 +1,116 @@
+package io.blip2stream.model;
+
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
+import io.blip2stream.engine.Engines;
+import io.blip2stream.model.generation.GenerationParams;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Parity with transformers 5.17 on blip2-opt-tiny: every intermediate tensor, the prompt logits, greedy and beam ids. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class OptParityTest {
+    static final String FIXTURE = "blip2-opt-tiny";
+
+    NDManager manager;
+    Blip2Model model;
+    final Map<Integer, Blip2Model.ImageFeatures> features = new HashMap<>();
+
+    abstract Engines.Kind engine();
+
+    @BeforeAll
+    void load() throws Exception {
+        manager = Engines.newManager(engine());
+        model = Blip2Model.load(Fixtures.model(FIXTURE), manager);
+    }
+
+    @AfterAll
+    void close() {
+        model.close();
+        manager.close();
+    }
+
+    Blip2Model.ImageFeatures features(int image) {
+        return features.computeIfAbsent(image, i -> model.encodeImages(List.of(model.preprocess(Fixtures.image(FIXTURE, i))), true));
+    }
+
+    int imageOf(JsonNode c) {
+        return Integer.parseInt(c.get("name").asText().substring(3, 4));
+    }
+
+    static void assertClose(String what, float[] expected, float[] actual) {
+        double diff = Fixtures.maxAbsDiff(expected, actual);
+        double tol = Fixtures.tolerance(expected);
+        System.out.printf("%s max abs diff %.3g (tolerance %.3g)%n", what, diff, tol);
+        assertTrue(diff < tol, what + ": max abs diff " + diff + " over tolerance " + tol);
+    }
+
+    @Test
+    void pixelValuesMatchPillow() {
+        for (JsonNode c : Fixtures.cases(FIXTURE)) {
+            String n = c.get("name").asText();
+            float[] px = model.preprocess(Fixtures.image(FIXTURE, imageOf(c)));
+            double diff = Fixtures.maxAbsDiff(Fixtures.tensor(FIXTURE, n + ".pixel_values").values(), px);
+            assertTrue(diff <= 5e-7, n + " pixel_values differ by " + diff);
+        }
+    }
+
+    @Test
+    void imageSideMatches() {
+        for (JsonNode c : Fixtures.cases(FIXTURE)) {
+            String n = c.get("name").asText();
+            Blip2Model.ImageFeatures f = features(imageOf(c));
+            assertClose(n + ".vision_last_hidden_state", Fixtures.tensor(FIXTURE, n + ".vision_last_hidden_state").values(), f.visionLastHiddenState());
+            assertClose(n + ".qformer_last_hidden_state", Fixtures.tensor(FIXTURE, n + ".qformer_last_hidden_state").values(), f.qformerLastHiddenState());
+            assertClose(n + ".language_projection", Fixtures.tensor(FIXTURE, n + ".language_projection").values(), f.languageProjection());
+        }
+    }
+
+    @Test
+    void promptLogitsMatch() {
+        for (JsonNode c : Fixtures.cases(FIXTURE)) {
+            String n = c.get("name").asText();
+            Blip2Model.ImageFeatures f = features(imageOf(c));
+            String prompt = c.get("prompt").isNull() ? null : c.get("prompt").asText();
+            assertArrayEquals(Fixtures.ints(c.get("text_input_ids")), model.promptIds(prompt), n + " text ids");
+            float[][] logits = model.promptLogits(new Blip2Model.GenerationRequest(f.languageProjection(), prompt));
+            int v = logits[0].length;
+            float[] flat = new float[logits.length * v];
+            for (int i = 0; i < logits.length; i++) {
+                System.arraycopy(logits[i], 0, flat, i * v, v);
+            }
+            assertClose(n + ".logits", Fixtures.tensor(FIXTURE, n + ".logits").values(), flat);
+        }
+    }
+
+    @Test
+    void greedyIdsMatch() {
+        for (JsonNode c : Fixtures.cases(FIXTURE)) {
+            String n = c.get("name").asText();
+            String prompt = c.get("prompt").isNull() ? null : c.get("prompt").asText();
+            var r = model.generate(List.of(new Blip2Model.GenerationRequest(features(imageOf(c)).languageProjection(), prompt)),
+                    GenerationParams.greedy(12), Blip2Model.TextListener.NONE).get(0);
+            assertArrayEquals(Fixtures.ints(c.get("greedy_new_tokens")), r.tokenIds(), n + " greedy ids");
+        }
+    }
+
+    @Test
+    void beamIdsMatch() {
+        for (JsonNode c : Fixtures.cases(FIXTURE)) {
+            String n = c.get("name").asText();
+            String prompt = c.get("prompt").isNull() ? null : c.get("prompt").asText();
+            var r = model.generate(List.of(new Blip2Model.GenerationRequest(features(imageOf(c)).languageProjection(), prompt)),
+                    GenerationParams.builder().maxNewTokens(8).numBeams(3).build(), Blip2Model.TextListener.NONE).get(0);
+            assertArrayEquals(Fixtures.ints(c.get("beam3_new_tokens")), r.tokenIds(), n + " beam ids");
+        }
+    }
+}
