@@ -42,15 +42,8 @@ public final class Blip2Model implements AutoCloseable {
     public record ImageFeatures(int batch,
                                 float[] visionLastHiddenState,  // (B, S, E), null unless asked for
                                 float[] qformerLastHiddenState, // (B, Q, D), null unless asked for
-                                float[] languageProjection,     // (B, Q, W)
-                                long visionNanos, long qformerNanos) {
-
-        /** The soft visual prompt of image {@code i}, [Q, W]. */
-        public float[] visualPrompt(int i, int queries, int width) {
-            int n = queries * width;
-            return java.util.Arrays.copyOfRange(languageProjection, i * n, (i + 1) * n);
-        }
-    }
+                                float[] languageProjection,     // (B, Q, L), L = the language model's hidden size
+                                long visionNanos, long qformerNanos) {}
 
     /** One row to generate: the image's soft visual prompt [Q, W] and a text prompt (null: start from BOS). */
     public record GenerationRequest(float[] visualPrompt, String prompt) {}
@@ -154,9 +147,27 @@ public final class Blip2Model implements AutoCloseable {
         return config.numQueryTokens();
     }
 
-    /** W, the width of one soft-prompt vector. */
+    /** W, the width of one soft-prompt vector (the language model's input embeddings). */
     public int languageWidth() {
         return languageModel.wordEmbedDim();
+    }
+
+    /** L, the width of the language projection's output (the language model's hidden size). */
+    public int projectionWidth() {
+        return languageModel.config().hiddenSize();
+    }
+
+    /**
+     * The soft visual prompt of image {@code i} of {@code features}, [Q, W]: its projected queries, which stand
+     * where the image tokens are. When W equals L (every released BLIP-2 checkpoint) that is the projection
+     * itself. An OPT with {@code word_embed_proj_dim != hidden_size} (opt-350m's layout) has narrower input
+     * embeddings than the projection; transformers' {@code masked_scatter} then fills the image positions with
+     * the first Q*W values of the projection, and so does this, image by image.
+     */
+    public float[] visualPrompt(ImageFeatures features, int i) {
+        int q = config.numQueryTokens();
+        int per = q * projectionWidth();
+        return java.util.Arrays.copyOfRange(features.languageProjection(), i * per, i * per + q * languageWidth());
     }
 
     public int eosTokenId() {

@@ -25,7 +25,11 @@ public final class Fixtures {
         }
     }
 
+    /** A fixture folder: under hf-transformers-5.17 (the shared ones) or, for "extra/NAME", extra-transformers-5.17. */
     public static Path dir(String name) {
+        if (name.startsWith("extra/")) {
+            return root().resolveSibling("extra-transformers-5.17").resolve(name.substring(6));
+        }
         return root().resolve(name);
     }
 
@@ -48,8 +52,12 @@ public final class Fixtures {
     }
 
     public static byte[] image(String name, int i) {
+        return file(name, "image" + i + ".png");
+    }
+
+    public static byte[] file(String name, String file) {
         try {
-            return Files.readAllBytes(dir(name).resolve("image" + i + ".png"));
+            return Files.readAllBytes(dir(name).resolve(file));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

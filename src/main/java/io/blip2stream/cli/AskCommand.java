@@ -1,0 +1,28 @@
+package io.blip2stream.cli;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.util.concurrent.Callable;
+
+@Command(name = "ask", mixinStandardHelpOptions = true,
+        description = "Answer a question about an image (\"Question: {q} Answer:\" for OPT).")
+final class AskCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions model;
+
+    @Mixin
+    GenerateOptions generate;
+
+    @Option(names = "--question", required = true, paramLabel = "Q")
+    String question;
+
+    @Override
+    public Integer call() throws Exception {
+        if (question.isBlank()) {
+            throw new Main.UserError("--question is empty");
+        }
+        return GenerateRunner.run(model, generate, m -> m.vqaPrompt(question));
+    }
+}

@@ -1,0 +1,65 @@
+package io.blip2stream.cli;
+
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.engine.Engines;
+import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.generation.GenerationParams;
+
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/** Runs one caption or question from the command line, streaming the text or printing JSON. */
+final class GenerateRunner {
+    private GenerateRunner() {}
+
+    interface PromptFor {
+        String prompt(Blip2Model model);
+    }
+
+    static int run(ModelOptions m, GenerateOptions g, PromptFor promptFor) throws Exception {
+        m.checkModel();
+        GenerationParams params = g.params();
+        byte[] image = m.readImage();
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        try (NDManager manager = Engines.newManager(m.engineKind());
+             Blip2Model model = Blip2Model.load(m.model, manager)) {
+            String prompt = promptFor.prompt(model);
+            long t0 = System.nanoTime();
+            float[] pixels = model.preprocess(image);
+            long t1 = System.nanoTime();
+            Blip2Model.ImageFeatures f = model.encodeImages(List.of(pixels), false);
+            Blip2Model.TextListener listener = g.json ? Blip2Model.TextListener.NONE
+                    : (row, index, tokenId, text) -> out.print(text);
+            Blip2Model.GenerationResult r = model.generate(
+                    List.of(new Blip2Model.GenerationRequest(model.visualPrompt(f, 0), prompt)),
+                    params, listener).get(0);
+            if (g.json) {
+                ObjectMapper mapper = new ObjectMapper();
+                ObjectNode o = mapper.createObjectNode();
+                o.put("text", r.text());
+                var ids = o.putArray("token_ids");
+                for (int id : r.tokenIds()) {
+                    ids.add(id);
+                }
+                o.put("finish_reason", r.finishReason().wireName());
+                ObjectNode t = o.putObject("timings");
+                t.put("preprocess", ms(t1 - t0));
+                t.put("vision", ms(f.visionNanos()));
+                t.put("qformer", ms(f.qformerNanos()));
+                t.put("prefill", ms(r.prefillNanos()));
+                t.put("decode", ms(r.decodeNanos()));
+                out.println(mapper.writeValueAsString(o));
+            } else {
+                out.println();
+            }
+        }
+        return 0;
+    }
+
+    static double ms(long nanos) {
+        return Math.round(nanos / 1e4) / 100.0;
+    }
+}

@@ -1,0 +1,71 @@
+package io.blip2stream.cli;
+
+import io.blip2stream.engine.Engines;
+import io.blip2stream.model.image.ImageDecodeException;
+import io.blip2stream.model.image.ImageDecoder;
+import io.blip2stream.model.image.RgbImage;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Options every model command shares, and the checks made before the engine starts. */
+final class ModelOptions {
+    @Option(names = "--model", required = true, paramLabel = "DIR",
+            description = "a BLIP-2 checkpoint folder in the Hugging Face layout")
+    Path model;
+
+    @Option(names = "--image", required = true, paramLabel = "FILE", description = "a PNG, JPEG, BMP or GIF image")
+    Path image;
+
+    @Option(names = "--engine", paramLabel = "ENGINE", defaultValue = "${env:BLIP2_ENGINE:-tensorflow}",
+            description = "tensorflow (default) or pytorch")
+    String engine;
+
+    Engines.Kind engineKind() {
+        try {
+            return Engines.Kind.parse(engine);
+        } catch (IllegalArgumentException e) {
+            throw new Main.UserError(e.getMessage());
+        }
+    }
+
+    /** Fails with one line if the folder is not a checkpoint: checked before any engine starts. */
+    void checkModel() {
+        if (!Files.isDirectory(model)) {
+            throw new Main.UserError("model folder " + model + " does not exist");
+        }
+        if (!Files.exists(model.resolve("config.json"))) {
+            throw new Main.UserError("model folder " + model + " has no config.json");
+        }
+        if (!Files.exists(model.resolve("model.safetensors")) && !Files.exists(model.resolve("model.safetensors.index.json"))) {
+            throw new Main.UserError("model folder " + model + " has no weights (model.safetensors or model.safetensors.index.json)");
+        }
+        if (!Files.exists(model.resolve("tokenizer.json"))) {
+            throw new Main.UserError("model folder " + model + " has no tokenizer.json");
+        }
+    }
+
+    /** The image's bytes, decoded once to fail early with one line. */
+    byte[] readImage() {
+        if (!Files.isRegularFile(image)) {
+            throw new Main.UserError("image file " + image + " does not exist");
+        }
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(image);
+        } catch (IOException e) {
+            throw new Main.UserError("cannot read image file " + image + ": " + e.getMessage());
+        }
+        try {
+            RgbImage decoded = new ImageDecoder().decode(bytes);
+            if (decoded.width() <= 0) {
+                throw new ImageDecodeException("empty image");
+            }
+        } catch (ImageDecodeException e) {
+            throw new Main.UserError("unreadable image " + image + ": " + e.getMessage());
+        }
+        return bytes;
+    }
+}
