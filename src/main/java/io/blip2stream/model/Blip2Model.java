@@ -238,30 +238,16 @@ public final class Blip2Model implements AutoCloseable {
      */
     public List<GenerationResult> generate(List<GenerationRequest> requests, GenerationParams params, TextListener listener) {
         int b = requests.size();
-        int q = config.numQueryTokens();
-        int[][] textIds = new int[b][];
         int[][] processorIds = new int[b][];
-        int t = 0;
-        for (int i = 0; i < b; i++) {
-            textIds[i] = promptIds(requests.get(i).prompt());
-            processorIds[i] = processorView(textIds[i]);
-            t = Math.max(t, q + textIds[i].length);
-        }
-        int maxPositions = languageModel.config().maxPositionEmbeddings();
-        if (t + params.maxNewTokens() > maxPositions) {
-            throw new IllegalArgumentException("prompt of " + t + " positions plus max_new_tokens " + params.maxNewTokens()
-                    + " exceeds the language model's " + maxPositions + " positions");
-        }
-        int[][] mask = new int[b][t];
-        float[] embeds = inputsEmbeds(requests, textIds, t, mask);
         IncrementalDecoder[] decoders = new IncrementalDecoder[b];
         for (int i = 0; i < b; i++) {
+            processorIds[i] = processorView(promptIds(requests.get(i).prompt()));
             decoders[i] = new IncrementalDecoder(tokenizer);
         }
         long t0 = System.nanoTime();
         List<Generated> generated;
         long t1;
-        try (DecoderSession session = languageModel.start(embeds, mask)) {
+        try (DecoderSession session = startSession(requests, params.maxNewTokens())) {
             t1 = System.nanoTime();
             generated = Generator.generate(session, processorIds, params, eosTokenId(), new TokenListener() {
                 @Override
@@ -285,9 +271,44 @@ public final class Blip2Model implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Runs the prompts of a batch through the language model (the prefill) and returns the session that decodes
+     * after them; the caller closes it.
+     *
+     * @param maxNewTokens how many positions the session may add (checked against the model's positions)
+     */
+    public DecoderSession startSession(List<GenerationRequest> requests, int maxNewTokens) {
+        int b = requests.size();
+        int q = config.numQueryTokens();
+        int[][] textIds = new int[b][];
+        int t = 0;
+        for (int i = 0; i < b; i++) {
+            textIds[i] = promptIds(requests.get(i).prompt());
+            t = Math.max(t, q + textIds[i].length);
+        }
+        int maxPositions = languageModel.config().maxPositionEmbeddings();
+        if (t + maxNewTokens > maxPositions) {
+            throw new IllegalArgumentException("prompt of " + t + " positions plus max_new_tokens " + maxNewTokens
+                    + " exceeds the language model's " + maxPositions + " positions");
+        }
+        int[][] mask = new int[b][t];
+        float[] embeds = inputsEmbeds(requests, textIds, t, mask);
+        return languageModel.start(embeds, mask);
+    }
+
     /** The prompt's logits at every position, [T][V] (for parity checks against transformers). */
     public float[][] promptLogits(GenerationRequest request) {
-        int[][] textIds = {promptIds(request.prompt())};
+        return promptLogits(request, new int[0]);
+    }
+
+    /**
+     * Logits at every position of the prompt followed by {@code continuation}, computed in one pass without a
+     * KV cache, [T + n][V]: what cached decoding must reproduce.
+     */
+    public float[][] promptLogits(GenerationRequest request, int[] continuation) {
+        int[] prompt = promptIds(request.prompt());
+        int[][] textIds = {java.util.Arrays.copyOf(prompt, prompt.length + continuation.length)};
+        System.arraycopy(continuation, 0, textIds[0], prompt.length, continuation.length);
         int t = config.numQueryTokens() + textIds[0].length;
         int[][] mask = new int[1][t];
         float[] embeds = inputsEmbeds(List.of(request), textIds, t, mask);

@@ -1,0 +1,141 @@
+package io.blip2stream.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.blip2stream.model.Fixtures;
+import io.blip2stream.model.weights.SafetensorsFile;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.FloatBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The packaged program, run with {@code java -jar target/blip2-stream.jar} exactly as the README says. */
+class CommandLineIT {
+    static final String FIXTURE = "blip2-opt-tiny";
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path tmp;
+
+    record Run(int exit, String out, String err) {
+        List<String> errLines() {
+            List<String> l = new ArrayList<>();
+            for (String s : err.split("\n")) {
+                if (!s.isBlank()) {
+                    l.add(s);
+                }
+            }
+            return l;
+        }
+    }
+
+    static Run run(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-jar", System.getProperty("blip2.jar", "target/blip2-stream.jar")));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).start();
+        var out = p.getInputStream().readAllBytes();
+        var err = p.getErrorStream().readAllBytes();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+        return new Run(p.exitValue(), new String(out, StandardCharsets.UTF_8), new String(err, StandardCharsets.UTF_8));
+    }
+
+    static String model() {
+        return Fixtures.model(FIXTURE).toString();
+    }
+
+    static String image(int i) {
+        return Fixtures.dir(FIXTURE).resolve("image" + i + ".png").toString();
+    }
+
+    @Test
+    void captionJsonGivesTransformersIdsOnBothEngines() throws Exception {
+        JsonNode c = Fixtures.cases(FIXTURE).get(0); // img0_p0: BOS only
+        for (String engine : List.of("tensorflow", "pytorch")) {
+            Run greedy = run("caption", "--model", model(), "--image", image(0), "--max-new-tokens", "12", "--json", "--engine", engine);
+            assertEquals(0, greedy.exit(), greedy.err());
+            String[] lines = greedy.out().strip().split("\n");
+            assertEquals(1, lines.length, "one line of JSON: " + greedy.out());
+            JsonNode o = JSON.readTree(lines[0]);
+            assertEquals(c.get("greedy_new_tokens"), o.get("token_ids"), engine);
+            assertEquals("length", o.get("finish_reason").asText());
+            assertTrue(o.get("text").isTextual());
+            for (String t : List.of("preprocess", "vision", "qformer", "prefill", "decode")) {
+                assertTrue(o.get("timings").get(t).asDouble() >= 0, t);
+            }
+            Run beam = run("caption", "--model", model(), "--image", image(0), "--num-beams", "3", "--max-new-tokens", "8", "--json",
+                    "--engine", engine);
+            assertEquals(0, beam.exit(), beam.err());
+            assertEquals(c.get("beam3_new_tokens"), JSON.readTree(beam.out().strip()).get("token_ids"), engine);
+        }
+    }
+
+    @Test
+    void askUsesTheVqaTemplate() throws Exception {
+        JsonNode c = Fixtures.cases(FIXTURE).get(3); // img1_p1: "Question: what color is the circle? Answer:"
+        Run r = run("ask", "--model", model(), "--image", image(1), "--question", "what color is the circle?",
+                "--max-new-tokens", "12", "--json");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(c.get("greedy_new_tokens"), JSON.readTree(r.out().strip()).get("token_ids"));
+        Run plain = run("ask", "--model", model(), "--image", image(1), "--question", "what color is the circle?",
+                "--max-new-tokens", "12");
+        assertEquals(0, plain.exit(), plain.err());
+        assertTrue(plain.out().startsWith(" green"), "streams the text: " + plain.out());
+    }
+
+    @Test
+    void embedWritesTheImageSideTensors() throws Exception {
+        Path out = tmp.resolve("e.safetensors");
+        Run r = run("embed", "--model", model(), "--image", image(2), "--out", out.toString());
+        assertEquals(0, r.exit(), r.err());
+        try (SafetensorsFile f = SafetensorsFile.open(out)) {
+            for (String t : List.of("pixel_values", "vision_last_hidden_state", "qformer_last_hidden_state", "language_projection")) {
+                SafetensorsFile.Entry e = f.entries().get(t);
+                Fixtures.Tensor expected = Fixtures.tensor(FIXTURE, "img2_p0." + t);
+                assertEquals(java.util.Arrays.toString(expected.shape()), java.util.Arrays.toString(e.shape()), t);
+                FloatBuffer fb = f.map(e).asFloatBuffer();
+                float[] v = new float[fb.remaining()];
+                fb.get(v);
+                assertTrue(Fixtures.maxAbsDiff(expected.values(), v) < Fixtures.tolerance(expected.values()), t);
+            }
+        }
+    }
+
+    @Test
+    void userErrorsAreOneLineOnStderrAndANonZeroExit() throws Exception {
+        Path empty = Files.createDirectories(tmp.resolve("empty"));
+        Files.copy(Fixtures.model(FIXTURE).resolve("config.json"), empty.resolve("config.json"));
+        Path notImage = Files.writeString(tmp.resolve("x.png"), "hello");
+        List<String[]> cases = List.of(
+                new String[] {"caption", "--model", model(), "--image", tmp.resolve("missing.png").toString()},
+                new String[] {"caption", "--model", tmp.resolve("nowhere").toString(), "--image", image(0)},
+                new String[] {"caption", "--model", empty.toString(), "--image", image(0)},
+                new String[] {"caption", "--model", model(), "--image", notImage.toString()},
+                new String[] {"caption", "--model", model(), "--image", image(0), "--frobnicate"},
+                new String[] {"ask", "--model", model(), "--image", image(0)},
+                new String[] {"caption", "--model", model(), "--image", image(0), "--top-p", "2"},
+                new String[] {"embed", "--model", model(), "--image", image(0)});
+        for (String[] args : cases) {
+            Run r = run(args);
+            assertNotEquals(0, r.exit(), String.join(" ", args));
+            assertEquals(1, r.errLines().size(), String.join(" ", args) + " -> " + r.err());
+            assertTrue(r.errLines().get(0).startsWith("error: "), r.err());
+            assertEquals("", r.out().strip());
+        }
+    }
+
+    static String read(Path p) throws IOException {
+        return Files.readString(p);
+    }
+}

@@ -1,0 +1,167 @@
+package io.blip2stream.model;
+
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
+import io.blip2stream.engine.Engines;
+import io.blip2stream.model.generation.DecoderSession;
+import io.blip2stream.model.generation.FinishReason;
+import io.blip2stream.model.generation.GenerationParams;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Batching, the KV cache and sampling on blip2-opt-tiny (TensorFlow, the default engine). */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class GenerationTest {
+    static final String FIXTURE = "blip2-opt-tiny";
+    NDManager manager;
+    Blip2Model model;
+    List<JsonNode> cases;
+    List<Blip2Model.GenerationRequest> requests = new ArrayList<>();
+
+    @BeforeAll
+    void load() throws Exception {
+        manager = Engines.newManager(Engines.Kind.TENSORFLOW);
+        model = Blip2Model.load(Fixtures.model(FIXTURE), manager);
+        cases = Fixtures.cases(FIXTURE);
+        List<float[]> pixels = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            pixels.add(model.preprocess(Fixtures.image(FIXTURE, i)));
+        }
+        Blip2Model.ImageFeatures f = model.encodeImages(pixels, false); // the three images in one batch
+        for (JsonNode c : cases) {
+            int image = Integer.parseInt(c.get("name").asText().substring(3, 4));
+            String prompt = c.get("prompt").isNull() ? null : c.get("prompt").asText();
+            requests.add(new Blip2Model.GenerationRequest(model.visualPrompt(f, image), prompt));
+        }
+    }
+
+    @AfterAll
+    void close() {
+        model.close();
+        manager.close();
+    }
+
+    @Test
+    void batchedImageEncodingEqualsOneAtATime() {
+        Blip2Model.ImageFeatures one = model.encodeImages(List.of(model.preprocess(Fixtures.image(FIXTURE, 2))), false);
+        float[] batched = requests.get(4).visualPrompt(); // img2_p0
+        assertTrue(Fixtures.maxAbsDiff(model.visualPrompt(one, 0), batched) < 1e-5);
+    }
+
+    @Test
+    void aBatchOfPromptsOfDifferentLengthsGivesTheIdsOfOneAtATime() {
+        // six rows, prompts of 1 and 11 tokens, left-padded to one length: greedy and beam
+        var greedy = model.generate(requests, GenerationParams.greedy(12), Blip2Model.TextListener.NONE);
+        var beam = model.generate(requests, GenerationParams.builder().maxNewTokens(8).numBeams(3).build(),
+                Blip2Model.TextListener.NONE);
+        for (int i = 0; i < cases.size(); i++) {
+            String n = cases.get(i).get("name").asText();
+            assertArrayEquals(Fixtures.ints(cases.get(i).get("greedy_new_tokens")), greedy.get(i).tokenIds(), n + " greedy in a batch");
+            assertArrayEquals(Fixtures.ints(cases.get(i).get("beam3_new_tokens")), beam.get(i).tokenIds(), n + " beam in a batch");
+            var alone = model.generate(List.of(requests.get(i)), GenerationParams.greedy(12), Blip2Model.TextListener.NONE).get(0);
+            assertArrayEquals(alone.tokenIds(), greedy.get(i).tokenIds(), n);
+            assertEquals(alone.text(), greedy.get(i).text(), n);
+        }
+    }
+
+    @Test
+    void kvCacheDecodingEqualsFullRecomputation() {
+        for (Blip2Model.GenerationRequest req : List.of(requests.get(0), requests.get(3))) {
+            int steps = 10;
+            int[] generated = new int[steps];
+            try (DecoderSession s = model.startSession(List.of(req), steps)) {
+                float[] logits = s.promptLogits()[0];
+                for (int k = 0; k < steps; k++) {
+                    int[] prefix = java.util.Arrays.copyOf(generated, k);
+                    float[][] full = model.promptLogits(req, prefix);
+                    float[] last = full[full.length - 1];
+                    double diff = Fixtures.maxAbsDiff(last, logits);
+                    assertTrue(diff < 1e-4, "step " + k + ": cached and recomputed logits differ by " + diff);
+                    generated[k] = argmax(logits);
+                    logits = s.step(new int[] {generated[k]})[0];
+                }
+            }
+        }
+    }
+
+    @Test
+    void seededSamplingIsReproducibleAndBatchIndependent() {
+        GenerationParams p = GenerationParams.builder().maxNewTokens(12).doSample(true).temperature(1.3).topK(40)
+                .topP(0.95).seed(42L).build();
+        var a = model.generate(requests.subList(0, 2), p, Blip2Model.TextListener.NONE);
+        var b = model.generate(requests.subList(0, 2), p, Blip2Model.TextListener.NONE);
+        var alone = model.generate(requests.subList(1, 2), p, Blip2Model.TextListener.NONE);
+        assertArrayEquals(a.get(0).tokenIds(), b.get(0).tokenIds());
+        assertArrayEquals(a.get(1).tokenIds(), b.get(1).tokenIds());
+        assertArrayEquals(alone.get(0).tokenIds(), a.get(1).tokenIds(), "a row samples the same in a batch and alone");
+        List<int[]> seen = new ArrayList<>();
+        for (long seed = 1; seed <= 5; seed++) {
+            seen.add(model.generate(requests.subList(0, 1), p.toBuilder().seed(seed).build(), Blip2Model.TextListener.NONE)
+                    .get(0).tokenIds());
+        }
+        boolean differ = false;
+        for (int[] s : seen) {
+            differ |= !java.util.Arrays.equals(s, seen.get(0));
+        }
+        assertTrue(differ, "different seeds give different samples");
+        // top-k 1 leaves only the greedy choice
+        var topOne = model.generate(requests.subList(0, 1), p.toBuilder().topK(1).build(), Blip2Model.TextListener.NONE);
+        assertArrayEquals(Fixtures.ints(cases.get(0).get("greedy_new_tokens")), topOne.get(0).tokenIds());
+    }
+
+    @Test
+    void tokensStreamInOrderWithTheirText() {
+        List<Integer> ids = new ArrayList<>();
+        StringBuilder text = new StringBuilder();
+        var r = model.generate(requests.subList(1, 2), GenerationParams.greedy(12), (row, index, tokenId, piece) -> {
+            assertEquals(ids.size(), index);
+            ids.add(tokenId);
+            text.append(piece);
+        }).get(0);
+        assertArrayEquals(r.tokenIds(), ids.stream().mapToInt(Integer::intValue).toArray());
+        assertTrue(r.text().startsWith(text.toString()), "streamed pieces are a prefix of the final text");
+        assertEquals(FinishReason.LENGTH, r.finishReason());
+    }
+
+    @Test
+    void cancellingARowStopsItAndNoOther() {
+        var cancelled = model.generate(requests.subList(0, 2), GenerationParams.greedy(12), new Blip2Model.TextListener() {
+            int seen;
+
+            @Override
+            public void onToken(int row, int index, int tokenId, String text) {
+                seen++;
+            }
+
+            @Override
+            public boolean isCancelled(int row) {
+                return row == 0 && seen >= 3;
+            }
+        });
+        assertEquals(FinishReason.CANCELLED, cancelled.get(0).finishReason());
+        assertTrue(cancelled.get(0).tokenIds().length <= 3, "stops within a step of the cancel");
+        assertArrayEquals(Fixtures.ints(cases.get(1).get("greedy_new_tokens")), cancelled.get(1).tokenIds(),
+                "the other row goes on unchanged");
+        assertNotEquals(FinishReason.CANCELLED, cancelled.get(1).finishReason());
+    }
+
+    static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+}
