@@ -24,8 +24,10 @@ final class GenerateRunner {
         GenerationParams params = g.params();
         byte[] image = m.readImage();
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        long load0 = System.nanoTime();
         try (NDManager manager = Engines.newManager(m.engineKind());
              Blip2Model model = Blip2Model.load(m.model, manager)) {
+            long loadNanos = System.nanoTime() - load0;
             String prompt = promptFor.prompt(model);
             long t0 = System.nanoTime();
             float[] pixels = model.preprocess(image);
@@ -54,6 +56,9 @@ final class GenerateRunner {
                 out.println(mapper.writeValueAsString(o));
             } else {
                 out.println();
+            }
+            if (m.stats) {
+                Stats.print(loadNanos);
             }
         }
         return 0;

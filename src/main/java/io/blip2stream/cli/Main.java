@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "blip2-stream", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "BLIP-2 captioning, visual question answering and image embeddings on the JVM.",
-        subcommands = {CaptionCommand.class, AskCommand.class, EmbedCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {CaptionCommand.class, AskCommand.class, EmbedCommand.class, SyntheticCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     /** Exit status of a usage or input error. */

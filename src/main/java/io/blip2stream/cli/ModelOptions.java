@@ -23,6 +23,9 @@ final class ModelOptions {
             description = "tensorflow (default) or pytorch")
     String engine;
 
+    @Option(names = "--stats", description = "print load time, peak heap and peak RSS on stderr")
+    boolean stats;
+
     Engines.Kind engineKind() {
         try {
             return Engines.Kind.parse(engine);

@@ -5,19 +5,18 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** The parts of {@code generation_config.json} that change what {@code generate} does when a caller says nothing. */
-public record GenerationDefaults(Integer eosTokenId, Integer padTokenId, Integer maxNewTokens, Integer numBeams,
-                                 Double lengthPenalty, Double repetitionPenalty) {
+/**
+ * The special tokens of {@code generation_config.json}, which take precedence over the text config's, as in
+ * transformers. A list of EOS ids keeps its first.
+ */
+public record GenerationDefaults(Integer eosTokenId, Integer padTokenId) {
 
     public static GenerationDefaults load(Path modelDir) {
         Path f = modelDir.resolve("generation_config.json");
         if (!Files.exists(f)) {
-            return new GenerationDefaults(null, null, null, null, null, null);
+            return new GenerationDefaults(null, null);
         }
         JsonNode n = Json.read(f);
-        return new GenerationDefaults(Json.optInt(n, "eos_token_id"), Json.optInt(n, "pad_token_id"),
-                Json.optInt(n, "max_new_tokens"), Json.optInt(n, "num_beams"),
-                n.hasNonNull("length_penalty") ? n.get("length_penalty").asDouble() : null,
-                n.hasNonNull("repetition_penalty") ? n.get("repetition_penalty").asDouble() : null);
+        return new GenerationDefaults(Json.optInt(n, "eos_token_id"), Json.optInt(n, "pad_token_id"));
     }
 }

@@ -7,6 +7,11 @@ import io.blip2stream.model.weights.Weights;
 /** torch.nn.LayerNorm over the last axis. weight and bias [D], or null when the norm has no affine part. */
 public record LayerNorm(NDArray weight, NDArray bias, float eps) {
 
+    /** A norm without learned scale and shift ({@code elementwise_affine=False}). */
+    public static LayerNorm plain(double eps) {
+        return new LayerNorm(null, null, (float) eps);
+    }
+
     public static LayerNorm load(Weights w, NDManager m, String prefix, long dim, double eps) {
         NDArray g = w.contains(prefix + ".weight") ? w.load(m, prefix + ".weight", dim) : null;
         NDArray b = w.contains(prefix + ".bias") ? w.load(m, prefix + ".bias", dim) : null;

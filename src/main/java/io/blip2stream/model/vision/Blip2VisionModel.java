@@ -50,7 +50,7 @@ public final class Blip2VisionModel {
         long p = c.patchSize();
         String e = prefix + ".embeddings";
         NDArray patch = w.load(m, e + ".patch_embedding.weight", d, 3, p, p);
-        NDArray patchT = patch.reshape(d, 3 * p * p).transpose(1, 0).add(0f); // (C*P*P, D)
+        NDArray patchT = Ops.transposeOwned(patch.reshape(d, 3 * p * p)); // (C*P*P, D)
         patch.close();
         Embeddings emb = new Embeddings(patchT,
                 w.load(m, e + ".patch_embedding.bias", d),

@@ -17,7 +17,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -207,12 +206,5 @@ public final class Weights implements AutoCloseable {
             }
             return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
         }
-    }
-
-    /** For diagnostics: tensor name to dtype. */
-    public Map<String, String> dtypes() {
-        Map<String, String> m = new HashMap<>();
-        entries.forEach((k, v) -> m.put(k, v.dtype()));
-        return m;
     }
 }

@@ -66,28 +66,27 @@ public final class OptForCausalLM {
                 c.maxPositionEmbeddings() + OptConfig.POSITION_OFFSET, d);
         Linear in = wd != d ? Linear.load(w, m, dec + ".project_in", wd, d, false) : null;
         Linear out = wd != d ? Linear.load(w, m, dec + ".project_out", d, wd, false) : null;
+        boolean affine = c.layerNormElementwiseAffine();
         List<DecoderLayer> layers = new ArrayList<>();
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String l = dec + ".layers." + i;
             layers.add(new DecoderLayer(
-                    LayerNorm.load(w, m, l + ".self_attn_layer_norm", d, eps),
+                    affine ? LayerNorm.load(w, m, l + ".self_attn_layer_norm", d, eps) : LayerNorm.plain(eps),
                     new Attention(
                             Linear.load(w, m, l + ".self_attn.q_proj", d, d, bias),
                             Linear.load(w, m, l + ".self_attn.k_proj", d, d, bias),
                             Linear.load(w, m, l + ".self_attn.v_proj", d, d, bias),
                             Linear.load(w, m, l + ".self_attn.out_proj", d, d, bias)),
-                    LayerNorm.load(w, m, l + ".final_layer_norm", d, eps),
+                    affine ? LayerNorm.load(w, m, l + ".final_layer_norm", d, eps) : LayerNorm.plain(eps),
                     Linear.load(w, m, l + ".fc1", d, c.ffnDim(), bias),
                     Linear.load(w, m, l + ".fc2", c.ffnDim(), d, bias)));
         }
-        LayerNorm fin = c.doLayerNormBefore() && !c.removeFinalLayerNorm()
-                ? LayerNorm.load(w, m, dec + ".final_layer_norm", d, eps) : null;
+        LayerNorm fin = !c.doLayerNormBefore() || c.removeFinalLayerNorm() ? null
+                : affine ? LayerNorm.load(w, m, dec + ".final_layer_norm", d, eps) : LayerNorm.plain(eps);
         // the LM head: tied to the token embeddings unless the checkpoint says otherwise and has its own
         String head = !c.tieWordEmbeddings() && w.contains(prefix + ".lm_head.weight")
                 ? prefix + ".lm_head.weight" : dec + ".embed_tokens.weight";
-        NDArray e = w.load(m, head, v, wd);
-        NDArray headT = e.transpose(1, 0).add(0f); // (W, V)
-        e.close();
+        NDArray headT = Ops.transposeOwned(w.load(m, head, v, wd)); // (W, V)
         return new OptForCausalLM(c, tokens, positions, in, out, layers, fin, headT, m);
     }
 

@@ -1,0 +1,299 @@
+package io.blip2stream.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * Writes a BLIP-2 OPT checkpoint with random weights in the Hugging Face layout, at named sizes, for benchmarks
+ * and memory measurements of models that cannot be downloaded here. Weights are N(0, 1/fan_in) (layer-norm
+ * weights 1, biases 0), so activations stay finite; the captions are noise.
+ */
+public final class SyntheticCheckpoint {
+
+    /** Shapes: vision (hidden, intermediate, layers, heads, patch), Q-Former (hidden, layers, heads, intermediate),
+     *  queries, OPT (hidden, layers, heads, ffn, vocab, word_embed_proj_dim, pre-LN). */
+    public enum Size {
+        TINY(64, 128, 2, 4, 14, 64, 4, 4, 128, 8, 64, 2, 4, 128, 401, 64, true),
+        SMALL(768, 3072, 12, 12, 16, 768, 12, 12, 3072, 32, 768, 12, 12, 3072, 50272, 768, true),
+        BASE(1024, 4096, 24, 16, 14, 768, 12, 12, 3072, 32, 1024, 24, 16, 4096, 50272, 512, false),
+        OPT_2_7B(1408, 6144, 39, 16, 14, 768, 12, 12, 3072, 32, 2560, 32, 32, 10240, 50272, 2560, true);
+
+        final int vHidden, vInter, vLayers, vHeads, patch, qHidden, qLayers, qHeads, qInter, queries;
+        final int tHidden, tLayers, tHeads, tFfn, vocab, wordEmbedProjDim;
+        final boolean preLn;
+
+        Size(int vHidden, int vInter, int vLayers, int vHeads, int patch, int qHidden, int qLayers, int qHeads, int qInter,
+             int queries, int tHidden, int tLayers, int tHeads, int tFfn, int vocab, int wordEmbedProjDim, boolean preLn) {
+            this.vHidden = vHidden;
+            this.vInter = vInter;
+            this.vLayers = vLayers;
+            this.vHeads = vHeads;
+            this.patch = patch;
+            this.qHidden = qHidden;
+            this.qLayers = qLayers;
+            this.qHeads = qHeads;
+            this.qInter = qInter;
+            this.queries = queries;
+            this.tHidden = tHidden;
+            this.tLayers = tLayers;
+            this.tHeads = tHeads;
+            this.tFfn = tFfn;
+            this.vocab = vocab;
+            this.wordEmbedProjDim = wordEmbedProjDim;
+            this.preLn = preLn;
+        }
+
+        public static Size parse(String s) {
+            return valueOf(s.toUpperCase(Locale.ROOT).replace('-', '_').replace('.', '_'));
+        }
+    }
+
+    private record Tensor(String name, long[] shape, Kind kind) {
+        long numel() {
+            long n = 1;
+            for (long d : shape) {
+                n *= d;
+            }
+            return n;
+        }
+    }
+
+    private enum Kind { WEIGHT, ONES, ZEROS, EMBEDDING }
+
+    private SyntheticCheckpoint() {}
+
+    /**
+     * @param dtype F32 or BF16
+     * @return the number of parameters written
+     */
+    public static long write(Path dir, Size s, String dtype, long seed) throws IOException {
+        Files.createDirectories(dir);
+        List<Tensor> tensors = tensors(s);
+        int bytes = switch (dtype) {
+            case "F32" -> 4;
+            case "BF16" -> 2;
+            default -> throw new IllegalArgumentException("dtype must be F32 or BF16");
+        };
+        ObjectMapper m = new ObjectMapper();
+        writeConfig(dir, s, m);
+        // shards of at most 2 GB, as transformers writes them
+        List<List<Tensor>> shards = new ArrayList<>();
+        long limit = 2L << 30;
+        long cur = 0;
+        for (Tensor t : tensors) {
+            long b = t.numel() * bytes;
+            if (shards.isEmpty() || cur + b > limit) {
+                shards.add(new ArrayList<>());
+                cur = 0;
+            }
+            shards.get(shards.size() - 1).add(t);
+            cur += b;
+        }
+        ObjectNode index = m.createObjectNode();
+        index.putObject("metadata");
+        ObjectNode map = index.putObject("weight_map");
+        SplittableRandom rng = new SplittableRandom(seed);
+        long params = 0;
+        for (int i = 0; i < shards.size(); i++) {
+            String name = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+            params += writeShard(dir.resolve(name), shards.get(i), dtype, bytes, rng, m);
+            for (Tensor t : shards.get(i)) {
+                map.put(t.name(), name);
+            }
+        }
+        m.writerWithDefaultPrettyPrinter().writeValue(dir.resolve("model.safetensors.index.json").toFile(), index);
+        try (InputStream in = SyntheticCheckpoint.class.getResourceAsStream("/synthetic/tokenizer.json")) {
+            Files.write(dir.resolve("tokenizer.json"), in.readAllBytes());
+        }
+        Files.writeString(dir.resolve("preprocessor_config.json"), "{\"do_convert_rgb\":true,\"do_normalize\":true,"
+                + "\"do_rescale\":true,\"do_resize\":true,\"image_mean\":[0.48145466,0.4578275,0.40821073],"
+                + "\"image_std\":[0.26862954,0.26130258,0.27577711],\"resample\":3,\"rescale_factor\":0.00392156862745098,"
+                + "\"size\":{\"height\":224,\"width\":224}}");
+        return params;
+    }
+
+    private static long writeShard(Path file, List<Tensor> tensors, String dtype, int bytes, SplittableRandom rng,
+                                   ObjectMapper m) throws IOException {
+        ObjectNode header = m.createObjectNode();
+        header.putObject("__metadata__").put("format", "pt");
+        long off = 0;
+        for (Tensor t : tensors) {
+            ObjectNode o = header.putObject(t.name());
+            o.put("dtype", dtype);
+            var sh = o.putArray("shape");
+            for (long d : t.shape()) {
+                sh.add(d);
+            }
+            long len = t.numel() * bytes;
+            o.putArray("data_offsets").add(off).add(off + len);
+            off += len;
+        }
+        byte[] json = m.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
+        int pad = (8 - json.length % 8) % 8;
+        long params = 0;
+        try (OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(file), 1 << 20)) {
+            out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(json.length + pad).array());
+            out.write(json);
+            for (int i = 0; i < pad; i++) {
+                out.write(' ');
+            }
+            ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+            for (Tensor t : tensors) {
+                long n = t.numel();
+                params += n;
+                double std = t.kind() == Kind.EMBEDDING ? 0.02 : 1.0 / Math.sqrt(t.shape()[t.shape().length - 1]);
+                for (long k = 0; k < n; k++) {
+                    float v = switch (t.kind()) {
+                        case ONES -> 1f;
+                        case ZEROS -> 0f;
+                        default -> (float) (gaussian(rng) * std);
+                    };
+                    if (bytes == 4) {
+                        buf.putFloat(v);
+                    } else {
+                        buf.putShort((short) (Float.floatToIntBits(v) >>> 16));
+                    }
+                    if (!buf.hasRemaining()) {
+                        out.write(buf.array(), 0, buf.position());
+                        buf.clear();
+                    }
+                }
+            }
+            out.write(buf.array(), 0, buf.position());
+        }
+        return params;
+    }
+
+    /** A cheap approximately normal draw (sum of uniforms): speed matters for billions of values. */
+    private static double gaussian(SplittableRandom r) {
+        return (r.nextDouble() + r.nextDouble() + r.nextDouble() - 1.5) * 2.0;
+    }
+
+    private static List<Tensor> tensors(Size s) {
+        List<Tensor> t = new ArrayList<>();
+        long vd = s.vHidden;
+        int grid = 224 / s.patch;
+        t.add(new Tensor("vision_model.embeddings.class_embedding", new long[] {1, 1, vd}, Kind.EMBEDDING));
+        t.add(new Tensor("vision_model.embeddings.patch_embedding.weight", new long[] {vd, 3, s.patch, s.patch}, Kind.WEIGHT));
+        t.add(new Tensor("vision_model.embeddings.patch_embedding.bias", new long[] {vd}, Kind.ZEROS));
+        t.add(new Tensor("vision_model.embeddings.position_embedding", new long[] {1, grid * grid + 1, vd}, Kind.EMBEDDING));
+        for (int i = 0; i < s.vLayers; i++) {
+            String p = "vision_model.encoder.layers." + i;
+            layerNorm(t, p + ".layer_norm1", vd);
+            linear(t, p + ".self_attn.qkv", vd, 3 * vd);
+            linear(t, p + ".self_attn.projection", vd, vd);
+            layerNorm(t, p + ".layer_norm2", vd);
+            linear(t, p + ".mlp.fc1", vd, s.vInter);
+            linear(t, p + ".mlp.fc2", s.vInter, vd);
+        }
+        layerNorm(t, "vision_model.post_layernorm", vd);
+        long qd = s.qHidden;
+        t.add(new Tensor("query_tokens", new long[] {1, s.queries, qd}, Kind.EMBEDDING));
+        layerNorm(t, "qformer.layernorm", qd);
+        for (int i = 0; i < s.qLayers; i++) {
+            String p = "qformer.encoder.layer." + i;
+            attention(t, p + ".attention", qd, qd);
+            if (i % 2 == 0) {
+                attention(t, p + ".crossattention", qd, vd);
+            }
+            linear(t, p + ".intermediate_query.dense", qd, s.qInter);
+            linear(t, p + ".output_query.dense", s.qInter, qd);
+            layerNorm(t, p + ".output_query.LayerNorm", qd);
+        }
+        linear(t, "language_projection", qd, s.tHidden);
+        String d = "language_model.model.decoder";
+        long h = s.tHidden;
+        t.add(new Tensor(d + ".embed_tokens.weight", new long[] {s.vocab, s.wordEmbedProjDim}, Kind.EMBEDDING));
+        t.add(new Tensor(d + ".embed_positions.weight", new long[] {2048 + 2, h}, Kind.EMBEDDING));
+        if (s.wordEmbedProjDim != h) {
+            t.add(new Tensor(d + ".project_in.weight", new long[] {h, s.wordEmbedProjDim}, Kind.WEIGHT));
+            t.add(new Tensor(d + ".project_out.weight", new long[] {s.wordEmbedProjDim, h}, Kind.WEIGHT));
+        }
+        for (int i = 0; i < s.tLayers; i++) {
+            String p = d + ".layers." + i;
+            for (String proj : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
+                linear(t, p + ".self_attn." + proj, h, h);
+            }
+            layerNorm(t, p + ".self_attn_layer_norm", h);
+            linear(t, p + ".fc1", h, s.tFfn);
+            linear(t, p + ".fc2", s.tFfn, h);
+            layerNorm(t, p + ".final_layer_norm", h);
+        }
+        if (s.preLn) {
+            layerNorm(t, d + ".final_layer_norm", h);
+        }
+        return t;
+    }
+
+    private static void attention(List<Tensor> t, String p, long d, long kv) {
+        linear(t, p + ".attention.query", d, d);
+        linear(t, p + ".attention.key", kv, d);
+        linear(t, p + ".attention.value", kv, d);
+        linear(t, p + ".output.dense", d, d);
+        layerNorm(t, p + ".output.LayerNorm", d);
+    }
+
+    private static void linear(List<Tensor> t, String p, long in, long out) {
+        t.add(new Tensor(p + ".weight", new long[] {out, in}, Kind.WEIGHT));
+        t.add(new Tensor(p + ".bias", new long[] {out}, Kind.ZEROS));
+    }
+
+    private static void layerNorm(List<Tensor> t, String p, long d) {
+        t.add(new Tensor(p + ".weight", new long[] {d}, Kind.ONES));
+        t.add(new Tensor(p + ".bias", new long[] {d}, Kind.ZEROS));
+    }
+
+    private static void writeConfig(Path dir, Size s, ObjectMapper m) throws IOException {
+        Map<String, Object> vision = new LinkedHashMap<>();
+        vision.put("hidden_size", s.vHidden);
+        vision.put("intermediate_size", s.vInter);
+        vision.put("num_hidden_layers", s.vLayers);
+        vision.put("num_attention_heads", s.vHeads);
+        vision.put("patch_size", s.patch);
+        vision.put("image_size", 224);
+        vision.put("layer_norm_eps", 1e-6);
+        vision.put("qkv_bias", false);
+        Map<String, Object> qformer = new LinkedHashMap<>();
+        qformer.put("hidden_size", s.qHidden);
+        qformer.put("num_hidden_layers", s.qLayers);
+        qformer.put("num_attention_heads", s.qHeads);
+        qformer.put("intermediate_size", s.qInter);
+        qformer.put("encoder_hidden_size", s.vHidden);
+        qformer.put("cross_attention_frequency", 2);
+        Map<String, Object> text = new LinkedHashMap<>();
+        text.put("model_type", "opt");
+        text.put("hidden_size", s.tHidden);
+        text.put("num_hidden_layers", s.tLayers);
+        text.put("num_attention_heads", s.tHeads);
+        text.put("ffn_dim", s.tFfn);
+        text.put("vocab_size", s.vocab);
+        text.put("word_embed_proj_dim", s.wordEmbedProjDim);
+        text.put("do_layer_norm_before", s.preLn);
+        text.put("max_position_embeddings", 2048);
+        text.put("tie_word_embeddings", true);
+        Map<String, Object> cfg = new LinkedHashMap<>();
+        cfg.put("architectures", List.of("Blip2ForConditionalGeneration"));
+        cfg.put("model_type", "blip-2");
+        cfg.put("num_query_tokens", s.queries);
+        cfg.put("vision_config", vision);
+        cfg.put("qformer_config", qformer);
+        cfg.put("text_config", text);
+        cfg.put("synthetic", "random weights written by blip2-stream; captions are noise");
+        m.writerWithDefaultPrettyPrinter().writeValue(dir.resolve("config.json").toFile(), cfg);
+    }
+}
