@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Times one caption through the command line, several runs per engine, and prints medians.
+# usage: load-tests/caption-timing.sh MODEL_DIR IMAGE [RUNS] [extra caption options...]
+# Each run is a fresh JVM: "wall" includes JVM start, engine start and model load; the other columns are the
+# program's own timings (--json) and --stats. Needs target/blip2-stream.jar (mvn package -DskipTests).
+set -euo pipefail
+model=$1; image=$2; runs=${3:-5}; shift 3 || true
+jar="$(dirname "$0")/../target/blip2-stream.jar"
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+printf "%-10s %5s %9s %9s %9s %9s %9s %9s %9s %10s\n" engine runs wall_ms load_ms preproc vision qformer prefill decode peak_heap
+for engine in tensorflow pytorch; do
+  tmp=$(mktemp -d)
+  for i in $(seq "$runs"); do
+    start=$(date +%s%N)
+    java -jar "$jar" caption --model "$model" --image "$image" --json --stats --engine "$engine" "$@" \
+      >"$tmp/out.$i" 2>"$tmp/err.$i"
+    end=$(date +%s%N)
+    echo $(( (end - start) / 1000000 )) >>"$tmp/wall"
+    grep -o '"[a-z]*":[0-9.]*' "$tmp/out.$i" | tr -d '"' | awk -F: -v d="$tmp" '{print $2 >> (d "/" $1)}'
+    sed -n 's/.*load \([0-9]*\) ms, peak heap \([0-9]*\) MB.*/\1 \2/p' "$tmp/err.$i" | awk -v d="$tmp" '{print $1 >> (d "/load"); print $2 >> (d "/heap")}'
+  done
+  printf "%-10s %5s %9s %9s %9s %9s %9s %9s %9s %8sMB\n" "$engine" "$runs" "$(median <"$tmp/wall")" "$(median <"$tmp/load")" \
+    "$(median <"$tmp/preprocess")" "$(median <"$tmp/vision")" "$(median <"$tmp/qformer")" "$(median <"$tmp/prefill")" \
+    "$(median <"$tmp/decode")" "$(median <"$tmp/heap")"
+  rm -rf "$tmp"
+done
