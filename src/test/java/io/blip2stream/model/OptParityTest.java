@@ -60,6 +60,7 @@ abstract class OptParityTest {
             String n = c.get("name").asText();
             float[] px = model.preprocess(Fixtures.image(FIXTURE, imageOf(c)));
             double diff = Fixtures.maxAbsDiff(Fixtures.tensor(FIXTURE, n + ".pixel_values").values(), px);
+            System.out.printf("%s.pixel_values max abs diff %.3g (tolerance 5e-7)%n", n, diff);
             assertTrue(diff <= 5e-7, n + " pixel_values differ by " + diff);
         }
     }
