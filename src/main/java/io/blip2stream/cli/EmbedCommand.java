@@ -26,14 +26,14 @@ final class EmbedCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         model.checkModel();
-        byte[] image = model.readImage();
+        ModelOptions.Image image = model.readImage();
         Path parent = out.toAbsolutePath().getParent();
         if (parent != null && !Files.isDirectory(parent)) {
             throw new Main.UserError("output folder " + parent + " does not exist");
         }
         try (NDManager manager = Engines.newManager(model.engineKind());
              Blip2Model m = Blip2Model.load(model.model, manager)) {
-            float[] px = m.preprocess(image);
+            float[] px = m.processor().preprocess(image.rgb());
             Blip2Model.ImageFeatures f = m.encodeImages(List.of(px), true);
             var c = m.config();
             int h = m.processor().height();

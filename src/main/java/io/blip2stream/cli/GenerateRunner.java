@@ -22,7 +22,7 @@ final class GenerateRunner {
     static int run(ModelOptions m, GenerateOptions g, PromptFor promptFor) throws Exception {
         m.checkModel();
         GenerationParams params = g.params();
-        byte[] image = m.readImage();
+        ModelOptions.Image image = m.readImage();
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long load0 = System.nanoTime();
         try (NDManager manager = Engines.newManager(m.engineKind());
@@ -30,8 +30,8 @@ final class GenerateRunner {
             long loadNanos = System.nanoTime() - load0;
             String prompt = promptFor.prompt(model);
             long t0 = System.nanoTime();
-            float[] pixels = model.preprocess(image);
-            long t1 = System.nanoTime();
+            float[] pixels = model.processor().preprocess(image.rgb());
+            long preprocessNanos = image.decodeNanos() + System.nanoTime() - t0;
             Blip2Model.ImageFeatures f = model.encodeImages(List.of(pixels), false);
             Blip2Model.TextListener listener = g.json ? Blip2Model.TextListener.NONE
                     : (row, index, tokenId, text) -> out.print(text);
@@ -48,7 +48,7 @@ final class GenerateRunner {
                 }
                 o.put("finish_reason", r.finishReason().wireName());
                 ObjectNode t = o.putObject("timings");
-                t.put("preprocess", ms(t1 - t0));
+                t.put("preprocess", ms(preprocessNanos));
                 t.put("vision", ms(f.visionNanos()));
                 t.put("qformer", ms(f.qformerNanos()));
                 t.put("prefill", ms(r.prefillNanos()));

@@ -50,8 +50,10 @@ final class ModelOptions {
         }
     }
 
-    /** The image's bytes, decoded once to fail early with one line. */
-    byte[] readImage() {
+    /** The image, decoded before any engine starts so that a bad file fails early with one line. */
+    record Image(RgbImage rgb, long decodeNanos) {}
+
+    Image readImage() {
         if (!Files.isRegularFile(image)) {
             throw new Main.UserError("image file " + image + " does not exist");
         }
@@ -62,13 +64,11 @@ final class ModelOptions {
             throw new Main.UserError("cannot read image file " + image + ": " + e.getMessage());
         }
         try {
+            long t0 = System.nanoTime();
             RgbImage decoded = new ImageDecoder().decode(bytes);
-            if (decoded.width() <= 0) {
-                throw new ImageDecodeException("empty image");
-            }
+            return new Image(decoded, System.nanoTime() - t0);
         } catch (ImageDecodeException e) {
             throw new Main.UserError("unreadable image " + image + ": " + e.getMessage());
         }
-        return bytes;
     }
 }

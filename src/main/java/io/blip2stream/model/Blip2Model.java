@@ -238,16 +238,18 @@ public final class Blip2Model implements AutoCloseable {
      */
     public List<GenerationResult> generate(List<GenerationRequest> requests, GenerationParams params, TextListener listener) {
         int b = requests.size();
+        int[][] textIds = new int[b][];
         int[][] processorIds = new int[b][];
         IncrementalDecoder[] decoders = new IncrementalDecoder[b];
         for (int i = 0; i < b; i++) {
-            processorIds[i] = processorView(promptIds(requests.get(i).prompt()));
+            textIds[i] = promptIds(requests.get(i).prompt());
+            processorIds[i] = processorView(textIds[i]);
             decoders[i] = new IncrementalDecoder(tokenizer);
         }
         long t0 = System.nanoTime();
         List<Generated> generated;
         long t1;
-        try (DecoderSession session = startSession(requests, params.maxNewTokens())) {
+        try (DecoderSession session = startSession(requests, textIds, params.maxNewTokens())) {
             t1 = System.nanoTime();
             generated = Generator.generate(session, processorIds, params, eosTokenId(), new TokenListener() {
                 @Override
@@ -278,12 +280,18 @@ public final class Blip2Model implements AutoCloseable {
      * @param maxNewTokens how many positions the session may add (checked against the model's positions)
      */
     public DecoderSession startSession(List<GenerationRequest> requests, int maxNewTokens) {
+        int[][] textIds = new int[requests.size()][];
+        for (int i = 0; i < textIds.length; i++) {
+            textIds[i] = promptIds(requests.get(i).prompt());
+        }
+        return startSession(requests, textIds, maxNewTokens);
+    }
+
+    private DecoderSession startSession(List<GenerationRequest> requests, int[][] textIds, int maxNewTokens) {
         int b = requests.size();
         int q = config.numQueryTokens();
-        int[][] textIds = new int[b][];
         int t = 0;
         for (int i = 0; i < b; i++) {
-            textIds[i] = promptIds(requests.get(i).prompt());
             t = Math.max(t, q + textIds[i].length);
         }
         int maxPositions = languageModel.config().maxPositionEmbeddings();
