@@ -4,6 +4,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "ask", mixinStandardHelpOptions = true,
@@ -15,6 +16,9 @@ final class AskCommand implements Callable<Integer> {
     @Mixin
     GenerateOptions generate;
 
+    @Option(names = "--image", required = true, paramLabel = "FILE", description = "a PNG, JPEG, BMP or GIF image")
+    Path image;
+
     @Option(names = "--question", required = true, paramLabel = "Q")
     String question;
 
@@ -23,6 +27,6 @@ final class AskCommand implements Callable<Integer> {
         if (question.isBlank()) {
             throw new Main.UserError("--question is empty");
         }
-        return GenerateRunner.run(model, generate, m -> m.vqaPrompt(question));
+        return GenerateRunner.run(model, image, generate, m -> m.vqaPrompt(question));
     }
 }

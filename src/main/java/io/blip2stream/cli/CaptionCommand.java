@@ -4,6 +4,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "caption", mixinStandardHelpOptions = true,
@@ -15,11 +16,14 @@ final class CaptionCommand implements Callable<Integer> {
     @Mixin
     GenerateOptions generate;
 
+    @Option(names = "--image", required = true, paramLabel = "FILE", description = "a PNG, JPEG, BMP or GIF image")
+    Path image;
+
     @Option(names = "--prompt", paramLabel = "TEXT", description = "text the caption continues, such as \"a photo of\"")
     String prompt;
 
     @Override
     public Integer call() throws Exception {
-        return GenerateRunner.run(model, generate, m -> prompt);
+        return GenerateRunner.run(model, image, generate, m -> prompt);
     }
 }

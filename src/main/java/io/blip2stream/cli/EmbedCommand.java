@@ -3,6 +3,7 @@ package io.blip2stream.cli;
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.config.Blip2Config;
 import io.blip2stream.model.weights.SafetensorsWriter;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -14,36 +15,57 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "embed", mixinStandardHelpOptions = true,
-        description = "Write the image side's tensors (pixel_values, vision_last_hidden_state, "
-                + "qformer_last_hidden_state, language_projection; float32, batch 1) to a safetensors file.")
+        description = {"Write tensors of an image and/or a text to a safetensors file (float32, batch 1).",
+                "--image: pixel_values, vision_last_hidden_state, qformer_last_hidden_state, and language_projection "
+                        + "(generation checkpoints) or image_embeds [1, queries, dim] (retrieval checkpoints).",
+                "--text (retrieval checkpoints): text_embeds [1, dim]."})
 final class EmbedCommand implements Callable<Integer> {
     @Mixin
     ModelOptions model;
+
+    @Option(names = "--image", paramLabel = "FILE", description = "a PNG, JPEG, BMP or GIF image")
+    Path image;
+
+    @Option(names = "--text", paramLabel = "T", description = "a text to embed (retrieval checkpoints)")
+    String text;
 
     @Option(names = "--out", required = true, paramLabel = "FILE.safetensors")
     Path out;
 
     @Override
     public Integer call() throws Exception {
-        model.checkModel();
-        ModelOptions.Image image = model.readImage();
+        Blip2Config c = model.checkModel();
+        if (image == null && text == null) {
+            throw new Main.UserError("embed needs --image, --text or both");
+        }
+        if (text != null && !c.isRetrieval()) {
+            throw new Main.UserError(model.model + " is not a retrieval checkpoint: --text needs one");
+        }
+        ModelOptions.Image img = image == null ? null : ModelOptions.readImage(image);
         Path parent = out.toAbsolutePath().getParent();
         if (parent != null && !Files.isDirectory(parent)) {
             throw new Main.UserError("output folder " + parent + " does not exist");
         }
         try (NDManager manager = Engines.newManager(model.engineKind());
              Blip2Model m = Blip2Model.load(model.model, manager)) {
-            float[] px = m.processor().preprocess(image.rgb());
-            Blip2Model.ImageFeatures f = m.encodeImages(List.of(px), true);
-            var c = m.config();
-            int h = m.processor().height();
-            int w = m.processor().width();
-            new SafetensorsWriter()
-                    .put("pixel_values", px, 1, 3, h, w)
-                    .put("vision_last_hidden_state", f.visionLastHiddenState(), 1, c.vision().numPositions(), c.vision().hiddenSize())
-                    .put("qformer_last_hidden_state", f.qformerLastHiddenState(), 1, c.numQueryTokens(), c.qformer().hiddenSize())
-                    .put("language_projection", f.languageProjection(), 1, c.numQueryTokens(), m.projectionWidth())
-                    .write(out);
+            SafetensorsWriter w = new SafetensorsWriter();
+            int q = c.numQueryTokens();
+            if (img != null) {
+                float[] px = m.processor().preprocess(img.rgb());
+                Blip2Model.ImageFeatures f = m.encodeImages(List.of(px), true);
+                w.put("pixel_values", px, 1, 3, m.processor().height(), m.processor().width())
+                        .put("vision_last_hidden_state", f.visionLastHiddenState(), 1, c.vision().numPositions(), c.vision().hiddenSize())
+                        .put("qformer_last_hidden_state", f.qformerLastHiddenState(), 1, q, c.qformer().hiddenSize());
+                if (m.canGenerate()) {
+                    w.put("language_projection", f.languageProjection(), 1, q, m.projectionWidth());
+                } else {
+                    w.put("image_embeds", f.imageEmbeds(), 1, q, m.embeddingSize());
+                }
+            }
+            if (text != null) {
+                w.put("text_embeds", m.embedTexts(List.of(text)), 1, m.embeddingSize());
+            }
+            w.write(out);
         }
         return 0;
     }

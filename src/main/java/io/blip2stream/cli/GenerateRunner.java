@@ -9,6 +9,7 @@ import io.blip2stream.model.generation.GenerationParams;
 
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.List;
 
 /** Runs one caption or question from the command line, streaming the text or printing JSON. */
@@ -19,10 +20,10 @@ final class GenerateRunner {
         String prompt(Blip2Model model);
     }
 
-    static int run(ModelOptions m, GenerateOptions g, PromptFor promptFor) throws Exception {
-        m.checkModel();
+    static int run(ModelOptions m, Path imageFile, GenerateOptions g, PromptFor promptFor) throws Exception {
+        m.checkGenerationModel();
         GenerationParams params = g.params();
-        ModelOptions.Image image = m.readImage();
+        ModelOptions.Image image = ModelOptions.readImage(imageFile);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long load0 = System.nanoTime();
         try (NDManager manager = Engines.newManager(m.engineKind());

@@ -1,6 +1,7 @@
 package io.blip2stream.cli;
 
 import io.blip2stream.engine.Engines;
+import io.blip2stream.model.config.Blip2Config;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
 import io.blip2stream.model.image.RgbImage;
@@ -15,9 +16,6 @@ final class ModelOptions {
     @Option(names = "--model", required = true, paramLabel = "DIR",
             description = "a BLIP-2 checkpoint folder in the Hugging Face layout")
     Path model;
-
-    @Option(names = "--image", required = true, paramLabel = "FILE", description = "a PNG, JPEG, BMP or GIF image")
-    Path image;
 
     @Option(names = "--engine", paramLabel = "ENGINE", defaultValue = "${env:BLIP2_ENGINE:-tensorflow}",
             description = "tensorflow (default) or pytorch")
@@ -34,8 +32,12 @@ final class ModelOptions {
         }
     }
 
-    /** Fails with one line if the folder is not a checkpoint: checked before any engine starts. */
-    void checkModel() {
+    /**
+     * Fails with one line if the folder is not a checkpoint: checked before any engine starts.
+     *
+     * @return its config
+     */
+    Blip2Config checkModel() {
         if (!Files.isDirectory(model)) {
             throw new Main.UserError("model folder " + model + " does not exist");
         }
@@ -48,12 +50,35 @@ final class ModelOptions {
         if (!Files.exists(model.resolve("tokenizer.json"))) {
             throw new Main.UserError("model folder " + model + " has no tokenizer.json");
         }
+        try {
+            return Blip2Config.load(model);
+        } catch (RuntimeException e) {
+            throw new Main.UserError("model folder " + model + ": " + Main.describe(e));
+        }
+    }
+
+    /** The checkpoint generates text, or the command fails with one line. */
+    Blip2Config checkGenerationModel() {
+        Blip2Config c = checkModel();
+        if (c.isRetrieval()) {
+            throw new Main.UserError(model + " is a retrieval checkpoint (Blip2ForImageTextRetrieval): use match or embed");
+        }
+        return c;
+    }
+
+    /** The checkpoint is a retrieval one, or the command fails with one line. */
+    Blip2Config checkRetrievalModel() {
+        Blip2Config c = checkModel();
+        if (!c.isRetrieval()) {
+            throw new Main.UserError(model + " is not a retrieval checkpoint (Blip2ForImageTextRetrieval): match needs one");
+        }
+        return c;
     }
 
     /** The image, decoded before any engine starts so that a bad file fails early with one line. */
     record Image(RgbImage rgb, long decodeNanos) {}
 
-    Image readImage() {
+    static Image readImage(Path image) {
         if (!Files.isRegularFile(image)) {
             throw new Main.UserError("image file " + image + " does not exist");
         }

@@ -1,22 +1,30 @@
 package io.blip2stream.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
 import io.blip2stream.model.config.Blip2Config;
 import io.blip2stream.model.config.GenerationDefaults;
 import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.config.PreprocessorConfig;
+import io.blip2stream.model.config.T5Config;
 import io.blip2stream.model.generation.DecoderSession;
+import io.blip2stream.model.generation.FinishReason;
 import io.blip2stream.model.generation.Generated;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.generation.Generator;
 import io.blip2stream.model.generation.TokenListener;
 import io.blip2stream.model.image.BlipImageProcessor;
+import io.blip2stream.model.llm.LanguageModel;
 import io.blip2stream.model.llm.opt.OptForCausalLM;
-import io.blip2stream.model.llm.opt.OptSession;
+import io.blip2stream.model.llm.t5.T5ForConditionalGeneration;
 import io.blip2stream.model.nn.Linear;
 import io.blip2stream.model.nn.Ops;
 import io.blip2stream.model.qformer.Blip2QFormerModel;
+import io.blip2stream.model.qformer.Blip2TextEmbeddings;
 import io.blip2stream.model.text.IncrementalDecoder;
 import io.blip2stream.model.text.TextTokenizer;
 import io.blip2stream.model.vision.Blip2VisionModel;
@@ -26,15 +34,20 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
- * BLIP-2 for captioning and visual question answering (transformers' {@code Blip2ForConditionalGeneration}),
- * the one entry point the service and the command line use: preprocess an image, encode it (vision encoder,
- * Q-Former, language projection: the soft visual prompt), and generate text after it.
+ * BLIP-2, the one entry point the service and the command line use, for both kinds of checkpoint:
+ * <ul>
+ *   <li>{@code Blip2ForConditionalGeneration} (OPT or FlanT5): preprocess an image, encode it (vision encoder,
+ *       Q-Former, language projection: the soft visual prompt) and generate text after it;</li>
+ *   <li>{@code Blip2ForImageTextRetrieval}: match texts to an image (ITM and ITC) and embed images and texts for
+ *       vector search.</li>
+ * </ul>
  *
  * <p>Dimensions: B batch, C 3 channels, H x W image, S image tokens, E vision hidden, Q queries, D Q-Former
- * hidden, W language model embedding size, T prompt length.
+ * hidden, L language model hidden, W language model input width, T prompt length, P retrieval embedding size.
  */
 public final class Blip2Model implements AutoCloseable {
 
@@ -42,15 +55,18 @@ public final class Blip2Model implements AutoCloseable {
     public record ImageFeatures(int batch,
                                 float[] visionLastHiddenState,  // (B, S, E), null unless asked for
                                 float[] qformerLastHiddenState, // (B, Q, D), null unless asked for
-                                float[] languageProjection,     // (B, Q, L), L = the language model's hidden size
+                                float[] languageProjection,     // (B, Q, L), null for retrieval checkpoints
+                                float[] imageEmbeds,            // (B, Q, P) normalised, retrieval checkpoints only
                                 long visionNanos, long qformerNanos) {}
 
-    /** One row to generate: the image's soft visual prompt [Q, W] and a text prompt (null: start from BOS). */
+    /** One row to generate: the image's soft visual prompt [Q, W] and a text prompt (null: none). */
     public record GenerationRequest(float[] visualPrompt, String prompt) {}
 
     /** One row's outcome. {@code text} leaves out the prompt and special tokens. */
-    public record GenerationResult(String text, int[] tokenIds, io.blip2stream.model.generation.FinishReason finishReason,
-                                   long prefillNanos, long decodeNanos) {}
+    public record GenerationResult(String text, int[] tokenIds, FinishReason finishReason, long prefillNanos, long decodeNanos) {}
+
+    /** An image-text pair scored by the retrieval heads. */
+    public record MatchResult(String text, float[] itmLogits, double itmProbability, double itcScore) {}
 
     /** Receives each token with the new piece of text it completes ("" while a character is incomplete). */
     @FunctionalInterface
@@ -64,6 +80,9 @@ public final class Blip2Model implements AutoCloseable {
         }
     }
 
+    /** The parts only retrieval checkpoints have. */
+    private record RetrievalHeads(Blip2TextEmbeddings embeddings, Linear visionProjection, Linear textProjection, Linear itmHead) {}
+
     private final Path dir;
     private final Blip2Config config;
     private final BlipImageProcessor processor;
@@ -74,12 +93,14 @@ public final class Blip2Model implements AutoCloseable {
     private final Blip2VisionModel vision;
     private final NDArray queryTokens; // (1, Q, D)
     private final Blip2QFormerModel qformer;
-    private final Linear languageProjection; // (D, W)
-    private final OptForCausalLM languageModel;
+    private final Linear languageProjection; // (D, L), null for retrieval
+    private final LanguageModel languageModel; // null for retrieval
+    private final RetrievalHeads retrieval;    // null for generation
 
     private Blip2Model(Path dir, Blip2Config config, BlipImageProcessor processor, TextTokenizer tokenizer,
                        GenerationDefaults generationDefaults, NDManager manager, Weights weights, Blip2VisionModel vision,
-                       NDArray queryTokens, Blip2QFormerModel qformer, Linear languageProjection, OptForCausalLM languageModel) {
+                       NDArray queryTokens, Blip2QFormerModel qformer, Linear languageProjection, LanguageModel languageModel,
+                       RetrievalHeads retrieval) {
         this.dir = dir;
         this.config = config;
         this.processor = processor;
@@ -92,6 +113,7 @@ public final class Blip2Model implements AutoCloseable {
         this.qformer = qformer;
         this.languageProjection = languageProjection;
         this.languageModel = languageModel;
+        this.retrieval = retrieval;
     }
 
     /**
@@ -103,24 +125,43 @@ public final class Blip2Model implements AutoCloseable {
             throw new IllegalArgumentException("model folder " + dir + " does not exist");
         }
         Blip2Config config = Blip2Config.load(dir);
-        if (!(config.text() instanceof OptConfig opt)) {
-            throw new IllegalArgumentException(dir + " has no supported language model (text_config.model_type opt)");
-        }
         PreprocessorConfig pre = PreprocessorConfig.load(dir, config.vision().imageSize());
         Weights weights = Weights.open(dir);
         NDManager m = engineManager.newSubManager();
+        TextTokenizer tokenizer = null;
         try {
-            TextTokenizer tokenizer = TextTokenizer.load(dir);
+            tokenizer = TextTokenizer.load(dir);
             Blip2VisionModel vision = Blip2VisionModel.load(weights, m, config.vision(), "vision_model");
             int q = config.numQueryTokens();
             int d = config.qformer().hiddenSize();
             NDArray queries = weights.load(m, "query_tokens", 1, q, d);
-            Blip2QFormerModel qformer = Blip2QFormerModel.load(weights, m, config.qformer(), "qformer");
-            Linear proj = Linear.load(weights, m, "language_projection", d, opt.hiddenSize(), true);
-            OptForCausalLM lm = OptForCausalLM.load(weights, m, opt, "language_model");
+            boolean retrieval = config.isRetrieval();
+            Blip2QFormerModel qformer = Blip2QFormerModel.load(weights, m, config.qformer(), "qformer", retrieval);
+            Linear proj = null;
+            LanguageModel lm = null;
+            RetrievalHeads heads = null;
+            if (retrieval) {
+                int p = config.imageTextHiddenSize();
+                heads = new RetrievalHeads(Blip2TextEmbeddings.load(weights, config.qformer(), "embeddings"),
+                        Linear.load(weights, m, "vision_projection", d, p, true),
+                        Linear.load(weights, m, "text_projection", d, p, true),
+                        Linear.load(weights, m, "itm_head", d, 2, true));
+            } else if (config.text() instanceof OptConfig opt) {
+                lm = OptForCausalLM.load(weights, m, opt, "language_model");
+            } else if (config.text() instanceof T5Config t5) {
+                lm = T5ForConditionalGeneration.load(weights, m, t5, "language_model");
+            } else {
+                throw new IllegalArgumentException(dir + " has no supported language model (text_config.model_type opt or t5)");
+            }
+            if (lm != null) {
+                proj = Linear.load(weights, m, "language_projection", d, lm.hiddenSize(), true);
+            }
             return new Blip2Model(dir, config, new BlipImageProcessor(pre), tokenizer, GenerationDefaults.load(dir),
-                    m, weights, vision, queries, qformer, proj, lm);
+                    m, weights, vision, queries, qformer, proj, lm, heads);
         } catch (RuntimeException e) {
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
             m.close();
             weights.close();
             throw e;
@@ -147,14 +188,112 @@ public final class Blip2Model implements AutoCloseable {
         return config.numQueryTokens();
     }
 
+    /** Whether this checkpoint generates text (OPT or FlanT5). */
+    public boolean canGenerate() {
+        return languageModel != null;
+    }
+
+    /** Whether this checkpoint matches and embeds (a retrieval checkpoint). */
+    public boolean canMatch() {
+        return retrieval != null;
+    }
+
     /** W, the width of one soft-prompt vector (the language model's input embeddings). */
     public int languageWidth() {
-        return languageModel.wordEmbedDim();
+        return lm().inputWidth();
     }
 
     /** L, the width of the language projection's output (the language model's hidden size). */
     public int projectionWidth() {
-        return languageModel.config().hiddenSize();
+        return lm().hiddenSize();
+    }
+
+    /** P, the size of retrieval embeddings. */
+    public int embeddingSize() {
+        requireRetrieval();
+        return config.imageTextHiddenSize();
+    }
+
+    public int eosTokenId() {
+        Integer e = generationDefaults.eosTokenId();
+        return e != null ? e : lm().config().eosTokenId();
+    }
+
+    /** The VQA prompt of the model family: "Question: {q} Answer:" for OPT, "Question: {q} Short answer:" for T5. */
+    public String vqaPrompt(String question) {
+        String q = question.strip();
+        return lm().config().isEncoderDecoder() ? "Question: " + q + " Short answer:" : "Question: " + q + " Answer:";
+    }
+
+    private LanguageModel lm() {
+        if (languageModel == null) {
+            throw new IllegalStateException(dir + " is a retrieval checkpoint: it matches and embeds but does not generate text");
+        }
+        return languageModel;
+    }
+
+    private void requireRetrieval() {
+        if (retrieval == null) {
+            throw new IllegalStateException(dir + " is not a retrieval checkpoint (Blip2ForImageTextRetrieval): it cannot match or embed texts");
+        }
+    }
+
+    /** Encoded image bytes to pixel_values [C, H, W]. */
+    public float[] preprocess(byte[] image) {
+        return processor.preprocess(image);
+    }
+
+    /**
+     * Vision encoder, Q-Former and the head of the checkpoint (language projection, or retrieval projection)
+     * over a batch.
+     *
+     * @param pixelValues   per image [C, H, W]
+     * @param intermediates also return the vision and Q-Former outputs
+     */
+    public ImageFeatures encodeImages(List<float[]> pixelValues, boolean intermediates) {
+        int b = pixelValues.size();
+        try (NDManager scope = manager.newSubManager()) {
+            long t0 = System.nanoTime();
+            NDArray image = vision(scope, pixelValues);                                   // (B, S, E)
+            float[] visionOut = image.toFloatArray(); // also waits for the engine, for honest timings
+            long t1 = System.nanoTime();
+            NDArray queryOut = qformer.forward(queries(scope, b), image);                   // (B, Q, D)
+            float[] qOut = intermediates ? queryOut.toFloatArray() : null;
+            float[] proj = null;
+            float[] embeds = null;
+            if (languageProjection != null) {
+                proj = languageProjection.forward(queryOut).toFloatArray();                // (B, Q, L)
+            } else {
+                embeds = normalize(retrieval.visionProjection().forward(queryOut)).toFloatArray(); // (B, Q, P)
+            }
+            long t2 = System.nanoTime();
+            return new ImageFeatures(b, intermediates ? visionOut : null, qOut, proj, embeds, t1 - t0, t2 - t1);
+        }
+    }
+
+    private NDArray vision(NDManager scope, List<float[]> pixelValues) {
+        int b = pixelValues.size();
+        int h = processor.height();
+        int w = processor.width();
+        float[] px = new float[b * 3 * h * w];
+        for (int i = 0; i < b; i++) {
+            float[] p = pixelValues.get(i);
+            if (p.length != 3 * h * w) {
+                throw new IllegalArgumentException("pixel_values must be 3x" + h + "x" + w);
+            }
+            System.arraycopy(p, 0, px, i * p.length, p.length);
+        }
+        return vision.forward(Ops.create(scope, px, b, 3, h, w)); // (B, S, E)
+    }
+
+    private NDArray queries(NDManager scope, int b) {
+        return scope.zeros(new Shape(b, config.numQueryTokens(), config.qformer().hiddenSize())).add(queryTokens); // (B, Q, D)
+    }
+
+    /** F.normalize over the last axis: x / max(|x|, 1e-12). */
+    private static NDArray normalize(NDArray x) {
+        int last = x.getShape().dimension() - 1;
+        return x.div(x.mul(x).sum(new int[] {last}, true).sqrt().maximum(1e-12f));
     }
 
     /**
@@ -167,70 +306,22 @@ public final class Blip2Model implements AutoCloseable {
     public float[] visualPrompt(ImageFeatures features, int i) {
         int q = config.numQueryTokens();
         int per = q * projectionWidth();
-        return java.util.Arrays.copyOfRange(features.languageProjection(), i * per, i * per + q * languageWidth());
-    }
-
-    public int eosTokenId() {
-        Integer e = generationDefaults.eosTokenId();
-        return e != null ? e : config.text().eosTokenId();
-    }
-
-    /** The VQA prompt of the model family: "Question: {q} Answer:" for OPT. */
-    public String vqaPrompt(String question) {
-        return "Question: " + question.strip() + " Answer:";
-    }
-
-    /** Encoded image bytes to pixel_values [C, H, W]. */
-    public float[] preprocess(byte[] image) {
-        return processor.preprocess(image);
+        return Arrays.copyOfRange(features.languageProjection(), i * per, i * per + q * languageWidth());
     }
 
     /**
-     * Vision encoder, Q-Former and language projection over a batch.
-     *
-     * @param pixelValues   per image [C, H, W]
-     * @param intermediates also return the vision and Q-Former outputs
+     * The text ids of a prompt: the tokenizer's ids with its special tokens. No prompt: OPT starts from BOS
+     * alone; T5 (which has no BOS) encodes the empty text, as BLIP-2's processor does.
      */
-    public ImageFeatures encodeImages(List<float[]> pixelValues, boolean intermediates) {
-        int b = pixelValues.size();
-        int h = processor.height();
-        int w = processor.width();
-        float[] px = new float[b * 3 * h * w];
-        for (int i = 0; i < b; i++) {
-            float[] p = pixelValues.get(i);
-            if (p.length != 3 * h * w) {
-                throw new IllegalArgumentException("pixel_values must be 3x" + h + "x" + w);
-            }
-            System.arraycopy(p, 0, px, i * p.length, p.length);
-        }
-        try (NDManager scope = manager.newSubManager()) {
-            long t0 = System.nanoTime();
-            NDArray pixels = Ops.create(scope, px, b, 3, h, w);                         // (B, C, H, W)
-            NDArray image = vision.forward(pixels);                                     // (B, S, E)
-            float[] visionOut = intermediates ? image.toFloatArray() : null;
-            if (!intermediates) {
-                image.toFloatArray(); // wait for the engine, for honest timings
-            }
-            long t1 = System.nanoTime();
-            int q = config.numQueryTokens();
-            int d = config.qformer().hiddenSize();
-            NDArray queries = scope.zeros(new ai.djl.ndarray.types.Shape(b, q, d)).add(queryTokens); // (B, Q, D)
-            NDArray queryOut = qformer.forward(queries, image);                         // (B, Q, D)
-            NDArray projected = languageProjection.forward(queryOut);                   // (B, Q, W)
-            float[] qOut = intermediates ? queryOut.toFloatArray() : null;
-            float[] proj = projected.toFloatArray();
-            long t2 = System.nanoTime();
-            return new ImageFeatures(b, visionOut, qOut, proj, t1 - t0, t2 - t1);
-        }
-    }
-
-    /** The text ids of a prompt: the tokenizer's ids with its special tokens; BOS alone for none. */
     public int[] promptIds(String prompt) {
         if (prompt == null || prompt.isEmpty()) {
-            return new int[] {config.text().bosTokenId()};
+            int bos = lm().config().bosTokenId();
+            return bos >= 0 ? new int[] {bos} : tokenizer.encode("");
         }
         return tokenizer.encode(prompt);
     }
+
+    // ---- generation
 
     /**
      * Generates after each request's visual prompt and text prompt, batched: rows are left-padded to one length,
@@ -274,8 +365,8 @@ public final class Blip2Model implements AutoCloseable {
     }
 
     /**
-     * Runs the prompts of a batch through the language model (the prefill) and returns the session that decodes
-     * after them; the caller closes it.
+     * Runs the prompts of a batch through the language model (the prefill; for T5 the encoder and the decoder
+     * start token) and returns the session that decodes after them; the caller closes it.
      *
      * @param maxNewTokens how many positions the session may add (checked against the model's positions)
      */
@@ -294,54 +385,68 @@ public final class Blip2Model implements AutoCloseable {
         for (int i = 0; i < b; i++) {
             t = Math.max(t, q + textIds[i].length);
         }
-        int maxPositions = languageModel.config().maxPositionEmbeddings();
-        if (t + maxNewTokens > maxPositions) {
+        LanguageModel lm = lm();
+        int generatedInPrompt = lm.config().isEncoderDecoder() ? 0 : maxNewTokens;
+        if ((long) t + generatedInPrompt > lm.maxPositions()) {
             throw new IllegalArgumentException("prompt of " + t + " positions plus max_new_tokens " + maxNewTokens
-                    + " exceeds the language model's " + maxPositions + " positions");
+                    + " exceeds the language model's " + lm.maxPositions() + " positions");
         }
         int[][] mask = new int[b][t];
         float[] embeds = inputsEmbeds(requests, textIds, t, mask);
-        return languageModel.start(embeds, mask);
+        return lm.start(embeds, mask);
     }
 
-    /** The prompt's logits at every position, [T][V] (for parity checks against transformers). */
+    /** The logits transformers' fixtures hold: OPT, every prompt position; T5, the first decoder step. [T][V] */
     public float[][] promptLogits(GenerationRequest request) {
         return promptLogits(request, new int[0]);
     }
 
     /**
-     * Logits at every position of the prompt followed by {@code continuation}, computed in one pass without a
-     * KV cache, [T + n][V]: what cached decoding must reproduce.
+     * Logits computed in one pass without a KV cache, what cached decoding must reproduce: OPT, at every position
+     * of the prompt followed by {@code continuation}; T5, at every decoder position of the decoder start token
+     * followed by {@code continuation}.
      */
     public float[][] promptLogits(GenerationRequest request, int[] continuation) {
         int[] prompt = promptIds(request.prompt());
-        int[][] textIds = {java.util.Arrays.copyOf(prompt, prompt.length + continuation.length)};
-        System.arraycopy(continuation, 0, textIds[0], prompt.length, continuation.length);
-        int t = config.numQueryTokens() + textIds[0].length;
+        boolean encDec = lm().config().isEncoderDecoder();
+        int[] text = prompt;
+        if (!encDec) {
+            text = Arrays.copyOf(prompt, prompt.length + continuation.length);
+            System.arraycopy(continuation, 0, text, prompt.length, continuation.length);
+        }
+        int t = config.numQueryTokens() + text.length;
         int[][] mask = new int[1][t];
-        float[] embeds = inputsEmbeds(List.of(request), textIds, t, mask);
-        return OptSession.fullLogits(languageModel, embeds, mask)[0];
+        float[] embeds = inputsEmbeds(List.of(request), new int[][] {text}, t, mask);
+        return lm().fullLogits(embeds, mask[0], encDec ? continuation : new int[0]);
     }
 
-    /** The ids transformers' logits processors see: the image tokens (when the checkpoint has one) and the text. */
+    /**
+     * The ids transformers' logits processors see as the prompt: for T5 the decoder start token; for OPT the
+     * image tokens (when the checkpoint has one) and the text.
+     */
     private int[] processorView(int[] textIds) {
+        int[] decoderPrompt = lm().decoderPrompt();
+        if (decoderPrompt != null) {
+            return decoderPrompt;
+        }
         if (config.imageTokenIndex() == null) {
             return textIds.clone();
         }
         int q = config.numQueryTokens();
         int[] ids = new int[q + textIds.length];
-        java.util.Arrays.fill(ids, 0, q, config.imageTokenIndex());
+        Arrays.fill(ids, 0, q, config.imageTokenIndex());
         System.arraycopy(textIds, 0, ids, q, textIds.length);
         return ids;
     }
 
     /** Rows of [padding, Q projected queries, text embeddings], [B, T, W], and the attention mask. */
     private float[] inputsEmbeds(List<GenerationRequest> requests, int[][] textIds, int t, int[][] mask) {
+        LanguageModel lm = lm();
         int b = requests.size();
         int q = config.numQueryTokens();
-        int w = languageModel.wordEmbedDim();
+        int w = lm.inputWidth();
         float[] out = new float[b * t * w];
-        int pad = config.text().padTokenId();
+        int pad = lm.config().padTokenId();
         for (int i = 0; i < b; i++) {
             float[] visual = requests.get(i).visualPrompt();
             if (visual.length != q * w) {
@@ -350,17 +455,122 @@ public final class Blip2Model implements AutoCloseable {
             int padding = t - q - textIds[i].length;
             int row = i * t * w;
             for (int j = 0; j < padding; j++) {
-                languageModel.embedToken(pad, out, row + j * w);
+                lm.embedToken(pad, out, row + j * w);
             }
             System.arraycopy(visual, 0, out, row + padding * w, q * w);
             for (int j = 0; j < textIds[i].length; j++) {
-                languageModel.embedToken(textIds[i][j], out, row + (padding + q + j) * w);
+                lm.embedToken(textIds[i][j], out, row + (padding + q + j) * w);
             }
             for (int j = padding; j < t; j++) {
                 mask[i][j] = 1;
             }
         }
         return out;
+    }
+
+    // ---- retrieval
+
+    /**
+     * Scores each text against one image, in the order given: ITM (queries and text together through the
+     * Q-Former, cross-attending to the image; the ITM head averaged over query positions; the match probability
+     * is the softmax's second value) and ITC (the best cosine over queries between the normalised projected query
+     * outputs and the normalised projected [CLS] output of the text alone).
+     */
+    public List<MatchResult> match(float[] pixelValues, List<String> texts) {
+        requireRetrieval();
+        if (texts.isEmpty()) {
+            return List.of();
+        }
+        int b = texts.size();
+        int q = config.numQueryTokens();
+        int p = config.imageTextHiddenSize();
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray image = vision(scope, List.of(pixelValues));                                  // (1, S, E)
+            float[] imageEmbeds = normalize(retrieval.visionProjection()
+                    .forward(qformer.forward(queries(scope, 1), image))).toFloatArray();        // (1, Q, P)
+            Text text = text(scope, texts);
+            // ITM: [queries, text] with the text's padding masked
+            int l = text.length();
+            float[] mask = new float[b * (q + l)];
+            for (int i = 0; i < b; i++) {
+                for (int j = 0; j < l; j++) {
+                    mask[i * (q + l) + q + j] = text.mask()[i][j] == 1 ? 0f : -Float.MAX_VALUE;
+                }
+            }
+            NDArray joint = NDArrays.concat(new NDList(queries(scope, b), text.embeddings()), 1); // (B, Q + T, D)
+            NDArray images = image.broadcast(new Shape(b, image.getShape().get(1), image.getShape().get(2))); // (B, S, E)
+            NDArray out = qformer.forward(joint, q, Ops.create(scope, mask, b, 1, 1, q + l), images);    // (B, Q + T, D)
+            float[] itm = retrieval.itmHead().forward(out.get(new NDIndex(":, :{}, :", q)))
+                    .mean(new int[] {1}).toFloatArray();                                       // (B, 2)
+            float[] textEmbeds = textEmbeds(text);                                               // (B, P)
+            List<MatchResult> results = new ArrayList<>(b);
+            for (int i = 0; i < b; i++) {
+                float a = itm[2 * i];
+                float c = itm[2 * i + 1];
+                double prob = 1.0 / (1.0 + Math.exp(a - c));
+                double best = Double.NEGATIVE_INFINITY;
+                for (int k = 0; k < q; k++) {
+                    double dot = 0;
+                    for (int j = 0; j < p; j++) {
+                        dot += imageEmbeds[k * p + j] * textEmbeds[i * p + j];
+                    }
+                    best = Math.max(best, dot);
+                }
+                results.add(new MatchResult(texts.get(i), new float[] {a, c}, prob, best));
+            }
+            return results;
+        }
+    }
+
+    /** transformers' {@code text_embeds}: the normalised projected [CLS] output of each text, [B, P]. */
+    public float[] embedTexts(List<String> texts) {
+        requireRetrieval();
+        try (NDManager scope = manager.newSubManager()) {
+            return textEmbeds(text(scope, texts));
+        }
+    }
+
+    private float[] textEmbeds(Text text) {
+        int b = text.mask().length;
+        int l = text.length();
+        float[] mask = new float[b * l];
+        for (int i = 0; i < b; i++) {
+            for (int j = 0; j < l; j++) {
+                mask[i * l + j] = text.mask()[i][j] == 1 ? 0f : -Float.MAX_VALUE;
+            }
+        }
+        NDManager scope = text.embeddings().getManager();
+        NDArray out = qformer.forward(text.embeddings(), 0, Ops.create(scope, mask, b, 1, 1, l), null); // (B, T, D)
+        NDArray cls = out.get(new NDIndex(":, 0, :"));                                                    // (B, D)
+        return normalize(retrieval.textProjection().forward(cls)).toFloatArray();                        // (B, P)
+    }
+
+    /** Tokenised texts, right-padded: embeddings [B, T, D] and the mask. */
+    private record Text(NDArray embeddings, int[][] mask, int length) {}
+
+    private Text text(NDManager scope, List<String> texts) {
+        int b = texts.size();
+        int[][] ids = new int[b][];
+        int l = 0;
+        for (int i = 0; i < b; i++) {
+            ids[i] = tokenizer.encode(texts.get(i));
+            l = Math.max(l, ids[i].length);
+        }
+        int max = retrieval.embeddings().maxPositions();
+        if (l > max) {
+            throw new IllegalArgumentException("text of " + l + " tokens exceeds the Q-Former's " + max + " positions");
+        }
+        int d = config.qformer().hiddenSize();
+        float[] emb = new float[b * l * d];
+        int[][] mask = new int[b][l];
+        for (int i = 0; i < b; i++) {
+            for (int j = 0; j < l; j++) {
+                boolean real = j < ids[i].length;
+                retrieval.embeddings().embed(real ? ids[i][j] : config.qformer().padTokenId(), j, emb, (i * l + j) * d);
+                mask[i][j] = real ? 1 : 0;
+            }
+        }
+        return new Text(Ops.create(scope, emb, b, l, d), mask, l);
     }
 
     @Override

@@ -95,6 +95,80 @@ class CommandLineIT {
     }
 
     @Test
+    void flanT5CaptionAndAskGiveTransformersIdsWithoutTheDecoderStart() throws Exception {
+        String t5 = "blip2-flant5-tiny";
+        String dir = Fixtures.model(t5).toString();
+        String img = Fixtures.dir(t5).resolve("image1.png").toString();
+        List<JsonNode> cases = Fixtures.cases(t5);
+        for (String engine : List.of("tensorflow", "pytorch")) {
+            Run ask = run("ask", "--model", dir, "--image", img, "--question", "what color is the circle?", "--max-new-tokens", "12",
+                    "--json", "--engine", engine);
+            assertEquals(0, ask.exit(), ask.err());
+            assertEquals(withoutFirst(cases.get(2).get("greedy_new_tokens")), JSON.readTree(ask.out().strip()).get("token_ids"), engine);
+            Run beam = run("caption", "--model", dir, "--image", img, "--prompt", "a photo of", "--num-beams", "3",
+                    "--max-new-tokens", "8", "--json", "--engine", engine);
+            assertEquals(0, beam.exit(), beam.err());
+            assertEquals(withoutFirst(cases.get(3).get("beam3_new_tokens")), JSON.readTree(beam.out().strip()).get("token_ids"), engine);
+        }
+    }
+
+    static JsonNode withoutFirst(JsonNode ids) {
+        var out = JSON.createArrayNode();
+        for (int i = 1; i < ids.size(); i++) {
+            out.add(ids.get(i));
+        }
+        return out;
+    }
+
+    @Test
+    void matchPrintsItmAndItcInTheOrderGiven() throws Exception {
+        String itm = "blip2-itm-tiny";
+        JsonNode cases = Fixtures.expected(itm).get("cases");
+        for (String engine : List.of("tensorflow", "pytorch")) {
+            Run r = run("match", "--model", Fixtures.model(itm).toString(), "--image", Fixtures.dir(itm).resolve("image1.png").toString(),
+                    "--text", "two cats laying on a couch", "--text", "a red circle on the left", "--json", "--engine", engine);
+            assertEquals(0, r.exit(), r.err());
+            String[] lines = r.out().strip().split("\n");
+            assertEquals(1, lines.length);
+            JsonNode results = JSON.readTree(lines[0]).get("results");
+            assertEquals(2, results.size());
+            JsonNode[] expected = {cases.get(5), cases.get(3)}; // image 1 with those texts
+            for (int i = 0; i < 2; i++) {
+                JsonNode got = results.get(i);
+                assertEquals(expected[i].get("text").asText(), got.get("text").asText());
+                assertEquals(expected[i].get("itm_match_probability").asDouble(), got.get("itm_probability").asDouble(), 1e-4);
+                assertEquals(expected[i].get("itc_score").asDouble(), got.get("itc_score").asDouble(), 1e-4);
+                assertEquals(expected[i].get("itm_logits").get(1).asDouble(), got.get("itm_logits").get(1).asDouble(), 1e-4);
+            }
+        }
+    }
+
+    @Test
+    void embedOnARetrievalCheckpointWritesImageAndTextEmbeddings() throws Exception {
+        String itm = "blip2-itm-tiny";
+        Path imageOut = tmp.resolve("image.safetensors");
+        Run r = run("embed", "--model", Fixtures.model(itm).toString(), "--image", Fixtures.dir(itm).resolve("image0.png").toString(),
+                "--out", imageOut.toString());
+        assertEquals(0, r.exit(), r.err());
+        Path textOut = tmp.resolve("text.safetensors");
+        r = run("embed", "--model", Fixtures.model(itm).toString(), "--text", "a blue square at the top", "--out", textOut.toString());
+        assertEquals(0, r.exit(), r.err());
+        try (SafetensorsFile fi = SafetensorsFile.open(imageOut); SafetensorsFile ft = SafetensorsFile.open(textOut)) {
+            assertClose(Fixtures.tensor(itm, "img0_t1.image_embeds"), fi, "image_embeds");
+            assertClose(Fixtures.tensor(itm, "img0_t1.text_embeds"), ft, "text_embeds");
+        }
+    }
+
+    static void assertClose(Fixtures.Tensor expected, SafetensorsFile f, String name) {
+        SafetensorsFile.Entry e = f.entries().get(name);
+        assertEquals(java.util.Arrays.toString(expected.shape()), java.util.Arrays.toString(e.shape()), name);
+        FloatBuffer fb = f.map(e).asFloatBuffer();
+        float[] v = new float[fb.remaining()];
+        fb.get(v);
+        assertTrue(Fixtures.maxAbsDiff(expected.values(), v) < Fixtures.tolerance(expected.values()), name);
+    }
+
+    @Test
     void embedWritesTheImageSideTensors() throws Exception {
         Path out = tmp.resolve("e.safetensors");
         Run r = run("embed", "--model", model(), "--image", image(2), "--out", out.toString());
@@ -125,7 +199,10 @@ class CommandLineIT {
                 new String[] {"caption", "--model", model(), "--image", image(0), "--frobnicate"},
                 new String[] {"ask", "--model", model(), "--image", image(0)},
                 new String[] {"caption", "--model", model(), "--image", image(0), "--top-p", "2"},
-                new String[] {"embed", "--model", model(), "--image", image(0)});
+                new String[] {"embed", "--model", model(), "--image", image(0)},
+                new String[] {"match", "--model", model(), "--image", image(0), "--text", "a"},
+                new String[] {"caption", "--model", Fixtures.model("blip2-itm-tiny").toString(), "--image", image(0)},
+                new String[] {"embed", "--model", model(), "--text", "a", "--out", tmp.resolve("x.safetensors").toString()});
         for (String[] args : cases) {
             Run r = run(args);
             assertNotEquals(0, r.exit(), String.join(" ", args));

@@ -71,11 +71,11 @@ class ExtraOptParityTest {
                 if (n.endsWith("_p0")) {
                     double d = Fixtures.maxAbsDiff(Fixtures.tensor(fixture, n + ".pixel_values").values(), px);
                     assertTrue(d <= 5e-7, n + " pixel_values differ by " + d);
-                    OptParityTest.assertClose(n + ".vision_last_hidden_state",
+                    GenerationParityTest.assertClose(n + ".vision_last_hidden_state",
                             Fixtures.tensor(fixture, n + ".vision_last_hidden_state").values(), f.visionLastHiddenState());
-                    OptParityTest.assertClose(n + ".qformer_last_hidden_state",
+                    GenerationParityTest.assertClose(n + ".qformer_last_hidden_state",
                             Fixtures.tensor(fixture, n + ".qformer_last_hidden_state").values(), f.qformerLastHiddenState());
-                    OptParityTest.assertClose(n + ".language_projection",
+                    GenerationParityTest.assertClose(n + ".language_projection",
                             Fixtures.tensor(fixture, n + ".language_projection").values(), f.languageProjection());
                 }
                 assertArrayEquals(Fixtures.ints(c.get("text_input_ids")), model.promptIds(prompt(c)), n + " text ids");
@@ -85,7 +85,7 @@ class ExtraOptParityTest {
                 for (int i = 0; i < logits.length; i++) {
                     System.arraycopy(logits[i], 0, flat, i * logits[0].length, logits[0].length);
                 }
-                OptParityTest.assertClose(n + ".logits", Fixtures.tensor(fixture, n + ".logits").values(), flat);
+                GenerationParityTest.assertClose(n + ".logits", Fixtures.tensor(fixture, n + ".logits").values(), flat);
                 for (Iterator<Map.Entry<String, JsonNode>> it = c.get("generate").fields(); it.hasNext(); ) {
                     Map.Entry<String, JsonNode> g = it.next();
                     var r = model.generate(List.of(req), params(g.getValue().get("kwargs")), Blip2Model.TextListener.NONE).get(0);

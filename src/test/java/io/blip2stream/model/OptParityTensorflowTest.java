@@ -2,9 +2,14 @@ package io.blip2stream.model;
 
 import io.blip2stream.engine.Engines;
 
-class OptParityTensorflowTest extends OptParityTest {
+class OptParityTensorflowTest extends GenerationParityTest {
     @Override
     Engines.Kind engine() {
         return Engines.Kind.TENSORFLOW;
+    }
+
+    @Override
+    String fixture() {
+        return "blip2-opt-tiny";
     }
 }

@@ -31,8 +31,10 @@ public record Blip2Config(
             String type = Json.s(textNode, "model_type", "opt");
             if ("opt".equals(type)) {
                 text = OptConfig.from(textNode);
+            } else if ("t5".equals(type) || "mt5".equals(type)) {
+                text = T5Config.from(textNode);
             } else {
-                throw new IllegalArgumentException("text_config.model_type '" + type + "' is not supported yet (supported: opt)");
+                throw new IllegalArgumentException("text_config.model_type '" + type + "' is not supported (supported: opt, t5)");
             }
         } else if (!n.has("qformer_config") || !"Blip2ForImageTextRetrieval".equals(firstArchitecture(n))) {
             text = OptConfig.from(Json.MAPPER.createObjectNode());
@@ -54,6 +56,12 @@ public record Blip2Config(
     private static String firstArchitecture(JsonNode n) {
         JsonNode a = n.get("architectures");
         return a != null && a.isArray() && a.size() > 0 ? a.get(0).asText() : "";
+    }
+
+    /** Whether this is a retrieval checkpoint (transformers' {@code Blip2ForImageTextRetrieval}). */
+    public boolean isRetrieval() {
+        return "Blip2ForImageTextRetrieval".equals(firstArchitecture(raw))
+                || (qformer.useQformerTextInput() && !"Blip2ForConditionalGeneration".equals(firstArchitecture(raw)));
     }
 
     public OptConfig opt() {

@@ -3,6 +3,9 @@ package io.blip2stream.model.llm.opt;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.model.config.OptConfig;
+import io.blip2stream.model.generation.DecoderSession;
+import io.blip2stream.model.llm.KvCache;
+import io.blip2stream.model.llm.LanguageModel;
 import io.blip2stream.model.nn.EmbeddingTable;
 import io.blip2stream.model.nn.LayerNorm;
 import io.blip2stream.model.nn.Linear;
@@ -21,7 +24,7 @@ import java.util.List;
  * <p>Dimensions: B batch, T new positions, S cached plus new positions, W word embedding size, D hidden,
  * N heads, H head size, F ffn size, V vocabulary.
  */
-public final class OptForCausalLM {
+public final class OptForCausalLM implements LanguageModel {
 
     /** OPTAttention. */
     record Attention(Linear q, Linear k, Linear v, Linear out) {}
@@ -94,17 +97,42 @@ public final class OptForCausalLM {
         return manager;
     }
 
+    @Override
     public OptConfig config() {
         return config;
     }
 
-    public int wordEmbedDim() {
+    @Override
+    public int inputWidth() {
         return embedTokens.dim();
     }
 
-    /** Copies the embedding of token {@code id} into {@code dst} at {@code offset} (W floats). */
+    @Override
+    public int hiddenSize() {
+        return config.hiddenSize();
+    }
+
+    @Override
     public void embedToken(int id, float[] dst, int offset) {
         embedTokens.copyRow(id, dst, offset);
+    }
+
+    @Override
+    public int maxPositions() {
+        return config.maxPositionEmbeddings();
+    }
+
+    @Override
+    public int[] decoderPrompt() {
+        return null;
+    }
+
+    @Override
+    public float[][] fullLogits(float[] inputsEmbeds, int[] attentionMask, int[] decoderIds) {
+        if (decoderIds != null && decoderIds.length > 0) {
+            throw new IllegalArgumentException("a decoder-only model takes its continuation in the prompt");
+        }
+        return OptSession.fullLogits(this, inputsEmbeds, new int[][] {attentionMask})[0];
     }
 
     /**
@@ -113,7 +141,8 @@ public final class OptForCausalLM {
      * @param inputsEmbeds  [B, T, W] flattened: token embeddings with the projected queries in place
      * @param attentionMask [B][T], 1 for real tokens, 0 for left padding
      */
-    public OptSession start(float[] inputsEmbeds, int[][] attentionMask) {
+    @Override
+    public DecoderSession start(float[] inputsEmbeds, int[][] attentionMask) {
         return new OptSession(this, manager.newSubManager(), inputsEmbeds, attentionMask);
     }
 

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import io.blip2stream.model.generation.DecoderSession;
+import io.blip2stream.model.llm.KvCache;
 import io.blip2stream.model.nn.Ops;
 
 import java.util.Arrays;
@@ -42,7 +43,7 @@ public final class OptSession implements DecoderSession {
             realCount[i] = c;
         }
         try (NDManager scope = manager.newSubManager()) {
-            NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.wordEmbedDim());   // (B, T, W)
+            NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.inputWidth());   // (B, T, W)
             NDArray m = Ops.create(scope, additiveMask(mask, 0, t), b, 1, t, t);        // (B, 1, T, T)
             NDArray h = model.forward(x, positions, m, cache);                           // (B, T, W)
             this.promptLogits = lastRowLogits(h);
@@ -62,7 +63,7 @@ public final class OptSession implements DecoderSession {
                     positions[i][j] = n * attentionMask[i][j] - 1;
                 }
             }
-            NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.wordEmbedDim());
+            NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.inputWidth());
             NDArray m = Ops.create(scope, additiveMask(attentionMask, 0, t), b, 1, t, t);
             float[] flat = model.logits(model.forward(x, positions, m, c)).toFloatArray(); // (B, T, V)
             int v = model.config().vocabSize();
@@ -131,7 +132,7 @@ public final class OptSession implements DecoderSession {
             throw new IllegalArgumentException("expected " + b + " tokens, got " + tokens.length);
         }
         int past = mask[0].length;
-        int w = model.wordEmbedDim();
+        int w = model.inputWidth();
         float[] emb = new float[b * w];
         int[][] positions = new int[b][1];
         for (int i = 0; i < b; i++) {

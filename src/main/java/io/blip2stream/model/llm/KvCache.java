@@ -1,4 +1,4 @@
-package io.blip2stream.model.llm.opt;
+package io.blip2stream.model.llm;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
@@ -11,18 +11,18 @@ import ai.djl.ndarray.index.NDIndex;
  * TensorFlow arrays are immutable, so a step concatenates; the arrays live in the session's manager and the
  * replaced ones are closed at once.
  */
-final class KvCache implements AutoCloseable {
+public final class KvCache implements AutoCloseable {
     private final NDManager manager;
     private final NDArray[] keysT;
     private final NDArray[] values;
 
-    KvCache(NDManager manager, int layers) {
+    public KvCache(NDManager manager, int layers) {
         this.manager = manager;
         this.keysT = new NDArray[layers];
         this.values = new NDArray[layers];
     }
 
-    void append(int layer, NDArray newKeysT, NDArray newValues) {
+    public void append(int layer, NDArray newKeysT, NDArray newValues) {
         NDArray k;
         NDArray v;
         if (keysT[layer] == null) {
@@ -42,16 +42,16 @@ final class KvCache implements AutoCloseable {
         values[layer] = v;
     }
 
-    NDArray keysT(int layer) {
+    public NDArray keysT(int layer) {
         return keysT[layer];
     }
 
-    NDArray values(int layer) {
+    public NDArray values(int layer) {
         return values[layer];
     }
 
     /** New row i is old row {@code rows[i]} (beam search); the number of rows may change. */
-    void reorder(int[] rows) {
+    public void reorder(int[] rows) {
         for (int l = 0; l < keysT.length; l++) {
             keysT[l] = pick(keysT[l], rows);
             values[l] = pick(values[l], rows);

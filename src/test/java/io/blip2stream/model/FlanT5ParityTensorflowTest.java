@@ -1,0 +1,15 @@
+package io.blip2stream.model;
+
+import io.blip2stream.engine.Engines;
+
+class FlanT5ParityTensorflowTest extends GenerationParityTest {
+    @Override
+    Engines.Kind engine() {
+        return Engines.Kind.TENSORFLOW;
+    }
+
+    @Override
+    String fixture() {
+        return "blip2-flant5-tiny";
+    }
+}
