@@ -234,6 +234,162 @@ def make(name, seed, vision, qformer, text, queries, images, prompts, store_dtyp
     print("made", name, [c["greedy_new_tokens"] for c in cases], flush=True)
 
 
+
+def unigram_tokenizer(vocab_size):
+    tok = Tokenizer(models.Unigram())
+    from tokenizers import normalizers
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tr = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>",
+                                 show_progress=False)
+    tok.train_from_iterator(corpus(), tr)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                       special_tokens=[("</s>", 1)])
+    return tok
+
+
+def wordpiece_tokenizer(vocab_size):
+    from tokenizers import normalizers
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tr = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+                                   show_progress=False)
+    tok.train_from_iterator(corpus(), tr)
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    return tok
+
+
+def make_t5(name, seed, images, prompts, extra_gen):
+    """FlanT5 variant: inner dim != d_model, three layers (transformers 5 cannot decode with num_decoder_layers != num_layers), 16 buckets over a distance of 20
+    (prompts longer than that), a separate lm_head, an EOS the model produces."""
+    d = os.path.join(WORK, name); md = os.path.join(d, "model"); os.makedirs(md)
+    torch.manual_seed(seed)
+    tok = unigram_tokenizer(120)
+    tok.add_special_tokens(["<image>"])
+    img_id = tok.token_to_id("<image>")
+    V = tok.get_vocab_size()
+    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    text_cfg = dict(model_type="t5", vocab_size=V, d_model=48, d_kv=16, d_ff=96, num_layers=3, num_decoder_layers=3,
+                    num_heads=4, relative_attention_num_buckets=16, relative_attention_max_distance=20,
+                    feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0,
+                    pad_token_id=0, eos_token_id=1, dropout_rate=0.0)
+    cfg = Blip2Config(vision_config=dict(image_size=224, layer_norm_eps=1e-6, hidden_size=48, intermediate_size=96,
+                                         num_hidden_layers=2, num_attention_heads=4, patch_size=16, qkv_bias=True),
+                      qformer_config=dict(vocab_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                                          attention_probs_dropout_prob=0.0, hidden_size=48, num_hidden_layers=2,
+                                          num_attention_heads=4, intermediate_size=96, cross_attention_frequency=1),
+                      text_config=text_cfg, num_query_tokens=6)
+    for k in ("image_token_index", "image_token_id"):
+        try:
+            setattr(cfg, k, img_id)
+        except Exception as e:
+            print("cannot set", k, e)
+    model = Blip2ForConditionalGeneration(cfg).eval().float()
+    randomize(model, seed, 2.0)
+    proc = image_processor()
+    pil = []
+    for i, spec in enumerate(images):
+        fn = f"image{i}.png"
+        draw_image(*spec).save(os.path.join(d, fn))
+        pil.append((fn, Image.open(os.path.join(d, fn))))
+    # an EOS the model produces: the 3rd greedy token of the first case
+    px = proc(images=pil[0][1], return_tensors="pt")["pixel_values"]
+    ids = torch.tensor([[img_id] * 6 + hf_tok(prompts[0])["input_ids"]])
+    g = model.generate(pixel_values=px, input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
+    eos = int(g[0, 3])
+    model.config.text_config.eos_token_id = eos
+    model.generation_config.eos_token_id = eos
+    print(name, "eos", eos, g[0].tolist(), flush=True)
+    tensors, cases = {}, []
+    for i, (fn, img) in enumerate(pil):
+        px = proc(images=img, return_tensors="pt")["pixel_values"]
+        for j, p in enumerate(prompts):
+            tids = hf_tok(p, add_special_tokens=True)["input_ids"]
+            full = [img_id] * 6 + tids
+            input_ids = torch.tensor([full]); attn = torch.ones_like(input_ids)
+            n = f"img{i}_p{j}"
+            with torch.no_grad():
+                vis = sub(model, "vision_model")(pixel_values=px).last_hidden_state
+                qf = sub(model, "qformer")(query_embeds=sub(model, "query_tokens").expand(1, -1, -1), encoder_hidden_states=vis,
+                                           encoder_attention_mask=torch.ones(vis.shape[:-1], dtype=torch.long)).last_hidden_state
+                proj = sub(model, "language_projection")(qf)
+                dec = torch.tensor([[0]])
+                logits = model(pixel_values=px, input_ids=input_ids, attention_mask=attn, decoder_input_ids=dec).logits
+                gen = {}
+                for key, kw in [("greedy", dict(max_new_tokens=12, num_beams=1)), ("beam3", dict(max_new_tokens=8, num_beams=3))] + extra_gen:
+                    out = model.generate(pixel_values=px, input_ids=input_ids, attention_mask=attn, do_sample=False,
+                                         eos_token_id=eos, **kw)
+                    gen[key] = {"kwargs": kw, "new_tokens": until_eos(out[0].tolist(), eos)}
+            if j == 0:
+                tensors[f"{n}.pixel_values"] = px.clone().contiguous()
+                tensors[f"{n}.vision_last_hidden_state"] = vis.contiguous()
+                tensors[f"{n}.qformer_last_hidden_state"] = qf.contiguous()
+                tensors[f"{n}.language_projection"] = proj.contiguous()
+            tensors[f"{n}.logits"] = logits.contiguous()
+            cases.append({"name": n, "image": fn, "prompt": p, "text_input_ids": tids, "model_input_ids": full,
+                          "greedy_new_tokens": gen["greedy"]["new_tokens"], "beam3_new_tokens": gen["beam3"]["new_tokens"],
+                          "generate": gen})
+    model.save_pretrained(md, safe_serialization=True)
+    hf_tok.save_pretrained(md); tok.save(os.path.join(md, "tokenizer.json"))
+    proc.save_pretrained(md)
+    save_file(tensors, os.path.join(d, "expected.safetensors"))
+    json.dump({"reference": f"transformers {transformers.__version__}, torch {torch.__version__}, float32, CPU",
+               "language_model": "t5", "image_token_id": img_id, "eos_token_id": eos, "vocab_size": V,
+               "images": [fn for fn, _ in pil], "prompts": prompts, "cases": cases,
+               "note": "T5 new_tokens start with decoder_start_token_id 0"},
+              open(os.path.join(d, "expected.json"), "w"), indent=1)
+    print("made", name, [c["greedy_new_tokens"] for c in cases], flush=True)
+
+
+def make_itm(name, seed, images, texts):
+    """Retrieval variant: 6 queries, cross-attention in every layer, projections of 24, texts of different lengths."""
+    from transformers import Blip2ForImageTextRetrieval
+    d = os.path.join(WORK, name); md = os.path.join(d, "model"); os.makedirs(md)
+    torch.manual_seed(seed)
+    tok = wordpiece_tokenizer(150); V = tok.get_vocab_size()
+    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+                                     unk_token="[UNK]", mask_token="[MASK]")
+    cfg = Blip2Config(vision_config=dict(image_size=224, layer_norm_eps=1e-6, hidden_size=48, intermediate_size=96,
+                                         num_hidden_layers=2, num_attention_heads=4, patch_size=14, qkv_bias=True),
+                      qformer_config=dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96,
+                                          cross_attention_frequency=1, vocab_size=V, max_position_embeddings=40,
+                                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, use_qformer_text_input=True),
+                      num_query_tokens=6, image_text_hidden_size=24)
+    model = Blip2ForImageTextRetrieval(cfg).eval().float()
+    randomize(model, seed)
+    model.save_pretrained(md, safe_serialization=True)
+    hf_tok.save_pretrained(md); tok.save(os.path.join(md, "tokenizer.json"))
+    proc = image_processor(); proc.save_pretrained(md)
+    tensors, cases = {}, []
+    for i, spec in enumerate(images):
+        fn = f"image{i}.png"
+        draw_image(*spec).save(os.path.join(d, fn))
+        img = Image.open(os.path.join(d, fn))
+        px = proc(images=img, return_tensors="pt")["pixel_values"]
+        tensors[f"img{i}.pixel_values"] = px.clone().contiguous()
+        for j, t in enumerate(texts):
+            enc = hf_tok(t, return_tensors="pt")
+            with torch.no_grad():
+                itm = model(pixel_values=px, input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                            use_image_text_matching_head=True)
+                itc = model(pixel_values=px, input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                            use_image_text_matching_head=False)
+            cases.append({"image": i, "text": t, "input_ids": enc["input_ids"][0].tolist(),
+                          "itm_logits": itm.logits_per_image[0].tolist(),
+                          "itm_match_probability": float(torch.softmax(itm.logits_per_image[0], -1)[1]),
+                          "itc_score": float(itc.logits_per_image.reshape(-1)[0])})
+            tensors[f"img{i}_t{j}.image_embeds"] = itc.image_embeds.contiguous()
+            tensors[f"img{i}_t{j}.text_embeds"] = itc.text_embeds.contiguous()
+    save_file(tensors, os.path.join(d, "expected.safetensors"))
+    json.dump({"reference": f"transformers {transformers.__version__}, torch {torch.__version__}, float32, CPU",
+               "texts": texts, "cases": cases}, open(os.path.join(d, "expected.json"), "w"), indent=1)
+    print("made", name, cases[0], flush=True)
+
+
 EXTRA = [("rep1.3", dict(max_new_tokens=12, num_beams=1, repetition_penalty=1.3)),
          ("min6", dict(max_new_tokens=12, num_beams=1, min_new_tokens=6)),
          ("beam3_lp0.5", dict(max_new_tokens=8, num_beams=3, length_penalty=0.5)),
@@ -254,6 +410,18 @@ jobs = [
      8, [(21, 640, 480, "LA"), (22, 40, 30, "RGBA"), (23, 333, 257, "JPEG")],
      [None, "Question: what color is the circle? Answer:"], torch.bfloat16, "300KB", EXTRA, True),
 ]
+import sys
+if "--t5-itm" in sys.argv:
+    jobs = []
+    for fn, args in [(make_t5, ("blip2-flant5-variant-eos", 777, [(31, 200, 150, "RGB"), (32, 90, 120, "P")],
+                                ["Question: what color is the circle on the left of the picture in the middle? Short answer:",
+                                 "a photo of"], EXTRA[:2] + EXTRA[3:5])),
+                     (make_itm, ("blip2-itm-variant", 888, [(41, 160, 120, "RGB"), (42, 100, 100, "RGBA")],
+                                 ["a red circle on the left", "two cats", "a photo of a purple star at the bottom of the picture"]))]:
+        try:
+            fn(*args)
+        except Exception:
+            print("FAILED", args[0], traceback.format_exc(), flush=True)
 for j in jobs:
     try:
         make(*j)

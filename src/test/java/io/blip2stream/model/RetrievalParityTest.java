@@ -21,9 +21,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class RetrievalParityTest {
     static final String FIXTURE = "blip2-itm-tiny";
 
-    @ParameterizedTest
-    @EnumSource(Engines.Kind.class)
-    void matchAndEmbeddingsMatchTransformers(Engines.Kind engine) throws Exception {
+    static java.util.stream.Stream<org.junit.jupiter.params.provider.Arguments> fixturesAndEngines() {
+        List<org.junit.jupiter.params.provider.Arguments> out = new ArrayList<>();
+        for (String f : List.of(FIXTURE, "extra/blip2-itm-variant")) {
+            for (Engines.Kind k : Engines.Kind.values()) {
+                out.add(org.junit.jupiter.params.provider.Arguments.of(f, k));
+            }
+        }
+        return out.stream();
+    }
+
+    /** The shared fixture, and a variant with 6 queries, cross-attention in every layer and texts of 8 to 15 tokens. */
+    @ParameterizedTest(name = "{0} on {1}")
+    @org.junit.jupiter.params.provider.MethodSource("fixturesAndEngines")
+    void matchAndEmbeddingsMatchTransformers(String FIXTURE, Engines.Kind engine) throws Exception {
         JsonNode expected = Fixtures.expected(FIXTURE);
         List<String> texts = new ArrayList<>();
         expected.get("texts").forEach(t -> texts.add(t.asText()));
