@@ -57,9 +57,29 @@ public final class Engines {
 
     private Engines() {}
 
-    /** A new root manager on the given engine; the caller closes it. */
+    /** A new root manager on the given engine, on the CPU; the caller closes it. */
     public static NDManager newManager(Kind kind) {
         return engine(kind).newBaseManager();
+    }
+
+    /**
+     * A new root manager on the given engine and device ({@code cpu} or {@code gpu:N}); the caller closes it.
+     * A GPU needs the engine's GPU natives on the class path (see deploy/).
+     */
+    public static NDManager newManager(Kind kind, String device) {
+        Engine e = engine(kind);
+        if (device == null || device.equals("cpu")) {
+            return e.newBaseManager(ai.djl.Device.cpu());
+        }
+        if (!device.startsWith("gpu:")) {
+            throw new IllegalArgumentException("device '" + device + "' is not cpu or gpu:N");
+        }
+        int id = Integer.parseInt(device.substring(4));
+        if (id >= e.getGpuCount()) {
+            throw new IllegalStateException("device " + device + " is not available to " + kind.djlName()
+                    + " (it sees " + e.getGpuCount() + " GPUs)");
+        }
+        return e.newBaseManager(ai.djl.Device.gpu(id));
     }
 
     public static Engine engine(Kind kind) {

@@ -33,7 +33,18 @@ public final class ImageDecoder {
         this.maxPixels = maxPixels;
     }
 
+    /** Width and height from the image's header, checked against the pixel limit, without decoding pixels. */
+    public int[] probe(byte[] bytes) {
+        return read(bytes, false).size();
+    }
+
     public RgbImage decode(byte[] bytes) {
+        return read(bytes, true).image();
+    }
+
+    private record Read(int[] size, RgbImage image) {}
+
+    private Read read(byte[] bytes, boolean pixels) {
         if (bytes == null || bytes.length == 0) {
             throw new ImageDecodeException("empty image");
         }
@@ -55,8 +66,11 @@ public final class ImageDecoder {
                     throw new ImageDecodeException(format + " image of " + w + "x" + h + " pixels exceeds the limit of "
                             + maxPixels + " pixels");
                 }
+                if (!pixels) {
+                    return new Read(new int[] {w, h}, null);
+                }
                 BufferedImage img = reader.read(0);
-                return toRgb(img);
+                return new Read(new int[] {w, h}, toRgb(img));
             } finally {
                 reader.dispose();
             }

@@ -1,0 +1,189 @@
+package io.blip2stream.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.service.config.ConfigLoader;
+import io.blip2stream.service.config.ServiceConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.Callable;
+
+@Command(name = "produce", mixinStandardHelpOptions = true,
+        description = {"Send one request to the service's input topic and, with --wait, print its result (or dead letter).",
+                "A small client for trying the service without kcat."})
+final class ProduceCommand implements Callable<Integer> {
+    @Option(names = "--task", required = true, description = "caption, vqa, match or embed")
+    String task;
+
+    @Option(names = "--image", paramLabel = "FILE")
+    Path image;
+
+    @Option(names = "--question")
+    String question;
+
+    @Option(names = "--prompt")
+    String prompt;
+
+    @Option(names = "--text", paramLabel = "T", description = "match or embed: a text; repeat for several")
+    List<String> texts;
+
+    @Option(names = "--params", paramLabel = "JSON", description = "generation parameters, e.g. '{\"max_new_tokens\":12}'")
+    String params;
+
+    @Option(names = "--stream", description = "ask for token records")
+    boolean stream;
+
+    @Option(names = "--raw", description = "send the image bytes as the value, the fields as blip2-* headers")
+    boolean raw;
+
+    @Option(names = "--id", description = "the request id (default: a new UUID)")
+    String id;
+
+    @Option(names = "--bootstrap-servers", defaultValue = "${env:BLIP2_KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}")
+    String bootstrap;
+
+    @Option(names = "--wait", description = "wait for the result and print it")
+    boolean await;
+
+    @Option(names = "--timeout", defaultValue = "120", description = "seconds to wait (default 120)")
+    int timeout;
+
+    @Override
+    public Integer call() throws Exception {
+        ServiceConfig.Topics topics = ConfigLoader.load(null, System.getenv(), Map.of()).kafka().topics();
+        String rid = id == null ? UUID.randomUUID().toString() : id;
+        byte[] img = null;
+        if (image != null) {
+            if (!Files.isRegularFile(image)) {
+                throw new Main.UserError("image file " + image + " does not exist");
+            }
+            img = Files.readAllBytes(image);
+        }
+        ObjectMapper json = new ObjectMapper();
+        ProducerRecord<String, byte[]> record;
+        if (raw) {
+            if (img == null) {
+                throw new Main.UserError("--raw needs --image");
+            }
+            record = new ProducerRecord<>(topics.requests(), rid, img);
+            record.headers().add("blip2-task", task.getBytes(StandardCharsets.UTF_8));
+            addHeader(record, "blip2-question", question);
+            addHeader(record, "blip2-prompt", prompt);
+            addHeader(record, "blip2-params", params);
+            if (texts != null) {
+                addHeader(record, "blip2-texts", json.writeValueAsString(texts));
+            }
+            if (stream) {
+                addHeader(record, "blip2-stream", "true");
+            }
+        } else {
+            ObjectNode o = json.createObjectNode();
+            o.put("id", rid);
+            o.put("task", task);
+            if (img != null) {
+                o.put("image", Base64.getEncoder().encodeToString(img));
+            }
+            if (question != null) {
+                o.put("question", question);
+            }
+            if (prompt != null) {
+                o.put("prompt", prompt);
+            }
+            if (texts != null) {
+                texts.forEach(o.putArray("texts")::add);
+            }
+            if (params != null) {
+                o.set("params", json.readTree(params));
+            }
+            if (stream) {
+                o.put("stream", true);
+            }
+            record = new ProducerRecord<>(topics.requests(), rid, json.writeValueAsBytes(o));
+        }
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        List<String> watch = List.of(topics.captions(), topics.answers(), topics.matches(), topics.embeddings(),
+                topics.deadLetter(), topics.tokens());
+        KafkaConsumer<String, byte[]> consumer = null;
+        if (await) {
+            // start at the end of the output topics before sending, so the result cannot be missed
+            Map<String, Object> c = new HashMap<>();
+            c.put("bootstrap.servers", bootstrap);
+            c.put("group.id", "blip2-produce-" + UUID.randomUUID());
+            c.put("enable.auto.commit", "false");
+            consumer = new KafkaConsumer<>(c, new StringDeserializer(), new ByteArrayDeserializer());
+            List<TopicPartition> tps = new ArrayList<>();
+            for (String t : watch) {
+                consumer.partitionsFor(t).forEach(p -> tps.add(new TopicPartition(p.topic(), p.partition())));
+            }
+            consumer.assign(tps);
+            consumer.seekToEnd(tps);
+            tps.forEach(consumer::position);
+        }
+        try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(Map.of("bootstrap.servers", bootstrap, "acks", "all",
+                "max.request.size", String.valueOf(32 << 20)), new StringSerializer(), new ByteArraySerializer())) {
+            var meta = producer.send(record).get();
+            System.err.println("sent " + rid + " to " + meta.topic() + "-" + meta.partition() + "@" + meta.offset());
+        }
+        if (consumer == null) {
+            out.println(rid);
+            return 0;
+        }
+        try (KafkaConsumer<String, byte[]> cons = consumer) {
+            long end = System.currentTimeMillis() + timeout * 1000L;
+            while (System.currentTimeMillis() < end) {
+                for (ConsumerRecord<String, byte[]> r : cons.poll(Duration.ofMillis(200))) {
+                    if (!rid.equals(r.key())) {
+                        continue;
+                    }
+                    String value = new String(r.value(), StandardCharsets.UTF_8);
+                    if (r.topic().equals(topics.tokens())) {
+                        JsonNode t = json.readTree(value);
+                        System.err.print(t.get("text").asText());
+                        continue;
+                    }
+                    if (r.topic().equals(topics.deadLetter())) {
+                        var code = r.headers().lastHeader("blip2-error-code");
+                        var msg = r.headers().lastHeader("blip2-error-message");
+                        out.println("{\"dead_letter\":true,\"code\":" + json.writeValueAsString(code == null ? null : new String(code.value(), StandardCharsets.UTF_8))
+                                + ",\"message\":" + json.writeValueAsString(msg == null ? null : new String(msg.value(), StandardCharsets.UTF_8)) + "}");
+                        return 1;
+                    }
+                    if (stream) {
+                        System.err.println();
+                    }
+                    out.println(value);
+                    return 0;
+                }
+            }
+        }
+        throw new Main.UserError("no result for " + rid + " within " + timeout + " s");
+    }
+
+    private static void addHeader(ProducerRecord<String, byte[]> r, String name, String value) {
+        if (value != null) {
+            r.headers().add(name, value.getBytes(StandardCharsets.UTF_8));
+        }
+    }
+}

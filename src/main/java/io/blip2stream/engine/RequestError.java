@@ -1,0 +1,39 @@
+package io.blip2stream.engine;
+
+/**
+ * A request that cannot be served, with a stable machine-readable code (the DLT header {@code blip2-error-code},
+ * the WebSocket error frame's {@code code}) and a message for people.
+ */
+public class RequestError extends RuntimeException {
+    public static final String INVALID_JSON = "invalid_json";
+    public static final String INVALID_REQUEST = "invalid_request";
+    public static final String UNKNOWN_TASK = "unknown_task";
+    public static final String MISSING_IMAGE = "missing_image";
+    public static final String INVALID_IMAGE = "invalid_image";
+    public static final String IMAGE_TOO_LARGE = "image_too_large";
+    public static final String RECORD_TOO_LARGE = "record_too_large";
+    public static final String MISSING_QUESTION = "missing_question";
+    public static final String MISSING_TEXTS = "missing_texts";
+    public static final String TOO_MANY_TEXTS = "too_many_texts";
+    public static final String INVALID_PARAMS = "invalid_params";
+    public static final String PROMPT_TOO_LONG = "prompt_too_long";
+    public static final String UNSUPPORTED_TASK = "unsupported_task";
+    public static final String TIMEOUT = "timeout";
+    public static final String INTERNAL = "internal_error";
+
+    private final String code;
+
+    public RequestError(String code, String message) {
+        super(message);
+        this.code = code;
+    }
+
+    public RequestError(String code, String message, Throwable cause) {
+        super(message, cause);
+        this.code = code;
+    }
+
+    public String code() {
+        return code;
+    }
+}

@@ -1,0 +1,226 @@
+package io.blip2stream.service;
+
+import io.blip2stream.engine.Engines;
+import io.blip2stream.engine.InferenceRunner;
+import io.blip2stream.service.bus.Addresses;
+import io.blip2stream.service.config.ServiceConfig;
+import io.blip2stream.service.kafka.EmbeddedKafka;
+import io.blip2stream.service.kafka.Topics;
+import io.blip2stream.service.metrics.ServiceMetrics;
+import io.blip2stream.service.verticle.HttpVerticle;
+import io.blip2stream.service.verticle.InferenceWorkerVerticle;
+import io.blip2stream.service.verticle.KafkaIngressVerticle;
+import io.blip2stream.service.verticle.ResultPublisherVerticle;
+import io.vertx.core.DeploymentOptions;
+import io.vertx.core.Future;
+import io.vertx.core.ThreadingModel;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The streaming service: starts (or connects to) Kafka, creates its topics, loads the models on each configured
+ * device and deploys the verticles: result publisher, one inference worker per device, HTTP, and Kafka ingress
+ * last, so nothing is taken before it can be answered. {@link #stop()} undoes it in the reverse order, draining
+ * in-flight work first.
+ */
+public final class Blip2Service {
+    private static final Logger LOG = LoggerFactory.getLogger(Blip2Service.class);
+    static final String DEFAULT_MODEL = "models/blip2-opt-tiny";
+    static final String DEFAULT_RETRIEVAL_MODEL = "models/blip2-itm-tiny";
+
+    private final ServiceConfig config;
+    private final VertxOptions vertxOptions;
+    private final ServiceMetrics metrics = new ServiceMetrics();
+    private EmbeddedKafka broker;
+    private Vertx vertx;
+    private String bootstrapServers;
+    private final List<String> workerDeployments = new ArrayList<>();
+    private final List<InferenceWorkerVerticle> workers = new ArrayList<>();
+    private String publisherDeployment;
+    private String ingressDeployment;
+    private String httpDeployment;
+    private HttpVerticle http;
+    private Path modelPath;
+    private Path retrievalPath;
+
+    public Blip2Service(ServiceConfig config) {
+        this(config, new VertxOptions());
+    }
+
+    public Blip2Service(ServiceConfig config, VertxOptions vertxOptions) {
+        this.config = config;
+        this.vertxOptions = vertxOptions;
+    }
+
+    public synchronized Blip2Service start() throws Exception {
+        resolveModels();
+        if (config.kafka().embedded()) {
+            Path dir = config.dataDir().resolve("kafka");
+            LOG.info("no Kafka bootstrap servers configured (BLIP2_KAFKA_BOOTSTRAP_SERVERS): starting a single-node broker in-process");
+            broker = new EmbeddedKafka(dir, config.kafka().embeddedPort(), config.kafka().embeddedControllerPort()).start();
+            bootstrapServers = broker.bootstrapServers();
+        } else {
+            bootstrapServers = config.kafka().bootstrapServers();
+        }
+        Topics.ensure(bootstrapServers, config.kafka());
+        vertx = Vertx.vertx(vertxOptions);
+        Addresses.registerCodecs(vertx);
+        publisherDeployment = await(vertx.deployVerticle(
+                new ResultPublisherVerticle(bootstrapServers, config.kafka().producer(), config.kafka().topics().tokens())));
+        Engines.Kind engine = Engines.Kind.parse(config.engine());
+        InferenceRunner.Limits limits = new InferenceRunner.Limits(config.inference().maxPromptTokens(), config.limits().maxImagePixels());
+        for (String device : config.devices()) {
+            InferenceWorkerVerticle w = new InferenceWorkerVerticle(device, () -> {
+                try {
+                    return InferenceRunner.load(modelPath, retrievalPath, engine, device, limits);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }, config.inference().maxBatchSize(), config.inference().maxBatchWaitMs(), metrics);
+            workers.add(w);
+            workerDeployments.add(await(vertx.deployVerticle(w, new DeploymentOptions().setThreadingModel(ThreadingModel.WORKER)
+                    .setWorkerPoolName("blip2-inference-" + device).setWorkerPoolSize(1)
+                    .setMaxWorkerExecuteTime(Long.MAX_VALUE))));
+        }
+        http = new HttpVerticle(config.httpHost(), config.httpPort(), bootstrapServers, metrics, () -> !workers.isEmpty());
+        httpDeployment = await(vertx.deployVerticle(http));
+        ingressDeployment = await(vertx.deployVerticle(new KafkaIngressVerticle(config, bootstrapServers, metrics)));
+        printBanner();
+        return this;
+    }
+
+    /** The model folders: configured, or the ones in models/ (next to the working folder or to the jar). */
+    private void resolveModels() {
+        modelPath = config.modelPath().isBlank() ? findDefault(DEFAULT_MODEL) : Path.of(config.modelPath());
+        if (!Files.isDirectory(modelPath)) {
+            throw new IllegalArgumentException("model folder " + modelPath + " does not exist (BLIP2_MODEL)");
+        }
+        if (!config.retrievalModelPath().isBlank()) {
+            retrievalPath = Path.of(config.retrievalModelPath());
+            if (!Files.isDirectory(retrievalPath)) {
+                throw new IllegalArgumentException("retrieval model folder " + retrievalPath + " does not exist (BLIP2_RETRIEVAL_MODEL)");
+            }
+        } else {
+            Path d = findDefault(DEFAULT_RETRIEVAL_MODEL);
+            retrievalPath = Files.isDirectory(d) ? d : null;
+        }
+    }
+
+    static Path findDefault(String relative) {
+        Path here = Path.of(relative);
+        if (Files.isDirectory(here)) {
+            return here;
+        }
+        try {
+            Path jar = Path.of(Blip2Service.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+            for (Path p = jar.getParent(); p != null; p = p.getParent()) {
+                if (Files.isDirectory(p.resolve(relative))) {
+                    return p.resolve(relative);
+                }
+            }
+        } catch (Exception e) {
+            // fall through
+        }
+        return here;
+    }
+
+    private void printBanner() {
+        var t = config.kafka().topics();
+        StringBuilder b = new StringBuilder();
+        b.append("\nblip2-stream is up on node ").append(config.nodeId()).append('\n');
+        b.append("  Kafka:    ").append(bootstrapServers).append(broker != null ? " (in-process broker, data in "
+                + broker.dir().toAbsolutePath() + ")" : "").append('\n');
+        b.append("  input:    ").append(t.requests()).append("   dead letters: ").append(t.deadLetter()).append('\n');
+        b.append("  outputs:  ").append(t.captions()).append(", ").append(t.answers()).append(", ").append(t.matches())
+                .append(", ").append(t.embeddings()).append("   tokens: ").append(t.tokens()).append('\n');
+        b.append("  HTTP:     http://").append(config.httpHost()).append(':').append(httpPort())
+                .append("  (/health/live, /health/ready, /metrics)\n");
+        b.append("  models:   ").append(modelPath.toAbsolutePath()).append(retrievalPath == null ? "" : ", " + retrievalPath.toAbsolutePath())
+                .append(" on ").append(config.engine()).append(' ').append(config.devices()).append('\n');
+        b.append("  try it:\n");
+        b.append("    echo '{\"id\":\"req-1\",\"task\":\"caption\",\"image\":\"'$(base64 -w0 photo.png)'\"}' \\\n")
+                .append("      | kcat -P -b ").append(bootstrapServers).append(" -t ").append(t.requests()).append(" -k req-1\n");
+        b.append("    kcat -P -b ").append(bootstrapServers).append(" -t ").append(t.requests())
+                .append(" -k req-2 -H blip2-task=vqa -H 'blip2-question=what is in the picture?' photo.png\n");
+        b.append("    kcat -C -b ").append(bootstrapServers).append(" -t ").append(t.captions()).append(" -f '%k %s\\n'\n");
+        b.append("  or without kcat: java -jar target/blip2-stream.jar produce --task caption --image photo.png\n");
+        System.out.println(b);
+        LOG.info("ready");
+    }
+
+    public String bootstrapServers() {
+        return bootstrapServers;
+    }
+
+    public int httpPort() {
+        return http == null ? -1 : http.actualPort();
+    }
+
+    public Vertx vertx() {
+        return vertx;
+    }
+
+    public ServiceMetrics metrics() {
+        return metrics;
+    }
+
+    public ServiceConfig config() {
+        return config;
+    }
+
+    /** Undeploys the Kafka ingress only (it drains and commits): what a restart of the consumer does. */
+    public synchronized void stopIngress() throws Exception {
+        if (ingressDeployment != null) {
+            await(vertx.undeploy(ingressDeployment));
+            ingressDeployment = null;
+        }
+    }
+
+    public synchronized void startIngress() throws Exception {
+        if (ingressDeployment == null) {
+            ingressDeployment = await(vertx.deployVerticle(new KafkaIngressVerticle(config, bootstrapServers, metrics)));
+        }
+    }
+
+    /** Graceful: stop consuming and drain, then HTTP, the workers, the publisher (flushed), Vert.x and the broker. */
+    public synchronized void stop() {
+        try {
+            if (vertx != null) {
+                stopIngress();
+                if (httpDeployment != null) {
+                    await(vertx.undeploy(httpDeployment));
+                }
+                for (String d : workerDeployments) {
+                    await(vertx.undeploy(d));
+                }
+                if (publisherDeployment != null) {
+                    await(vertx.undeploy(publisherDeployment));
+                }
+                await(vertx.close());
+            }
+        } catch (Exception e) {
+            LOG.warn("while stopping: {}", e.toString());
+        } finally {
+            vertx = null;
+            if (broker != null) {
+                broker.close();
+                broker = null;
+            }
+        }
+        LOG.info("stopped");
+    }
+
+    private <T> T await(Future<T> f) throws Exception {
+        return f.toCompletionStage().toCompletableFuture().get(config.drainTimeoutMs() + 600_000, TimeUnit.MILLISECONDS);
+    }
+}

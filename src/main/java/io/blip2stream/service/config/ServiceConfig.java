@@ -1,0 +1,131 @@
+package io.blip2stream.service.config;
+
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.net.InetAddress;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The service's settings, typed, from {@link ConfigLoader}. Topics and addresses are named here and nowhere else. */
+public record ServiceConfig(
+        String nodeId,
+        String modelPath,
+        String retrievalModelPath,
+        String engine,
+        List<String> devices,
+        Path dataDir,
+        String httpHost,
+        int httpPort,
+        Kafka kafka,
+        Inference inference,
+        Limits limits,
+        long drainTimeoutMs) {
+
+    public record Kafka(String bootstrapServers, int embeddedPort, int embeddedControllerPort, String groupId,
+                        int partitions, short replicationFactor, Topics topics, int maxInFlightPerPartition,
+                        int maxInFlight, int maxPollRecords, long commitIntervalMs,
+                        Map<String, String> consumer, Map<String, String> producer) {
+
+        /** Whether to start the in-process broker (no bootstrap servers configured). */
+        public boolean embedded() {
+            return bootstrapServers == null || bootstrapServers.isBlank();
+        }
+    }
+
+    public record Topics(String requests, String captions, String answers, String matches, String embeddings,
+                         String tokens, String deadLetter) {
+        public List<String> all() {
+            return List.of(requests, captions, answers, matches, embeddings, tokens, deadLetter);
+        }
+    }
+
+    public record Inference(int maxBatchSize, long maxBatchWaitMs, int defaultMaxNewTokens, int maxNewTokensCap,
+                            int maxPromptTokens, int maxTexts, long requestTimeoutMs) {}
+
+    public record Limits(long maxImageBytes, long maxImagePixels, long maxRecordBytes) {}
+
+    static ServiceConfig from(JsonNode n) {
+        JsonNode k = n.get("kafka");
+        JsonNode t = k.get("topics");
+        JsonNode i = n.get("inference");
+        JsonNode l = n.get("limits");
+        List<String> devices = new ArrayList<>();
+        n.get("model").get("devices").forEach(d -> devices.add(d.asText().trim()));
+        String node = n.get("node").get("id").asText();
+        if (node.isBlank()) {
+            node = hostName();
+        }
+        ServiceConfig c = new ServiceConfig(
+                node,
+                n.get("model").get("path").asText(),
+                n.get("model").get("retrieval_path").asText(),
+                n.get("model").get("engine").asText(),
+                List.copyOf(devices),
+                Path.of(n.get("data_dir").asText()),
+                n.get("http").get("host").asText(),
+                n.get("http").get("port").asInt(),
+                new Kafka(k.get("bootstrap_servers").asText(), k.get("embedded").get("port").asInt(),
+                        k.get("embedded").get("controller_port").asInt(), k.get("group_id").asText(),
+                        k.get("partitions").asInt(), (short) k.get("replication_factor").asInt(),
+                        new Topics(t.get("requests").asText(), t.get("captions").asText(), t.get("answers").asText(),
+                                t.get("matches").asText(), t.get("embeddings").asText(), t.get("tokens").asText(),
+                                t.get("dead_letter").asText()),
+                        k.get("max_in_flight_per_partition").asInt(), k.get("max_in_flight").asInt(),
+                        k.get("max_poll_records").asInt(), k.get("commit_interval_ms").asLong(),
+                        strings(k.get("consumer")), strings(k.get("producer"))),
+                new Inference(i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
+                        i.get("default_max_new_tokens").asInt(), i.get("max_new_tokens_cap").asInt(),
+                        i.get("max_prompt_tokens").asInt(), i.get("max_texts").asInt(), i.get("request_timeout_ms").asLong()),
+                new Limits(l.get("max_image_bytes").asLong(), l.get("max_image_pixels").asLong(), l.get("max_record_bytes").asLong()),
+                n.get("shutdown").get("drain_timeout_ms").asLong());
+        c.validate();
+        return c;
+    }
+
+    private static Map<String, String> strings(JsonNode n) {
+        Map<String, String> m = new LinkedHashMap<>();
+        if (n != null) {
+            n.fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asText()));
+        }
+        return m;
+    }
+
+    private void validate() {
+        check(httpPort >= 0 && httpPort < 65536, "http.port must be a port number");
+        check(!devices.isEmpty(), "model.devices must name at least one device");
+        for (String d : devices) {
+            check(d.equals("cpu") || d.matches("gpu:\\d+"), "model.devices: '" + d + "' is not cpu or gpu:N");
+        }
+        check(kafka.partitions() > 0, "kafka.partitions must be positive");
+        check(kafka.maxInFlightPerPartition() > 0 && kafka.maxInFlight() > 0, "in-flight limits must be positive");
+        check(inference.maxBatchSize() > 0, "inference.max_batch_size must be positive");
+        check(inference.defaultMaxNewTokens() > 0 && inference.defaultMaxNewTokens() <= inference.maxNewTokensCap(),
+                "inference.default_max_new_tokens must be between 1 and max_new_tokens_cap");
+    }
+
+    private static void check(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException(message);
+        }
+    }
+
+    private static String hostName() {
+        String h = System.getenv("HOSTNAME");
+        if (h != null && !h.isBlank()) {
+            return h;
+        }
+        try {
+            return InetAddress.getLocalHost().getHostName();
+        } catch (Exception e) {
+            return "blip2-node";
+        }
+    }
+
+    /** The Kafka bootstrap servers the clients use (the in-process broker's listener when embedded). */
+    public String bootstrapServers() {
+        return kafka.embedded() ? "localhost:" + kafka.embeddedPort() : kafka.bootstrapServers();
+    }
+}

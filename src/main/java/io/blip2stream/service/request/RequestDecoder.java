@@ -1,0 +1,303 @@
+package io.blip2stream.service.request;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.RequestError;
+import io.blip2stream.engine.Task;
+import io.blip2stream.model.generation.GenerationParams;
+import io.blip2stream.model.image.ImageDecodeException;
+import io.blip2stream.model.image.ImageDecoder;
+import io.blip2stream.service.config.ServiceConfig;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+
+/**
+ * Turns a request, in either of its two forms, into a validated {@link InferenceJob}, or a {@link RequestError}
+ * saying what is wrong:
+ * <ul>
+ *   <li>a JSON object {@code {"id"?, "task", "image": "<base64>", "prompt"?, "question"?, "texts"?, "params"?,
+ *       "stream"?}};</li>
+ *   <li>raw image bytes with the fields in headers {@code blip2-task}, {@code blip2-question}, {@code blip2-prompt},
+ *       {@code blip2-texts} (a JSON array), {@code blip2-params} (JSON), {@code blip2-stream}.</li>
+ * </ul>
+ * A record is the raw form when it has a {@code blip2-task} header. The id is the JSON {@code id}, else the
+ * record key, else a new UUID. The image's size is checked from its header, before any pixel is decoded.
+ */
+public final class RequestDecoder {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final ServiceConfig.Inference inference;
+    private final ServiceConfig.Limits limits;
+    private final ImageDecoder probe;
+
+    public RequestDecoder(ServiceConfig.Inference inference, ServiceConfig.Limits limits) {
+        this.inference = inference;
+        this.limits = limits;
+        this.probe = new ImageDecoder(limits.maxImagePixels());
+    }
+
+    /** The fields of a request, however they arrived. */
+    public record Fields(String id, String task, byte[] image, String prompt, String question, JsonNode texts,
+                         JsonNode params, boolean stream) {}
+
+    /**
+     * A Kafka record's value, key and headers (by name, last one wins) to a job.
+     *
+     * @param key may be null
+     */
+    public InferenceJob decodeRecord(byte[] key, byte[] value, Map<String, byte[]> headers, long acceptedNanos) {
+        if (value == null || value.length == 0) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "the record has no value");
+        }
+        if (value.length > limits.maxRecordBytes()) {
+            throw new RequestError(RequestError.RECORD_TOO_LARGE, "the record has " + value.length + " bytes; the limit is "
+                    + limits.maxRecordBytes());
+        }
+        String keyId = key == null || key.length == 0 ? null : new String(key, StandardCharsets.UTF_8);
+        Fields f;
+        if (headers.containsKey("blip2-task")) {
+            f = new Fields(keyId, header(headers, "blip2-task"), value, header(headers, "blip2-prompt"),
+                    header(headers, "blip2-question"), jsonHeader(headers, "blip2-texts"), jsonHeader(headers, "blip2-params"),
+                    bool(header(headers, "blip2-stream"), "blip2-stream"));
+        } else {
+            f = fromJson(value, keyId);
+        }
+        return validate(f, acceptedNanos);
+    }
+
+    /** A JSON request (Kafka JSON form, HTTP, WebSocket) to its fields; the id falls back to {@code defaultId}. */
+    public Fields fromJson(byte[] value, String defaultId) {
+        JsonNode n;
+        try {
+            n = JSON.readTree(value);
+        } catch (JsonProcessingException e) {
+            throw new RequestError(RequestError.INVALID_JSON, "the value is not JSON (and has no blip2-task header for the raw form): "
+                    + e.getOriginalMessage());
+        } catch (java.io.IOException e) {
+            throw new RequestError(RequestError.INVALID_JSON, "the value is not JSON: " + e.getMessage());
+        }
+        return fromJson(n, defaultId);
+    }
+
+    public Fields fromJson(JsonNode n, String defaultId) {
+        if (n == null || !n.isObject()) {
+            throw new RequestError(RequestError.INVALID_JSON, "the request must be a JSON object");
+        }
+        String id = text(n, "id");
+        byte[] image = null;
+        JsonNode img = n.get("image");
+        if (img != null && !img.isNull()) {
+            if (!img.isTextual()) {
+                throw new RequestError(RequestError.INVALID_IMAGE, "image must be a base64 string");
+            }
+            String b64 = img.asText();
+            int comma = b64.startsWith("data:") ? b64.indexOf(',') : -1; // accept data URLs too
+            try {
+                image = Base64.getMimeDecoder().decode(comma >= 0 ? b64.substring(comma + 1) : b64);
+            } catch (IllegalArgumentException e) {
+                throw new RequestError(RequestError.INVALID_IMAGE, "image is not valid base64: " + e.getMessage());
+            }
+        }
+        JsonNode stream = n.get("stream");
+        if (stream != null && !stream.isNull() && !stream.isBoolean()) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "stream must be true or false");
+        }
+        return new Fields(id != null ? id : defaultId, text(n, "task"), image, text(n, "prompt"), text(n, "question"),
+                n.get("texts"), n.get("params"), stream != null && stream.asBoolean());
+    }
+
+    /** Checks the fields and builds the job. */
+    public InferenceJob validate(Fields f, long acceptedNanos) {
+        String id = f.id() == null || f.id().isBlank() ? UUID.randomUUID().toString() : f.id();
+        if (id.length() > 256) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "id is longer than 256 characters");
+        }
+        if (f.task() == null) {
+            throw new RequestError(RequestError.UNKNOWN_TASK, "task is missing (caption, vqa, match or embed)");
+        }
+        Task task = Task.parse(f.task());
+        if (task == null) {
+            throw new RequestError(RequestError.UNKNOWN_TASK, "unknown task '" + f.task() + "' (caption, vqa, match or embed)");
+        }
+        byte[] image = f.image();
+        if (image != null && image.length == 0) {
+            image = null;
+        }
+        List<String> texts = texts(f.texts());
+        if (image == null && (task != Task.EMBED || texts.isEmpty())) {
+            throw new RequestError(RequestError.MISSING_IMAGE, task == Task.EMBED
+                    ? "embed needs an image, texts or both" : "task " + task.wireName() + " needs an image");
+        }
+        if (image != null) {
+            checkImage(image);
+        }
+        String question = f.question();
+        if (task == Task.VQA && (question == null || question.isBlank())) {
+            throw new RequestError(RequestError.MISSING_QUESTION, "task vqa needs a question");
+        }
+        if (task == Task.MATCH && texts.isEmpty()) {
+            throw new RequestError(RequestError.MISSING_TEXTS, "task match needs texts, a non-empty array of strings");
+        }
+        if (texts.size() > inference.maxTexts()) {
+            throw new RequestError(RequestError.TOO_MANY_TEXTS, texts.size() + " texts; the limit is " + inference.maxTexts());
+        }
+        GenerationParams params = task.generates() ? params(f.params()) : null;
+        return new InferenceJob(id, task, image, f.prompt(), question, texts, params, f.stream() && task.generates(), acceptedNanos);
+    }
+
+    private void checkImage(byte[] image) {
+        if (image.length > limits.maxImageBytes()) {
+            throw new RequestError(RequestError.IMAGE_TOO_LARGE, "the image has " + image.length + " bytes; the limit is "
+                    + limits.maxImageBytes());
+        }
+        try {
+            probe.probe(image);
+        } catch (ImageDecodeException e) {
+            String m = e.getMessage();
+            throw new RequestError(m.contains("exceeds the limit") ? RequestError.IMAGE_TOO_LARGE : RequestError.INVALID_IMAGE, m, e);
+        }
+    }
+
+    private static List<String> texts(JsonNode t) {
+        List<String> out = new ArrayList<>();
+        if (t == null || t.isNull()) {
+            return out;
+        }
+        if (!t.isArray()) {
+            throw new RequestError(RequestError.MISSING_TEXTS, "texts must be an array of strings");
+        }
+        for (JsonNode e : t) {
+            if (!e.isTextual() || e.asText().isBlank()) {
+                throw new RequestError(RequestError.MISSING_TEXTS, "texts must be non-empty strings");
+            }
+            out.add(e.asText());
+        }
+        return out;
+    }
+
+    /** Generation parameters with transformers' names; unknown names and bad values are refused, naming them. */
+    GenerationParams params(JsonNode p) {
+        GenerationParams.Builder b = GenerationParams.builder().maxNewTokens(inference.defaultMaxNewTokens());
+        if (p == null || p.isNull()) {
+            return b.build();
+        }
+        if (!p.isObject()) {
+            throw new RequestError(RequestError.INVALID_PARAMS, "params must be a JSON object");
+        }
+        for (Iterator<Map.Entry<String, JsonNode>> it = p.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            JsonNode v = e.getValue();
+            String k = e.getKey();
+            switch (k) {
+                case "max_new_tokens" -> {
+                    int n = integer(k, v);
+                    if (n > inference.maxNewTokensCap()) {
+                        throw new RequestError(RequestError.INVALID_PARAMS, "max_new_tokens " + n + " is above the limit of "
+                                + inference.maxNewTokensCap());
+                    }
+                    b.maxNewTokens(n);
+                }
+                case "min_new_tokens" -> b.minNewTokens(integer(k, v));
+                case "num_beams" -> b.numBeams(integer(k, v));
+                case "do_sample" -> b.doSample(bool(v, k));
+                case "temperature" -> b.temperature(number(k, v));
+                case "top_k" -> b.topK(integer(k, v));
+                case "top_p" -> b.topP(number(k, v));
+                case "repetition_penalty" -> b.repetitionPenalty(number(k, v));
+                case "length_penalty" -> b.lengthPenalty(number(k, v));
+                case "early_stopping" -> {
+                    String s = v.asText().toLowerCase(java.util.Locale.ROOT);
+                    switch (s) {
+                        case "true" -> b.earlyStopping(GenerationParams.EarlyStopping.TRUE);
+                        case "false" -> b.earlyStopping(GenerationParams.EarlyStopping.FALSE);
+                        case "never" -> b.earlyStopping(GenerationParams.EarlyStopping.NEVER);
+                        default -> throw new RequestError(RequestError.INVALID_PARAMS, "early_stopping must be true, false or \"never\"");
+                    }
+                }
+                case "seed" -> b.seed((long) integer(k, v));
+                default -> throw new RequestError(RequestError.INVALID_PARAMS, "unknown parameter '" + k + "'");
+            }
+        }
+        try {
+            return b.build();
+        } catch (IllegalArgumentException e) {
+            throw new RequestError(RequestError.INVALID_PARAMS, e.getMessage());
+        }
+    }
+
+    private static int integer(String k, JsonNode v) {
+        if (v == null || !v.canConvertToInt() || !v.isIntegralNumber()) {
+            throw new RequestError(RequestError.INVALID_PARAMS, k + " must be an integer, got " + v);
+        }
+        return v.asInt();
+    }
+
+    private static double number(String k, JsonNode v) {
+        if (v == null || !v.isNumber()) {
+            throw new RequestError(RequestError.INVALID_PARAMS, k + " must be a number, got " + v);
+        }
+        return v.asDouble();
+    }
+
+    private static boolean bool(JsonNode v, String k) {
+        if (v == null || !v.isBoolean()) {
+            throw new RequestError(RequestError.INVALID_PARAMS, k + " must be true or false, got " + v);
+        }
+        return v.asBoolean();
+    }
+
+    private static boolean bool(String s, String name) {
+        if (s == null || s.isBlank()) {
+            return false;
+        }
+        switch (s.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "true":
+            case "1":
+            case "yes":
+                return true;
+            case "false":
+            case "0":
+            case "no":
+                return false;
+            default:
+                throw new RequestError(RequestError.INVALID_REQUEST, name + " must be true or false, got '" + s + "'");
+        }
+    }
+
+    private static String text(JsonNode n, String field) {
+        JsonNode v = n.get(field);
+        if (v == null || v.isNull()) {
+            return null;
+        }
+        if (!v.isTextual()) {
+            throw new RequestError(RequestError.INVALID_REQUEST, field + " must be a string");
+        }
+        return v.asText();
+    }
+
+    private static String header(Map<String, byte[]> headers, String name) {
+        byte[] v = headers.get(name);
+        return v == null ? null : new String(v, StandardCharsets.UTF_8);
+    }
+
+    private static JsonNode jsonHeader(Map<String, byte[]> headers, String name) {
+        byte[] v = headers.get(name);
+        if (v == null || v.length == 0) {
+            return null;
+        }
+        try {
+            return JSON.readTree(v);
+        } catch (java.io.IOException e) {
+            throw new RequestError(name.equals("blip2-params") ? RequestError.INVALID_PARAMS : RequestError.INVALID_JSON,
+                    "header " + name + " is not JSON: " + e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,355 @@
+package io.blip2stream.service.verticle;
+
+import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.InferenceRunner;
+import io.blip2stream.engine.RequestError;
+import io.blip2stream.engine.Task;
+import io.blip2stream.service.ResultJson;
+import io.blip2stream.service.bus.Addresses;
+import io.blip2stream.service.bus.OutboundRecord;
+import io.blip2stream.service.config.ServiceConfig;
+import io.blip2stream.service.metrics.ServiceMetrics;
+import io.blip2stream.service.request.RequestDecoder;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.eventbus.ReplyException;
+import io.vertx.kafka.client.common.TopicPartition;
+import io.vertx.kafka.client.consumer.KafkaConsumer;
+import io.vertx.kafka.client.consumer.KafkaConsumerRecord;
+import io.vertx.kafka.client.consumer.OffsetAndMetadata;
+import io.vertx.kafka.client.producer.KafkaHeader;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.UUID;
+
+/**
+ * Takes requests from the input topic and answers each one exactly once on an output topic or the dead-letter
+ * topic, then lets its offset be committed:
+ * <ol>
+ *   <li>decode and validate the record (off the event loop), or send it to the DLT with the reason in headers;</li>
+ *   <li>hand the job to an inference worker over the event bus;</li>
+ *   <li>have the result publisher write the result (or the dead letter) and wait for Kafka's acknowledgement;</li>
+ *   <li>mark the offset done; the lowest offset not yet done, per partition, is committed periodically.</li>
+ * </ol>
+ * Work in flight is bounded per partition and in total by pausing and resuming partitions (never the whole
+ * stream, so the consumer keeps polling and stays in its group). Records already fetched when a partition is
+ * paused are still taken, so a partition may exceed its bound by at most {@code max.poll.records}.
+ */
+public final class KafkaIngressVerticle extends VerticleBase {
+    private static final Logger LOG = LoggerFactory.getLogger(KafkaIngressVerticle.class);
+    /** Headers copied from a request to its outputs, so traces follow the request. */
+    static final Set<String> TRACE_HEADERS = Set.of("traceparent", "tracestate", "baggage", "b3", "x-b3-traceid",
+            "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "uber-trace-id", "x-request-id", "x-correlation-id");
+
+    private final ServiceConfig config;
+    private final String bootstrapServers;
+    private final ServiceMetrics metrics;
+    private final RequestDecoder decoder;
+    private KafkaConsumer<byte[], byte[]> consumer;
+    private final Map<TopicPartition, PartitionState> partitions = new HashMap<>();
+    private final Set<TopicPartition> assigned = new HashSet<>();
+    private int inFlight;
+    private long commitTimer = -1;
+    private boolean stopping;
+
+    /** Offsets of one partition: those taken and not yet answered, and how far it is safe to commit. */
+    private static final class PartitionState {
+        final TreeSet<Long> pending = new TreeSet<>();
+        long highest = -1;    // the highest offset taken
+        long committed = -1;  // the last offset committed (the next one to read)
+        boolean paused;
+    }
+
+    public KafkaIngressVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics) {
+        this.config = config;
+        this.bootstrapServers = bootstrapServers;
+        this.metrics = metrics;
+        this.decoder = new RequestDecoder(config.inference(), config.limits());
+    }
+
+    @Override
+    public Future<?> start() {
+        ServiceConfig.Kafka k = config.kafka();
+        Map<String, String> c = new HashMap<>();
+        c.put("bootstrap.servers", bootstrapServers);
+        c.put("group.id", k.groupId());
+        c.put("enable.auto.commit", "false");
+        c.put("auto.offset.reset", "earliest");
+        c.put("max.poll.records", String.valueOf(k.maxPollRecords()));
+        c.put("max.partition.fetch.bytes", String.valueOf(32 << 20));
+        c.put("fetch.max.bytes", String.valueOf(64 << 20));
+        c.put("key.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+        c.put("value.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+        c.putAll(k.consumer());
+        consumer = KafkaConsumer.create(vertx, c);
+        consumer.exceptionHandler(e -> LOG.warn("Kafka consumer error: {}", e.toString()));
+        consumer.partitionsAssignedHandler(this::assigned);
+        consumer.partitionsRevokedHandler(this::revoked);
+        consumer.handler(this::take);
+        commitTimer = vertx.setPeriodic(Math.max(10, k.commitIntervalMs()), t -> commit());
+        vertx.setPeriodic(5000, t -> updateLag());
+        return consumer.subscribe(k.topics().requests());
+    }
+
+    private void assigned(Set<TopicPartition> tps) {
+        assigned.addAll(tps);
+        for (TopicPartition tp : tps) {
+            partitions.computeIfAbsent(tp, x -> new PartitionState());
+        }
+        LOG.info("assigned {}", tps);
+        applyLimits();
+    }
+
+    private void revoked(Set<TopicPartition> tps) {
+        LOG.info("revoked {}", tps);
+        commit(); // what is done so far
+        assigned.removeAll(tps);
+    }
+
+    // ---- one record
+
+    private void take(KafkaConsumerRecord<byte[], byte[]> record) {
+        TopicPartition tp = new TopicPartition(record.topic(), record.partition());
+        PartitionState p = partitions.computeIfAbsent(tp, x -> new PartitionState());
+        long offset = record.offset();
+        if (offset <= p.highest) {
+            return; // answered or in flight already (read again after a rebalance)
+        }
+        p.pending.add(offset);
+        p.highest = Math.max(p.highest, offset);
+        inFlight++;
+        metrics.inFlight().set(inFlight);
+        applyLimits();
+        long accepted = System.nanoTime();
+        Map<String, byte[]> headers = new LinkedHashMap<>();
+        for (KafkaHeader h : record.headers()) {
+            headers.put(h.key().toLowerCase(Locale.ROOT), h.value().getBytes());
+        }
+        byte[] key = record.key();
+        byte[] value = record.value();
+        vertx.executeBlocking(() -> decoder.decodeRecord(key, value, headers, accepted), false)
+                .compose(job -> infer(job).compose(outcome -> answer(record, headers, job, outcome)),
+                        err -> deadLetter(record, headers, idOf(key), null, asRequestError(err)))
+                .onComplete(ar -> {
+                    if (ar.failed()) {
+                        // the output could not be written: keep the offset pending, so the record is read again
+                        LOG.error("record {}-{}@{} is not answered and will be read again after a restart: {}",
+                                record.topic(), record.partition(), offset, ar.cause().toString());
+                        finish(tp, offset, false);
+                    } else {
+                        finish(tp, offset, true);
+                    }
+                });
+    }
+
+    private Future<InferenceRunner.Outcome> infer(InferenceJob job) {
+        DeliveryOptions opts = new DeliveryOptions().setSendTimeout(config.inference().requestTimeoutMs());
+        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, opts)
+                .map(m -> m.body())
+                .recover(e -> {
+                    RequestError err = e instanceof ReplyException re && re.failureType() == io.vertx.core.eventbus.ReplyFailure.TIMEOUT
+                            ? new RequestError(RequestError.TIMEOUT, "no answer within " + config.inference().requestTimeoutMs() + " ms")
+                            : new RequestError(RequestError.INTERNAL, "inference failed: " + e.getMessage());
+                    return Future.succeededFuture(new InferenceRunner.Outcome(job, null, err));
+                });
+    }
+
+    private Future<Void> answer(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, InferenceJob job,
+                                InferenceRunner.Outcome outcome) {
+        if (outcome.error() != null) {
+            return deadLetter(record, headers, job.id(), job.task(), outcome.error());
+        }
+        var r = outcome.result();
+        metrics.request(job.task().wireName(), "ok");
+        var t = r.timings();
+        metrics.stage("queued", t.queuedMs());
+        metrics.stage("preprocess", t.preprocessMs());
+        metrics.stage("vision", t.visionMs());
+        metrics.stage("qformer", t.qformerMs());
+        metrics.stage("prefill", t.prefillMs());
+        metrics.stage("decode", t.decodeMs());
+        metrics.stage("total", t.totalMs());
+        return publish(new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes(ResultJson.of(r, config.nodeId())),
+                traceHeaders(headers)));
+    }
+
+    private Future<Void> deadLetter(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, String id, Task task,
+                                    RequestError error) {
+        metrics.request(task == null ? null : task.wireName(),
+                RequestError.INTERNAL.equals(error.code()) || RequestError.TIMEOUT.equals(error.code()) ? "failed" : "rejected");
+        List<OutboundRecord.Header> out = new ArrayList<>();
+        for (KafkaHeader h : record.headers()) {
+            out.add(new OutboundRecord.Header(h.key(), h.value().getBytes()));
+        }
+        out.add(header("blip2-error-code", error.code()));
+        out.add(header("blip2-error-message", error.getMessage() == null ? error.code() : error.getMessage()));
+        out.add(header("blip2-source-topic", record.topic()));
+        out.add(header("blip2-source-partition", String.valueOf(record.partition())));
+        out.add(header("blip2-source-offset", String.valueOf(record.offset())));
+        LOG.info("request {} ({}-{}@{}) to the DLT: {} {}", id, record.topic(), record.partition(), record.offset(),
+                error.code(), error.getMessage());
+        return publish(new OutboundRecord(config.kafka().topics().deadLetter(), id, record.value() == null ? new byte[0] : record.value(), out));
+    }
+
+    private Future<Void> publish(OutboundRecord r) {
+        DeliveryOptions opts = new DeliveryOptions().setSendTimeout(120_000);
+        return vertx.eventBus().request(Addresses.PUBLISH, r, opts).mapEmpty();
+    }
+
+    private String topicFor(Task task) {
+        ServiceConfig.Topics t = config.kafka().topics();
+        return switch (task) {
+            case CAPTION -> t.captions();
+            case VQA -> t.answers();
+            case MATCH -> t.matches();
+            case EMBED -> t.embeddings();
+        };
+    }
+
+    private static List<OutboundRecord.Header> traceHeaders(Map<String, byte[]> headers) {
+        List<OutboundRecord.Header> out = new ArrayList<>();
+        headers.forEach((k, v) -> {
+            if (TRACE_HEADERS.contains(k)) {
+                out.add(new OutboundRecord.Header(k, v));
+            }
+        });
+        return out;
+    }
+
+    private static OutboundRecord.Header header(String name, String value) {
+        return new OutboundRecord.Header(name, value.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static String idOf(byte[] key) {
+        return key == null || key.length == 0 ? UUID.randomUUID().toString() : new String(key, StandardCharsets.UTF_8);
+    }
+
+    private static RequestError asRequestError(Throwable e) {
+        if (e instanceof RequestError re) {
+            return re;
+        }
+        LOG.error("decoding a request failed", e);
+        return new RequestError(RequestError.INTERNAL, "decoding failed: " + e);
+    }
+
+    // ---- offsets and flow control
+
+    private void finish(TopicPartition tp, long offset, boolean answered) {
+        inFlight--;
+        metrics.inFlight().set(inFlight);
+        PartitionState p = partitions.get(tp);
+        if (p != null && answered) {
+            p.pending.remove(offset);
+        }
+        applyLimits();
+    }
+
+    /** Pauses partitions over their bound (all of them over the total bound) and resumes the others. */
+    private void applyLimits() {
+        if (consumer == null) {
+            return;
+        }
+        ServiceConfig.Kafka k = config.kafka();
+        boolean totalFull = inFlight >= k.maxInFlight();
+        Set<TopicPartition> pause = new HashSet<>();
+        Set<TopicPartition> resume = new HashSet<>();
+        for (TopicPartition tp : assigned) {
+            PartitionState p = partitions.get(tp);
+            boolean full = stopping || totalFull || p.pending.size() >= k.maxInFlightPerPartition();
+            if (full && !p.paused) {
+                pause.add(tp);
+                p.paused = true;
+            } else if (!full && p.paused) {
+                resume.add(tp);
+                p.paused = false;
+            }
+        }
+        if (!pause.isEmpty()) {
+            consumer.pause(pause);
+        }
+        if (!resume.isEmpty()) {
+            consumer.resume(resume);
+        }
+    }
+
+    /** Commits, per assigned partition, the lowest offset not yet answered. */
+    private Future<Void> commit() {
+        Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+        for (TopicPartition tp : assigned) {
+            PartitionState p = partitions.get(tp);
+            if (p == null || p.highest < 0) {
+                continue;
+            }
+            long next = p.pending.isEmpty() ? p.highest + 1 : p.pending.first();
+            if (next > p.committed) {
+                offsets.put(tp, new OffsetAndMetadata(next, ""));
+                p.committed = next;
+            }
+        }
+        if (offsets.isEmpty() || consumer == null) {
+            return Future.succeededFuture();
+        }
+        return consumer.commit(offsets).<Void>mapEmpty().onFailure(e -> {
+            LOG.warn("commit failed: {}", e.toString());
+            for (TopicPartition tp : offsets.keySet()) {
+                PartitionState p = partitions.get(tp);
+                if (p != null) {
+                    p.committed = -1; // try again next time
+                }
+            }
+        });
+    }
+
+    private void updateLag() {
+        if (consumer == null || assigned.isEmpty()) {
+            return;
+        }
+        Set<TopicPartition> tps = new HashSet<>(assigned);
+        for (TopicPartition tp : tps) {
+            consumer.endOffsets(tp).onSuccess(end -> {
+                PartitionState p = partitions.get(tp);
+                long done = p == null ? 0 : Math.max(0, p.committed);
+                metrics.lag(tp.getTopic() + "-" + tp.getPartition(), Math.max(0, end - done));
+            });
+        }
+    }
+
+    /** Stops taking records, lets those in flight finish (up to the drain timeout), commits and leaves the group. */
+    @Override
+    public Future<?> stop() {
+        stopping = true;
+        applyLimits();
+        Promise<Void> drained = Promise.promise();
+        long deadline = System.currentTimeMillis() + config.drainTimeoutMs();
+        long[] poll = new long[1];
+        poll[0] = vertx.setPeriodic(20, t -> {
+            if (inFlight <= 0 || System.currentTimeMillis() > deadline) {
+                vertx.cancelTimer(poll[0]);
+                if (inFlight > 0) {
+                    LOG.warn("{} requests still in flight after {} ms; their offsets stay uncommitted and they will be read again",
+                            inFlight, config.drainTimeoutMs());
+                }
+                drained.tryComplete();
+            }
+        });
+        return drained.future()
+                .compose(v -> commit())
+                .eventually(() -> {
+                    vertx.cancelTimer(commitTimer);
+                    return consumer.close();
+                });
+    }
+}

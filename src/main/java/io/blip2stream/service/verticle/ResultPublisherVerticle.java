@@ -1,0 +1,94 @@
+package io.blip2stream.service.verticle;
+
+import io.blip2stream.service.bus.Addresses;
+import io.blip2stream.service.bus.OutboundRecord;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.eventbus.Message;
+import io.vertx.kafka.client.producer.KafkaProducer;
+import io.vertx.kafka.client.producer.KafkaProducerRecord;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Writes results, token records and dead letters to Kafka with an idempotent producer ({@code acks=all}) and
+ * answers each request on the event bus once Kafka has acknowledged the record, so that offsets are committed
+ * only after their output is safe.
+ */
+public final class ResultPublisherVerticle extends VerticleBase {
+    private static final Logger LOG = LoggerFactory.getLogger(ResultPublisherVerticle.class);
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+    private final Map<String, String> config;
+    private final String tokensTopic;
+    private KafkaProducer<String, byte[]> producer;
+
+    /** @param tokensTopic where token events of streaming requests go, one record per token keyed by request id */
+    public ResultPublisherVerticle(String bootstrapServers, Map<String, String> extra, String tokensTopic) {
+        this.tokensTopic = tokensTopic;
+        Map<String, String> c = new HashMap<>();
+        c.put("bootstrap.servers", bootstrapServers);
+        c.put("acks", "all");
+        c.put("enable.idempotence", "true");
+        c.put("max.in.flight.requests.per.connection", "5");
+        c.put("linger.ms", "2");
+        c.put("compression.type", "lz4");
+        c.put("max.request.size", String.valueOf(32 << 20));
+        c.put("key.serializer", "org.apache.kafka.common.serialization.StringSerializer");
+        c.put("value.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer");
+        c.putAll(extra);
+        this.config = c;
+    }
+
+    @Override
+    public Future<?> start() {
+        producer = KafkaProducer.create(vertx, config);
+        producer.exceptionHandler(e -> LOG.error("Kafka producer error", e));
+        return Future.all(
+                vertx.eventBus().<OutboundRecord>consumer(Addresses.PUBLISH, this::publish).completion(),
+                vertx.eventBus().<io.blip2stream.service.bus.TokenEvent>consumer(Addresses.TOKENS, m -> token(m.body())).completion());
+    }
+
+    private void token(io.blip2stream.service.bus.TokenEvent t) {
+        if (!t.toKafka()) {
+            return;
+        }
+        var o = JSON.createObjectNode();
+        o.put("id", t.id());
+        o.put("index", t.index());
+        o.put("token_id", t.tokenId());
+        o.put("text", t.text());
+        try {
+            producer.send(KafkaProducerRecord.create(tokensTopic, t.id(), JSON.writeValueAsBytes(o)))
+                    .onFailure(e -> LOG.warn("could not write a token of {}: {}", t.id(), e.toString()));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private void publish(Message<OutboundRecord> message) {
+        OutboundRecord r = message.body();
+        KafkaProducerRecord<String, byte[]> record = KafkaProducerRecord.create(r.topic(), r.key(), r.value());
+        for (OutboundRecord.Header h : r.headers()) {
+            record.addHeader(h.name(), Buffer.buffer(h.value()));
+        }
+        producer.send(record).onComplete(ar -> {
+            if (ar.succeeded()) {
+                message.reply(null);
+            } else {
+                LOG.warn("could not write {} to {}: {}", r.key(), r.topic(), ar.cause().toString());
+                message.fail(503, "Kafka did not take the record: " + ar.cause());
+            }
+        });
+    }
+
+    @Override
+    public Future<?> stop() {
+        return producer == null ? Future.succeededFuture() : producer.flush().compose(v -> producer.close());
+    }
+}
