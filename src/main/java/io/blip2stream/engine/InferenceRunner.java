@@ -102,7 +102,7 @@ public final class InferenceRunner implements AutoCloseable {
     /** The model a task runs on, named as results name it (its folder). */
     public String modelName(Task task) {
         Blip2Model m = task.generates() ? generation : retrieval;
-        return m == null ? null : m.dir().getFileName().toString();
+        return m == null ? null : m.name();
     }
 
     /** Runs a batch; outcomes in the order of {@code jobs}. */

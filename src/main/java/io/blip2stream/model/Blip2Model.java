@@ -172,6 +172,19 @@ public final class Blip2Model implements AutoCloseable {
         return dir;
     }
 
+    /**
+     * The model's name as results report it: its folder's name, or the folder above when the folder is just
+     * called "model" (as in the test fixtures).
+     */
+    public String name() {
+        Path abs = dir.toAbsolutePath().normalize();
+        Path last = abs.getFileName();
+        if (last != null && last.toString().equals("model") && abs.getParent() != null && abs.getParent().getFileName() != null) {
+            return abs.getParent().getFileName().toString();
+        }
+        return last == null ? abs.toString() : last.toString();
+    }
+
     public Blip2Config config() {
         return config;
     }

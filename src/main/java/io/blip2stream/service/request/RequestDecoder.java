@@ -101,7 +101,7 @@ public final class RequestDecoder {
             String b64 = img.asText();
             int comma = b64.startsWith("data:") ? b64.indexOf(',') : -1; // accept data URLs too
             try {
-                image = Base64.getMimeDecoder().decode(comma >= 0 ? b64.substring(comma + 1) : b64);
+                image = Base64.getDecoder().decode((comma >= 0 ? b64.substring(comma + 1) : b64).replaceAll("\\s", ""));
             } catch (IllegalArgumentException e) {
                 throw new RequestError(RequestError.INVALID_IMAGE, "image is not valid base64: " + e.getMessage());
             }

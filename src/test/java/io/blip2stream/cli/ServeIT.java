@@ -1,0 +1,157 @@
+package io.blip2stream.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.blip2stream.model.Fixtures;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code serve} as a user runs it: the packaged jar with only BLIP2_MODEL and BLIP2_DATA_DIR set (plus free ports,
+ * so the test runs beside anything else), a producer in both forms, results keyed by id, token records, a dead
+ * letter, readiness over HTTP, and a graceful SIGTERM.
+ */
+class ServeIT {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path tmp;
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    @Test
+    void serveAnswersKafkaAndStopsGracefully() throws Exception {
+        int kafka = freePort();
+        int controller = freePort();
+        int http = freePort();
+        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
+                System.getProperty("blip2.jar", "target/blip2-stream.jar"), "serve");
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        pb.environment().put("BLIP2_MODEL", Fixtures.model("blip2-opt-tiny").toString());
+        pb.environment().put("BLIP2_DATA_DIR", tmp.resolve("data").toString());
+        pb.environment().put("BLIP2_KAFKA_EMBEDDED_PORT", String.valueOf(kafka));
+        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(controller));
+        pb.environment().put("BLIP2_HTTP_PORT", String.valueOf(http));
+        Process p = pb.start();
+        StringBuffer log = new StringBuffer();
+        CountDownLatch up = new CountDownLatch(1);
+        Thread reader = new Thread(() -> {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                    log.append(line).append('\n');
+                    if (line.contains("blip2-stream is up")) {
+                        up.countDown();
+                    }
+                }
+            } catch (IOException e) {
+                // process ended
+            }
+        });
+        reader.start();
+        try {
+            assertTrue(up.await(120, TimeUnit.SECONDS), "the service starts: " + log);
+            String out = log.toString();
+            assertTrue(out.contains("in-process"), "says it started a broker in-process");
+            assertTrue(out.contains("localhost:" + kafka) && out.contains(":" + http), "says where it listens");
+            assertTrue(out.contains("kcat -P"), "prints a copy-paste example");
+
+            HttpClient client = HttpClient.newHttpClient();
+            var ready = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + http + "/health/ready")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, ready.statusCode(), ready.body());
+
+            String bootstrap = "localhost:" + kafka;
+            byte[] png = Files.readAllBytes(Fixtures.dir("blip2-opt-tiny").resolve("image0.png"));
+            try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(Map.of("bootstrap.servers", bootstrap),
+                    new StringSerializer(), new ByteArraySerializer())) {
+                producer.send(new ProducerRecord<>("blip2.requests", "k1", ("{\"id\":\"json-1\",\"task\":\"caption\",\"stream\":true,"
+                        + "\"params\":{\"max_new_tokens\":12},\"image\":\"" + Base64.getEncoder().encodeToString(png) + "\"}").getBytes())).get();
+                ProducerRecord<String, byte[]> raw = new ProducerRecord<>("blip2.requests", "raw-1", png);
+                raw.headers().add("blip2-task", "vqa".getBytes()).add("blip2-question", "what color is the circle?".getBytes())
+                        .add("blip2-params", "{\"max_new_tokens\":5}".getBytes());
+                producer.send(raw).get();
+                producer.send(new ProducerRecord<>("blip2.requests", "bad-1", "{\"task\":\"caption\"}".getBytes())).get();
+            }
+            Map<String, ConsumerRecord<String, byte[]>> byKey = new HashMap<>();
+            int tokens = 0;
+            Map<String, Object> cc = new HashMap<>();
+            cc.put("bootstrap.servers", bootstrap);
+            cc.put("group.id", "it-" + UUID.randomUUID());
+            try (KafkaConsumer<String, byte[]> c = new KafkaConsumer<>(cc, new StringDeserializer(), new ByteArrayDeserializer())) {
+                List<TopicPartition> tps = new ArrayList<>();
+                for (String t : List.of("blip2.captions", "blip2.answers", "blip2.requests.DLT", "blip2.tokens")) {
+                    c.partitionsFor(t).forEach(pi -> tps.add(new TopicPartition(t, pi.partition())));
+                }
+                c.assign(tps);
+                c.seekToBeginning(tps);
+                long end = System.currentTimeMillis() + 60_000;
+                while (System.currentTimeMillis() < end && byKey.size() < 3) {
+                    for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(200))) {
+                        if (r.topic().equals("blip2.tokens")) {
+                            tokens++;
+                        } else {
+                            byKey.put(r.key(), r);
+                        }
+                    }
+                }
+            }
+            assertEquals("blip2.captions", byKey.get("json-1").topic());
+            JsonNode caption = JSON.readTree(byKey.get("json-1").value());
+            assertEquals(Fixtures.cases("blip2-opt-tiny").get(0).get("greedy_new_tokens"), caption.get("token_ids"));
+            assertEquals(12, tokens, "one token record per generated token");
+            assertEquals("blip2.answers", byKey.get("raw-1").topic());
+            assertEquals(5, JSON.readTree(byKey.get("raw-1").value()).get("token_ids").size());
+            assertEquals("blip2.requests.DLT", byKey.get("bad-1").topic());
+            assertEquals("missing_image", new String(byKey.get("bad-1").headers().lastHeader("blip2-error-code").value()));
+        } finally {
+            // SIGTERM, as Kubernetes sends it (Process.destroy would also close our end of its output)
+            new ProcessBuilder("kill", "-TERM", String.valueOf(p.pid())).start().waitFor();
+            boolean exited = p.waitFor(60, TimeUnit.SECONDS);
+            if (!exited) {
+                p.destroyForcibly();
+            }
+            reader.join(5000);
+            System.out.println("---- serve's output\n" + log);
+            assertTrue(exited, "SIGTERM stops the service");
+        }
+        assertTrue(log.toString().contains("Blip2Service - stopped"), "it drains and closes");
+    }
+}

@@ -1,0 +1,100 @@
+package io.blip2stream.service.request;
+
+import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.RequestError;
+import io.blip2stream.engine.Task;
+import io.blip2stream.model.Fixtures;
+import io.blip2stream.service.config.ConfigLoader;
+import io.blip2stream.service.config.ServiceConfig;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class RequestDecoderTest {
+    final ServiceConfig config = ConfigLoader.load(null, Map.of(), Map.of());
+    final RequestDecoder decoder = new RequestDecoder(config.inference(), config.limits());
+    final byte[] png = Fixtures.image("blip2-opt-tiny", 0);
+    final String b64 = Base64.getEncoder().encodeToString(png);
+
+    InferenceJob json(String json, String key) {
+        return decoder.decodeRecord(key == null ? null : key.getBytes(), json.getBytes(StandardCharsets.UTF_8), Map.of(), 0);
+    }
+
+    String code(Runnable r) {
+        return assertThrows(RequestError.class, r::run).code();
+    }
+
+    @Test
+    void jsonForm() {
+        InferenceJob j = json("{\"id\":\"a1\",\"task\":\"vqa\",\"image\":\"" + b64 + "\",\"question\":\"what?\","
+                + "\"params\":{\"max_new_tokens\":5,\"num_beams\":2,\"repetition_penalty\":1.2},\"stream\":true}", "k");
+        assertEquals("a1", j.id());
+        assertEquals(Task.VQA, j.task());
+        assertArrayEquals(png, j.image());
+        assertEquals(5, j.params().maxNewTokens());
+        assertEquals(2, j.params().numBeams());
+        assertTrue(j.stream());
+        assertEquals("k", json("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}", "k").id(), "the key when there is no id");
+        assertEquals(36, json("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}", null).id().length(), "else a UUID");
+        assertEquals(config.inference().defaultMaxNewTokens(), json("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}", null).params().maxNewTokens());
+    }
+
+    @Test
+    void rawForm() {
+        Map<String, byte[]> h = new HashMap<>();
+        h.put("blip2-task", "match".getBytes());
+        h.put("blip2-texts", "[\"a cat\",\"a dog\"]".getBytes());
+        InferenceJob j = decoder.decodeRecord("r1".getBytes(), png, h, 0);
+        assertEquals("r1", j.id());
+        assertEquals(Task.MATCH, j.task());
+        assertEquals(2, j.texts().size());
+        h.put("blip2-task", "caption".getBytes());
+        h.put("blip2-params", "{\"max_new_tokens\":7}".getBytes());
+        h.put("blip2-stream", "true".getBytes());
+        j = decoder.decodeRecord(null, png, h, 0);
+        assertEquals(7, j.params().maxNewTokens());
+        assertTrue(j.stream());
+    }
+
+    @Test
+    void badInputHasACode() {
+        assertEquals(RequestError.INVALID_JSON, code(() -> json("{not json", null)));
+        assertEquals(RequestError.INVALID_JSON, code(() -> json("[1,2]", null)));
+        assertEquals(RequestError.UNKNOWN_TASK, code(() -> json("{\"task\":\"paint\",\"image\":\"" + b64 + "\"}", null)));
+        assertEquals(RequestError.UNKNOWN_TASK, code(() -> json("{\"image\":\"" + b64 + "\"}", null)));
+        assertEquals(RequestError.MISSING_IMAGE, code(() -> json("{\"task\":\"caption\"}", null)));
+        assertEquals(RequestError.INVALID_IMAGE, code(() -> json("{\"task\":\"caption\",\"image\":\"***\"}", null)));
+        assertEquals(RequestError.INVALID_IMAGE, code(() -> json("{\"task\":\"caption\",\"image\":\""
+                + Base64.getEncoder().encodeToString("hello".getBytes()) + "\"}", null)));
+        assertEquals(RequestError.MISSING_QUESTION, code(() -> json("{\"task\":\"vqa\",\"image\":\"" + b64 + "\"}", null)));
+        assertEquals(RequestError.MISSING_TEXTS, code(() -> json("{\"task\":\"match\",\"image\":\"" + b64 + "\"}", null)));
+        assertEquals(RequestError.MISSING_TEXTS, code(() -> json("{\"task\":\"match\",\"image\":\"" + b64 + "\",\"texts\":\"a\"}", null)));
+        assertEquals(RequestError.INVALID_PARAMS, code(() -> json("{\"task\":\"caption\",\"image\":\"" + b64 + "\",\"params\":{\"num_beams\":0}}", null)));
+        assertEquals(RequestError.INVALID_PARAMS, code(() -> json("{\"task\":\"caption\",\"image\":\"" + b64 + "\",\"params\":{\"max_new_tokens\":100000}}", null)));
+        assertEquals(RequestError.INVALID_PARAMS, code(() -> json("{\"task\":\"caption\",\"image\":\"" + b64 + "\",\"params\":{\"beams\":2}}", null)));
+        assertEquals(RequestError.INVALID_PARAMS, code(() -> json("{\"task\":\"caption\",\"image\":\"" + b64 + "\",\"params\":{\"top_p\":\"x\"}}", null)));
+        Map<String, byte[]> h = new HashMap<>();
+        h.put("blip2-task", "caption".getBytes());
+        assertEquals(RequestError.INVALID_IMAGE, code(() -> decoder.decodeRecord(null, "not an image".getBytes(), h, 0)));
+        h.put("blip2-params", "{oops".getBytes());
+        assertEquals(RequestError.INVALID_PARAMS, code(() -> decoder.decodeRecord(null, png, h, 0)));
+    }
+
+    @Test
+    void sizesAreCheckedBeforeDecoding() {
+        RequestDecoder small = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1000, 40_000_000, 1 << 20));
+        assertEquals(RequestError.IMAGE_TOO_LARGE, code(() -> small.decodeRecord(null, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
+        RequestDecoder fewPixels = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1 << 20, 1000, 1 << 20));
+        assertEquals(RequestError.IMAGE_TOO_LARGE, code(() -> fewPixels.decodeRecord(null, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
+        RequestDecoder tinyRecords = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1 << 20, 40_000_000, 100));
+        assertEquals(RequestError.RECORD_TOO_LARGE, code(() -> tinyRecords.decodeRecord(null, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
+    }
+}
