@@ -1,0 +1,110 @@
+package io.blip2stream.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.loadtest.KafkaLoadGenerator;
+import io.blip2stream.service.config.ConfigLoader;
+import io.blip2stream.service.config.ServiceConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Base64;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "load", mixinStandardHelpOptions = true,
+        description = {"Load the running service through Kafka and report throughput and end-to-end latency percentiles.",
+                "Closed loop with --concurrency, or open loop at --rate requests per second; --concurrency 0 --rate 0 sends all at once."})
+final class LoadCommand implements Callable<Integer> {
+    @Option(names = "--requests", defaultValue = "200")
+    int requests;
+
+    @Option(names = "--concurrency", defaultValue = "8", description = "requests outstanding at once (0: open loop)")
+    int concurrency;
+
+    @Option(names = "--rate", defaultValue = "0", description = "open loop: requests per second (0: as fast as possible)")
+    double rate;
+
+    @Option(names = "--task", defaultValue = "caption")
+    String task;
+
+    @Option(names = "--image", required = true, paramLabel = "FILE")
+    Path image;
+
+    @Option(names = "--question")
+    String question;
+
+    @Option(names = "--text", paramLabel = "T")
+    List<String> texts;
+
+    @Option(names = "--params", paramLabel = "JSON", defaultValue = "{\"max_new_tokens\":12}")
+    String params;
+
+    @Option(names = "--raw", description = "send the raw form (image bytes with blip2-* headers)")
+    boolean raw;
+
+    @Option(names = "--bootstrap-servers", defaultValue = "${env:BLIP2_KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}")
+    String bootstrap;
+
+    @Option(names = "--timeout", defaultValue = "600", description = "seconds to wait for the last answer")
+    int timeout;
+
+    @Option(names = "--json", description = "print the report as one JSON object")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        if (!Files.isRegularFile(image)) {
+            throw new Main.UserError("image file " + image + " does not exist");
+        }
+        ServiceConfig.Topics t = ConfigLoader.load(null, System.getenv(), Map.of()).kafka().topics();
+        byte[] img = Files.readAllBytes(image);
+        ObjectMapper mapper = new ObjectMapper();
+        var paramsNode = mapper.readTree(params);
+        KafkaLoadGenerator.Plan plan = new KafkaLoadGenerator.Plan(bootstrap, t.requests(),
+                List.of(t.captions(), t.answers(), t.matches(), t.embeddings(), t.deadLetter()), t.deadLetter(),
+                requests, concurrency, rate, timeout * 1000L);
+        KafkaLoadGenerator.Report r = KafkaLoadGenerator.run(plan, (i, id) -> {
+            if (raw) {
+                ProducerRecord<String, byte[]> rec = new ProducerRecord<>(t.requests(), id, img);
+                rec.headers().add("blip2-task", task.getBytes(StandardCharsets.UTF_8));
+                if (question != null) {
+                    rec.headers().add("blip2-question", question.getBytes(StandardCharsets.UTF_8));
+                }
+                rec.headers().add("blip2-params", params.getBytes(StandardCharsets.UTF_8));
+                return rec;
+            }
+            ObjectNode o = mapper.createObjectNode();
+            o.put("id", id);
+            o.put("task", task);
+            o.put("image", Base64.getEncoder().encodeToString(img));
+            if (question != null) {
+                o.put("question", question);
+            }
+            if (texts != null) {
+                texts.forEach(o.putArray("texts")::add);
+            }
+            o.set("params", paramsNode);
+            try {
+                return new ProducerRecord<>(t.requests(), id, mapper.writeValueAsBytes(o));
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        if (json) {
+            System.out.println(mapper.writeValueAsString(r));
+        } else {
+            System.out.printf(Locale.ROOT, "%d sent, %d answered (%d dead letters) in %.2f s: %.2f requests/s%n",
+                    r.sent(), r.answered(), r.deadLetters(), r.seconds(), r.throughput());
+            System.out.printf(Locale.ROOT, "end-to-end latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f%n", r.p50(), r.p90(), r.p99(), r.max());
+            System.out.printf(Locale.ROOT, "server-side ms (median): total %.1f, queued %.1f%n", r.serverTotalP50(), r.serverQueuedP50());
+        }
+        return r.answered() == r.sent() ? 0 : 1;
+    }
+}
