@@ -105,7 +105,7 @@ public final class InferenceRunner implements AutoCloseable {
         return m == null ? null : m.name();
     }
 
-    /** Runs a batch; outcomes in the order of {@code jobs}. */
+    /** Runs a batch; outcomes in the order of {@code jobs}. Every generated token goes to {@code sink}. */
     public List<Outcome> run(List<InferenceJob> jobs, TokenSink sink) {
         long batchStart = System.nanoTime();
         Outcome[] out = new Outcome[jobs.size()];
@@ -205,10 +205,7 @@ public final class InferenceRunner implements AutoCloseable {
                 List<Blip2Model.GenerationResult> results = generation.generate(requests, g.getKey(), new Blip2Model.TextListener() {
                     @Override
                     public void onToken(int row, int index, int tokenId, String text) {
-                        InferenceJob job = groupJobs.get(row);
-                        if (job.stream()) {
-                            sink.onToken(job, index, tokenId, text);
-                        }
+                        sink.onToken(groupJobs.get(row), index, tokenId, text);
                     }
 
                     @Override

@@ -7,7 +7,7 @@ import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.kafka.EmbeddedKafka;
 import io.blip2stream.service.kafka.Topics;
 import io.blip2stream.service.metrics.ServiceMetrics;
-import io.blip2stream.service.verticle.HttpVerticle;
+import io.blip2stream.service.http.HttpVerticle;
 import io.blip2stream.service.verticle.InferenceWorkerVerticle;
 import io.blip2stream.service.verticle.KafkaIngressVerticle;
 import io.blip2stream.service.verticle.ResultPublisherVerticle;
@@ -41,6 +41,8 @@ public final class Blip2Service {
     private final ServiceConfig config;
     private final VertxOptions vertxOptions;
     private final ServiceMetrics metrics = new ServiceMetrics();
+    /** Requests their owner cancelled; the workers stop generating them. */
+    private final java.util.Set<String> cancelled = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private EmbeddedKafka broker;
     private Vertx vertx;
     private String bootstrapServers;
@@ -86,13 +88,13 @@ public final class Blip2Service {
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }
-            }, config.inference().maxBatchSize(), config.inference().maxBatchWaitMs(), metrics);
+            }, config.inference().maxBatchSize(), config.inference().maxBatchWaitMs(), metrics, cancelled);
             workers.add(w);
             workerDeployments.add(await(vertx.deployVerticle(w, new DeploymentOptions().setThreadingModel(ThreadingModel.WORKER)
                     .setWorkerPoolName("blip2-inference-" + device).setWorkerPoolSize(1)
                     .setMaxWorkerExecuteTime(Long.MAX_VALUE))));
         }
-        http = new HttpVerticle(config.httpHost(), config.httpPort(), bootstrapServers, metrics, () -> !workers.isEmpty());
+        http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(), cancelled);
         httpDeployment = await(vertx.deployVerticle(http));
         ingressDeployment = await(vertx.deployVerticle(new KafkaIngressVerticle(config, bootstrapServers, metrics)));
         printBanner();
@@ -144,7 +146,8 @@ public final class Blip2Service {
         b.append("  outputs:  ").append(t.captions()).append(", ").append(t.answers()).append(", ").append(t.matches())
                 .append(", ").append(t.embeddings()).append("   tokens: ").append(t.tokens()).append('\n');
         b.append("  HTTP:     http://").append(config.httpHost()).append(':').append(httpPort())
-                .append("  (/health/live, /health/ready, /metrics)\n");
+                .append("  (the page at /, WebSocket /v1/stream, POST /v1/caption, POST /v1/ask, GET /v1/requests/{id},\n")
+                .append("             /health/live, /health/ready, /metrics)\n");
         b.append("  models:   ").append(modelPath.toAbsolutePath()).append(retrievalPath == null ? "" : ", " + retrievalPath.toAbsolutePath())
                 .append(" on ").append(config.engine()).append(' ').append(config.devices()).append('\n');
         b.append("  try it:\n");

@@ -12,6 +12,8 @@ public final class Addresses {
     public static final String PUBLISH = "blip2.publish";
     /** TokenEvent, published for whoever follows a request (tokens topic, WebSocket clients). */
     public static final String TOKENS = "blip2.token-events";
+    /** RequestEvent, published: a request was queued, started, answered or failed. */
+    public static final String REQUEST_EVENTS = "blip2.request-events";
 
     private Addresses() {}
 
@@ -22,5 +24,7 @@ public final class Addresses {
         bus.registerDefaultCodec(InferenceRunner.Outcome.class, new LocalCodec<>(InferenceRunner.Outcome.class));
         bus.registerDefaultCodec(OutboundRecord.class, new LocalCodec<>(OutboundRecord.class));
         bus.registerDefaultCodec(TokenEvent.class, new LocalCodec<>(TokenEvent.class));
+        bus.registerDefaultCodec(io.blip2stream.service.requests.RequestEvent.class,
+                new LocalCodec<>(io.blip2stream.service.requests.RequestEvent.class));
     }
 }

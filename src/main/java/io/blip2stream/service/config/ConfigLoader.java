@@ -35,6 +35,18 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_DATA_DIR", "data_dir");
         ENVIRONMENT.put("BLIP2_HTTP_HOST", "http.host");
         ENVIRONMENT.put("BLIP2_HTTP_PORT", "http.port");
+        ENVIRONMENT.put("BLIP2_HTTP_ALLOWED_ORIGINS", "http.allowed_origins");
+        ENVIRONMENT.put("BLIP2_HTTP_AUTH_TOKENS", "http.auth_tokens");
+        ENVIRONMENT.put("BLIP2_HTTP_MAX_REQUESTS_PER_CONNECTION", "http.max_requests_per_connection");
+        ENVIRONMENT.put("BLIP2_HTTP_MAX_IN_FLIGHT", "http.max_in_flight");
+        ENVIRONMENT.put("BLIP2_HTTP_MAX_FRAME_BYTES", "http.max_frame_bytes");
+        ENVIRONMENT.put("BLIP2_HTTP_MAX_MESSAGE_BYTES", "http.max_message_bytes");
+        ENVIRONMENT.put("BLIP2_HTTP_IDLE_TIMEOUT_S", "http.idle_timeout_s");
+        ENVIRONMENT.put("BLIP2_HTTP_WRITE_QUEUE_MAX_BYTES", "http.write_queue_max_bytes");
+        ENVIRONMENT.put("BLIP2_HTTP_SEND_BUFFER_BYTES", "http.send_buffer_bytes");
+        ENVIRONMENT.put("BLIP2_HTTP_FOLLOW_TIMEOUT_MS", "http.follow_timeout_ms");
+        ENVIRONMENT.put("BLIP2_REQUEST_RETENTION_MS", "requests.retention_ms");
+        ENVIRONMENT.put("BLIP2_REQUEST_MAX_ENTRIES", "requests.max_entries");
         ENVIRONMENT.put("BLIP2_KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers");
         ENVIRONMENT.put("BLIP2_KAFKA_EMBEDDED_PORT", "kafka.embedded.port");
         ENVIRONMENT.put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", "kafka.embedded.controller_port");

@@ -19,10 +19,20 @@ public record ServiceConfig(
         Path dataDir,
         String httpHost,
         int httpPort,
+        Http http,
+        Requests requests,
         Kafka kafka,
         Inference inference,
         Limits limits,
         long drainTimeoutMs) {
+
+    /** The HTTP and WebSocket limits. */
+    public record Http(List<String> allowedOrigins, List<String> authTokens, int maxRequestsPerConnection, int maxInFlight,
+                       int maxFrameBytes, int maxMessageBytes, int idleTimeoutS, int writeQueueMaxBytes, int sendBufferBytes,
+                       long followTimeoutMs) {}
+
+    /** How long finished requests are remembered. */
+    public record Requests(long retentionMs, int maxEntries) {}
 
     public record Kafka(String bootstrapServers, int embeddedPort, int embeddedControllerPort, String groupId,
                         int partitions, short replicationFactor, Topics topics, int maxInFlightPerPartition,
@@ -67,6 +77,12 @@ public record ServiceConfig(
                 Path.of(n.get("data_dir").asText()),
                 n.get("http").get("host").asText(),
                 n.get("http").get("port").asInt(),
+                new Http(list(n.get("http").get("allowed_origins")), list(n.get("http").get("auth_tokens")),
+                        n.get("http").get("max_requests_per_connection").asInt(), n.get("http").get("max_in_flight").asInt(),
+                        n.get("http").get("max_frame_bytes").asInt(), n.get("http").get("max_message_bytes").asInt(),
+                        n.get("http").get("idle_timeout_s").asInt(), n.get("http").get("write_queue_max_bytes").asInt(),
+                        n.get("http").get("send_buffer_bytes").asInt(), n.get("http").get("follow_timeout_ms").asLong()),
+                new Requests(n.get("requests").get("retention_ms").asLong(), n.get("requests").get("max_entries").asInt()),
                 new Kafka(k.get("bootstrap_servers").asText(), k.get("embedded").get("port").asInt(),
                         k.get("embedded").get("controller_port").asInt(), k.get("group_id").asText(),
                         k.get("partitions").asInt(), (short) k.get("replication_factor").asInt(),
@@ -83,6 +99,18 @@ public record ServiceConfig(
                 n.get("shutdown").get("drain_timeout_ms").asLong());
         c.validate();
         return c;
+    }
+
+    private static List<String> list(JsonNode n) {
+        List<String> out = new ArrayList<>();
+        if (n != null) {
+            n.forEach(e -> {
+                if (!e.asText().isBlank()) {
+                    out.add(e.asText().trim());
+                }
+            });
+        }
+        return List.copyOf(out);
     }
 
     private static Map<String, String> strings(JsonNode n) {

@@ -13,8 +13,11 @@ import io.vertx.core.eventbus.MessageConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import io.blip2stream.service.requests.RequestEvent;
+
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.function.Supplier;
 
 /**
@@ -31,13 +34,16 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     private final int maxBatchSize;
     private final long maxWaitMs;
     private final ServiceMetrics metrics;
+    private final Set<String> cancelled;
     private final List<Message<InferenceJob>> queue = new ArrayList<>();
     private InferenceRunner runner;
     private MessageConsumer<InferenceJob> consumer;
     private long timer = -1;
 
+    /** @param cancelled ids of requests their owner cancelled (shared, thread-safe): their generation stops */
     public InferenceWorkerVerticle(String device, Supplier<InferenceRunner> loader, int maxBatchSize, long maxWaitMs,
-                                   ServiceMetrics metrics) {
+                                   ServiceMetrics metrics, Set<String> cancelled) {
+        this.cancelled = cancelled;
         this.device = device;
         this.loader = loader;
         this.maxBatchSize = maxBatchSize;
@@ -86,6 +92,7 @@ public final class InferenceWorkerVerticle extends VerticleBase {
             List<InferenceJob> jobs = new ArrayList<>(batch.size());
             for (Message<InferenceJob> m : batch) {
                 jobs.add(m.body());
+                vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.running(m.body().id()));
             }
             List<InferenceRunner.Outcome> outcomes;
             try {
@@ -93,6 +100,11 @@ public final class InferenceWorkerVerticle extends VerticleBase {
                     @Override
                     public void onToken(InferenceJob job, int index, int tokenId, String text) {
                         vertx.eventBus().publish(Addresses.TOKENS, new TokenEvent(job.id(), index, tokenId, text, job.stream()));
+                    }
+
+                    @Override
+                    public boolean isCancelled(InferenceJob job) {
+                        return cancelled.contains(job.id());
                     }
                 });
             } catch (RuntimeException e) {

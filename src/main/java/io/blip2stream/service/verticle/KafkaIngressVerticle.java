@@ -10,6 +10,7 @@ import io.blip2stream.service.bus.OutboundRecord;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.request.RequestDecoder;
+import io.blip2stream.service.requests.RequestEvent;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
@@ -156,6 +157,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
     }
 
     private Future<InferenceRunner.Outcome> infer(InferenceJob job) {
+        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), "kafka"));
         DeliveryOptions opts = new DeliveryOptions().setSendTimeout(config.inference().requestTimeoutMs());
         return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, opts)
                 .map(m -> m.body())
@@ -182,8 +184,9 @@ public final class KafkaIngressVerticle extends VerticleBase {
         metrics.stage("prefill", t.prefillMs());
         metrics.stage("decode", t.decodeMs());
         metrics.stage("total", t.totalMs());
-        return publish(new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes(ResultJson.of(r, config.nodeId())),
-                traceHeaders(headers)));
+        var json = ResultJson.of(r, config.nodeId());
+        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(job.id(), json));
+        return publish(new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes(json), traceHeaders(headers)));
     }
 
     private Future<Void> deadLetter(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, String id, Task task,
@@ -201,6 +204,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
         out.add(header("blip2-source-offset", String.valueOf(record.offset())));
         LOG.info("request {} ({}-{}@{}) to the DLT: {} {}", id, record.topic(), record.partition(), record.offset(),
                 error.code(), error.getMessage());
+        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(id, error.code(), error.getMessage()));
         return publish(new OutboundRecord(config.kafka().topics().deadLetter(), id, record.value() == null ? new byte[0] : record.value(), out));
     }
 

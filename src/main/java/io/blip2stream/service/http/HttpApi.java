@@ -1,0 +1,223 @@
+package io.blip2stream.service.http;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.RequestError;
+import io.blip2stream.service.ResultJson;
+import io.blip2stream.service.bus.TokenEvent;
+import io.blip2stream.service.request.RequestDecoder;
+import io.blip2stream.service.requests.RequestEvent;
+import io.blip2stream.service.requests.RequestTracker;
+import io.vertx.core.Future;
+import io.vertx.core.MultiMap;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.FileUpload;
+import io.vertx.ext.web.RoutingContext;
+
+import java.util.UUID;
+
+/**
+ * The HTTP API: {@code POST /v1/caption} and {@code POST /v1/ask} (multipart with an {@code image} file and
+ * fields, or JSON with a base64 image) answer with the result, or with {@code Accept: text/event-stream} stream
+ * it as Server-Sent Events ({@code accepted}, {@code token}..., then {@code done} or {@code error});
+ * {@code GET /v1/requests/{id}} tells a request's status and result. Errors are JSON
+ * {@code {"error":{"code","message"}}} with a 4xx (or 5xx) status.
+ */
+final class HttpApi {
+    private final HttpVerticle http;
+
+    HttpApi(HttpVerticle http) {
+        this.http = http;
+    }
+
+    /** Origins and bearer tokens for everything under /v1, and CORS for allowed browsers. */
+    void guard(RoutingContext ctx) {
+        MultiMap h = ctx.request().headers();
+        String origin = h.get("Origin");
+        if (origin != null && http.access.originAllowed(origin, h.get("Host"))) {
+            ctx.response().putHeader("Access-Control-Allow-Origin", origin).putHeader("Vary", "Origin");
+        }
+        if (ctx.request().method() == HttpMethod.OPTIONS) {
+            if (origin != null && !http.access.originAllowed(origin, h.get("Host"))) {
+                error(ctx, 403, "forbidden", "origin " + origin + " is not allowed");
+                return;
+            }
+            ctx.response().putHeader("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+                    .putHeader("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept")
+                    .putHeader("Access-Control-Max-Age", "600").setStatusCode(204).end();
+            return;
+        }
+        int refused = http.access.check(h, ctx.request().query());
+        if (refused == 403) {
+            error(ctx, 403, "forbidden", "origin " + origin + " is not allowed");
+        } else if (refused == 401) {
+            ctx.response().putHeader("WWW-Authenticate", "Bearer");
+            error(ctx, 401, "unauthorized", "a bearer token is required");
+        } else {
+            ctx.next();
+        }
+    }
+
+    void generate(RoutingContext ctx, String task) {
+        if (http.overloaded()) {
+            http.metrics.request(task, "overloaded");
+            ctx.response().putHeader("Retry-After", "1");
+            error(ctx, 429, "overloaded", "the service is at capacity; try again shortly");
+            return;
+        }
+        long accepted = System.nanoTime();
+        boolean sse = String.valueOf(ctx.request().getHeader("Accept")).contains("text/event-stream");
+        fields(ctx).compose(f -> http.vertx().executeBlocking(() -> http.decoder.validate(
+                        new RequestDecoder.Fields(f.id() == null ? UUID.randomUUID().toString() : f.id(), task, f.image(),
+                                f.prompt(), f.question(), null, f.params(), false), accepted), false))
+                .onComplete(ar -> {
+                    if (ar.failed()) {
+                        RequestError e = ar.cause() instanceof RequestError re ? re
+                                : new RequestError(RequestError.INVALID_REQUEST, ar.cause().getMessage());
+                        http.rejected(null, task, "http", e);
+                        error(ctx, status(e.code()), e.code(), e.getMessage());
+                        return;
+                    }
+                    InferenceJob job = ar.result();
+                    if (http.tracker.known(job.id())) {
+                        error(ctx, 409, RequestError.INVALID_REQUEST, "a request with id " + job.id() + " exists already");
+                        return;
+                    }
+                    if (sse) {
+                        stream(ctx, job);
+                    } else {
+                        ctx.request().connection().closeHandler(v -> http.cancelled.add(job.id()));
+                        http.submit(job, "http").onComplete(r -> {
+                            if (r.succeeded()) {
+                                ctx.response().putHeader("content-type", "application/json").end(r.result().toString());
+                            } else {
+                                RequestError e = (RequestError) r.cause();
+                                error(ctx, status(e.code()), e.code(), e.getMessage());
+                            }
+                        });
+                    }
+                });
+    }
+
+    /** Server-Sent Events: accepted, then a token event per token, then done (or error). */
+    private void stream(RoutingContext ctx, InferenceJob job) {
+        HttpServerResponse res = ctx.response();
+        res.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache")
+                .putHeader("x-accel-buffering", "no");
+        res.setWriteQueueMaxSize(http.config.http().writeQueueMaxBytes());
+        event(res, "accepted", ResultJson.JSON.createObjectNode().put("type", "accepted").put("id", job.id()));
+        RequestTracker.Listener l = new RequestTracker.Listener() {
+            @Override
+            public void token(TokenEvent t) {
+                if (res.writeQueueFull()) {
+                    http.cancelled.add(job.id()); // a client that does not read is let go
+                    ctx.request().connection().close();
+                    return;
+                }
+                event(res, "token", ResultJson.JSON.createObjectNode().put("type", "token").put("id", t.id()).put("index", t.index())
+                        .put("token_id", t.tokenId()).put("text", t.text()));
+            }
+
+            @Override
+            public void done(ObjectNode result) {
+                ObjectNode d = ResultJson.JSON.createObjectNode().put("type", "done");
+                d.setAll(result);
+                event(res, "done", d);
+                res.end();
+            }
+
+            @Override
+            public void failed(String code, String message) {
+                event(res, "error", ResultJson.JSON.createObjectNode().put("type", "error").put("id", job.id()).put("code", code)
+                        .put("message", message));
+                res.end();
+            }
+        };
+        http.tracker.follow(job.id(), l);
+        ctx.request().connection().closeHandler(v -> {
+            http.tracker.unfollow(job.id(), l);
+            http.cancelled.add(job.id());
+        });
+        http.submit(job, "http");
+    }
+
+    private static void event(HttpServerResponse res, String name, ObjectNode data) {
+        if (!res.ended() && !res.closed()) {
+            res.write("event: " + name + "\ndata: " + data + "\n\n");
+        }
+    }
+
+    /** The request's fields from a multipart form (an image file) or a JSON body (a base64 image). */
+    private Future<RequestDecoder.Fields> fields(RoutingContext ctx) {
+        String type = String.valueOf(ctx.request().getHeader("Content-Type"));
+        if (type.startsWith("multipart/form-data")) {
+            MultiMap form = ctx.request().formAttributes();
+            JsonNode params;
+            try {
+                params = form.get("params") == null || form.get("params").isBlank() ? null : ResultJson.JSON.readTree(form.get("params"));
+            } catch (Exception e) {
+                return Future.failedFuture(new RequestError(RequestError.INVALID_PARAMS, "params is not JSON: " + e.getMessage()));
+            }
+            FileUpload upload = ctx.fileUploads().stream().filter(u -> u.name().equals("image")).findFirst().orElse(null);
+            Future<byte[]> image = upload == null ? Future.succeededFuture(null)
+                    : http.vertx().fileSystem().readFile(upload.uploadedFileName()).map(b -> b.getBytes());
+            return image.map(bytes -> new RequestDecoder.Fields(form.get("id"), null, bytes, form.get("prompt"), form.get("question"),
+                    null, params, false));
+        }
+        if (ctx.body() == null || ctx.body().buffer() == null || ctx.body().length() == 0) {
+            return Future.failedFuture(new RequestError(RequestError.INVALID_REQUEST,
+                    "send JSON {\"image\": \"<base64>\", ...} or a multipart form with an image file"));
+        }
+        byte[] body = ctx.body().buffer().getBytes();
+        return http.vertx().executeBlocking(() -> http.decoder.fromJson(body, null), false);
+    }
+
+    void status(RoutingContext ctx) {
+        String id = ctx.pathParam("id");
+        RequestTracker.Entry e = http.tracker.get(id);
+        if (e == null || !http.tracker.known(id)) {
+            error(ctx, 404, "not_found", "no request " + id + " is known here");
+            return;
+        }
+        ObjectNode o = ResultJson.JSON.createObjectNode();
+        o.put("id", id);
+        o.put("status", e.status().wireName());
+        if (e.task() != null) {
+            o.put("task", e.task());
+        }
+        if (e.source() != null) {
+            o.put("source", e.source());
+        }
+        if (e.status() == RequestEvent.Status.RUNNING || e.status() == RequestEvent.Status.QUEUED) {
+            o.put("tokens_so_far", e.tokenCount());
+        }
+        if (e.result() != null) {
+            o.set("result", e.result());
+        }
+        if (e.errorCode() != null) {
+            o.putObject("error").put("code", e.errorCode()).put("message", e.errorMessage());
+        }
+        ctx.response().putHeader("content-type", "application/json").end(o.toString());
+    }
+
+    static int status(String code) {
+        return switch (code) {
+            case RequestError.IMAGE_TOO_LARGE, RequestError.RECORD_TOO_LARGE -> 413;
+            case RequestError.TIMEOUT -> 504;
+            case RequestError.INTERNAL -> 500;
+            case RequestError.UNSUPPORTED_TASK -> 422;
+            default -> 400;
+        };
+    }
+
+    static void error(RoutingContext ctx, int status, String code, String message) {
+        if (ctx.response().ended()) {
+            return;
+        }
+        ObjectNode o = ResultJson.JSON.createObjectNode();
+        o.putObject("error").put("code", code).put("message", message == null ? code : message);
+        ctx.response().setStatusCode(status).putHeader("content-type", "application/json").end(o.toString());
+    }
+}

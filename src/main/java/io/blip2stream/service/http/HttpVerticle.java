@@ -1,0 +1,195 @@
+package io.blip2stream.service.http;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.InferenceRunner;
+import io.blip2stream.engine.RequestError;
+import io.blip2stream.service.ResultJson;
+import io.blip2stream.service.bus.Addresses;
+import io.blip2stream.service.bus.TokenEvent;
+import io.blip2stream.service.config.ServiceConfig;
+import io.blip2stream.service.metrics.ServiceMetrics;
+import io.blip2stream.service.request.RequestDecoder;
+import io.blip2stream.service.requests.RequestEvent;
+import io.blip2stream.service.requests.RequestTracker;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.handler.BodyHandler;
+import io.vertx.ext.web.handler.StaticHandler;
+import io.vertx.kafka.admin.KafkaAdminClient;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.Map;
+import java.util.Set;
+import java.util.function.BooleanSupplier;
+
+/**
+ * HTTP and WebSocket, on one event loop: health and metrics, the WebSocket {@code /v1/stream}, the HTTP API
+ * ({@code POST /v1/caption}, {@code POST /v1/ask}, {@code GET /v1/requests/{id}}) and the web page at {@code /}.
+ * It keeps the {@link RequestTracker}, fed by the token and request events of the event bus, so any request
+ * (from Kafka or from a client) can be followed. Interactive requests beyond {@code http.max_in_flight} are
+ * refused at once.
+ */
+public final class HttpVerticle extends VerticleBase {
+    private static final Logger LOG = LoggerFactory.getLogger(HttpVerticle.class);
+
+    final ServiceConfig config;
+    private final String bootstrapServers;
+    final ServiceMetrics metrics;
+    private final BooleanSupplier modelsLoaded;
+    final Set<String> cancelled;
+    final RequestDecoder decoder;
+    final RequestTracker tracker;
+    final Access access;
+    private KafkaAdminClient admin;
+    private HttpServer server;
+    private volatile boolean kafkaUp;
+    /** HTTP and WebSocket requests being answered on this node. */
+    int interactiveInFlight;
+
+    public HttpVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics, BooleanSupplier modelsLoaded,
+                        Set<String> cancelled) {
+        this.config = config;
+        this.bootstrapServers = bootstrapServers;
+        this.metrics = metrics;
+        this.modelsLoaded = modelsLoaded;
+        this.cancelled = cancelled;
+        this.decoder = new RequestDecoder(config.inference(), config.limits());
+        this.tracker = new RequestTracker(config.requests().retentionMs(), config.requests().maxEntries());
+        this.access = new Access(config.http());
+    }
+
+    io.vertx.core.Vertx vertx() {
+        return vertx;
+    }
+
+    public int actualPort() {
+        return server.actualPort();
+    }
+
+    @Override
+    public Future<?> start() {
+        admin = KafkaAdminClient.create(vertx, Map.of("bootstrap.servers", bootstrapServers, "request.timeout.ms", "3000",
+                "default.api.timeout.ms", "5000"));
+        probeKafka();
+        vertx.setPeriodic(2000, t -> probeKafka());
+        vertx.setPeriodic(10_000, t -> tracker.expire(System.currentTimeMillis()));
+        vertx.eventBus().<TokenEvent>consumer(Addresses.TOKENS, m -> tracker.onToken(m.body()));
+        vertx.eventBus().<RequestEvent>consumer(Addresses.REQUEST_EVENTS, m -> tracker.onEvent(m.body()));
+
+        ServiceConfig.Http h = config.http();
+        Router router = Router.router(vertx);
+        router.get("/health/live").handler(ctx -> ctx.json(new JsonObject().put("status", "UP")));
+        router.get("/health/ready").handler(ctx -> {
+            boolean models = modelsLoaded.getAsBoolean();
+            boolean ready = models && kafkaUp;
+            ctx.response().setStatusCode(ready ? 200 : 503);
+            ctx.json(new JsonObject().put("status", ready ? "UP" : "DOWN")
+                    .put("models", models ? "loaded" : "loading").put("kafka", kafkaUp ? "up" : "down"));
+        });
+        router.get("/metrics").handler(ctx -> ctx.response()
+                .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8").end(metrics.scrape()));
+        HttpApi api = new HttpApi(this);
+        router.route("/v1/*").handler(api::guard);
+        router.post("/v1/caption").handler(BodyHandler.create().setBodyLimit(h.maxMessageBytes())
+                .setUploadsDirectory(config.dataDir().resolve("uploads").toString()).setDeleteUploadedFilesOnEnd(true))
+                .handler(ctx -> api.generate(ctx, "caption"));
+        router.post("/v1/ask").handler(BodyHandler.create().setBodyLimit(h.maxMessageBytes())
+                .setUploadsDirectory(config.dataDir().resolve("uploads").toString()).setDeleteUploadedFilesOnEnd(true))
+                .handler(ctx -> api.generate(ctx, "vqa"));
+        router.get("/v1/requests/:id").handler(api::status);
+        router.route("/v1/*").handler(ctx -> HttpApi.error(ctx, 404, "not_found", "no such endpoint: " + ctx.request().method() + " " + ctx.request().path()));
+        router.route("/*").handler(StaticHandler.create("webroot").setCachingEnabled(false));
+
+        HttpServerOptions opts = new HttpServerOptions()
+                .setMaxWebSocketFrameSize(h.maxFrameBytes())
+                .setMaxWebSocketMessageSize(h.maxMessageBytes())
+                .setIdleTimeout(h.idleTimeoutS());
+        if (h.sendBufferBytes() > 0) {
+            opts.setSendBufferSize(h.sendBufferBytes());
+        }
+        return vertx.createHttpServer(opts)
+                .webSocketHandshakeHandler(hs -> {
+                    if (!"/v1/stream".equals(hs.path())) {
+                        hs.reject(404);
+                        return;
+                    }
+                    int refused = access.check(hs.headers(), hs.query());
+                    if (refused != 0) {
+                        hs.reject(refused);
+                    } else {
+                        hs.accept();
+                    }
+                })
+                .webSocketHandler(ws -> new StreamSocket(this, ws).start())
+                .requestHandler(router)
+                .listen(config.httpPort(), config.httpHost())
+                .onSuccess(s -> server = s);
+    }
+
+    private void probeKafka() {
+        admin.describeCluster().onComplete(ar -> kafkaUp = ar.succeeded() && !ar.result().getNodes().isEmpty());
+    }
+
+    /** Whether one more interactive request would be over the limit (then it is refused at once). */
+    boolean overloaded() {
+        return interactiveInFlight >= config.http().maxInFlight();
+    }
+
+    /**
+     * Runs an interactive request: announces it, hands it to a worker, and publishes how it ended (the tracker
+     * and every follower learn it from the event bus). The returned future has the result JSON.
+     */
+    Future<ObjectNode> submit(InferenceJob job, String source) {
+        interactiveInFlight++;
+        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), source));
+        DeliveryOptions opts = new DeliveryOptions().setSendTimeout(config.inference().requestTimeoutMs());
+        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, opts)
+                .map(m -> m.body())
+                .recover(e -> Future.succeededFuture(new InferenceRunner.Outcome(job, null,
+                        new RequestError(RequestError.INTERNAL, "inference failed: " + e.getMessage()))))
+                .compose(o -> {
+                    interactiveInFlight--;
+                    cancelled.remove(job.id());
+                    if (o.error() != null) {
+                        metrics.request(job.task().wireName(), RequestError.INTERNAL.equals(o.error().code()) ? "failed" : "rejected");
+                        vertx.eventBus().publish(Addresses.REQUEST_EVENTS,
+                                RequestEvent.failed(job.id(), o.error().code(), o.error().getMessage()));
+                        return Future.failedFuture(o.error());
+                    }
+                    metrics.request(job.task().wireName(), "ok");
+                    ObjectNode json = ResultJson.of(o.result(), config.nodeId());
+                    vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(job.id(), json));
+                    return Future.succeededFuture(json);
+                });
+    }
+
+    /** A request this node refused before it ran is still a request that failed: the tracker remembers it. */
+    void rejected(String id, String task, String source, RequestError e) {
+        metrics.request(task, "rejected");
+        if (id != null) {
+            vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(id, e.code(), e.getMessage()));
+        }
+    }
+
+    @Override
+    public Future<?> stop() {
+        Future<Void> closed = server == null ? Future.succeededFuture() : server.close();
+        return closed.eventually(() -> admin.close());
+    }
+
+    static Logger log() {
+        return LOG;
+    }
+
+    static boolean isGet(io.vertx.core.http.HttpServerRequest r) {
+        return r.method() == HttpMethod.GET;
+    }
+}

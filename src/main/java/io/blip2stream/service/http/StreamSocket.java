@@ -1,0 +1,210 @@
+package io.blip2stream.service.http;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.RequestError;
+import io.blip2stream.engine.Task;
+import io.blip2stream.service.ResultJson;
+import io.blip2stream.service.bus.TokenEvent;
+import io.blip2stream.service.request.RequestDecoder;
+import io.blip2stream.service.requests.RequestTracker;
+import io.vertx.core.http.ServerWebSocket;
+
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+
+/**
+ * One WebSocket on {@code /v1/stream}, JSON text frames.
+ * <ul>
+ *   <li>in: {@code generate} (caption or vqa), {@code follow} (any request, by id), {@code cancel} (this socket's
+ *       own requests);</li>
+ *   <li>out: {@code accepted}, {@code token} (one per generated token, with the new piece of text), {@code done}
+ *       (the result), {@code error} (with a code).</li>
+ * </ul>
+ * Closing the socket cancels its own requests; it never cancels what it only follows. A client that leaves more
+ * than {@code http.write_queue_max_bytes} unread is closed (1013) rather than buffered without bound.
+ */
+final class StreamSocket {
+    private final HttpVerticle http;
+    private final ServerWebSocket ws;
+    /** this socket's own requests in flight */
+    private final Set<String> own = new HashSet<>();
+    /** every request this socket hears about, own or followed */
+    private final Map<String, RequestTracker.Listener> following = new HashMap<>();
+    private boolean closed;
+
+    StreamSocket(HttpVerticle http, ServerWebSocket ws) {
+        this.http = http;
+        this.ws = ws;
+    }
+
+    void start() {
+        ws.setWriteQueueMaxSize(http.config.http().writeQueueMaxBytes());
+        ws.textMessageHandler(this::onText);
+        ws.binaryMessageHandler(b -> error(null, RequestError.INVALID_REQUEST, "send JSON text frames"));
+        ws.exceptionHandler(e -> HttpVerticle.log().debug("WebSocket error: {}", e.toString()));
+        ws.closeHandler(v -> onClose());
+    }
+
+    private void onText(String text) {
+        JsonNode msg;
+        try {
+            msg = ResultJson.JSON.readTree(text);
+        } catch (Exception e) {
+            error(null, RequestError.INVALID_JSON, "the frame is not JSON: " + e.getMessage());
+            return;
+        }
+        if (msg == null || !msg.isObject()) {
+            error(null, RequestError.INVALID_JSON, "a frame is a JSON object");
+            return;
+        }
+        String type = msg.path("type").asText("");
+        String id = msg.hasNonNull("id") ? msg.get("id").asText() : null;
+        switch (type) {
+            case "generate" -> generate(msg, id);
+            case "follow" -> {
+                if (id == null) {
+                    error(null, RequestError.INVALID_REQUEST, "follow needs an id");
+                } else {
+                    follow(id, true);
+                }
+            }
+            case "cancel" -> cancel(id);
+            default -> error(id, RequestError.INVALID_REQUEST, "unknown frame type '" + type + "' (generate, follow or cancel)");
+        }
+    }
+
+    private void generate(JsonNode msg, String givenId) {
+        String id = givenId == null || givenId.isBlank() ? UUID.randomUUID().toString() : givenId;
+        Task task = Task.parse(msg.path("task").asText(null));
+        if (task == null || !task.generates()) {
+            error(id, RequestError.UNKNOWN_TASK, "task must be caption or vqa");
+            return;
+        }
+        if (own.contains(id) || following.containsKey(id) || http.tracker.known(id)) {
+            error(id, RequestError.INVALID_REQUEST, "a request with id " + id + " exists already");
+            return;
+        }
+        if (own.size() >= http.config.http().maxRequestsPerConnection()) {
+            error(id, "too_many_requests", "this connection has " + own.size() + " requests in flight; the limit is "
+                    + http.config.http().maxRequestsPerConnection());
+            return;
+        }
+        if (http.overloaded()) {
+            http.metrics.request(task.wireName(), "overloaded");
+            error(id, "overloaded", "the service is at capacity; try again shortly");
+            return;
+        }
+        own.add(id);
+        long accepted = System.nanoTime();
+        http.vertx().executeBlocking(() -> {
+            RequestDecoder.Fields f = http.decoder.fromJson(msg, id);
+            return http.decoder.validate(new RequestDecoder.Fields(id, task.wireName(), f.image(), f.prompt(), f.question(),
+                    null, f.params(), false), accepted);
+        }, false).onComplete(ar -> {
+            if (ar.failed()) {
+                own.remove(id);
+                RequestError e = ar.cause() instanceof RequestError re ? re
+                        : new RequestError(RequestError.INTERNAL, ar.cause().toString());
+                http.rejected(null, task.wireName(), "websocket", e);
+                error(id, e.code(), e.getMessage());
+                return;
+            }
+            if (closed) {
+                own.remove(id);
+                return;
+            }
+            InferenceJob job = ar.result();
+            ObjectNode a = ResultJson.JSON.createObjectNode().put("type", "accepted").put("id", id);
+            send(a);
+            follow(id, false);
+            http.submit(job, "websocket").onComplete(done -> own.remove(id));
+        });
+    }
+
+    /** Follows a request: its tokens so far, then the rest, then done or error. */
+    private void follow(String id, boolean waitForUnknown) {
+        if (following.containsKey(id)) {
+            return;
+        }
+        RequestTracker.Listener l = new RequestTracker.Listener() {
+            @Override
+            public void token(TokenEvent t) {
+                send(ResultJson.JSON.createObjectNode().put("type", "token").put("id", t.id()).put("index", t.index())
+                        .put("token_id", t.tokenId()).put("text", t.text()));
+            }
+
+            @Override
+            public void done(ObjectNode result) {
+                following.remove(id);
+                ObjectNode d = ResultJson.JSON.createObjectNode().put("type", "done");
+                d.setAll(result);
+                send(d);
+            }
+
+            @Override
+            public void failed(String code, String message) {
+                following.remove(id);
+                error(id, code, message);
+            }
+        };
+        following.put(id, l);
+        boolean open = http.tracker.follow(id, l);
+        if (open && waitForUnknown && !http.tracker.known(id)) {
+            // it may still be on its way through Kafka: wait a while for it
+            http.vertx().setTimer(http.config.http().followTimeoutMs(), t -> {
+                if (following.get(id) == l && !http.tracker.known(id)) {
+                    following.remove(id);
+                    http.tracker.unfollow(id, l);
+                    error(id, "not_found", "no request " + id + " was seen within " + http.config.http().followTimeoutMs() + " ms");
+                }
+            });
+        }
+    }
+
+    private void cancel(String id) {
+        if (id == null) {
+            error(null, RequestError.INVALID_REQUEST, "cancel needs an id");
+        } else if (!own.contains(id)) {
+            error(id, "not_cancellable", "only this connection's own requests in flight can be cancelled");
+        } else {
+            http.cancelled.add(id); // the worker stops it at its next token; the done frame says "cancelled"
+        }
+    }
+
+    private void onClose() {
+        closed = true;
+        for (String id : own) {
+            http.cancelled.add(id);
+        }
+        following.forEach((id, l) -> http.tracker.unfollow(id, l));
+        following.clear();
+    }
+
+    private void error(String id, String code, String message) {
+        ObjectNode e = ResultJson.JSON.createObjectNode().put("type", "error");
+        if (id != null) {
+            e.put("id", id);
+        }
+        e.put("code", code).put("message", message == null ? code : message);
+        send(e);
+    }
+
+    private void send(ObjectNode frame) {
+        if (closed) {
+            return;
+        }
+        if (ws.writeQueueFull()) {
+            HttpVerticle.log().info("closing a WebSocket that does not read ({} bytes unread)", http.config.http().writeQueueMaxBytes());
+            http.metrics.request("websocket", "slow_client_closed");
+            ws.close((short) 1013, "client too slow");
+            onClose();
+            return;
+        }
+        ws.writeTextMessage(frame.toString());
+    }
+}

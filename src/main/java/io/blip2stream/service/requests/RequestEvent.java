@@ -1,0 +1,43 @@
+package io.blip2stream.service.requests;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.util.Locale;
+
+/**
+ * A change in a request's life, published on the event bus by whoever knows it: taken (queued), in a batch
+ * (running), answered (done, with the result JSON) or not (failed, with the error code and message).
+ *
+ * @param source kafka, websocket or http
+ */
+public record RequestEvent(String id, Status status, String task, String source, ObjectNode result, String errorCode,
+                           String errorMessage) {
+
+    public enum Status {
+        QUEUED, RUNNING, DONE, FAILED;
+
+        public String wireName() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+
+        public boolean finished() {
+            return this == DONE || this == FAILED;
+        }
+    }
+
+    public static RequestEvent queued(String id, String task, String source) {
+        return new RequestEvent(id, Status.QUEUED, task, source, null, null, null);
+    }
+
+    public static RequestEvent running(String id) {
+        return new RequestEvent(id, Status.RUNNING, null, null, null, null, null);
+    }
+
+    public static RequestEvent done(String id, ObjectNode result) {
+        return new RequestEvent(id, Status.DONE, null, null, result, null, null);
+    }
+
+    public static RequestEvent failed(String id, String code, String message) {
+        return new RequestEvent(id, Status.FAILED, null, null, null, code, message);
+    }
+}
