@@ -24,8 +24,12 @@ import java.util.Map;
 public final class InferenceRunner implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(InferenceRunner.class);
 
-    /** Limits the runner enforces on each job. */
-    public record Limits(int maxPromptTokens, long maxImagePixels) {}
+    /**
+     * Limits the runner enforces on each job.
+     *
+     * @param stepDelayMs a pause after each generated token, to play a slow model (tests, demos); 0 normally
+     */
+    public record Limits(int maxPromptTokens, long maxImagePixels, long stepDelayMs) {}
 
     /** A job's end: exactly one of result and error is set. */
     public record Outcome(InferenceJob job, InferenceResult result, RequestError error) {}
@@ -206,6 +210,13 @@ public final class InferenceRunner implements AutoCloseable {
                     @Override
                     public void onToken(int row, int index, int tokenId, String text) {
                         sink.onToken(groupJobs.get(row), index, tokenId, text);
+                        if (limits.stepDelayMs() > 0) {
+                            try {
+                                Thread.sleep(limits.stepDelayMs());
+                            } catch (InterruptedException e) {
+                                Thread.currentThread().interrupt();
+                            }
+                        }
                     }
 
                     @Override

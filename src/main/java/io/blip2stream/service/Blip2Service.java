@@ -80,7 +80,8 @@ public final class Blip2Service {
         publisherDeployment = await(vertx.deployVerticle(
                 new ResultPublisherVerticle(bootstrapServers, config.kafka().producer(), config.kafka().topics().tokens())));
         Engines.Kind engine = Engines.Kind.parse(config.engine());
-        InferenceRunner.Limits limits = new InferenceRunner.Limits(config.inference().maxPromptTokens(), config.limits().maxImagePixels());
+        InferenceRunner.Limits limits = new InferenceRunner.Limits(config.inference().maxPromptTokens(),
+                config.limits().maxImagePixels(), config.inference().stepDelayMs());
         for (String device : config.devices()) {
             InferenceWorkerVerticle w = new InferenceWorkerVerticle(device, () -> {
                 try {

@@ -53,7 +53,7 @@ public record ServiceConfig(
     }
 
     public record Inference(int maxBatchSize, long maxBatchWaitMs, int defaultMaxNewTokens, int maxNewTokensCap,
-                            int maxPromptTokens, int maxTexts, long requestTimeoutMs) {}
+                            int maxPromptTokens, int maxTexts, long requestTimeoutMs, long stepDelayMs) {}
 
     public record Limits(long maxImageBytes, long maxImagePixels, long maxRecordBytes) {}
 
@@ -94,7 +94,8 @@ public record ServiceConfig(
                         strings(k.get("consumer")), strings(k.get("producer"))),
                 new Inference(i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
                         i.get("default_max_new_tokens").asInt(), i.get("max_new_tokens_cap").asInt(),
-                        i.get("max_prompt_tokens").asInt(), i.get("max_texts").asInt(), i.get("request_timeout_ms").asLong()),
+                        i.get("max_prompt_tokens").asInt(), i.get("max_texts").asInt(), i.get("request_timeout_ms").asLong(),
+                        i.get("step_delay_ms").asLong()),
                 new Limits(l.get("max_image_bytes").asLong(), l.get("max_image_pixels").asLong(), l.get("max_record_bytes").asLong()),
                 n.get("shutdown").get("drain_timeout_ms").asLong());
         c.validate();

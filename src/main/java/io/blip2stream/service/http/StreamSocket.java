@@ -46,8 +46,20 @@ final class StreamSocket {
         ws.setWriteQueueMaxSize(http.config.http().writeQueueMaxBytes());
         ws.textMessageHandler(this::onText);
         ws.binaryMessageHandler(b -> error(null, RequestError.INVALID_REQUEST, "send JSON text frames"));
-        ws.exceptionHandler(e -> HttpVerticle.log().debug("WebSocket error: {}", e.toString()));
+        ws.exceptionHandler(this::onError);
         ws.closeHandler(v -> onClose());
+    }
+
+    /** Vert.x drops a message over the size limit and tells us here: say so, and close with 1009. */
+    private void onError(Throwable e) {
+        String m = String.valueOf(e.getMessage());
+        if (e instanceof IllegalStateException && m.contains("max message size")) {
+            error(null, "message_too_large", "a message may have at most " + http.config.http().maxMessageBytes() + " bytes");
+            ws.close((short) 1009, "message too big");
+            onClose();
+        } else {
+            HttpVerticle.log().debug("WebSocket error: {}", e.toString());
+        }
     }
 
     private void onText(String text) {
