@@ -58,15 +58,44 @@ final class LoadCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print the report as one JSON object")
     boolean json;
 
+    @Option(names = "--websocket", paramLabel = "URL",
+            description = "load a WebSocket instead of Kafka (e.g. ws://localhost:8080/v1/stream): --concurrency clients, "
+                    + "each a request after the other; reports time to first token and between tokens")
+    String websocket;
+
+    @Option(names = "--token", description = "a bearer token for --websocket")
+    String token;
+
     @Override
     public Integer call() throws Exception {
         if (!Files.isRegularFile(image)) {
             throw new Main.UserError("image file " + image + " does not exist");
         }
-        ServiceConfig.Topics t = ConfigLoader.load(null, System.getenv(), Map.of()).kafka().topics();
         byte[] img = Files.readAllBytes(image);
         ObjectMapper mapper = new ObjectMapper();
         var paramsNode = mapper.readTree(params);
+        if (websocket != null) {
+            ObjectNode f = mapper.createObjectNode().put("type", "generate").put("task", task)
+                    .put("image", Base64.getEncoder().encodeToString(img));
+            if (question != null) {
+                f.put("question", question);
+            }
+            f.set("params", paramsNode);
+            var r = io.blip2stream.loadtest.WebSocketLoadGenerator.run(java.net.URI.create(websocket), token,
+                    Math.max(1, concurrency), requests, f, timeout * 1000L);
+            if (json) {
+                System.out.println(mapper.writeValueAsString(r));
+            } else {
+                System.out.printf(Locale.ROOT, "%d requests over %d WebSocket clients, %d done, %d errors in %.2f s: %.2f requests/s%n",
+                        r.requests(), Math.max(1, concurrency), r.done(), r.errors(), r.seconds(), r.throughput());
+                System.out.printf(Locale.ROOT, "client-side ms: first token p50 %.1f p99 %.1f; between tokens p50 %.2f p99 %.2f; done p50 %.1f p99 %.1f%n",
+                        r.firstTokenP50(), r.firstTokenP99(), r.gapP50(), r.gapP99(), r.doneP50(), r.doneP99());
+                System.out.printf(Locale.ROOT, "server-side ms (in-process, median): prefill %.2f, decode per token %.2f%n",
+                        r.serverPrefillP50(), r.serverPerTokenP50());
+            }
+            return r.done() == requests ? 0 : 1;
+        }
+        ServiceConfig.Topics t = ConfigLoader.load(null, System.getenv(), Map.of()).kafka().topics();
         KafkaLoadGenerator.Plan plan = new KafkaLoadGenerator.Plan(bootstrap, t.requests(),
                 List.of(t.captions(), t.answers(), t.matches(), t.embeddings(), t.deadLetter()), t.deadLetter(),
                 requests, concurrency, rate, timeout * 1000L);
