@@ -141,6 +141,44 @@ class ServeIT {
             assertEquals(5, JSON.readTree(byKey.get("raw-1").value()).get("token_ids").size());
             assertEquals("blip2.requests.DLT", byKey.get("bad-1").topic());
             assertEquals("missing_image", new String(byKey.get("bad-1").headers().lastHeader("blip2-error-code").value()));
+
+            // a WebSocket client sees accepted, one token frame per token, then done, with the command line's ids
+            List<JsonNode> frames = new java.util.concurrent.CopyOnWriteArrayList<>();
+            java.util.concurrent.CompletableFuture<Void> done = new java.util.concurrent.CompletableFuture<>();
+            java.net.http.WebSocket ws = client.newWebSocketBuilder().buildAsync(URI.create("ws://127.0.0.1:" + http + "/v1/stream"),
+                    new java.net.http.WebSocket.Listener() {
+                        final StringBuilder buf = new StringBuilder();
+
+                        @Override
+                        public java.util.concurrent.CompletionStage<?> onText(java.net.http.WebSocket w, CharSequence data, boolean last) {
+                            buf.append(data);
+                            if (last) {
+                                try {
+                                    JsonNode f = JSON.readTree(buf.toString());
+                                    frames.add(f);
+                                    if (f.get("type").asText().equals("done") || f.get("type").asText().equals("error")) {
+                                        done.complete(null);
+                                    }
+                                } catch (Exception e) {
+                                    done.completeExceptionally(e);
+                                }
+                                buf.setLength(0);
+                            }
+                            w.request(1);
+                            return null;
+                        }
+                    }).get(10, TimeUnit.SECONDS);
+            ws.sendText("{\"type\":\"generate\",\"id\":\"ws-it\",\"task\":\"caption\",\"params\":{\"max_new_tokens\":12},\"image\":\""
+                    + Base64.getEncoder().encodeToString(png) + "\"}", true);
+            done.get(60, TimeUnit.SECONDS);
+            ws.sendClose(java.net.http.WebSocket.NORMAL_CLOSURE, "bye");
+            assertEquals("accepted", frames.get(0).get("type").asText());
+            assertEquals(14, frames.size(), "accepted, 12 tokens, done: " + frames);
+            for (int i = 1; i <= 12; i++) {
+                assertEquals("token", frames.get(i).get("type").asText());
+                assertEquals(caption.get("token_ids").get(i - 1), frames.get(i).get("token_id"));
+            }
+            assertEquals(caption.get("token_ids"), frames.get(13).get("token_ids"));
         } finally {
             // SIGTERM, as Kubernetes sends it (Process.destroy would also close our end of its output)
             new ProcessBuilder("kill", "-TERM", String.valueOf(p.pid())).start().waitFor();
