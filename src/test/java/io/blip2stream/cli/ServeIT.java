@@ -77,7 +77,7 @@ class ServeIT {
                 String line;
                 while ((line = r.readLine()) != null) {
                     log.append(line).append('\n');
-                    if (line.contains("blip2-stream is up")) {
+                    if (line.contains("Blip2Service - ready")) {
                         up.countDown();
                     }
                 }

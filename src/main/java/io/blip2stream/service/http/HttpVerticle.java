@@ -107,6 +107,21 @@ public final class HttpVerticle extends VerticleBase {
         router.get("/v1/requests/:id").handler(api::status);
         router.route("/v1/*").handler(ctx -> HttpApi.error(ctx, 404, "not_found", "no such endpoint: " + ctx.request().method() + " " + ctx.request().path()));
         router.route("/*").handler(StaticHandler.create("webroot").setCachingEnabled(false));
+        router.route().failureHandler(ctx -> {
+            int status = ctx.statusCode() > 0 ? ctx.statusCode() : 500;
+            if (ctx.failure() != null && status >= 500) {
+                LOG.error("{} {} failed", ctx.request().method(), ctx.request().path(), ctx.failure());
+            }
+            String code = switch (status) {
+                case 413 -> RequestError.RECORD_TOO_LARGE;
+                case 400 -> RequestError.INVALID_REQUEST;
+                case 404 -> "not_found";
+                default -> status >= 500 ? RequestError.INTERNAL : "http_" + status;
+            };
+            String message = status == 413 ? "the body is larger than " + h.maxMessageBytes() + " bytes"
+                    : ctx.failure() != null ? String.valueOf(ctx.failure().getMessage()) : "request failed with " + status;
+            HttpApi.error(ctx, status, code, message);
+        });
 
         HttpServerOptions opts = new HttpServerOptions()
                 .setMaxWebSocketFrameSize(h.maxFrameBytes())
