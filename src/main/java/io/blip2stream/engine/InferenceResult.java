@@ -15,6 +15,7 @@ public record InferenceResult(InferenceJob job, String model, String text, int[]
                               Timings timings) {
 
     /** Where the time went, in milliseconds. */
+    /** @param visualPromptCached the image's visual prompt came from the cache (no vision encoder, no Q-Former) */
     public record Timings(double queuedMs, double preprocessMs, double visionMs, double qformerMs, double prefillMs,
-                          double decodeMs, double totalMs) {}
+                          double decodeMs, double totalMs, boolean visualPromptCached) {}
 }

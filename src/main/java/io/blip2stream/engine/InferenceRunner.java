@@ -39,13 +39,17 @@ public final class InferenceRunner implements AutoCloseable {
     private final Blip2Model retrieval;  // null: match and embed unsupported
     private final Limits limits;
     private final ImageDecoder decoder;
+    private final VisualPromptCache cache;
+    private final String generationId;
 
-    private InferenceRunner(NDManager manager, Blip2Model generation, Blip2Model retrieval, Limits limits) {
+    private InferenceRunner(NDManager manager, Blip2Model generation, Blip2Model retrieval, Limits limits, VisualPromptCache cache) {
         this.manager = manager;
         this.generation = generation;
         this.retrieval = retrieval;
         this.limits = limits;
         this.decoder = new ImageDecoder(limits.maxImagePixels());
+        this.cache = cache;
+        this.generationId = generation == null ? null : generation.id();
     }
 
     /**
@@ -56,6 +60,12 @@ public final class InferenceRunner implements AutoCloseable {
      */
     public static InferenceRunner load(Path generationPath, Path retrievalPath, Engines.Kind engine, String device,
                                        Limits limits) throws IOException {
+        return load(generationPath, retrievalPath, engine, device, limits, VisualPromptCache.NONE);
+    }
+
+    /** @param cache where visual prompts are remembered across requests (and nodes) */
+    public static InferenceRunner load(Path generationPath, Path retrievalPath, Engines.Kind engine, String device,
+                                       Limits limits, VisualPromptCache cache) throws IOException {
         NDManager m = Engines.newManager(engine, device);
         Blip2Model gen = null;
         Blip2Model ret = null;
@@ -77,7 +87,7 @@ public final class InferenceRunner implements AutoCloseable {
             if (gen == null && ret == null) {
                 throw new IllegalArgumentException("no model to serve");
             }
-            return new InferenceRunner(m, gen, ret, limits);
+            return new InferenceRunner(m, gen, ret, limits, cache);
         } catch (IOException | RuntimeException e) {
             if (gen != null) {
                 gen.close();
@@ -114,6 +124,8 @@ public final class InferenceRunner implements AutoCloseable {
         long batchStart = System.nanoTime();
         Outcome[] out = new Outcome[jobs.size()];
         float[][] pixels = new float[jobs.size()][];
+        float[][] cached = new float[jobs.size()][];
+        String[] cacheKeys = new String[jobs.size()];
         double[] preprocessMs = new double[jobs.size()];
         List<Integer> generate = new ArrayList<>();
         List<Integer> retrieve = new ArrayList<>();
@@ -127,7 +139,13 @@ public final class InferenceRunner implements AutoCloseable {
                 Blip2Model model = job.task().generates() ? generation : retrieval;
                 if (job.image() != null) {
                     long t0 = System.nanoTime();
-                    pixels[i] = model.processor().preprocess(decoder.decode(job.image()));
+                    if (job.task().generates()) {
+                        cacheKeys[i] = sha256(job.image()) + "|" + generationId;
+                        cached[i] = cache.get(cacheKeys[i]);
+                    }
+                    if (cached[i] == null) {
+                        pixels[i] = model.processor().preprocess(decoder.decode(job.image()));
+                    }
                     preprocessMs[i] = ms(System.nanoTime() - t0);
                 }
                 if (job.task().generates()) {
@@ -145,7 +163,7 @@ public final class InferenceRunner implements AutoCloseable {
             }
         }
         if (!generate.isEmpty()) {
-            runGeneration(jobs, generate, pixels, preprocessMs, batchStart, sink, out);
+            runGeneration(jobs, generate, pixels, cached, cacheKeys, preprocessMs, batchStart, sink, out);
         }
         for (int i : retrieve) {
             out[i] = runRetrieval(jobs.get(i), pixels[i], preprocessMs[i], batchStart);
@@ -174,23 +192,41 @@ public final class InferenceRunner implements AutoCloseable {
         return job.task() == Task.VQA ? generation.vqaPrompt(job.question()) : job.prompt();
     }
 
-    private void runGeneration(List<InferenceJob> jobs, List<Integer> rows, float[][] pixels, double[] preprocessMs,
-                               long batchStart, TokenSink sink, Outcome[] out) {
-        Blip2Model.ImageFeatures features;
-        try {
-            List<float[]> px = new ArrayList<>();
-            for (int i : rows) {
-                px.add(pixels[i]);
+    private void runGeneration(List<InferenceJob> jobs, List<Integer> rows, float[][] pixels, float[][] cached, String[] cacheKeys,
+                               double[] preprocessMs, long batchStart, TokenSink sink, Outcome[] out) {
+        // the images not in the cache go through the vision encoder and the Q-Former in one batch
+        float[][] prompts = new float[jobs.size()][];
+        List<Integer> misses = new ArrayList<>();
+        for (int i : rows) {
+            if (cached[i] != null) {
+                prompts[i] = cached[i];
+            } else {
+                misses.add(i);
             }
-            features = generation.encodeImages(px, false); // one batch through the vision encoder and Q-Former
-        } catch (RuntimeException e) {
-            for (int i : rows) {
-                out[i] = failed(jobs.get(i), internal(jobs.get(i), e));
-            }
-            return;
         }
-        double visionMs = ms(features.visionNanos());
-        double qformerMs = ms(features.qformerNanos());
+        double visionMs = 0;
+        double qformerMs = 0;
+        if (!misses.isEmpty()) {
+            try {
+                List<float[]> px = new ArrayList<>();
+                for (int i : misses) {
+                    px.add(pixels[i]);
+                }
+                Blip2Model.ImageFeatures features = generation.encodeImages(px, false);
+                for (int k = 0; k < misses.size(); k++) {
+                    int i = misses.get(k);
+                    prompts[i] = generation.visualPrompt(features, k);
+                    cache.put(cacheKeys[i], prompts[i]);
+                }
+                visionMs = ms(features.visionNanos());
+                qformerMs = ms(features.qformerNanos());
+            } catch (RuntimeException e) {
+                for (int i : misses) {
+                    out[i] = failed(jobs.get(i), internal(jobs.get(i), e));
+                }
+                rows = rows.stream().filter(i -> prompts[i] != null && out[i] == null).toList();
+            }
+        }
         // rows with equal generation parameters decode together
         Map<GenerationParams, List<Integer>> groups = new LinkedHashMap<>();
         for (int r = 0; r < rows.size(); r++) {
@@ -203,7 +239,7 @@ public final class InferenceRunner implements AutoCloseable {
             for (int r : members) {
                 InferenceJob job = jobs.get(rows.get(r));
                 groupJobs.add(job);
-                requests.add(new Blip2Model.GenerationRequest(generation.visualPrompt(features, r), prompt(job)));
+                requests.add(new Blip2Model.GenerationRequest(prompts[rows.get(r)], prompt(job)));
             }
             try {
                 List<Blip2Model.GenerationResult> results = generation.generate(requests, g.getKey(), new Blip2Model.TextListener() {
@@ -231,8 +267,9 @@ public final class InferenceRunner implements AutoCloseable {
                     Blip2Model.GenerationResult r = results.get(k);
                     out[i] = new Outcome(job, new InferenceResult(job, modelName(job.task()), r.text(), r.tokenIds(),
                             r.finishReason(), null, null, null,
-                            new InferenceResult.Timings(ms(batchStart - job.acceptedNanos()), preprocessMs[i], visionMs, qformerMs,
-                                    ms(r.prefillNanos()), ms(r.decodeNanos()), ms(end - job.acceptedNanos()))), null);
+                            new InferenceResult.Timings(ms(batchStart - job.acceptedNanos()), preprocessMs[i],
+                                    cached[i] != null ? 0 : visionMs, cached[i] != null ? 0 : qformerMs,
+                                    ms(r.prefillNanos()), ms(r.decodeNanos()), ms(end - job.acceptedNanos()), cached[i] != null)), null);
                 }
             } catch (RuntimeException e) {
                 for (int r : members) {
@@ -270,11 +307,19 @@ public final class InferenceRunner implements AutoCloseable {
             }
             return new Outcome(job, new InferenceResult(job, modelName(job.task()), null, null, null, matches, imageEmbeds, textEmbeds,
                     new InferenceResult.Timings(ms(batchStart - job.acceptedNanos()), preprocessMs, visionMs, qformerMs, 0, 0,
-                            ms(end - job.acceptedNanos()))), null);
+                            ms(end - job.acceptedNanos()), false)), null);
         } catch (IllegalArgumentException e) {
             return failed(job, new RequestError(RequestError.PROMPT_TOO_LONG, e.getMessage(), e));
         } catch (RuntimeException e) {
             return failed(job, internal(job, e));
+        }
+    }
+
+    static String sha256(byte[] bytes) {
+        try {
+            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
         }
     }
 

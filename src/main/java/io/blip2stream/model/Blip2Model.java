@@ -173,6 +173,19 @@ public final class Blip2Model implements AutoCloseable {
     }
 
     /**
+     * An id that changes when the model does: its name and a hash of its config.json. Caches key on it.
+     */
+    public String id() {
+        try {
+            byte[] cfg = java.nio.file.Files.readAllBytes(dir.resolve("config.json"));
+            byte[] h = java.security.MessageDigest.getInstance("SHA-256").digest(cfg);
+            return name() + "@" + java.util.HexFormat.of().formatHex(h, 0, 6);
+        } catch (Exception e) {
+            return name();
+        }
+    }
+
+    /**
      * The model's name as results report it: its folder's name, or the folder above when the folder is just
      * called "model" (as in the test fixtures).
      */

@@ -1,6 +1,10 @@
 package io.blip2stream.service;
 
+import io.blip2stream.cluster.ClusterBootstrap;
+import io.blip2stream.cluster.HazelcastVisualPromptCache;
+import io.blip2stream.cluster.RequestStore;
 import io.blip2stream.engine.Engines;
+import io.blip2stream.engine.VisualPromptCache;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.config.ServiceConfig;
@@ -54,6 +58,9 @@ public final class Blip2Service {
     private HttpVerticle http;
     private Path modelPath;
     private Path retrievalPath;
+    private io.vertx.spi.cluster.hazelcast.HazelcastClusterManager clusterManager;
+    private RequestStore store;
+    private long clusterFormationMs;
 
     public Blip2Service(ServiceConfig config) {
         this(config, new VertxOptions());
@@ -75,8 +82,18 @@ public final class Blip2Service {
             bootstrapServers = config.kafka().bootstrapServers();
         }
         Topics.ensure(bootstrapServers, config.kafka());
-        vertx = Vertx.vertx(vertxOptions);
+        long c0 = System.nanoTime();
+        clusterManager = new io.vertx.spi.cluster.hazelcast.HazelcastClusterManager(ClusterBootstrap.hazelcastConfig(config));
+        vertx = await(ClusterBootstrap.start(config, vertxOptions, clusterManager));
+        clusterFormationMs = (System.nanoTime() - c0) / 1_000_000;
+        var hz = clusterManager.getHazelcastInstance();
+        LOG.info("joined cluster '{}' in {} ms: {} member(s) {}", config.cluster().name(), clusterFormationMs,
+                hz.getCluster().getMembers().size(), hz.getCluster().getMembers());
+        store = new RequestStore(hz.getMap(ClusterBootstrap.REQUESTS_MAP), config.requests().retentionMs());
+        VisualPromptCache cache = config.cache().enabled()
+                ? new HazelcastVisualPromptCache(hz.getMap(ClusterBootstrap.VISUAL_PROMPTS_MAP)) : VisualPromptCache.NONE;
         Addresses.registerCodecs(vertx);
+        await(vertx.deployVerticle(new io.blip2stream.service.verticle.EventRelayVerticle()));
         publisherDeployment = await(vertx.deployVerticle(
                 new ResultPublisherVerticle(bootstrapServers, config.kafka().producer(), config.kafka().topics().tokens())));
         Engines.Kind engine = Engines.Kind.parse(config.engine());
@@ -85,7 +102,7 @@ public final class Blip2Service {
         for (String device : config.devices()) {
             InferenceWorkerVerticle w = new InferenceWorkerVerticle(device, () -> {
                 try {
-                    return InferenceRunner.load(modelPath, retrievalPath, engine, device, limits);
+                    return InferenceRunner.load(modelPath, retrievalPath, engine, device, limits, cache);
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }
@@ -95,9 +112,9 @@ public final class Blip2Service {
                     .setWorkerPoolName("blip2-inference-" + device).setWorkerPoolSize(1)
                     .setMaxWorkerExecuteTime(Long.MAX_VALUE))));
         }
-        http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(), cancelled);
+        http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(), cancelled, store);
         httpDeployment = await(vertx.deployVerticle(http));
-        ingressDeployment = await(vertx.deployVerticle(new KafkaIngressVerticle(config, bootstrapServers, metrics)));
+        ingressDeployment = await(vertx.deployVerticle(new KafkaIngressVerticle(config, bootstrapServers, metrics, store)));
         printBanner();
         return this;
     }
@@ -146,6 +163,10 @@ public final class Blip2Service {
         b.append("  input:    ").append(t.requests()).append("   dead letters: ").append(t.deadLetter()).append('\n');
         b.append("  outputs:  ").append(t.captions()).append(", ").append(t.answers()).append(", ").append(t.matches())
                 .append(", ").append(t.embeddings()).append("   tokens: ").append(t.tokens()).append('\n');
+        var members = clusterManager.getHazelcastInstance().getCluster().getMembers();
+        b.append("  cluster:  '").append(config.cluster().name()).append("', ").append(members.size()).append(" member(s) ")
+                .append(members.stream().map(m -> m.getAddress().toString()).toList()).append(", formed in ")
+                .append(clusterFormationMs).append(" ms\n");
         b.append("  HTTP:     http://").append(config.httpHost()).append(':').append(httpPort())
                 .append("  (the page at /, WebSocket /v1/stream, POST /v1/caption, POST /v1/ask, GET /v1/requests/{id},\n")
                 .append("             /health/live, /health/ready, /metrics)\n");
@@ -174,6 +195,19 @@ public final class Blip2Service {
         return vertx;
     }
 
+    public long clusterFormationMs() {
+        return clusterFormationMs;
+    }
+
+    public RequestStore store() {
+        return store;
+    }
+
+    /** The members of the cluster this node is in. */
+    public int clusterSize() {
+        return clusterManager.getHazelcastInstance().getCluster().getMembers().size();
+    }
+
     public ServiceMetrics metrics() {
         return metrics;
     }
@@ -192,7 +226,7 @@ public final class Blip2Service {
 
     public synchronized void startIngress() throws Exception {
         if (ingressDeployment == null) {
-            ingressDeployment = await(vertx.deployVerticle(new KafkaIngressVerticle(config, bootstrapServers, metrics)));
+            ingressDeployment = await(vertx.deployVerticle(new KafkaIngressVerticle(config, bootstrapServers, metrics, store)));
         }
     }
 

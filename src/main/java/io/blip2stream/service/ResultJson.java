@@ -58,6 +58,9 @@ public final class ResultJson {
         tn.put("prefill_ms", t.prefillMs());
         tn.put("decode_ms", t.decodeMs());
         tn.put("total_ms", t.totalMs());
+        if (r.tokenIds() != null) {
+            tn.put("visual_prompt", t.visualPromptCached() ? "cached" : "computed");
+        }
         o.put("node", node);
         return o;
     }

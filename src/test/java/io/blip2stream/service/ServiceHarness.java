@@ -46,6 +46,7 @@ public final class ServiceHarness implements AutoCloseable {
         o.put("model.retrieval_path", Fixtures.model("blip2-itm-tiny").toString());
         o.put("kafka.commit_interval_ms", "50");
         o.put("node.id", "test-node");
+        o.put("cluster.name", "test-" + UUID.randomUUID());
         o.putAll(extra);
         ServiceConfig c = ConfigLoader.load(null, Map.of(), o);
         VertxOptions vo = new VertxOptions().setBlockedThreadCheckInterval(100).setMaxEventLoopExecuteTime(300)

@@ -6,25 +6,39 @@ import io.vertx.core.Vertx;
 
 /** The event-bus addresses between the verticles, named in one place, and the codecs of what travels on them. */
 public final class Addresses {
-    /** InferenceJob in, InferenceRunner.Outcome back: the inference workers (one consumer per device). */
+    /** InferenceJob in, InferenceRunner.Outcome back: this node's inference workers (local only). */
     public static final String INFERENCE = "blip2.inference";
-    /** OutboundRecord in, an empty reply once Kafka acknowledged it: the result publisher. */
+    /** OutboundRecord in, an empty reply once Kafka acknowledged it: this node's result publisher (local only). */
     public static final String PUBLISH = "blip2.publish";
-    /** TokenEvent, published for whoever follows a request (tokens topic, WebSocket clients). */
+    /** TokenEvent, published to the whole cluster for whoever follows a request (tokens topic, WebSocket clients). */
     public static final String TOKENS = "blip2.token-events";
-    /** RequestEvent, published: a request was queued, started, answered or failed. */
+    /** RequestEvent, published to the whole cluster: a request was queued, started, answered or failed. */
     public static final String REQUEST_EVENTS = "blip2.request-events";
+    /**
+     * TokenEvent or RequestEvent from a worker thread, sent locally to the relay that publishes it to the cluster:
+     * a clustered publish from a worker completes on the worker's own context, which is busy until its batch ends.
+     */
+    public static final String RELAY = "blip2.relay";
+
 
     private Addresses() {}
 
-    /** Registers the local codecs; once per Vert.x instance. */
+    /** Local-only delivery for what carries images and results inside one node. */
+    public static io.vertx.core.eventbus.DeliveryOptions local(long timeoutMs) {
+        return new io.vertx.core.eventbus.DeliveryOptions().setLocalOnly(true).setSendTimeout(timeoutMs);
+    }
+
+    /**
+     * Registers the codecs, once per Vert.x instance: jobs, outcomes and records stay on their node (no copy);
+     * token and request events cross the cluster as JSON (and are not copied locally either).
+     */
     public static void registerCodecs(Vertx vertx) {
         var bus = vertx.eventBus();
         bus.registerDefaultCodec(InferenceJob.class, new LocalCodec<>(InferenceJob.class));
         bus.registerDefaultCodec(InferenceRunner.Outcome.class, new LocalCodec<>(InferenceRunner.Outcome.class));
         bus.registerDefaultCodec(OutboundRecord.class, new LocalCodec<>(OutboundRecord.class));
-        bus.registerDefaultCodec(TokenEvent.class, new LocalCodec<>(TokenEvent.class));
+        bus.registerDefaultCodec(TokenEvent.class, new JsonCodec<>(TokenEvent.class));
         bus.registerDefaultCodec(io.blip2stream.service.requests.RequestEvent.class,
-                new LocalCodec<>(io.blip2stream.service.requests.RequestEvent.class));
+                new JsonCodec<>(io.blip2stream.service.requests.RequestEvent.class));
     }
 }

@@ -21,6 +21,8 @@ public record ServiceConfig(
         int httpPort,
         Http http,
         Requests requests,
+        Cluster cluster,
+        Cache cache,
         Kafka kafka,
         Inference inference,
         Limits limits,
@@ -30,6 +32,13 @@ public record ServiceConfig(
     public record Http(List<String> allowedOrigins, List<String> authTokens, int maxRequestsPerConnection, int maxInFlight,
                        int maxFrameBytes, int maxMessageBytes, int idleTimeoutS, int writeQueueMaxBytes, int sendBufferBytes,
                        long followTimeoutMs) {}
+
+    /** Hazelcast: how the nodes find each other. */
+    public record Cluster(String name, String host, int port, List<String> members, boolean kubernetes, String serviceName,
+                          String namespace, int eventBusPort, int failureDetectionS, int stateBackups) {}
+
+    /** The cluster-wide visual-prompt cache. */
+    public record Cache(boolean enabled, int maxEntriesPerNode, int ttlS) {}
 
     /** How long finished requests are remembered. */
     public record Requests(long retentionMs, int maxEntries) {}
@@ -83,6 +92,9 @@ public record ServiceConfig(
                         n.get("http").get("idle_timeout_s").asInt(), n.get("http").get("write_queue_max_bytes").asInt(),
                         n.get("http").get("send_buffer_bytes").asInt(), n.get("http").get("follow_timeout_ms").asLong()),
                 new Requests(n.get("requests").get("retention_ms").asLong(), n.get("requests").get("max_entries").asInt()),
+                cluster(n.get("cluster")),
+                new Cache(n.get("cache").get("enabled").asBoolean(), n.get("cache").get("max_entries_per_node").asInt(),
+                        n.get("cache").get("ttl_s").asInt()),
                 new Kafka(k.get("bootstrap_servers").asText(), k.get("embedded").get("port").asInt(),
                         k.get("embedded").get("controller_port").asInt(), k.get("group_id").asText(),
                         k.get("partitions").asInt(), (short) k.get("replication_factor").asInt(),
@@ -100,6 +112,12 @@ public record ServiceConfig(
                 n.get("shutdown").get("drain_timeout_ms").asLong());
         c.validate();
         return c;
+    }
+
+    private static Cluster cluster(JsonNode c) {
+        return new Cluster(c.get("name").asText(), c.get("host").asText(), c.get("port").asInt(), list(c.get("members")),
+                c.get("kubernetes").asBoolean(), c.get("service_name").asText(), c.get("namespace").asText(),
+                c.get("event_bus_port").asInt(), c.get("failure_detection_s").asInt(), c.get("state_backups").asInt());
     }
 
     private static List<String> list(JsonNode n) {

@@ -178,7 +178,24 @@ final class HttpApi {
         String id = ctx.pathParam("id");
         RequestTracker.Entry e = http.tracker.get(id);
         if (e == null || !http.tracker.known(id)) {
-            error(ctx, 404, "not_found", "no request " + id + " is known here");
+            // not seen on this node since it started: the cluster's store may know it
+            if (http.store == null) {
+                error(ctx, 404, "not_found", "no request " + id + " is known");
+                return;
+            }
+            http.store.get(id, http.vertx().getOrCreateContext()).onComplete(ar -> {
+                if (ar.failed() || ar.result() == null) {
+                    error(ctx, 404, "not_found", "no request " + id + " is known");
+                    return;
+                }
+                ObjectNode o = ResultJson.JSON.createObjectNode().put("id", id);
+                ar.result().fields().forEachRemaining(f -> {
+                    if (!f.getKey().equals("published") && !f.getKey().equals("kafka")) {
+                        o.set(f.getKey(), f.getValue());
+                    }
+                });
+                ctx.response().putHeader("content-type", "application/json").end(o.toString());
+            });
             return;
         }
         ObjectNode o = ResultJson.JSON.createObjectNode();

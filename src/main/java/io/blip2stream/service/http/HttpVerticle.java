@@ -54,8 +54,12 @@ public final class HttpVerticle extends VerticleBase {
     /** HTTP and WebSocket requests being answered on this node. */
     int interactiveInFlight;
 
+    final io.blip2stream.cluster.RequestStore store;
+
+    /** @param store the cluster's memory of finished requests; null: this node's tracker only */
     public HttpVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics, BooleanSupplier modelsLoaded,
-                        Set<String> cancelled) {
+                        Set<String> cancelled, io.blip2stream.cluster.RequestStore store) {
+        this.store = store;
         this.config = config;
         this.bootstrapServers = bootstrapServers;
         this.metrics = metrics;
@@ -81,6 +85,7 @@ public final class HttpVerticle extends VerticleBase {
         probeKafka();
         vertx.setPeriodic(2000, t -> probeKafka());
         vertx.setPeriodic(10_000, t -> tracker.expire(System.currentTimeMillis()));
+        vertx.setPeriodic(200, t -> tracker.releaseHeld(System.currentTimeMillis()));
         vertx.eventBus().<TokenEvent>consumer(Addresses.TOKENS, m -> tracker.onToken(m.body()));
         vertx.eventBus().<RequestEvent>consumer(Addresses.REQUEST_EVENTS, m -> tracker.onEvent(m.body()));
 
@@ -165,8 +170,7 @@ public final class HttpVerticle extends VerticleBase {
     Future<ObjectNode> submit(InferenceJob job, String source) {
         interactiveInFlight++;
         vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), source));
-        DeliveryOptions opts = new DeliveryOptions().setSendTimeout(config.inference().requestTimeoutMs());
-        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, opts)
+        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(config.inference().requestTimeoutMs()))
                 .map(m -> m.body())
                 .recover(e -> Future.succeededFuture(new InferenceRunner.Outcome(job, null,
                         new RequestError(RequestError.INTERNAL, "inference failed: " + e.getMessage()))))
@@ -177,13 +181,23 @@ public final class HttpVerticle extends VerticleBase {
                         metrics.request(job.task().wireName(), RequestError.INTERNAL.equals(o.error().code()) ? "failed" : "rejected");
                         vertx.eventBus().publish(Addresses.REQUEST_EVENTS,
                                 RequestEvent.failed(job.id(), o.error().code(), o.error().getMessage()));
+                        remember(job, source, null, o.error());
                         return Future.failedFuture(o.error());
                     }
                     metrics.request(job.task().wireName(), "ok");
                     ObjectNode json = ResultJson.of(o.result(), config.nodeId());
                     vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(job.id(), json));
+                    remember(job, source, json, null);
                     return Future.succeededFuture(json);
                 });
+    }
+
+    private void remember(InferenceJob job, String source, ObjectNode result, RequestError error) {
+        if (store != null) {
+            store.finished(job.id(), job.task().wireName(), source, result, error == null ? null : error.code(),
+                    error == null ? null : error.getMessage(), false, null, context)
+                    .onFailure(e -> LOG.warn("could not record request {} in the cluster: {}", job.id(), e.toString()));
+        }
     }
 
     /** A request this node refused before it ran is still a request that failed: the tracker remembers it. */

@@ -39,6 +39,8 @@ public final class RequestTracker {
         String errorMessage;
         final List<Listener> listeners = new ArrayList<>();
         long finishedAt;
+        ObjectNode heldResult; // a result waiting for its last tokens
+        long heldSince;
 
         Entry(String id) {
             this.id = id;
@@ -100,13 +102,14 @@ public final class RequestTracker {
         switch (e.status()) {
             case QUEUED, RUNNING -> en.status = e.status();
             case DONE -> {
-                en.status = RequestEvent.Status.DONE;
-                en.result = e.result();
-                finish(en);
-                for (Listener l : new ArrayList<>(en.listeners)) {
-                    l.done(e.result());
+                // tokens and results travel separately: hold the result until its tokens are all here
+                int n = e.result() == null ? 0 : e.result().path("token_ids").size();
+                if (en.tokens.size() < n) {
+                    en.heldResult = e.result();
+                    en.heldSince = System.currentTimeMillis();
+                } else {
+                    done(en, e.result());
                 }
-                en.listeners.clear();
             }
             case FAILED -> {
                 en.status = RequestEvent.Status.FAILED;
@@ -126,13 +129,30 @@ public final class RequestTracker {
         if (en.status.finished()) {
             return;
         }
-        en.status = RequestEvent.Status.RUNNING;
+        if (en.heldResult == null) {
+            en.status = RequestEvent.Status.RUNNING;
+        }
         if (t.index() != en.tokens.size()) {
             return; // a token of an earlier attempt (a request redelivered by Kafka starts again at 0)
         }
         en.tokens.add(t);
         for (Listener l : new ArrayList<>(en.listeners)) {
             l.token(t);
+        }
+        if (en.heldResult != null && en.tokens.size() >= en.heldResult.path("token_ids").size()) {
+            done(en, en.heldResult);
+        }
+    }
+
+    /** Results held for their last tokens longer than this are let go (the tokens were lost). */
+    private static final long HOLD_MS = 1000;
+
+    /** Releases results held too long for tokens that did not come. */
+    public void releaseHeld(long now) {
+        for (Entry en : new ArrayList<>(entries.values())) {
+            if (en.heldResult != null && now - en.heldSince > HOLD_MS) {
+                done(en, en.heldResult);
+            }
         }
     }
 
@@ -196,6 +216,17 @@ public final class RequestTracker {
                 finished--;
             }
         }
+    }
+
+    private void done(Entry en, ObjectNode result) {
+        en.heldResult = null;
+        en.status = RequestEvent.Status.DONE;
+        en.result = result;
+        finish(en);
+        for (Listener l : new ArrayList<>(en.listeners)) {
+            l.done(result);
+        }
+        en.listeners.clear();
     }
 
     private void finish(Entry en) {

@@ -29,6 +29,8 @@ import java.util.function.Supplier;
 public final class InferenceWorkerVerticle extends VerticleBase {
     private static final Logger LOG = LoggerFactory.getLogger(InferenceWorkerVerticle.class);
 
+    private static final io.vertx.core.eventbus.DeliveryOptions RELAY = new io.vertx.core.eventbus.DeliveryOptions().setLocalOnly(true);
+
     private final String device;
     private final Supplier<InferenceRunner> loader;
     private final int maxBatchSize;
@@ -62,7 +64,7 @@ public final class InferenceWorkerVerticle extends VerticleBase {
         LOG.info("inference worker on {} ready in {} ms: generation {}, retrieval {}", device, (System.nanoTime() - t0) / 1_000_000,
                 runner.generationModel() == null ? "none" : runner.generationModel().dir(),
                 runner.retrievalModel() == null ? "none" : runner.retrievalModel().dir());
-        consumer = vertx.eventBus().consumer(Addresses.INFERENCE, this::enqueue);
+        consumer = vertx.eventBus().localConsumer(Addresses.INFERENCE, this::enqueue);
         return consumer.completion();
     }
 
@@ -92,14 +94,14 @@ public final class InferenceWorkerVerticle extends VerticleBase {
             List<InferenceJob> jobs = new ArrayList<>(batch.size());
             for (Message<InferenceJob> m : batch) {
                 jobs.add(m.body());
-                vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.running(m.body().id()));
+                vertx.eventBus().send(Addresses.RELAY, RequestEvent.running(m.body().id()), RELAY);
             }
             List<InferenceRunner.Outcome> outcomes;
             try {
                 outcomes = runner.run(jobs, new TokenSink() {
                     @Override
                     public void onToken(InferenceJob job, int index, int tokenId, String text) {
-                        vertx.eventBus().publish(Addresses.TOKENS, new TokenEvent(job.id(), index, tokenId, text, job.stream()));
+                        vertx.eventBus().send(Addresses.RELAY, new TokenEvent(job.id(), index, tokenId, text, job.stream()), RELAY);
                     }
 
                     @Override

@@ -59,6 +59,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
     private final String bootstrapServers;
     private final ServiceMetrics metrics;
     private final RequestDecoder decoder;
+    private final io.blip2stream.cluster.RequestStore store;
     private KafkaConsumer<byte[], byte[]> consumer;
     private final Map<TopicPartition, PartitionState> partitions = new HashMap<>();
     private final Set<TopicPartition> assigned = new HashSet<>();
@@ -74,7 +75,10 @@ public final class KafkaIngressVerticle extends VerticleBase {
         boolean paused;
     }
 
-    public KafkaIngressVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics) {
+    /** @param store the cluster's memory of answered requests (dedupe of redeliveries); null: none */
+    public KafkaIngressVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics,
+                                io.blip2stream.cluster.RequestStore store) {
+        this.store = store;
         this.config = config;
         this.bootstrapServers = bootstrapServers;
         this.metrics = metrics;
@@ -141,9 +145,12 @@ public final class KafkaIngressVerticle extends VerticleBase {
         }
         byte[] key = record.key();
         byte[] value = record.value();
+        String source = record.topic() + "/" + record.partition() + "/" + offset;
         vertx.executeBlocking(() -> decoder.decodeRecord(key, value, headers, accepted), false)
-                .compose(job -> infer(job).compose(outcome -> answer(record, headers, job, outcome)),
-                        err -> deadLetter(record, headers, idOf(key), null, asRequestError(err)))
+                .compose(job -> answeredBefore(job, source).compose(prev -> prev != null
+                                ? republish(record, headers, job, prev, source)
+                                : infer(job).compose(outcome -> answer(record, headers, job, outcome, source))),
+                        err -> deadLetter(record, headers, idOf(key), null, asRequestError(err), source))
                 .onComplete(ar -> {
                     if (ar.failed()) {
                         // the output could not be written: keep the offset pending, so the record is read again
@@ -158,8 +165,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
 
     private Future<InferenceRunner.Outcome> infer(InferenceJob job) {
         vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), "kafka"));
-        DeliveryOptions opts = new DeliveryOptions().setSendTimeout(config.inference().requestTimeoutMs());
-        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, opts)
+        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(config.inference().requestTimeoutMs()))
                 .map(m -> m.body())
                 .recover(e -> {
                     RequestError err = e instanceof ReplyException re && re.failureType() == io.vertx.core.eventbus.ReplyFailure.TIMEOUT
@@ -169,10 +175,52 @@ public final class KafkaIngressVerticle extends VerticleBase {
                 });
     }
 
+    /**
+     * The stored state of this very record (same topic, partition and offset) if it was answered before: Kafka
+     * delivers it again after a crash or a rebalance, and it must not be generated twice.
+     */
+    private Future<com.fasterxml.jackson.databind.node.ObjectNode> answeredBefore(InferenceJob job, String source) {
+        if (store == null) {
+            return Future.succeededFuture();
+        }
+        return store.get(job.id(), context)
+                .map(s -> s != null && source.equals(s.path("kafka").asText(null)) ? s : null)
+                .recover(e -> Future.succeededFuture()); // no cluster state: generate
+    }
+
+    /** A redelivered record: its answer is on the output topic already, or is written now from the stored result. */
+    private Future<Void> republish(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, InferenceJob job,
+                                   com.fasterxml.jackson.databind.node.ObjectNode prev, String source) {
+        metrics.request(job.task().wireName(), "redelivered");
+        if (prev.path("published").asBoolean()) {
+            LOG.info("request {} ({}) was answered before; not generated again", job.id(), source);
+            return Future.succeededFuture();
+        }
+        LOG.info("request {} ({}) was answered before but its answer is not on Kafka: publishing the stored one", job.id(), source);
+        if (prev.has("result")) {
+            return publish(new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes((com.fasterxml.jackson.databind.node.ObjectNode) prev.get("result")),
+                    traceHeaders(headers))).compose(v -> remember(job.id(), job.task(), prev.get("result"), null, source));
+        }
+        return deadLetter(record, headers, job.id(), job.task(),
+                new RequestError(prev.path("error").path("code").asText(RequestError.INTERNAL), prev.path("error").path("message").asText("")), source);
+    }
+
+    private Future<Void> remember(String id, Task task, com.fasterxml.jackson.databind.JsonNode result, RequestError error, String source) {
+        if (store == null) {
+            return Future.succeededFuture();
+        }
+        Future<Void> f = store.finished(id, task == null ? null : task.wireName(), "kafka", result, error == null ? null : error.code(),
+                error == null ? null : error.getMessage(), true, source, context);
+        return f.recover(e -> {
+            LOG.warn("could not record request {} in the cluster: {}", id, e.toString());
+            return Future.succeededFuture();
+        });
+    }
+
     private Future<Void> answer(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, InferenceJob job,
-                                InferenceRunner.Outcome outcome) {
+                                InferenceRunner.Outcome outcome, String source) {
         if (outcome.error() != null) {
-            return deadLetter(record, headers, job.id(), job.task(), outcome.error());
+            return deadLetter(record, headers, job.id(), job.task(), outcome.error(), source);
         }
         var r = outcome.result();
         metrics.request(job.task().wireName(), "ok");
@@ -186,11 +234,12 @@ public final class KafkaIngressVerticle extends VerticleBase {
         metrics.stage("total", t.totalMs());
         var json = ResultJson.of(r, config.nodeId());
         vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(job.id(), json));
-        return publish(new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes(json), traceHeaders(headers)));
+        return publish(new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes(json), traceHeaders(headers)))
+                .compose(v -> remember(job.id(), job.task(), json, null, source));
     }
 
     private Future<Void> deadLetter(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, String id, Task task,
-                                    RequestError error) {
+                                    RequestError error, String source) {
         metrics.request(task == null ? null : task.wireName(),
                 RequestError.INTERNAL.equals(error.code()) || RequestError.TIMEOUT.equals(error.code()) ? "failed" : "rejected");
         List<OutboundRecord.Header> out = new ArrayList<>();
@@ -205,12 +254,12 @@ public final class KafkaIngressVerticle extends VerticleBase {
         LOG.info("request {} ({}-{}@{}) to the DLT: {} {}", id, record.topic(), record.partition(), record.offset(),
                 error.code(), error.getMessage());
         vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(id, error.code(), error.getMessage()));
-        return publish(new OutboundRecord(config.kafka().topics().deadLetter(), id, record.value() == null ? new byte[0] : record.value(), out));
+        return publish(new OutboundRecord(config.kafka().topics().deadLetter(), id, record.value() == null ? new byte[0] : record.value(), out))
+                .compose(v -> remember(id, task, null, error, source));
     }
 
     private Future<Void> publish(OutboundRecord r) {
-        DeliveryOptions opts = new DeliveryOptions().setSendTimeout(120_000);
-        return vertx.eventBus().request(Addresses.PUBLISH, r, opts).mapEmpty();
+        return vertx.eventBus().request(Addresses.PUBLISH, r, Addresses.local(120_000)).mapEmpty();
     }
 
     private String topicFor(Task task) {

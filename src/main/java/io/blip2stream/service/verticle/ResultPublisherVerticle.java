@@ -50,8 +50,8 @@ public final class ResultPublisherVerticle extends VerticleBase {
         producer = KafkaProducer.create(vertx, config);
         producer.exceptionHandler(e -> LOG.error("Kafka producer error", e));
         return Future.all(
-                vertx.eventBus().<OutboundRecord>consumer(Addresses.PUBLISH, this::publish).completion(),
-                vertx.eventBus().<io.blip2stream.service.bus.TokenEvent>consumer(Addresses.TOKENS, m -> token(m.body())).completion());
+                vertx.eventBus().<OutboundRecord>localConsumer(Addresses.PUBLISH, this::publish).completion(),
+                vertx.eventBus().<io.blip2stream.service.bus.TokenEvent>localConsumer(Addresses.TOKENS, m -> token(m.body())).completion());
     }
 
     private void token(io.blip2stream.service.bus.TokenEvent t) {

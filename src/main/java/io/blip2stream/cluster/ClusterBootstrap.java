@@ -1,0 +1,85 @@
+package io.blip2stream.cluster;
+
+import com.hazelcast.config.Config;
+import com.hazelcast.config.EvictionConfig;
+import com.hazelcast.config.EvictionPolicy;
+import com.hazelcast.config.JoinConfig;
+import com.hazelcast.config.MapConfig;
+import com.hazelcast.config.MaxSizePolicy;
+import com.hazelcast.config.NetworkConfig;
+import io.blip2stream.service.config.ServiceConfig;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
+import io.vertx.core.eventbus.EventBusOptions;
+import io.vertx.spi.cluster.hazelcast.ConfigUtil;
+import io.vertx.spi.cluster.hazelcast.HazelcastClusterManager;
+
+/**
+ * Clustered Vert.x on Hazelcast. Members find each other by TCP-IP from a list (local runs, docker-compose) or
+ * through the Kubernetes API (a headless Service); multicast and auto-detection are off. With no members listed
+ * a node runs alone as a single embedded member. The request-state map keeps backups; the visual-prompt cache is
+ * bounded per member with LRU eviction and a TTL.
+ */
+public final class ClusterBootstrap {
+    public static final String REQUESTS_MAP = "blip2-requests";
+    public static final String VISUAL_PROMPTS_MAP = "blip2-visual-prompts";
+
+    private ClusterBootstrap() {}
+
+    public static Config hazelcastConfig(ServiceConfig config) {
+        ServiceConfig.Cluster c = config.cluster();
+        Config hz = ConfigUtil.loadConfig();
+        hz.setClusterName(c.name());
+        hz.setProperty("hazelcast.phone.home.enabled", "false");
+        hz.setProperty("hazelcast.logging.type", "slf4j");
+        hz.setProperty("hazelcast.wait.seconds.before.join", "0");
+        hz.setProperty("hazelcast.max.wait.seconds.before.join", "0");
+        hz.setProperty("hazelcast.heartbeat.interval.seconds", "1");
+        hz.setProperty("hazelcast.max.no.heartbeat.seconds", String.valueOf(Math.max(2, c.failureDetectionS())));
+        hz.setProperty("hazelcast.shutdownhook.enabled", "false"); // the service stops it, after draining
+        NetworkConfig net = hz.getNetworkConfig();
+        net.setPort(c.port()).setPortAutoIncrement(true);
+        JoinConfig join = net.getJoin();
+        join.getMulticastConfig().setEnabled(false);
+        join.getAutoDetectionConfig().setEnabled(false);
+        if (c.kubernetes()) {
+            join.getTcpIpConfig().setEnabled(false);
+            var k = join.getKubernetesConfig().setEnabled(true);
+            if (!c.serviceName().isBlank()) {
+                k.setProperty("service-name", c.serviceName());
+            }
+            if (!c.namespace().isBlank()) {
+                k.setProperty("namespace", c.namespace());
+            }
+        } else {
+            net.getInterfaces().setEnabled(true).addInterface(c.host());
+            var tcp = join.getTcpIpConfig().setEnabled(true);
+            tcp.addMember(c.host() + ":" + c.port());
+            for (String m : c.members()) {
+                tcp.addMember(m);
+            }
+        }
+        hz.addMapConfig(new MapConfig(REQUESTS_MAP).setBackupCount(Math.max(0, c.stateBackups()))
+                .setTimeToLiveSeconds((int) Math.max(1, config.requests().retentionMs() / 1000)));
+        hz.addMapConfig(new MapConfig(VISUAL_PROMPTS_MAP).setBackupCount(0)
+                .setTimeToLiveSeconds(Math.max(1, config.cache().ttlS()))
+                .setEvictionConfig(new EvictionConfig().setEvictionPolicy(EvictionPolicy.LRU)
+                        .setMaxSizePolicy(MaxSizePolicy.PER_NODE).setSize(Math.max(1, config.cache().maxEntriesPerNode()))));
+        return hz;
+    }
+
+    /** A clustered Vert.x, its event bus on this node's cluster host. */
+    public static Future<Vertx> start(ServiceConfig config, VertxOptions options, HazelcastClusterManager manager) {
+        String host = config.cluster().kubernetes() ? podAddress(config) : config.cluster().host();
+        options.setEventBusOptions(new EventBusOptions().setHost(host).setPort(config.cluster().eventBusPort())
+                .setClusterPublicHost(host));
+        return Vertx.builder().with(options).withClusterManager(manager).buildClustered();
+    }
+
+    /** In Kubernetes the pod's IP, which the Downward API puts in POD_IP; else the configured host. */
+    private static String podAddress(ServiceConfig config) {
+        String ip = System.getenv("POD_IP");
+        return ip == null || ip.isBlank() ? config.cluster().host() : ip;
+    }
+}

@@ -1,0 +1,26 @@
+package io.blip2stream.service.verticle;
+
+import io.blip2stream.service.bus.Addresses;
+import io.blip2stream.service.bus.TokenEvent;
+import io.blip2stream.service.requests.RequestEvent;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+
+/**
+ * Publishes to the cluster, from an event loop, the token and request events the inference workers send it
+ * locally. A clustered publish made on a worker's context would be delivered only when that worker's batch ends;
+ * from here tokens leave as they are generated, in order.
+ */
+public final class EventRelayVerticle extends VerticleBase {
+    @Override
+    public Future<?> start() {
+        return vertx.eventBus().localConsumer(Addresses.RELAY, m -> {
+            Object body = m.body();
+            if (body instanceof TokenEvent) {
+                vertx.eventBus().publish(Addresses.TOKENS, body);
+            } else if (body instanceof RequestEvent) {
+                vertx.eventBus().publish(Addresses.REQUEST_EVENTS, body);
+            }
+        }).completion();
+    }
+}
