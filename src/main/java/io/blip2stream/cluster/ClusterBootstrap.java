@@ -53,7 +53,11 @@ public final class ClusterBootstrap {
                 k.setProperty("namespace", c.namespace());
             }
         } else {
-            net.getInterfaces().setEnabled(true).addInterface(c.host());
+            if (c.host().matches("[0-9.]+")) {
+                net.getInterfaces().setEnabled(true).addInterface(c.host()); // bind to that address only
+            } else {
+                net.setPublicAddress(c.host() + ":" + c.port()); // a host name (docker compose): announce it
+            }
             var tcp = join.getTcpIpConfig().setEnabled(true);
             tcp.addMember(c.host() + ":" + c.port());
             for (String m : c.members()) {

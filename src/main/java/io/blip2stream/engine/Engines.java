@@ -110,7 +110,11 @@ public final class Engines {
         String dir = null;
         try {
             for (String lib : TF_LIBS) {
-                URL u = loader.getResource("org/tensorflow/internal/c_api/linux-x86_64/" + lib);
+                // the GPU build (classifier linux-x86_64-gpu) keeps its libraries under its platform's name
+                URL u = loader.getResource("org/tensorflow/internal/c_api/linux-x86_64-gpu/" + lib);
+                if (u == null) {
+                    u = loader.getResource("org/tensorflow/internal/c_api/linux-x86_64/" + lib);
+                }
                 if (u == null) {
                     throw new IllegalStateException("TensorFlow native " + lib
                             + " is not on the class path (org.tensorflow:tensorflow-core-native:linux-x86_64)");

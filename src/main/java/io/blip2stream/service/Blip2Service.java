@@ -89,7 +89,9 @@ public final class Blip2Service {
         var hz = clusterManager.getHazelcastInstance();
         LOG.info("joined cluster '{}' in {} ms: {} member(s) {}", config.cluster().name(), clusterFormationMs,
                 hz.getCluster().getMembers().size(), hz.getCluster().getMembers());
-        store = new RequestStore(hz.getMap(ClusterBootstrap.REQUESTS_MAP), config.requests().retentionMs());
+        String me = hz.getCluster().getLocalMember().getUuid().toString();
+        store = new RequestStore(hz.getMap(ClusterBootstrap.REQUESTS_MAP), config.requests().retentionMs(), me,
+                uuid -> hz.getCluster().getMembers().stream().anyMatch(m -> m.getUuid().toString().equals(uuid)));
         VisualPromptCache cache = config.cache().enabled()
                 ? new HazelcastVisualPromptCache(hz.getMap(ClusterBootstrap.VISUAL_PROMPTS_MAP)) : VisualPromptCache.NONE;
         Addresses.registerCodecs(vertx);

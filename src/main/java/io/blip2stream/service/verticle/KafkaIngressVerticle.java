@@ -35,6 +35,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.UUID;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Takes requests from the input topic and answers each one exactly once on an output topic or the dead-letter
@@ -54,6 +55,9 @@ public final class KafkaIngressVerticle extends VerticleBase {
     /** Headers copied from a request to its outputs, so traces follow the request. */
     static final Set<String> TRACE_HEADERS = Set.of("traceparent", "tracestate", "baggage", "b3", "x-b3-traceid",
             "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "uber-trace-id", "x-request-id", "x-correlation-id");
+
+    /** How long the ingress waits for the cluster's request store before going on without it. */
+    private static final long STORE_TIMEOUT_MS = 3000;
 
     private final ServiceConfig config;
     private final String bootstrapServers;
@@ -96,6 +100,9 @@ public final class KafkaIngressVerticle extends VerticleBase {
         c.put("max.poll.records", String.valueOf(k.maxPollRecords()));
         c.put("max.partition.fetch.bytes", String.valueOf(32 << 20));
         c.put("fetch.max.bytes", String.valueOf(64 << 20));
+        // cooperative rebalancing: a node joining or leaving moves only the partitions that must move, so the others
+        // keep their work in flight
+        c.put("partition.assignment.strategy", "org.apache.kafka.clients.consumer.CooperativeStickyAssignor");
         c.put("key.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
         c.put("value.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
         c.putAll(k.consumer());
@@ -114,14 +121,14 @@ public final class KafkaIngressVerticle extends VerticleBase {
         for (TopicPartition tp : tps) {
             partitions.computeIfAbsent(tp, x -> new PartitionState());
         }
-        LOG.info("assigned {}", tps);
+        LOG.info("assigned {}; owns {}", tps, assigned);
         applyLimits();
     }
 
     private void revoked(Set<TopicPartition> tps) {
-        LOG.info("revoked {}", tps);
         commit(); // what is done so far
         assigned.removeAll(tps);
+        LOG.info("revoked {}; owns {}", tps, assigned);
     }
 
     // ---- one record
@@ -183,9 +190,48 @@ public final class KafkaIngressVerticle extends VerticleBase {
         if (store == null) {
             return Future.succeededFuture();
         }
-        return store.get(job.id(), context)
-                .map(s -> s != null && source.equals(s.path("kafka").asText(null)) ? s : null)
-                .recover(e -> Future.succeededFuture()); // no cluster state: generate
+        return claim(job, source, System.currentTimeMillis() + config.inference().requestTimeoutMs());
+    }
+
+    /**
+     * Claims the record in the cluster's store, or finds who has. Answered before: that state (not generated
+     * again). Claimed by a live node (a rebalance handed the partition over while it worked): wait for its answer.
+     * Claimed by a node that is gone: take over. The store unreachable (the cluster heals after a member dies):
+     * try again, and after the deadline generate anyway.
+     */
+    private Future<com.fasterxml.jackson.databind.node.ObjectNode> claim(InferenceJob job, String source, long deadline) {
+        // the store answers within milliseconds, except while the cluster moves the partitions of a member that
+        // died: then do not wait, generate (this node owns the Kafka partition now, nobody else will)
+        return store.claim(job.id(), job.task().wireName(), source, context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS).compose(prev -> {
+            if (prev == null || !source.equals(prev.path("kafka").asText(null))) {
+                return Future.succeededFuture(null); // ours now (a different record with the same id is its own request)
+            }
+            String status = prev.path("status").asText();
+            if (!status.equals("running")) {
+                return Future.succeededFuture(prev); // answered before
+            }
+            if (store.member().equals(prev.path("member").asText())) {
+                return Future.succeededFuture(null); // our own earlier claim (this node read the record again)
+            }
+            if (!store.claimantAlive(prev)) {
+                LOG.info("request {} ({}) was claimed by a node that left: taking it over", job.id(), source);
+                store.takeOver(job.id(), prev, job.task().wireName(), source, context); // no need to wait for it
+                return Future.succeededFuture(null);
+            }
+            if (System.currentTimeMillis() > deadline) {
+                return Future.succeededFuture(null);
+            }
+            return later(200).compose(v -> claim(job, source, deadline)); // another node is answering it
+        }, e -> {
+            LOG.warn("the cluster's request store did not answer for {} ({}): generating it", job.id(), e.toString());
+            return Future.succeededFuture(null);
+        });
+    }
+
+    private Future<Void> later(long ms) {
+        Promise<Void> p = Promise.promise();
+        vertx.setTimer(ms, t -> p.complete());
+        return p.future();
     }
 
     /** A redelivered record: its answer is on the output topic already, or is written now from the stored result. */
@@ -210,7 +256,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
             return Future.succeededFuture();
         }
         Future<Void> f = store.finished(id, task == null ? null : task.wireName(), "kafka", result, error == null ? null : error.code(),
-                error == null ? null : error.getMessage(), true, source, context);
+                error == null ? null : error.getMessage(), true, source, context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
         return f.recover(e -> {
             LOG.warn("could not record request {} in the cluster: {}", id, e.toString());
             return Future.succeededFuture();
