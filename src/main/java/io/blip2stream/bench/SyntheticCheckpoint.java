@@ -184,6 +184,35 @@ public final class SyntheticCheckpoint {
         return (r.nextDouble() + r.nextDouble() + r.nextDouble() - 1.5) * 2.0;
     }
 
+    /** Parameters by part: vision, qformer (with the queries and the projection), lm_layers, lm_embeddings, lm_other. */
+    public static java.util.Map<String, Long> parameterCounts(Size s) {
+        java.util.Map<String, Long> out = new java.util.LinkedHashMap<>();
+        for (Tensor t : tensors(s)) {
+            String part;
+            if (t.name().startsWith("vision_model")) {
+                part = "vision";
+            } else if (t.name().startsWith("qformer") || t.name().equals("query_tokens") || t.name().startsWith("language_projection")) {
+                part = "qformer";
+            } else if (t.name().contains(".layers.")) {
+                part = "lm_layers";
+            } else if (t.name().contains("embed_tokens")) {
+                part = "lm_embeddings";
+            } else {
+                part = "lm_other";
+            }
+            out.merge(part, t.numel(), Long::sum);
+        }
+        return out;
+    }
+
+    /** The shapes of a size, for FLOP counts: vision (hidden, intermediate, layers, patch), OPT (hidden, layers, ffn, vocab). */
+    public record Shapes(int vHidden, int vInter, int vLayers, int patch, int queries, int tHidden, int tLayers, int tFfn,
+                         int vocab, int wordEmbedProjDim) {}
+
+    public static Shapes shapes(Size s) {
+        return new Shapes(s.vHidden, s.vInter, s.vLayers, s.patch, s.queries, s.tHidden, s.tLayers, s.tFfn, s.vocab, s.wordEmbedProjDim);
+    }
+
     private static List<Tensor> tensors(Size s) {
         List<Tensor> t = new ArrayList<>();
         long vd = s.vHidden;

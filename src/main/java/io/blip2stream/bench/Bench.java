@@ -1,0 +1,242 @@
+package io.blip2stream.bench;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.blip2stream.engine.Engines;
+import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.generation.DecoderSession;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * The benchmark behind {@code bench}: a model of random weights at a named size on one engine, measured against
+ * the machine's limits measured in the same run: the engine's matmul throughput (GFLOP/s) bounds encoding and
+ * prefill; the memory bandwidth (GB/s) over the weight bytes a decode step reads bounds decoding. Every figure is
+ * the median of several runs.
+ */
+public final class Bench {
+
+    /** One engine at one size. Times in milliseconds. */
+    public record Result(String size, String engine, int runs, long parameters, double weightGb, double loadMs,
+                         double matmulGflops, double bandwidthGbs,
+                         double visionImagesPerSecB1, double visionImagesPerSecB8, double visionGflopsB8, double visionOfMatmul,
+                         double qformerMsB1, double timeToFirstTokenMs, double prefillMs, double prefillGflops, double prefillOfMatmul,
+                         Map<Integer, Double> decodeStepMs, Map<Integer, Double> tokensPerSec,
+                         double decodeBoundMs, double decodeB1OfBound, double decodeB8OverB1) {}
+
+    private Bench() {}
+
+    /** Engine matmul throughput: median over runs of an n x n by n x n float32 product. */
+    public static double matmulGflops(NDManager m, int n, int runs) {
+        NDArray a = m.randomUniform(-1, 1, new Shape(n, n));
+        NDArray b = m.randomUniform(-1, 1, new Shape(n, n));
+        List<Double> t = new ArrayList<>();
+        for (int i = 0; i < runs + 2; i++) {
+            long t0 = System.nanoTime();
+            NDArray c = a.matMul(b);
+            c.toFloatArray(); // waits for it
+            long dt = System.nanoTime() - t0;
+            c.close();
+            if (i >= 2) {
+                t.add(dt / 1e9);
+            }
+        }
+        a.close();
+        b.close();
+        return 2.0 * n * n * n / median(t) / 1e9;
+    }
+
+    /** Memory read bandwidth: every core sums its share of a large array; median over runs, GB/s. */
+    public static double bandwidthGbs(long bytes, int runs) throws InterruptedException {
+        int threads = Runtime.getRuntime().availableProcessors();
+        int per = (int) (bytes / 4 / threads);
+        float[][] data = new float[threads][per];
+        for (float[] d : data) {
+            Arrays.fill(d, 1f);
+        }
+        List<Double> t = new ArrayList<>();
+        double[] sink = new double[threads];
+        for (int r = 0; r < runs + 1; r++) {
+            Thread[] ts = new Thread[threads];
+            long t0 = System.nanoTime();
+            for (int k = 0; k < threads; k++) {
+                final int kk = k;
+                ts[k] = new Thread(() -> {
+                    float[] d = data[kk];
+                    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                    for (int i = 0; i + 3 < d.length; i += 4) {
+                        s0 += d[i];
+                        s1 += d[i + 1];
+                        s2 += d[i + 2];
+                        s3 += d[i + 3];
+                    }
+                    sink[kk] = s0 + s1 + s2 + s3;
+                });
+                ts[k].start();
+            }
+            for (Thread th : ts) {
+                th.join();
+            }
+            if (r >= 1) {
+                t.add((System.nanoTime() - t0) / 1e9);
+            }
+        }
+        return (double) per * 4 * threads / median(t) / 1e9 + 0 * sink[0];
+    }
+
+    public static Result run(SyntheticCheckpoint.Size size, Path dir, Engines.Kind engine, int runs, int steps,
+                             double matmulGflops, double bandwidthGbs) throws Exception {
+        var shapes = SyntheticCheckpoint.shapes(size);
+        Map<String, Long> params = SyntheticCheckpoint.parameterCounts(size);
+        long total = params.values().stream().mapToLong(Long::longValue).sum();
+        try (NDManager manager = Engines.newManager(engine)) {
+            long l0 = System.nanoTime();
+            Blip2Model model = Blip2Model.load(dir, manager);
+            double loadMs = (System.nanoTime() - l0) / 1e6;
+            try (model) {
+                SplittableRandom rnd = new SplittableRandom(1);
+                int hw = 3 * model.processor().height() * model.processor().width();
+                List<float[]> images = new ArrayList<>();
+                for (int i = 0; i < 8; i++) {
+                    float[] px = new float[hw];
+                    for (int j = 0; j < hw; j++) {
+                        px[j] = (float) (rnd.nextDouble() * 4 - 2);
+                    }
+                    images.add(px);
+                }
+                // vision encoder at batch 1 and 8
+                model.encodeImages(images.subList(0, 1), false); // warm up
+                List<Double> v1 = new ArrayList<>();
+                List<Double> q1 = new ArrayList<>();
+                List<Double> v8 = new ArrayList<>();
+                for (int r = 0; r < runs; r++) {
+                    var f = model.encodeImages(images.subList(0, 1), false);
+                    v1.add(f.visionNanos() / 1e6);
+                    q1.add(f.qformerNanos() / 1e6);
+                }
+                for (int r = 0; r < Math.max(1, runs / 2); r++) {
+                    v8.add(model.encodeImages(images, false).visionNanos() / 1e6);
+                }
+                double visionFlops = visionFlops(shapes);
+                double visionMsB8 = median(v8);
+                double visionGflopsB8 = 8 * visionFlops / (visionMsB8 / 1e3) / 1e9;
+                // time to first token at batch 1: vision, Q-Former, prefill, the first token's logits
+                Blip2Model.ImageFeatures f1 = model.encodeImages(images.subList(0, 1), false);
+                float[] prompt = model.visualPrompt(f1, 0);
+                List<Double> prefill = new ArrayList<>();
+                for (int r = 0; r < runs; r++) {
+                    long t0 = System.nanoTime();
+                    try (DecoderSession s = model.startSession(List.of(new Blip2Model.GenerationRequest(prompt, null)), steps)) {
+                        prefill.add((System.nanoTime() - t0) / 1e6);
+                    }
+                }
+                double prefillMs = median(prefill);
+                int promptLen = shapes.queries() + 1;
+                double prefillFlops = 2.0 * (params.get("lm_layers") * (double) promptLen + (double) shapes.vocab() * shapes.wordEmbedProjDim());
+                double ttft = median(v1) + median(q1) + prefillMs;
+                // decode steps at batch 1, 8, 32
+                Map<Integer, Double> stepMs = new LinkedHashMap<>();
+                Map<Integer, Double> tps = new LinkedHashMap<>();
+                for (int b : new int[] {1, 8, 32}) {
+                    List<Blip2Model.GenerationRequest> reqs = new ArrayList<>();
+                    for (int i = 0; i < b; i++) {
+                        reqs.add(new Blip2Model.GenerationRequest(prompt, null));
+                    }
+                    List<Double> per = new ArrayList<>();
+                    for (int r = 0; r < Math.max(1, runs / 2); r++) {
+                        try (DecoderSession s = model.startSession(reqs, steps + 2)) {
+                            float[][] logits = s.promptLogits();
+                            for (int k = 0; k < steps; k++) {
+                                int[] next = new int[b];
+                                for (int i = 0; i < b; i++) {
+                                    next[i] = argmax(logits[i]);
+                                }
+                                long t0 = System.nanoTime();
+                                logits = s.step(next);
+                                if (k >= 2) {
+                                    per.add((System.nanoTime() - t0) / 1e6);
+                                }
+                            }
+                        }
+                    }
+                    double ms = median(per);
+                    stepMs.put(b, round(ms));
+                    tps.put(b, round(b * 1000 / ms));
+                }
+                // a decode step reads every decoder weight and the LM head once
+                double stepBytes = 4.0 * (params.get("lm_layers") + (double) shapes.vocab() * shapes.wordEmbedProjDim());
+                double boundMs = stepBytes / (bandwidthGbs * 1e9) * 1e3;
+                return new Result(size.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'), engine.djlName(), runs, total,
+                        round(total * 4 / 1e9), round(loadMs), round(matmulGflops), round(bandwidthGbs),
+                        round(1000 / median(v1)), round(8000 / visionMsB8), round(visionGflopsB8), round(visionGflopsB8 / matmulGflops),
+                        round(median(q1)), round(ttft), round(prefillMs), round(prefillFlops / (prefillMs / 1e3) / 1e9),
+                        round(prefillFlops / (prefillMs / 1e3) / 1e9 / matmulGflops), stepMs, tps, round(boundMs),
+                        round(boundMs / stepMs.get(1)), round(tps.get(8) / tps.get(1)));
+            }
+        }
+    }
+
+    /** Multiply-adds of the ViT for one image, times two. */
+    static double visionFlops(SyntheticCheckpoint.Shapes s) {
+        double d = s.vHidden();
+        double grid = 224 / s.patch();
+        double tokens = grid * grid + 1;
+        double patch = grid * grid * 3.0 * s.patch() * s.patch() * d;
+        double perLayer = tokens * d * 3 * d + tokens * d * d + 2 * tokens * d * s.vInter() + 2 * tokens * tokens * d;
+        return 2 * (patch + s.vLayers() * perLayer);
+    }
+
+    /** The memory a size needs in float32, without running it (the opt-2.7b row). */
+    public static Map<String, Object> memoryEstimate(SyntheticCheckpoint.Size size) {
+        Map<String, Long> params = SyntheticCheckpoint.parameterCounts(size);
+        long total = params.values().stream().mapToLong(Long::longValue).sum();
+        var s = SyntheticCheckpoint.shapes(size);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("size", size.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'));
+        m.put("parameters", total);
+        m.put("parameters_by_part", params);
+        m.put("weights_float32_gb", round(total * 4 / 1e9));
+        m.put("decode_step_weight_gb", round(4.0 * (params.get("lm_layers") + (double) s.vocab() * s.wordEmbedProjDim()) / 1e9));
+        // KV cache per token: 2 (K, V) x layers x hidden floats
+        m.put("kv_cache_mb_per_token", round(2.0 * s.tLayers() * s.tHidden() * 4 / 1e6));
+        return m;
+    }
+
+    static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    static double median(List<Double> v) {
+        List<Double> s = new ArrayList<>(v);
+        s.sort(Double::compare);
+        int n = s.size();
+        return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
+    }
+
+    static double round(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
+
+    /** The synthetic checkpoint of a size, written once under {@code root}. */
+    public static Path checkpoint(Path root, SyntheticCheckpoint.Size size) throws Exception {
+        Path dir = root.resolve(size.name().toLowerCase(java.util.Locale.ROOT) + "-f32");
+        if (!Files.exists(dir.resolve("model.safetensors.index.json"))) {
+            SyntheticCheckpoint.write(dir, size, "F32", 1);
+        }
+        return dir;
+    }
+}

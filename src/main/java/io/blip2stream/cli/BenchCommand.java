@@ -1,0 +1,109 @@
+package io.blip2stream.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.blip2stream.bench.Bench;
+import io.blip2stream.bench.SyntheticCheckpoint;
+import io.blip2stream.engine.Engines;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = {"Measure the model at a named size with random weights on each engine, against the machine's limits",
+                "measured in the same run (matmul GFLOP/s, memory GB/s). Sizes: tiny, small (ViT-B/16, Q-Former 12x768,",
+                "OPT-125m), base (ViT-L/14, OPT-350m), opt-2.7b (a memory estimate from its shapes; not run)."})
+final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--size", defaultValue = "small", description = "tiny, small, base or opt-2.7b (default small)")
+    String size;
+
+    @Option(names = "--engine", defaultValue = "all", description = "tensorflow, pytorch or all (default)")
+    String engine;
+
+    @Option(names = "--runs", defaultValue = "5", description = "runs per figure; medians are reported")
+    int runs;
+
+    @Option(names = "--steps", defaultValue = "16", description = "decode steps per run")
+    int steps;
+
+    @Option(names = "--dir", defaultValue = "data/bench", description = "where the synthetic checkpoints are kept")
+    Path dir;
+
+    @Option(names = "--json", description = "one JSON object per engine and size, a line each")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        SyntheticCheckpoint.Size s;
+        try {
+            s = SyntheticCheckpoint.Size.parse(size);
+        } catch (IllegalArgumentException e) {
+            throw new Main.UserError("unknown size '" + size + "' (tiny, small, base, opt-2.7b)");
+        }
+        ObjectMapper mapper = new ObjectMapper();
+        if (s == SyntheticCheckpoint.Size.OPT_2_7B) {
+            var m = Bench.memoryEstimate(s);
+            System.out.println(json ? mapper.writeValueAsString(m) : mapper.writerWithDefaultPrettyPrinter().writeValueAsString(m));
+            return 0;
+        }
+        List<Engines.Kind> engines = engine.equals("all") ? List.of(Engines.Kind.TENSORFLOW, Engines.Kind.PYTORCH)
+                : List.of(Engines.Kind.parse(engine));
+        Path checkpoint = Bench.checkpoint(dir, s);
+        double bandwidth = Bench.bandwidthGbs(1L << 30, runs);
+        List<Bench.Result> results = new ArrayList<>();
+        for (Engines.Kind k : engines) {
+            double gflops;
+            try (var m = Engines.newManager(k)) {
+                gflops = Bench.matmulGflops(m, 1024, runs);
+            }
+            Bench.Result r = Bench.run(s, checkpoint, k, runs, steps, gflops, bandwidth);
+            results.add(r);
+            if (json) {
+                System.out.println(mapper.writeValueAsString(r));
+            }
+        }
+        if (!json) {
+            print(results);
+        }
+        return 0;
+    }
+
+    private static void print(List<Bench.Result> rs) {
+        Bench.Result a = rs.get(0);
+        System.out.printf(Locale.ROOT, "size %s: %,d parameters (%.2f GB float32); %d runs, medians; memory bandwidth %.1f GB/s%n",
+                a.size(), a.parameters(), a.weightGb(), a.runs(), a.bandwidthGbs());
+        String fmt = "%-44s" + " %14s".repeat(rs.size()) + "%n";
+        List<String> head = new ArrayList<>(List.of(""));
+        rs.forEach(r -> head.add(r.engine()));
+        System.out.printf(fmt, head.toArray());
+        row(fmt, rs, "model load (ms)", r -> r.loadMs());
+        row(fmt, rs, "matmul 1024^3 (GFLOP/s)", r -> r.matmulGflops());
+        row(fmt, rs, "vision images/s, batch 1", r -> r.visionImagesPerSecB1());
+        row(fmt, rs, "vision images/s, batch 8", r -> r.visionImagesPerSecB8());
+        row(fmt, rs, "vision GFLOP/s at batch 8 (of matmul)", r -> r.visionGflopsB8() + " (" + pct(r.visionOfMatmul()) + ")");
+        row(fmt, rs, "Q-Former ms, batch 1", r -> r.qformerMsB1());
+        row(fmt, rs, "prefill ms (GFLOP/s, of matmul)", r -> r.prefillMs() + " (" + r.prefillGflops() + ", " + pct(r.prefillOfMatmul()) + ")");
+        row(fmt, rs, "time to first token ms, batch 1", r -> r.timeToFirstTokenMs());
+        for (int b : new int[] {1, 8, 32}) {
+            row(fmt, rs, "decode step ms, batch " + b, r -> r.decodeStepMs().get(b));
+            row(fmt, rs, "tokens/s, batch " + b, r -> r.tokensPerSec().get(b));
+        }
+        row(fmt, rs, "decode bound ms (weights / bandwidth)", r -> r.decodeBoundMs());
+        row(fmt, rs, "decode batch 1: bound / measured", r -> pct(r.decodeB1OfBound()));
+        row(fmt, rs, "tokens/s batch 8 / batch 1", r -> r.decodeB8OverB1() + "x");
+    }
+
+    private static String pct(double f) {
+        return String.format(Locale.ROOT, "%.0f%%", f * 100);
+    }
+
+    private static void row(String fmt, List<Bench.Result> rs, String label, java.util.function.Function<Bench.Result, Object> f) {
+        List<Object> cells = new ArrayList<>(List.of(label));
+        rs.forEach(r -> cells.add(String.valueOf(f.apply(r))));
+        System.out.printf(fmt, cells.toArray());
+    }
+}
