@@ -4,12 +4,15 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.model.weights.Weights;
 
-/** torch.nn.LayerNorm over the last axis. weight and bias [D], or null when the norm has no affine part. */
-public record LayerNorm(NDArray weight, NDArray bias, float eps) {
+/**
+ * torch.nn.LayerNorm over the last axis. weight and bias [D], or null when the norm has no affine part;
+ * {@code epsArray} holds eps as a scalar array in the model's manager.
+ */
+public record LayerNorm(NDArray weight, NDArray bias, float eps, NDArray epsArray) {
 
     /** A norm without learned scale and shift ({@code elementwise_affine=False}). */
-    public static LayerNorm plain(double eps) {
-        return new LayerNorm(null, null, (float) eps);
+    public static LayerNorm plain(NDManager m, double eps) {
+        return new LayerNorm(null, null, (float) eps, m.create((float) eps));
     }
 
     public static LayerNorm load(Weights w, NDManager m, String prefix, long dim, double eps) {
@@ -19,10 +22,10 @@ public record LayerNorm(NDArray weight, NDArray bias, float eps) {
             // neither present: report the weight as missing
             w.load(m, prefix + ".weight", dim);
         }
-        return new LayerNorm(g, b, (float) eps);
+        return new LayerNorm(g, b, (float) eps, m.create((float) eps));
     }
 
     public NDArray forward(NDArray x) {
-        return Ops.layerNorm(x, weight, bias, eps);
+        return Ops.layerNorm(x, weight, bias, eps, epsArray);
     }
 }

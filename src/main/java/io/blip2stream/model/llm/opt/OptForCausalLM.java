@@ -1,6 +1,8 @@
 package io.blip2stream.model.llm.opt;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.generation.DecoderSession;
@@ -26,8 +28,11 @@ import java.util.List;
  */
 public final class OptForCausalLM implements LanguageModel {
 
-    /** OPTAttention. */
-    record Attention(Linear q, Linear k, Linear v, Linear out) {}
+    /**
+     * OPTAttention with q_proj, k_proj and v_proj fused into one projection [D, 3D] (one GEMM instead of three)
+     * and the query scale {@code head_dim^-0.5} folded into the query part of its weight and bias.
+     */
+    record Attention(Linear qkv, Linear out) {}
 
     /** OPTDecoderLayer. */
     record DecoderLayer(LayerNorm selfAttnLayerNorm, Attention selfAttn, LayerNorm finalLayerNorm, Linear fc1, Linear fc2) {}
@@ -74,23 +79,39 @@ public final class OptForCausalLM implements LanguageModel {
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String l = dec + ".layers." + i;
             layers.add(new DecoderLayer(
-                    affine ? LayerNorm.load(w, m, l + ".self_attn_layer_norm", d, eps) : LayerNorm.plain(eps),
-                    new Attention(
-                            Linear.load(w, m, l + ".self_attn.q_proj", d, d, bias),
-                            Linear.load(w, m, l + ".self_attn.k_proj", d, d, bias),
-                            Linear.load(w, m, l + ".self_attn.v_proj", d, d, bias),
+                    affine ? LayerNorm.load(w, m, l + ".self_attn_layer_norm", d, eps) : LayerNorm.plain(m, eps),
+                    new Attention(fusedQkv(w, m, c, l + ".self_attn"),
                             Linear.load(w, m, l + ".self_attn.out_proj", d, d, bias)),
-                    affine ? LayerNorm.load(w, m, l + ".final_layer_norm", d, eps) : LayerNorm.plain(eps),
+                    affine ? LayerNorm.load(w, m, l + ".final_layer_norm", d, eps) : LayerNorm.plain(m, eps),
                     Linear.load(w, m, l + ".fc1", d, c.ffnDim(), bias),
                     Linear.load(w, m, l + ".fc2", c.ffnDim(), d, bias)));
         }
         LayerNorm fin = !c.doLayerNormBefore() || c.removeFinalLayerNorm() ? null
-                : affine ? LayerNorm.load(w, m, dec + ".final_layer_norm", d, eps) : LayerNorm.plain(eps);
+                : affine ? LayerNorm.load(w, m, dec + ".final_layer_norm", d, eps) : LayerNorm.plain(m, eps);
         // the LM head: tied to the token embeddings unless the checkpoint says otherwise and has its own
         String head = !c.tieWordEmbeddings() && w.contains(prefix + ".lm_head.weight")
                 ? prefix + ".lm_head.weight" : dec + ".embed_tokens.weight";
         NDArray headT = Ops.transposeOwned(w.load(m, head, v, wd)); // (W, V)
         return new OptForCausalLM(c, tokens, positions, in, out, layers, fin, headT, m);
+    }
+
+    /** q_proj, k_proj and v_proj as one Linear [D, 3D], the query part scaled by {@code head_dim^-0.5}. */
+    private static Linear fusedQkv(Weights w, NDManager m, OptConfig c, String prefix) {
+        long d = c.hiddenSize();
+        boolean bias = c.enableBias();
+        Linear q = Linear.load(w, m, prefix + ".q_proj", d, d, bias);
+        Linear k = Linear.load(w, m, prefix + ".k_proj", d, d, bias);
+        Linear v = Linear.load(w, m, prefix + ".v_proj", d, d, bias);
+        float scale = (float) Math.pow(c.headDim(), -0.5);
+        NDArray weightT = NDArrays.concat(new NDList(q.weightT().mul(scale), k.weightT(), v.weightT()), 1); // (D, 3D)
+        NDArray b = bias ? NDArrays.concat(new NDList(q.bias().mul(scale), k.bias(), v.bias()), 0) : null; // (3D)
+        for (Linear part : List.of(q, k, v)) {
+            part.weightT().close();
+            if (part.bias() != null) {
+                part.bias().close();
+            }
+        }
+        return new Linear(weightT, b);
     }
 
     NDManager manager() {
@@ -147,21 +168,23 @@ public final class OptForCausalLM implements LanguageModel {
     }
 
     /**
-     * One pass of the decoder over T new positions.
+     * One pass of the decoder over T new positions. Activations stay 2-D, [B*T, D], between the layers: every
+     * projection is then a plain GEMM, and a single new position (decoding) needs no transposes at all.
      *
      * @param x         inputs_embeds [B, T, W]
-     * @param positions position ids [B][T] (already offset by 2 is done here)
+     * @param positions position ids [B][T] (the offset of 2 is added here)
      * @param mask      additive mask [B, 1, T, S]
      * @param cache     keys [B, N, H, S - T] and values [B, N, S - T, H] per layer, replaced by the grown ones
-     * @return hidden states after the final norm and project_out, [B, T, W]
+     * @return hidden states after the final norm and project_out, [B*T, W]
      */
     NDArray forward(NDArray x, int[][] positions, NDArray mask, KvCache cache) {
         NDManager scope = x.getManager();
         int b = positions.length;
         int t = positions[0].length;
         long d = config.hiddenSize();
+        NDArray h = x.reshape((long) b * t, x.getShape().get(2)); // (B*T, W)
         if (projectIn != null) {
-            x = projectIn.forward(x); // (B, T, D)
+            h = projectIn.forward(h); // (B*T, D)
         }
         float[] pos = new float[Math.toIntExact(b * t * d)];
         for (int i = 0; i < b; i++) {
@@ -169,31 +192,31 @@ public final class OptForCausalLM implements LanguageModel {
                 embedPositions.copyRow(positions[i][j] + OptConfig.POSITION_OFFSET, pos, (int) ((i * t + j) * d));
             }
         }
-        NDArray h = x.add(Ops.create(scope, pos, b, t, d)); // (B, T, D)
+        h = h.add(Ops.create(scope, pos, (long) b * t, d)); // (B*T, D)
         for (int i = 0; i < layers.size(); i++) {
-            h = decoderLayer(layers.get(i), h, mask, cache, i);
+            h = decoderLayer(layers.get(i), h, b, t, mask, cache, i);
         }
         if (finalLayerNorm != null) {
             h = finalLayerNorm.forward(h);
         }
         if (projectOut != null) {
-            h = projectOut.forward(h); // (B, T, W)
+            h = projectOut.forward(h); // (B*T, W)
         }
         return h;
     }
 
-    /** hidden [B, T, W] to logits [B, T, V]. */
+    /** hidden [R, W] to logits [R, V]. */
     NDArray logits(NDArray hidden) {
         return hidden.matMul(lmHeadT);
     }
 
-    private NDArray decoderLayer(DecoderLayer l, NDArray h, NDArray mask, KvCache cache, int layerIdx) {
+    private NDArray decoderLayer(DecoderLayer l, NDArray h, int b, int t, NDArray mask, KvCache cache, int layerIdx) {
         boolean preLn = config.doLayerNormBefore();
         NDArray residual = h;
         if (preLn) {
             h = l.selfAttnLayerNorm().forward(h);
         }
-        h = selfAttention(l.selfAttn(), h, mask, cache, layerIdx).add(residual);
+        h = selfAttention(l.selfAttn(), h, b, t, mask, cache, layerIdx).add(residual);
         if (!preLn) {
             h = l.selfAttnLayerNorm().forward(h);
         }
@@ -201,21 +224,35 @@ public final class OptForCausalLM implements LanguageModel {
         if (preLn) {
             h = l.finalLayerNorm().forward(h);
         }
-        h = l.fc2().forward(Ops.activation(config.activationFunction(), l.fc1().forward(h))).add(residual); // (B, T, D)
+        h = l.fc2().forward(Ops.activation(config.activationFunction(), l.fc1().forward(h))).add(residual); // (B*T, D)
         if (!preLn) {
             h = l.finalLayerNorm().forward(h);
         }
         return h;
     }
 
-    private NDArray selfAttention(Attention a, NDArray h, NDArray mask, KvCache cache, int layerIdx) {
+    /** h [B*T, D] to the attention output [B*T, D]; the scale is already in the query weights. */
+    private NDArray selfAttention(Attention a, NDArray h, int b, int t, NDArray mask, KvCache cache, int layerIdx) {
         int n = config.numAttentionHeads();
-        NDArray q = Ops.splitHeads(a.q().forward(h), n);            // (B, N, T, H)
-        NDArray kT = Ops.splitHeadsTransposed(a.k().forward(h), n); // (B, N, H, T)
-        NDArray v = Ops.splitHeads(a.v().forward(h), n);            // (B, N, T, H)
-        cache.append(layerIdx, kT, v);                               // now (B, N, H, S) and (B, N, S, H)
-        NDArray ctx = Ops.attention(q, cache.keysT(layerIdx), cache.values(layerIdx), mask,
-                (float) Math.pow(config.headDim(), -0.5));           // (B, N, T, H)
-        return a.out().forward(Ops.mergeHeads(ctx));                 // (B, T, D)
+        long hd = config.headDim();
+        long d = config.hiddenSize();
+        NDList qkv = a.qkv().forward(h).split(3, 1); // 3 x (B*T, D)
+        NDArray q;
+        NDArray kT;
+        NDArray v;
+        if (t == 1) {
+            // one position: splitting the heads is a reshape
+            q = qkv.get(0).reshape(b, n, 1, hd);  // (B, N, 1, H)
+            kT = qkv.get(1).reshape(b, n, hd, 1); // (B, N, H, 1)
+            v = qkv.get(2).reshape(b, n, 1, hd);  // (B, N, 1, H)
+        } else {
+            q = qkv.get(0).reshape(b, t, n, hd).transpose(0, 2, 1, 3);  // (B, N, T, H)
+            kT = qkv.get(1).reshape(b, t, n, hd).transpose(0, 2, 3, 1); // (B, N, H, T)
+            v = qkv.get(2).reshape(b, t, n, hd).transpose(0, 2, 1, 3);  // (B, N, T, H)
+        }
+        cache.append(layerIdx, kT, v);                                               // now (B, N, H, S) and (B, N, S, H)
+        NDArray ctx = Ops.attention(q, cache.keysT(layerIdx), cache.values(layerIdx), mask, 1f); // (B, N, T, H)
+        NDArray merged = t == 1 ? ctx.reshape(b, d) : ctx.transpose(0, 2, 1, 3).reshape((long) b * t, d); // (B*T, D)
+        return a.out().forward(merged);
     }
 }

@@ -45,8 +45,8 @@ public final class OptSession implements DecoderSession {
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.inputWidth());   // (B, T, W)
             NDArray m = Ops.create(scope, additiveMask(mask, 0, t), b, 1, t, t);        // (B, 1, T, T)
-            NDArray h = model.forward(x, positions, m, cache);                           // (B, T, W)
-            this.promptLogits = lastRowLogits(h);
+            NDArray h = model.forward(x, positions, m, cache);                           // (B*T, W)
+            this.promptLogits = lastRowLogits(h, b, t);
         }
     }
 
@@ -65,7 +65,7 @@ public final class OptSession implements DecoderSession {
             }
             NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.inputWidth());
             NDArray m = Ops.create(scope, additiveMask(attentionMask, 0, t), b, 1, t, t);
-            float[] flat = model.logits(model.forward(x, positions, m, c)).toFloatArray(); // (B, T, V)
+            float[] flat = model.logits(model.forward(x, positions, m, c)).toFloatArray(); // (B*T, V)
             int v = model.config().vocabSize();
             float[][][] out = new float[b][t][];
             for (int i = 0; i < b; i++) {
@@ -97,12 +97,12 @@ public final class OptSession implements DecoderSession {
         return out;
     }
 
-    private float[][] lastRowLogits(NDArray hidden) {
-        long t = hidden.getShape().get(1);
-        NDArray last = hidden.get(new NDIndex(":, {}:{}, :", t - 1, t)); // (B, 1, W)
-        float[] flat = model.logits(last).toFloatArray();                 // (B, 1, V)
+    /** hidden [B*T, W] to the logits after each row's last position, [B][V]. */
+    private float[][] lastRowLogits(NDArray hidden, int b, int t) {
+        NDArray last = t == 1 ? hidden
+                : hidden.reshape(b, t, hidden.getShape().get(1)).get(new NDIndex(":, {}, :", t - 1)); // (B, W)
+        float[] flat = model.logits(last).toFloatArray();                                         // (B, V)
         int v = model.config().vocabSize();
-        int b = (int) hidden.getShape().get(0);
         float[][] out = new float[b][];
         for (int i = 0; i < b; i++) {
             out[i] = Arrays.copyOfRange(flat, i * v, (i + 1) * v);
@@ -145,7 +145,7 @@ public final class OptSession implements DecoderSession {
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = Ops.create(scope, emb, b, 1, w);                                  // (B, 1, W)
             NDArray m = Ops.create(scope, additiveMask(mask, past, 1), b, 1, 1, past + 1); // (B, 1, 1, S)
-            return lastRowLogits(model.forward(x, positions, m, cache));
+            return lastRowLogits(model.forward(x, positions, m, cache), b, 1);
         }
     }
 
