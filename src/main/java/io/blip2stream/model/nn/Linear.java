@@ -15,7 +15,7 @@ public record Linear(NDArray weightT, NDArray bias) {
 
     /** Loads {@code prefix.weight} [out, in] and, if present or required, {@code prefix.bias} [out]. */
     public static Linear load(Weights w, NDManager m, String prefix, long in, long out, boolean bias) {
-        NDArray t = Ops.transposeOwned(w.load(m, prefix + ".weight", out, in)); // (in, out)
+        NDArray t = w.loadTransposed(m, prefix + ".weight", out, in); // (in, out)
         NDArray b = bias ? w.load(m, prefix + ".bias", out) : null;
         return new Linear(t, b);
     }

@@ -151,22 +151,6 @@ public final class Ops {
         return scores.softmax(-1).matMul(v); // (B, N, T, H)
     }
 
-    /**
-     * The transpose of a 2-D weight as an array of its own, closing {@code w}. TensorFlow's transpose already
-     * copies; PyTorch's is a view of {@code w}, whose storage may be the memory-mapped checkpoint, so it is
-     * copied once and the view dropped. Either way exactly one new copy stays alive.
-     */
-    public static NDArray transposeOwned(NDArray w) {
-        NDArray t = w.transpose(1, 0);
-        if (!"TensorFlow".equals(w.getManager().getEngine().getEngineName())) {
-            NDArray view = t;
-            t = view.add(0f);
-            view.close();
-        }
-        w.close();
-        return t;
-    }
-
     /** A float32 array of the given shape from Java values, in {@code manager}. */
     public static NDArray create(NDManager manager, float[] data, long... shape) {
         return manager.create(data, new Shape(shape));

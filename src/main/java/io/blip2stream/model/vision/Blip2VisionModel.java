@@ -49,9 +49,7 @@ public final class Blip2VisionModel {
         long d = c.hiddenSize();
         long p = c.patchSize();
         String e = prefix + ".embeddings";
-        NDArray patch = w.load(m, e + ".patch_embedding.weight", d, 3, p, p);
-        NDArray patchT = Ops.transposeOwned(patch.reshape(d, 3 * p * p)); // (C*P*P, D)
-        patch.close();
+        NDArray patchT = w.loadTransposed(m, e + ".patch_embedding.weight", d, 3, p, p); // (C*P*P, D)
         Embeddings emb = new Embeddings(patchT,
                 w.load(m, e + ".patch_embedding.bias", d),
                 w.load(m, e + ".class_embedding", 1, 1, d),

@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -67,6 +68,31 @@ class WeightsTest {
                     NDArray a = w.load(m, "w", 2, 3);
                     assertArrayEquals(VALUES, a.toFloatArray(), d);
                 }
+            }
+        }
+    }
+
+    @Test
+    void loadsTheTransposeOfAMatrixOrOfATensorReadAsOne() throws Exception {
+        float[] v = new float[3 * 70 * 2]; // (3, 70, 2): rows of 140 cross the 64-wide blocks of the copy
+        for (int i = 0; i < v.length; i++) {
+            v[i] = i;
+        }
+        new SafetensorsWriter().put("w", v, 3, 70, 2).write(dir.resolve("model.safetensors"));
+        for (Engines.Kind kind : Engines.Kind.values()) {
+            try (Weights w = Weights.open(dir); NDManager m = Engines.newManager(kind)) {
+                NDArray t = w.loadTransposed(m, "w", 3, 70, 2);
+                assertEquals(new ai.djl.ndarray.types.Shape(140, 3), t.getShape());
+                float[] got = t.toFloatArray();
+                for (int r = 0; r < 3; r++) {
+                    for (int c = 0; c < 140; c++) {
+                        assertEquals(v[r * 140 + c], got[c * 3 + r], kind + " at (" + c + ", " + r + ")");
+                    }
+                }
+                // a GEMM against it is x @ W^T
+                NDArray x = m.create(new float[140], new ai.djl.ndarray.types.Shape(1, 140)).add(1f);
+                assertEquals(java.util.stream.IntStream.range(0, 140).mapToDouble(c -> v[140 + c]).sum(),
+                        x.matMul(t).toFloatArray()[1], 1e-1);
             }
         }
     }

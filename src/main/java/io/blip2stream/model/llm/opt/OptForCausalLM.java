@@ -91,7 +91,7 @@ public final class OptForCausalLM implements LanguageModel {
         // the LM head: tied to the token embeddings unless the checkpoint says otherwise and has its own
         String head = !c.tieWordEmbeddings() && w.contains(prefix + ".lm_head.weight")
                 ? prefix + ".lm_head.weight" : dec + ".embed_tokens.weight";
-        NDArray headT = Ops.transposeOwned(w.load(m, head, v, wd)); // (W, V)
+        NDArray headT = w.loadTransposed(m, head, v, wd); // (W, V)
         return new OptForCausalLM(c, tokens, positions, in, out, layers, fin, headT, m);
     }
 

@@ -92,7 +92,7 @@ public final class T5ForConditionalGeneration implements LanguageModel {
                 EmbeddingTable.load(w, prefix + ".decoder" + bias, c.relativeAttentionNumBuckets(), c.numHeads()),
                 enc, w.load(m, prefix + ".encoder.final_layer_norm.weight", d),
                 dec, w.load(m, prefix + ".decoder.final_layer_norm.weight", d),
-                Ops.transposeOwned(w.load(m, head, c.vocabSize(), d)));
+                w.loadTransposed(m, head, c.vocabSize(), d));
     }
 
     private static Attention attention(Weights w, NDManager m, String p, long d, long inner) {
