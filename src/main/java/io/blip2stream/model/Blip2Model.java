@@ -16,6 +16,7 @@ import io.blip2stream.model.generation.FinishReason;
 import io.blip2stream.model.generation.Generated;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.generation.Generator;
+import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.TokenListener;
 import io.blip2stream.model.image.BlipImageProcessor;
 import io.blip2stream.model.llm.LanguageModel;
@@ -78,6 +79,17 @@ public final class Blip2Model implements AutoCloseable {
         default boolean isCancelled(int row) {
             return false;
         }
+    }
+
+    /** What one row of a continuous batch reports: its tokens with their text, and its result. */
+    public interface RowHandler {
+        void onToken(int index, int tokenId, String text);
+
+        default boolean isCancelled() {
+            return false;
+        }
+
+        void onFinish(GenerationResult result);
     }
 
     /** The parts only retrieval checkpoints have. */
@@ -355,20 +367,20 @@ public final class Blip2Model implements AutoCloseable {
      */
     public List<GenerationResult> generate(List<GenerationRequest> requests, GenerationParams params, TextListener listener) {
         int b = requests.size();
-        int[][] textIds = new int[b][];
-        int[][] processorIds = new int[b][];
-        IncrementalDecoder[] decoders = new IncrementalDecoder[b];
-        for (int i = 0; i < b; i++) {
-            textIds[i] = promptIds(requests.get(i).prompt());
-            processorIds[i] = processorView(textIds[i]);
-            decoders[i] = new IncrementalDecoder(tokenizer);
-        }
-        long t0 = System.nanoTime();
-        List<Generated> generated;
-        long t1;
-        try (DecoderSession session = startSession(requests, textIds, params.maxNewTokens())) {
-            t1 = System.nanoTime();
-            generated = Generator.generate(session, processorIds, params, eosTokenId(), new TokenListener() {
+        GenerationResult[] out = new GenerationResult[b];
+        if (params.numBeams() > 1) {
+            int[][] textIds = new int[b][];
+            int[][] processorIds = new int[b][];
+            IncrementalDecoder[] decoders = new IncrementalDecoder[b];
+            for (int i = 0; i < b; i++) {
+                textIds[i] = promptIds(requests.get(i).prompt());
+                processorIds[i] = processorView(textIds[i]);
+                decoders[i] = new IncrementalDecoder(tokenizer);
+            }
+            long t0 = System.nanoTime();
+            DecoderSession session = startSession(requests, textIds, maxNewTokens(b, params));
+            long t1 = System.nanoTime();
+            List<Generated> generated = Generator.generate(session, processorIds, params, eosTokenId(), new TokenListener() {
                 @Override
                 public void onToken(int row, int index, int tokenId) {
                     listener.onToken(row, index, tokenId, decoders[row].add(tokenId));
@@ -379,15 +391,92 @@ public final class Blip2Model implements AutoCloseable {
                     return listener.isCancelled(row);
                 }
             });
+            long t2 = System.nanoTime();
+            for (int i = 0; i < b; i++) {
+                decoders[i].flush();
+                Generated g = generated.get(i);
+                out[i] = new GenerationResult(decoders[i].text(), g.tokenIds(), g.finishReason(), t1 - t0, t2 - t1);
+            }
+            return Arrays.asList(out);
         }
-        long t2 = System.nanoTime();
-        List<GenerationResult> out = new ArrayList<>(b);
+        List<RowHandler> handlers = new ArrayList<>(b);
         for (int i = 0; i < b; i++) {
-            decoders[i].flush();
-            Generated g = generated.get(i);
-            out.add(new GenerationResult(decoders[i].text(), g.tokenIds(), g.finishReason(), t1 - t0, t2 - t1));
+            int row = i;
+            handlers.add(new RowHandler() {
+                @Override
+                public void onToken(int index, int tokenId, String text) {
+                    listener.onToken(row, index, tokenId, text);
+                }
+
+                @Override
+                public boolean isCancelled() {
+                    return listener.isCancelled(row);
+                }
+
+                @Override
+                public void onFinish(GenerationResult result) {
+                    out[row] = result;
+                }
+            });
         }
-        return out;
+        try (ContinuousBatch batch = new ContinuousBatch(eosTokenId())) {
+            admit(batch, requests, java.util.Collections.nCopies(b, params), handlers);
+            while (!batch.isEmpty()) {
+                batch.step();
+            }
+        }
+        return Arrays.asList(out);
+    }
+
+    /**
+     * Rows join a continuous batch of greedy or sampled generation: their prompts run through the language model
+     * together (the prefill), each row picks its first token at once, and from the next step on they decode with
+     * the rows already there. Each row's result goes to its handler when it finishes.
+     */
+    public void admit(ContinuousBatch batch, List<GenerationRequest> requests, List<GenerationParams> params,
+                      List<RowHandler> handlers) {
+        int b = requests.size();
+        int[][] textIds = new int[b][];
+        int[][] processorIds = new int[b][];
+        int[] maxNew = new int[b];
+        IncrementalDecoder[] decoders = new IncrementalDecoder[b];
+        for (int i = 0; i < b; i++) {
+            textIds[i] = promptIds(requests.get(i).prompt());
+            processorIds[i] = processorView(textIds[i]);
+            maxNew[i] = params.get(i).maxNewTokens();
+            decoders[i] = new IncrementalDecoder(tokenizer);
+        }
+        long t0 = System.nanoTime();
+        DecoderSession session = startSession(requests, textIds, maxNew);
+        long t1 = System.nanoTime();
+        List<ContinuousBatch.RowListener> listeners = new ArrayList<>(b);
+        for (int i = 0; i < b; i++) {
+            IncrementalDecoder decoder = decoders[i];
+            RowHandler handler = handlers.get(i);
+            listeners.add(new ContinuousBatch.RowListener() {
+                @Override
+                public void onToken(int index, int tokenId) {
+                    handler.onToken(index, tokenId, decoder.add(tokenId));
+                }
+
+                @Override
+                public boolean isCancelled() {
+                    return handler.isCancelled();
+                }
+
+                @Override
+                public void onFinish(Generated g) {
+                    decoder.flush();
+                    handler.onFinish(new GenerationResult(decoder.text(), g.tokenIds(), g.finishReason(), t1 - t0,
+                            System.nanoTime() - t1));
+                }
+            });
+        }
+        batch.add(session, processorIds, params, listeners);
+    }
+
+    private static int[] maxNewTokens(int rows, GenerationParams params) {
+        return maxNewTokens(rows, params.maxNewTokens());
     }
 
     /**
@@ -401,21 +490,29 @@ public final class Blip2Model implements AutoCloseable {
         for (int i = 0; i < textIds.length; i++) {
             textIds[i] = promptIds(requests.get(i).prompt());
         }
-        return startSession(requests, textIds, maxNewTokens);
+        return startSession(requests, textIds, maxNewTokens(requests.size(), maxNewTokens));
     }
 
-    private DecoderSession startSession(List<GenerationRequest> requests, int[][] textIds, int maxNewTokens) {
+    private static int[] maxNewTokens(int rows, int maxNewTokens) {
+        int[] out = new int[rows];
+        Arrays.fill(out, maxNewTokens);
+        return out;
+    }
+
+    /** @param maxNewTokens per row, how many positions it may add (checked against the model's positions) */
+    private DecoderSession startSession(List<GenerationRequest> requests, int[][] textIds, int[] maxNewTokens) {
         int b = requests.size();
         int q = config.numQueryTokens();
         int t = 0;
+        LanguageModel lm = lm();
         for (int i = 0; i < b; i++) {
             t = Math.max(t, q + textIds[i].length);
-        }
-        LanguageModel lm = lm();
-        int generatedInPrompt = lm.config().isEncoderDecoder() ? 0 : maxNewTokens;
-        if ((long) t + generatedInPrompt > lm.maxPositions()) {
-            throw new IllegalArgumentException("prompt of " + t + " positions plus max_new_tokens " + maxNewTokens
-                    + " exceeds the language model's " + lm.maxPositions() + " positions");
+            // positions are counted per row (padding takes none), so each row is checked on its own
+            int generatedInPrompt = lm.config().isEncoderDecoder() ? 0 : maxNewTokens[i];
+            if ((long) q + textIds[i].length + generatedInPrompt > lm.maxPositions()) {
+                throw new IllegalArgumentException("prompt of " + (q + textIds[i].length) + " positions plus max_new_tokens "
+                        + maxNewTokens[i] + " exceeds the language model's " + lm.maxPositions() + " positions");
+            }
         }
         int[][] mask = new int[b][t];
         float[] embeds = inputsEmbeds(requests, textIds, t, mask);

@@ -18,8 +18,18 @@ public interface DecoderSession extends AutoCloseable {
     /** Appends one token per row and returns the next-token logits, [rows][V]. */
     float[][] step(int[] tokens);
 
-    /** Keeps the rows named, in that order (new row i is old row {@code rows[i]}), for beam search. */
+    /**
+     * Keeps the rows named, in that order (new row i is old row {@code rows[i]}): beam search, and rows leaving a
+     * batch. At least one row stays.
+     */
     void reorder(int[] rows);
+
+    /**
+     * Appends the rows of {@code other}, a session of the same model whose prompt has been run, after these
+     * (continuous batching); {@code other} is closed. Histories of different lengths are left-padded and masked,
+     * so that every row goes on as it would alone.
+     */
+    void merge(DecoderSession other);
 
     @Override
     void close();

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
 
 /**
  * Keys and values of the positions decoded so far, per layer: keys transposed [B, N, H, S], values [B, N, S, H].
@@ -48,6 +49,58 @@ public final class KvCache implements AutoCloseable {
 
     public NDArray values(int layer) {
         return values[layer];
+    }
+
+    /** S, the number of positions cached (0 before the first append). */
+    public int length() {
+        return keysT[0] == null ? 0 : (int) keysT[0].getShape().get(3);
+    }
+
+    /**
+     * Left-pads every layer with zeros to {@code length} positions: how rows of a shorter history join a batch
+     * (the caller masks the padded positions).
+     */
+    public void padLeft(int length) {
+        int s = length();
+        if (s >= length || keysT[0] == null) {
+            return;
+        }
+        for (int l = 0; l < keysT.length; l++) {
+            Shape k = keysT[l].getShape(); // (B, N, H, S)
+            Shape v = values[l].getShape(); // (B, N, S, H)
+            try (NDManager scratch = manager.newSubManager()) {
+                NDArray kPad = scratch.zeros(new Shape(k.get(0), k.get(1), k.get(2), length - s));
+                NDArray vPad = scratch.zeros(new Shape(v.get(0), v.get(1), length - s, v.get(3)));
+                replace(l, NDArrays.concat(new NDList(kPad, keysT[l]), 3), NDArrays.concat(new NDList(vPad, values[l]), 2));
+            }
+        }
+    }
+
+    /** Drops the first {@code n} positions of every row (positions every row masks). */
+    public void trimLeft(int n) {
+        if (n <= 0 || keysT[0] == null) {
+            return;
+        }
+        for (int l = 0; l < keysT.length; l++) {
+            replace(l, keysT[l].get(new NDIndex(":, :, :, {}:", n)), values[l].get(new NDIndex(":, :, {}:, :", n)));
+        }
+    }
+
+    /** Appends the rows of {@code other} (same number of positions) after these, and closes {@code other}. */
+    public void appendRows(KvCache other) {
+        for (int l = 0; l < keysT.length; l++) {
+            replace(l, NDArrays.concat(new NDList(keysT[l], other.keysT[l]), 0), NDArrays.concat(new NDList(values[l], other.values[l]), 0));
+        }
+        other.close();
+    }
+
+    private void replace(int layer, NDArray k, NDArray v) {
+        k.attach(manager);
+        v.attach(manager);
+        keysT[layer].close();
+        values[layer].close();
+        keysT[layer] = k;
+        values[layer] = v;
     }
 
     /** New row i is old row {@code rows[i]} (beam search); the number of rows may change. */

@@ -18,6 +18,7 @@ public final class OptSession implements DecoderSession {
     static final float MASKED = -Float.MAX_VALUE;
 
     private final OptForCausalLM model;
+    private boolean closed;
     private final NDManager manager;
     private final KvCache cache;
     private int[][] mask;   // (B, S) 1 real, 0 padding
@@ -160,10 +161,69 @@ public final class OptSession implements DecoderSession {
         }
         mask = m;
         realCount = c;
+        trimCommonPadding();
+    }
+
+    @Override
+    public void merge(DecoderSession other) {
+        OptSession o = (OptSession) other;
+        if (o.model != model) {
+            throw new IllegalArgumentException("sessions of different models cannot merge");
+        }
+        int s = Math.max(mask[0].length, o.mask[0].length);
+        padLeft(s);
+        o.padLeft(s);
+        cache.appendRows(o.cache);
+        int[][] m = Arrays.copyOf(mask, mask.length + o.mask.length);
+        System.arraycopy(o.mask, 0, m, mask.length, o.mask.length);
+        int[] c = Arrays.copyOf(realCount, realCount.length + o.realCount.length);
+        System.arraycopy(o.realCount, 0, c, realCount.length, o.realCount.length);
+        mask = m;
+        realCount = c;
+        o.manager.close();
+    }
+
+    /** Left-pads the history of every row to s positions, masked. */
+    private void padLeft(int s) {
+        int past = mask[0].length;
+        if (past == s) {
+            return;
+        }
+        cache.padLeft(s);
+        for (int i = 0; i < mask.length; i++) {
+            int[] padded = new int[s];
+            System.arraycopy(mask[i], 0, padded, s - past, past);
+            mask[i] = padded;
+        }
+    }
+
+    /**
+     * Drops the leading positions that every row masks, so that a batch that rows keep joining and leaving does
+     * not drag the padding of rows long gone.
+     */
+    private void trimCommonPadding() {
+        int lead = mask[0].length - 1; // the newest position is never padding
+        for (int[] row : mask) {
+            int z = 0;
+            while (z < lead && row[z] == 0) {
+                z++;
+            }
+            lead = Math.min(lead, z);
+        }
+        if (lead > 0) {
+            cache.trimLeft(lead);
+            for (int i = 0; i < mask.length; i++) {
+                mask[i] = Arrays.copyOfRange(mask[i], lead, mask[i].length);
+            }
+        }
     }
 
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         cache.close();
         manager.close();
     }

@@ -201,9 +201,10 @@ public final class T5ForConditionalGeneration implements LanguageModel {
      * @param selfCache  self-attention keys and values, grown by T
      * @param cross      the encoder's keys and values per layer, computed once per request
      * @param crossMask  the encoder's additive mask [B, 1, 1, L]
+     * @param selfMask   the decoder's additive padding mask [B, 1, 1, S], or null when no row is padded
      * @return logits [B, T, V]
      */
-    NDArray decode(NDArray x, int past, KvCache selfCache, KvCache cross, NDArray crossMask) {
+    NDArray decode(NDArray x, int past, KvCache selfCache, KvCache cross, NDArray crossMask, NDArray selfMask) {
         int t = (int) x.getShape().get(1);
         int n = config.numHeads();
         float[] bias = positionBias(decoderBias, t, past, past + t, false);
@@ -215,6 +216,9 @@ public final class T5ForConditionalGeneration implements LanguageModel {
             }
         }
         NDArray selfBias = Ops.create(x.getManager(), bias, 1, n, t, past + t); // (1, N, T, S)
+        if (selfMask != null) {
+            selfBias = selfBias.add(selfMask); // (B, N, T, S)
+        }
         for (int i = 0; i < decoder.size(); i++) {
             DecoderBlock b = decoder.get(i);
             NDArray h = norm(x, b.selfLn());

@@ -16,11 +16,14 @@ import java.util.Arrays;
  */
 final class T5Session implements DecoderSession {
     private final T5ForConditionalGeneration model;
+    private boolean closed;
     private final NDManager manager;
     private final KvCache self;
     private final KvCache cross;
     private int[][] encoderMask; // (B, L)
     private NDArray crossMask;   // (B, 1, 1, L) additive
+    private int[][] decoderMask; // (B, S) 1 real, 0 left padding (rows that joined with a shorter history)
+    private boolean decoderPadded;
     private int past;
     private float[][] promptLogits;
 
@@ -40,6 +43,7 @@ final class T5Session implements DecoderSession {
         }
         int b = attentionMask.length;
         int l = attentionMask[0].length;
+        this.decoderMask = new int[b][0];
         this.crossMask = maskArray(encoderMask);
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = Ops.create(scope, inputsEmbeds, b, l, model.inputWidth()); // (B, L, D)
@@ -54,6 +58,11 @@ final class T5Session implements DecoderSession {
     }
 
     private NDArray maskArray(int[][] mask) {
+        return Ops.create(manager, additive(mask), mask.length, 1, 1, mask[0].length);
+    }
+
+    /** 1/0 rows [B][L] to an additive mask [B * L]: 0 where attended, float32's lowest where masked. */
+    private static float[] additive(int[][] mask) {
         int b = mask.length;
         int l = mask[0].length;
         float[] m = new float[b * l];
@@ -62,7 +71,7 @@ final class T5Session implements DecoderSession {
                 m[i * l + j] = mask[i][j] == 1 ? 0f : -Float.MAX_VALUE;
             }
         }
-        return Ops.create(manager, m, b, 1, 1, l);
+        return m;
     }
 
     @Override
@@ -107,9 +116,15 @@ final class T5Session implements DecoderSession {
         for (int i = 0; i < ids.length; i++) {
             model.embedToken(ids[i], emb, i * d);
         }
+        for (int i = 0; i < b; i++) {
+            int[] m = Arrays.copyOf(decoderMask[i], past + t);
+            Arrays.fill(m, past, past + t, 1);
+            decoderMask[i] = m;
+        }
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = Ops.create(scope, emb, b, t, d);                               // (B, T, D)
-            float[] flat = model.decode(x, past, self, cross, crossMask).toFloatArray(); // (B, T, V)
+            NDArray selfMask = decoderPadded ? Ops.create(scope, additive(decoderMask), b, 1, 1, past + t) : null; // (B, 1, 1, S)
+            float[] flat = model.decode(x, past, self, cross, crossMask, selfMask).toFloatArray(); // (B, T, V)
             past += t;
             int v = vocabSize();
             float[][] out = new float[b * t][];
@@ -125,16 +140,101 @@ final class T5Session implements DecoderSession {
         self.reorder(rows);
         cross.reorder(rows);
         int[][] m = new int[rows.length][];
+        int[][] dm = new int[rows.length][];
         for (int i = 0; i < rows.length; i++) {
             m[i] = encoderMask[rows[i]];
+            dm[i] = decoderMask[rows[i]];
         }
         encoderMask = m;
+        decoderMask = dm;
         crossMask.close();
         crossMask = maskArray(encoderMask);
+        trimCommonDecoderPadding();
+    }
+
+    @Override
+    public void merge(DecoderSession other) {
+        T5Session o = (T5Session) other;
+        if (o.model != model) {
+            throw new IllegalArgumentException("sessions of different models cannot merge");
+        }
+        // decoder histories: left-padded to one length and masked; T5's relative position bias sees the same
+        // distances, as padding shifts a row's queries and keys alike
+        int s = Math.max(past, o.past);
+        padDecoder(s);
+        o.padDecoder(s);
+        self.appendRows(o.self);
+        // encoder outputs: padded to one length and masked in cross-attention
+        int l = Math.max(encoderMask[0].length, o.encoderMask[0].length);
+        cross.padLeft(l);
+        o.cross.padLeft(l);
+        cross.appendRows(o.cross);
+        encoderMask = concatRows(padRows(encoderMask, l), padRows(o.encoderMask, l));
+        decoderMask = concatRows(decoderMask, o.decoderMask);
+        decoderPadded |= o.decoderPadded;
+        crossMask.close();
+        crossMask = maskArray(encoderMask);
+        o.crossMask.close();
+        o.manager.close();
+    }
+
+    private void padDecoder(int s) {
+        if (past == s) {
+            return;
+        }
+        self.padLeft(s);
+        decoderMask = padRows(decoderMask, s);
+        past = s;
+        decoderPadded = true;
+    }
+
+    private void trimCommonDecoderPadding() {
+        if (!decoderPadded) {
+            return;
+        }
+        int lead = past - 1; // the newest position is never padding
+        for (int[] row : decoderMask) {
+            int z = 0;
+            while (z < lead && row[z] == 0) {
+                z++;
+            }
+            lead = Math.min(lead, z);
+        }
+        if (lead > 0) {
+            self.trimLeft(lead);
+            for (int i = 0; i < decoderMask.length; i++) {
+                decoderMask[i] = Arrays.copyOfRange(decoderMask[i], lead, past);
+            }
+            past -= lead;
+        }
+        decoderPadded = false;
+        for (int[] row : decoderMask) {
+            decoderPadded |= row[0] == 0;
+        }
+    }
+
+    /** Rows left-padded with zeros to {@code length}. */
+    private static int[][] padRows(int[][] rows, int length) {
+        int[][] out = new int[rows.length][];
+        for (int i = 0; i < rows.length; i++) {
+            out[i] = new int[length];
+            System.arraycopy(rows[i], 0, out[i], length - rows[i].length, rows[i].length);
+        }
+        return out;
+    }
+
+    private static int[][] concatRows(int[][] a, int[][] b) {
+        int[][] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         self.close();
         cross.close();
         manager.close();

@@ -1,0 +1,238 @@
+package io.blip2stream.model.generation;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Iteration-level (continuous) batching of greedy decoding and sampling, as vLLM and TensorRT-LLM do it: rows
+ * join the running batch between two decode steps, each with its own generation parameters, and leave the
+ * moment they finish, so a short request that starts later can finish first, and a new row's first token never
+ * waits for the rows already running.
+ *
+ * <p>A joining row's prompt has been run in a session of its own (the prefill, batched among the rows that join
+ * together); its first token is picked from that session's prompt logits, and the session is then merged into
+ * the running one ({@link DecoderSession#merge}): from there on every row advances by one token per
+ * {@link #step()}. Each row's tokens are those it would get alone (same logits processors, its own random
+ * stream). Beam search keeps its beams in lockstep and runs as a group of its own ({@link BeamSearch}).
+ *
+ * <p>Not thread-safe: one decoding thread drives a batch. The batch owns the sessions given to it.
+ */
+public final class ContinuousBatch implements AutoCloseable {
+
+    /** What one row reports, on the decoding thread. */
+    public interface RowListener {
+        /** A new token; {@code index} counts the row's new tokens from 0. */
+        void onToken(int index, int tokenId);
+
+        /** Asked before each of the row's tokens: true ends the row (its caller gave up on it). */
+        default boolean isCancelled() {
+            return false;
+        }
+
+        /** The row is done; it has left the batch. */
+        void onFinish(Generated generated);
+    }
+
+    private static final class Row {
+        final GenerationParams params;
+        final int[] seq;       // the ids the logits processors see: prompt view, then new tokens
+        final int promptLength;
+        final SplittableRandom rng;
+        final RowListener listener;
+        int length;
+        int step;              // new tokens so far
+        int next;              // the token the next decode step feeds
+
+        Row(int[] promptIds, GenerationParams params, RowListener listener) {
+            this.params = params;
+            this.seq = Arrays.copyOf(promptIds, promptIds.length + params.maxNewTokens());
+            this.promptLength = promptIds.length;
+            this.length = promptIds.length;
+            long seed = params.seed() != null ? params.seed() : new SplittableRandom().nextLong();
+            this.rng = new SplittableRandom(seed); // each row its own stream: a batch samples as one at a time
+            this.listener = listener;
+        }
+    }
+
+    private final int eosTokenId;
+    private final List<Row> rows = new ArrayList<>(); // row i of the session is rows.get(i)
+    private DecoderSession session;                    // null while no row runs
+
+    /** @param eosTokenId the end-of-sequence token, or -1 for none */
+    public ContinuousBatch(int eosTokenId) {
+        this.eosTokenId = eosTokenId;
+    }
+
+    /** The rows decoding now. */
+    public int size() {
+        return rows.size();
+    }
+
+    public boolean isEmpty() {
+        return rows.isEmpty();
+    }
+
+    /**
+     * Rows join: {@code joining} is a session whose prompts have just run, one row per entry of the lists. Each
+     * row's first token is picked now and reported; rows that finish with it leave at once, the others join the
+     * running batch. The batch takes ownership of {@code joining}.
+     *
+     * @param promptIds per row, the ids the logits processors see as the prompt
+     */
+    public void add(DecoderSession joining, int[][] promptIds, List<GenerationParams> params, List<RowListener> listeners) {
+        int n = joining.rows();
+        if (promptIds.length != n || params.size() != n || listeners.size() != n) {
+            joining.close();
+            throw new IllegalArgumentException("a session of " + n + " rows needs as many prompts, parameters and listeners");
+        }
+        for (GenerationParams p : params) {
+            if (p.numBeams() > 1) {
+                joining.close();
+                throw new IllegalArgumentException("beam search runs as a group of its own, not in a continuous batch");
+            }
+        }
+        float[][] logits = joining.promptLogits();
+        List<Row> joined = new ArrayList<>(n);
+        int[] kept = new int[n];
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            Row r = new Row(promptIds[i], params.get(i), listeners.get(i));
+            if (advance(r, logits[i])) {
+                joined.add(r);
+                kept[k++] = i;
+            }
+        }
+        if (joined.isEmpty()) {
+            joining.close();
+            return;
+        }
+        if (k < n) {
+            joining.reorder(Arrays.copyOf(kept, k));
+        }
+        if (session == null) {
+            session = joining;
+        } else {
+            session.merge(joining);
+        }
+        rows.addAll(joined);
+    }
+
+    /** One decode step for every row: each gets its next token, and the rows that finish leave. */
+    public void step() {
+        if (rows.isEmpty()) {
+            return;
+        }
+        int[] tokens = new int[rows.size()];
+        for (int i = 0; i < tokens.length; i++) {
+            tokens[i] = rows.get(i).next;
+        }
+        float[][] logits = session.step(tokens);
+        int[] kept = new int[rows.size()];
+        int k = 0;
+        for (int i = 0; i < rows.size(); i++) {
+            if (advance(rows.get(i), logits[i])) {
+                kept[k++] = i;
+            }
+        }
+        retain(Arrays.copyOf(kept, k));
+    }
+
+    /**
+     * Ends every row without a result (after a failure of the model): the rows leave, the session is closed, and
+     * their listeners are returned so that the caller can report the failure to each.
+     */
+    public List<RowListener> abort() {
+        List<RowListener> out = new ArrayList<>(rows.size());
+        for (Row r : rows) {
+            out.add(r.listener);
+        }
+        rows.clear();
+        closeSession();
+        return out;
+    }
+
+    private void retain(int[] kept) {
+        if (kept.length == rows.size()) {
+            return;
+        }
+        if (kept.length == 0) {
+            rows.clear();
+            closeSession();
+            return;
+        }
+        session.reorder(kept);
+        List<Row> left = new ArrayList<>(kept.length);
+        for (int i : kept) {
+            left.add(rows.get(i));
+        }
+        rows.clear();
+        rows.addAll(left);
+    }
+
+    /** Picks the row's next token from its logits; false when the row is done (reported and left). */
+    private boolean advance(Row r, float[] logits) {
+        if (r.listener.isCancelled()) {
+            finish(r, FinishReason.CANCELLED);
+            return false;
+        }
+        float[] scores = logits.clone();
+        LogitsProcessor.process(scores, r.seq, r.length, r.step, r.params, eosTokenId);
+        int token;
+        if (r.params.doSample()) {
+            LogitsProcessor.warp(scores, r.params);
+            token = sample(LogitsProcessor.softmax(scores), r.rng);
+        } else {
+            token = LogitsProcessor.argmax(scores);
+        }
+        r.seq[r.length++] = token;
+        r.listener.onToken(r.step, token);
+        r.step++;
+        if (token == eosTokenId) {
+            finish(r, FinishReason.EOS);
+            return false;
+        }
+        if (r.step >= r.params.maxNewTokens()) {
+            finish(r, FinishReason.LENGTH);
+            return false;
+        }
+        r.next = token;
+        return true;
+    }
+
+    private static void finish(Row r, FinishReason reason) {
+        r.listener.onFinish(new Generated(Arrays.copyOfRange(r.seq, r.promptLength, r.length), reason));
+    }
+
+    /** Inverse-CDF draw from {@code probs}. */
+    static int sample(float[] probs, SplittableRandom rng) {
+        double u = rng.nextDouble();
+        double cum = 0;
+        int last = -1;
+        for (int i = 0; i < probs.length; i++) {
+            if (probs[i] > 0) {
+                cum += probs[i];
+                last = i;
+                if (u < cum) {
+                    return i;
+                }
+            }
+        }
+        return last;
+    }
+
+    private void closeSession() {
+        if (session != null) {
+            session.close();
+            session = null;
+        }
+    }
+
+    /** Closes the session of the rows still running (they get no result). */
+    @Override
+    public void close() {
+        rows.clear();
+        closeSession();
+    }
+}
