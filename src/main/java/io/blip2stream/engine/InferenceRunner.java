@@ -11,6 +11,7 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -119,56 +120,121 @@ public final class InferenceRunner implements AutoCloseable {
         return m == null ? null : m.name();
     }
 
+    /**
+     * A generation job ready to decode: its soft visual prompt [Q, W] and what getting it took.
+     *
+     * @param cached the visual prompt came from the cache (no vision encoder, no Q-Former)
+     */
+    public record Prepared(InferenceJob job, float[] visualPrompt, double preprocessMs, double visionMs, double qformerMs,
+                           boolean cached) {}
+
     /** Runs a batch; outcomes in the order of {@code jobs}. Every generated token goes to {@code sink}. */
     public List<Outcome> run(List<InferenceJob> jobs, TokenSink sink) {
         long batchStart = System.nanoTime();
+        Map<InferenceJob, Integer> index = new IdentityHashMap<>();
         Outcome[] out = new Outcome[jobs.size()];
-        float[][] pixels = new float[jobs.size()][];
-        float[][] cached = new float[jobs.size()][];
-        String[] cacheKeys = new String[jobs.size()];
-        double[] preprocessMs = new double[jobs.size()];
-        List<Integer> generate = new ArrayList<>();
-        List<Integer> retrieve = new ArrayList<>();
+        List<InferenceJob> generate = new ArrayList<>();
+        List<InferenceJob> retrieve = new ArrayList<>();
         for (int i = 0; i < jobs.size(); i++) {
             InferenceJob job = jobs.get(i);
-            try {
-                if (!supports(job.task())) {
-                    throw new RequestError(RequestError.UNSUPPORTED_TASK, "no " + (job.task().generates()
-                            ? "generation" : "retrieval") + " model is loaded for task " + job.task().wireName());
-                }
-                Blip2Model model = job.task().generates() ? generation : retrieval;
-                if (job.image() != null) {
-                    long t0 = System.nanoTime();
-                    if (job.task().generates()) {
-                        cacheKeys[i] = sha256(job.image()) + "|" + generationId;
-                        cached[i] = cache.get(cacheKeys[i]);
-                    }
-                    if (cached[i] == null) {
-                        pixels[i] = model.processor().preprocess(decoder.decode(job.image()));
-                    }
-                    preprocessMs[i] = ms(System.nanoTime() - t0);
-                }
-                if (job.task().generates()) {
-                    checkPrompt(job);
-                    generate.add(i);
-                } else {
-                    retrieve.add(i);
-                }
-            } catch (ImageDecodeException e) {
-                out[i] = failed(job, new RequestError(RequestError.INVALID_IMAGE, e.getMessage(), e));
-            } catch (RequestError e) {
-                out[i] = failed(job, e);
-            } catch (RuntimeException e) {
-                out[i] = failed(job, internal(job, e));
+            index.put(job, i);
+            if (job.task().generates()) {
+                generate.add(job);
+            } else {
+                retrieve.add(job);
             }
         }
         if (!generate.isEmpty()) {
-            runGeneration(jobs, generate, pixels, cached, cacheKeys, preprocessMs, batchStart, sink, out);
+            List<Outcome> failures = new ArrayList<>();
+            List<Prepared> ready = prepareGeneration(generate, failures);
+            for (Outcome f : failures) {
+                out[index.get(f.job())] = f;
+            }
+            for (Outcome o : runGeneration(ready, batchStart, sink)) {
+                out[index.get(o.job())] = o;
+            }
         }
-        for (int i : retrieve) {
-            out[i] = runRetrieval(jobs.get(i), pixels[i], preprocessMs[i], batchStart);
+        for (InferenceJob job : retrieve) {
+            out[index.get(job)] = runRetrieval(job, batchStart);
         }
         return List.of(out);
+    }
+
+    /**
+     * Gets generation jobs ready to decode: checks each (model, prompt length), decodes and preprocesses the
+     * images whose visual prompt is not in the cache, and runs those through the vision encoder and the Q-Former
+     * in one batch. A job that cannot go on gets its outcome in {@code failures}; the others come back in order.
+     */
+    public List<Prepared> prepareGeneration(List<InferenceJob> jobs, List<Outcome> failures) {
+        int n = jobs.size();
+        float[][] pixels = new float[n][];
+        float[][] prompts = new float[n][];
+        String[] keys = new String[n];
+        double[] preprocessMs = new double[n];
+        boolean[] failed = new boolean[n];
+        boolean[] cached = new boolean[n];
+        List<Integer> misses = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            InferenceJob job = jobs.get(i);
+            try {
+                if (generation == null) {
+                    throw new RequestError(RequestError.UNSUPPORTED_TASK, "no generation model is loaded for task " + job.task().wireName());
+                }
+                if (job.image() == null) {
+                    throw new RequestError(RequestError.MISSING_IMAGE, "task " + job.task().wireName() + " needs an image");
+                }
+                checkPrompt(job);
+                long t0 = System.nanoTime();
+                keys[i] = sha256(job.image()) + "|" + generationId;
+                prompts[i] = cache.get(keys[i]);
+                cached[i] = prompts[i] != null;
+                if (!cached[i]) {
+                    pixels[i] = generation.processor().preprocess(decoder.decode(job.image()));
+                    misses.add(i);
+                }
+                preprocessMs[i] = ms(System.nanoTime() - t0);
+            } catch (ImageDecodeException e) {
+                failed[i] = true;
+                failures.add(failed(job, new RequestError(RequestError.INVALID_IMAGE, e.getMessage(), e)));
+            } catch (RequestError e) {
+                failed[i] = true;
+                failures.add(failed(job, e));
+            } catch (RuntimeException e) {
+                failed[i] = true;
+                failures.add(failed(job, internal(job, e)));
+            }
+        }
+        double visionMs = 0;
+        double qformerMs = 0;
+        if (!misses.isEmpty()) {
+            try {
+                List<float[]> px = new ArrayList<>(misses.size());
+                for (int i : misses) {
+                    px.add(pixels[i]);
+                }
+                Blip2Model.ImageFeatures features = generation.encodeImages(px, false);
+                for (int k = 0; k < misses.size(); k++) {
+                    int i = misses.get(k);
+                    prompts[i] = generation.visualPrompt(features, k);
+                    cache.put(keys[i], prompts[i]);
+                }
+                visionMs = ms(features.visionNanos());
+                qformerMs = ms(features.qformerNanos());
+            } catch (RuntimeException e) {
+                for (int i : misses) {
+                    failed[i] = true;
+                    failures.add(failed(jobs.get(i), internal(jobs.get(i), e)));
+                }
+            }
+        }
+        List<Prepared> ready = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            if (!failed[i]) {
+                ready.add(new Prepared(jobs.get(i), prompts[i], preprocessMs[i], cached[i] ? 0 : visionMs,
+                        cached[i] ? 0 : qformerMs, cached[i]));
+            }
+        }
+        return ready;
     }
 
     private void checkPrompt(InferenceJob job) {
@@ -188,100 +254,91 @@ public final class InferenceRunner implements AutoCloseable {
         }
     }
 
-    private String prompt(InferenceJob job) {
+    /** The text prompt a job generates after: VQA's question in the model family's template, or the caption prompt. */
+    public String prompt(InferenceJob job) {
         return job.task() == Task.VQA ? generation.vqaPrompt(job.question()) : job.prompt();
     }
 
-    private void runGeneration(List<InferenceJob> jobs, List<Integer> rows, float[][] pixels, float[][] cached, String[] cacheKeys,
-                               double[] preprocessMs, long batchStart, TokenSink sink, Outcome[] out) {
-        // the images not in the cache go through the vision encoder and the Q-Former in one batch
-        float[][] prompts = new float[jobs.size()][];
-        List<Integer> misses = new ArrayList<>();
-        for (int i : rows) {
-            if (cached[i] != null) {
-                prompts[i] = cached[i];
-            } else {
-                misses.add(i);
-            }
-        }
-        double visionMs = 0;
-        double qformerMs = 0;
-        if (!misses.isEmpty()) {
-            try {
-                List<float[]> px = new ArrayList<>();
-                for (int i : misses) {
-                    px.add(pixels[i]);
-                }
-                Blip2Model.ImageFeatures features = generation.encodeImages(px, false);
-                for (int k = 0; k < misses.size(); k++) {
-                    int i = misses.get(k);
-                    prompts[i] = generation.visualPrompt(features, k);
-                    cache.put(cacheKeys[i], prompts[i]);
-                }
-                visionMs = ms(features.visionNanos());
-                qformerMs = ms(features.qformerNanos());
-            } catch (RuntimeException e) {
-                for (int i : misses) {
-                    out[i] = failed(jobs.get(i), internal(jobs.get(i), e));
-                }
-                rows = rows.stream().filter(i -> prompts[i] != null && out[i] == null).toList();
-            }
-        }
+    /** The limits this runner enforces. */
+    public Limits limits() {
+        return limits;
+    }
+
+    /**
+     * The result of a generation job.
+     *
+     * @param admittedNanos when the job left the queue for the model
+     */
+    public InferenceResult generationResult(Prepared p, Blip2Model.GenerationResult r, long admittedNanos) {
+        InferenceJob job = p.job();
+        long end = System.nanoTime();
+        return new InferenceResult(job, modelName(job.task()), r.text(), r.tokenIds(), r.finishReason(), null, null, null,
+                new InferenceResult.Timings(ms(admittedNanos - job.acceptedNanos()), p.preprocessMs(), p.visionMs(), p.qformerMs(),
+                        ms(r.prefillNanos()), ms(r.decodeNanos()), ms(end - job.acceptedNanos()), p.cached()));
+    }
+
+    /** A job that failed inside the model: logged, and reported as an internal error. */
+    public static Outcome internalFailure(InferenceJob job, RuntimeException e) {
+        return failed(job, internal(job, e));
+    }
+
+    private List<Outcome> runGeneration(List<Prepared> ready, long batchStart, TokenSink sink) {
+        List<Outcome> out = new ArrayList<>(ready.size());
         // rows with equal generation parameters decode together
-        Map<GenerationParams, List<Integer>> groups = new LinkedHashMap<>();
-        for (int r = 0; r < rows.size(); r++) {
-            groups.computeIfAbsent(jobs.get(rows.get(r)).params(), k -> new ArrayList<>()).add(r);
+        Map<GenerationParams, List<Prepared>> groups = new LinkedHashMap<>();
+        for (Prepared p : ready) {
+            groups.computeIfAbsent(p.job().params(), k -> new ArrayList<>()).add(p);
         }
-        for (Map.Entry<GenerationParams, List<Integer>> g : groups.entrySet()) {
-            List<Integer> members = g.getValue();
-            List<Blip2Model.GenerationRequest> requests = new ArrayList<>();
-            List<InferenceJob> groupJobs = new ArrayList<>();
-            for (int r : members) {
-                InferenceJob job = jobs.get(rows.get(r));
-                groupJobs.add(job);
-                requests.add(new Blip2Model.GenerationRequest(prompts[rows.get(r)], prompt(job)));
+        for (Map.Entry<GenerationParams, List<Prepared>> g : groups.entrySet()) {
+            List<Prepared> members = g.getValue();
+            List<Blip2Model.GenerationRequest> requests = new ArrayList<>(members.size());
+            for (Prepared p : members) {
+                requests.add(new Blip2Model.GenerationRequest(p.visualPrompt(), prompt(p.job())));
             }
             try {
                 List<Blip2Model.GenerationResult> results = generation.generate(requests, g.getKey(), new Blip2Model.TextListener() {
                     @Override
                     public void onToken(int row, int index, int tokenId, String text) {
-                        sink.onToken(groupJobs.get(row), index, tokenId, text);
-                        if (limits.stepDelayMs() > 0) {
-                            try {
-                                Thread.sleep(limits.stepDelayMs());
-                            } catch (InterruptedException e) {
-                                Thread.currentThread().interrupt();
-                            }
-                        }
+                        sink.onToken(members.get(row).job(), index, tokenId, text);
+                        pauseAfterStep();
                     }
 
                     @Override
                     public boolean isCancelled(int row) {
-                        return sink.isCancelled(groupJobs.get(row));
+                        return sink.isCancelled(members.get(row).job());
                     }
                 });
-                long end = System.nanoTime();
                 for (int k = 0; k < members.size(); k++) {
-                    int i = rows.get(members.get(k));
-                    InferenceJob job = jobs.get(i);
-                    Blip2Model.GenerationResult r = results.get(k);
-                    out[i] = new Outcome(job, new InferenceResult(job, modelName(job.task()), r.text(), r.tokenIds(),
-                            r.finishReason(), null, null, null,
-                            new InferenceResult.Timings(ms(batchStart - job.acceptedNanos()), preprocessMs[i],
-                                    cached[i] != null ? 0 : visionMs, cached[i] != null ? 0 : qformerMs,
-                                    ms(r.prefillNanos()), ms(r.decodeNanos()), ms(end - job.acceptedNanos()), cached[i] != null)), null);
+                    out.add(new Outcome(members.get(k).job(), generationResult(members.get(k), results.get(k), batchStart), null));
                 }
             } catch (RuntimeException e) {
-                for (int r : members) {
-                    InferenceJob job = jobs.get(rows.get(r));
-                    out[rows.get(r)] = failed(job, internal(job, e));
+                for (Prepared p : members) {
+                    out.add(internalFailure(p.job(), e));
                 }
+            }
+        }
+        return out;
+    }
+
+    /** The pause {@code step_delay_ms} asks for after a decode step (to play a slow model in tests and demos). */
+    public void pauseAfterStep() {
+        if (limits.stepDelayMs() > 0) {
+            try {
+                Thread.sleep(limits.stepDelayMs());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         }
     }
 
-    private Outcome runRetrieval(InferenceJob job, float[] pixels, double preprocessMs, long batchStart) {
+    private Outcome runRetrieval(InferenceJob job, long batchStart) {
         try {
+            if (retrieval == null) {
+                throw new RequestError(RequestError.UNSUPPORTED_TASK, "no retrieval model is loaded for task " + job.task().wireName());
+            }
+            long p0 = System.nanoTime();
+            float[] pixels = job.image() == null ? null : retrieval.processor().preprocess(decoder.decode(job.image()));
+            double preprocessMs = ms(System.nanoTime() - p0);
             long t0 = System.nanoTime();
             List<Blip2Model.MatchResult> matches = null;
             float[][] imageEmbeds = null;
@@ -308,6 +365,10 @@ public final class InferenceRunner implements AutoCloseable {
             return new Outcome(job, new InferenceResult(job, modelName(job.task()), null, null, null, matches, imageEmbeds, textEmbeds,
                     new InferenceResult.Timings(ms(batchStart - job.acceptedNanos()), preprocessMs, visionMs, qformerMs, 0, 0,
                             ms(end - job.acceptedNanos()), false)), null);
+        } catch (ImageDecodeException e) {
+            return failed(job, new RequestError(RequestError.INVALID_IMAGE, e.getMessage(), e));
+        } catch (RequestError e) {
+            return failed(job, e);
         } catch (IllegalArgumentException e) {
             return failed(job, new RequestError(RequestError.PROMPT_TOO_LONG, e.getMessage(), e));
         } catch (RuntimeException e) {

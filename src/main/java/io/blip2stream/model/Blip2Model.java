@@ -90,6 +90,9 @@ public final class Blip2Model implements AutoCloseable {
         }
 
         void onFinish(GenerationResult result);
+
+        /** The row ended without a result: the model failed while it decoded. */
+        default void onError(RuntimeException cause) {}
     }
 
     /** The parts only retrieval checkpoints have. */
@@ -462,6 +465,11 @@ public final class Blip2Model implements AutoCloseable {
                 @Override
                 public boolean isCancelled() {
                     return handler.isCancelled();
+                }
+
+                @Override
+                public void onError(RuntimeException cause) {
+                    handler.onError(cause);
                 }
 
                 @Override

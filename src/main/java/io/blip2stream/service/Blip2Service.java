@@ -108,7 +108,8 @@ public final class Blip2Service {
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }
-            }, config.inference().maxBatchSize(), config.inference().maxBatchWaitMs(), metrics, cancelled);
+            }, config.inference().continuousBatching(), config.inference().maxBatchSize(), config.inference().maxBatchWaitMs(),
+                    metrics, cancelled);
             workers.add(w);
             workerDeployments.add(await(vertx.deployVerticle(w, new DeploymentOptions().setThreadingModel(ThreadingModel.WORKER)
                     .setWorkerPoolName("blip2-inference-" + device).setWorkerPoolSize(1)

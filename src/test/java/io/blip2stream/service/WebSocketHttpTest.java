@@ -130,6 +130,32 @@ class WebSocketHttpTest {
     }
 
     @Test
+    void aShortRequestSentMidGenerationJoinsTheRunningBatchAndFinishesFirst() throws Exception {
+        try (WsClient c = ws()) {
+            c.send(generate("cb-long", 40)); // 40 steps of at least 40 ms
+            assertNotNull(c.next(f -> "cb-long".equals(f.id()) && f.type().equals("token")
+                    && f.json().get("index").asInt() == 2, 30_000), "the long request is decoding");
+            c.send(generate("cb-short", 3));
+            List<WsClient.Frame> shortFrames = c.until("cb-short", 30_000);
+            WsClient.Frame shortDone = shortFrames.get(shortFrames.size() - 1);
+            assertEquals("done", shortDone.type(), shortFrames.toString());
+            List<WsClient.Frame> longFrames = c.until("cb-long", 30_000);
+            WsClient.Frame longDone = longFrames.get(longFrames.size() - 1);
+            assertEquals("done", longDone.type(), longFrames.toString());
+            assertTrue(shortDone.at() < longDone.at(), "the later, shorter request finished first");
+            // it did not wait for the long one: its tokens came while the long one still produced tokens
+            long longTokensAfterShort = longFrames.stream()
+                    .filter(f -> f.type().equals("token") && f.at() > shortDone.at()).count();
+            assertTrue(longTokensAfterShort >= 20, "the long request went on after the short one: " + longTokensAfterShort);
+            // and joining a running batch changed none of its tokens
+            for (int i = 0; i < 3; i++) {
+                assertEquals(cliCaption.get(i), shortDone.json().get("token_ids").get(i), "token " + i);
+            }
+            assertEquals(40, longDone.json().get("token_ids").size());
+        }
+    }
+
+    @Test
     void aKafkaRequestIsFollowedMidGenerationAndAfterIt() throws Exception {
         String id = "kafka-followed";
         ObjectNode req = JSON.createObjectNode().put("id", id).put("task", "caption").put("image", png);

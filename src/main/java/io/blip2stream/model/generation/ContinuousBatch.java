@@ -33,6 +33,9 @@ public final class ContinuousBatch implements AutoCloseable {
 
         /** The row is done; it has left the batch. */
         void onFinish(Generated generated);
+
+        /** The row ended without a result: the model failed ({@link #abort}). */
+        default void onError(RuntimeException cause) {}
     }
 
     private static final class Row {
@@ -140,17 +143,16 @@ public final class ContinuousBatch implements AutoCloseable {
     }
 
     /**
-     * Ends every row without a result (after a failure of the model): the rows leave, the session is closed, and
-     * their listeners are returned so that the caller can report the failure to each.
+     * Ends every row without a result, after a failure of the model: each row's listener hears of {@code cause},
+     * the rows leave, and the session is closed.
      */
-    public List<RowListener> abort() {
-        List<RowListener> out = new ArrayList<>(rows.size());
-        for (Row r : rows) {
-            out.add(r.listener);
-        }
+    public void abort(RuntimeException cause) {
+        List<Row> lost = new ArrayList<>(rows);
         rows.clear();
         closeSession();
-        return out;
+        for (Row r : lost) {
+            r.listener.onError(cause);
+        }
     }
 
     private void retain(int[] kept) {

@@ -61,7 +61,7 @@ public record ServiceConfig(
         }
     }
 
-    public record Inference(int maxBatchSize, long maxBatchWaitMs, int defaultMaxNewTokens, int maxNewTokensCap,
+    public record Inference(boolean continuousBatching, int maxBatchSize, long maxBatchWaitMs, int defaultMaxNewTokens, int maxNewTokensCap,
                             int maxPromptTokens, int maxTexts, long requestTimeoutMs, long stepDelayMs) {}
 
     public record Limits(long maxImageBytes, long maxImagePixels, long maxRecordBytes) {}
@@ -104,7 +104,7 @@ public record ServiceConfig(
                         k.get("max_in_flight_per_partition").asInt(), k.get("max_in_flight").asInt(),
                         k.get("max_poll_records").asInt(), k.get("commit_interval_ms").asLong(),
                         strings(k.get("consumer")), strings(k.get("producer"))),
-                new Inference(i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
+                new Inference(batching(i.get("batching").asText()), i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
                         i.get("default_max_new_tokens").asInt(), i.get("max_new_tokens_cap").asInt(),
                         i.get("max_prompt_tokens").asInt(), i.get("max_texts").asInt(), i.get("request_timeout_ms").asLong(),
                         i.get("step_delay_ms").asLong()),
@@ -112,6 +112,14 @@ public record ServiceConfig(
                 n.get("shutdown").get("drain_timeout_ms").asLong());
         c.validate();
         return c;
+    }
+
+    private static boolean batching(String mode) {
+        return switch (mode) {
+            case "continuous" -> true;
+            case "static" -> false;
+            default -> throw new IllegalArgumentException("inference.batching must be continuous or static, not '" + mode + "'");
+        };
     }
 
     private static Cluster cluster(JsonNode c) {

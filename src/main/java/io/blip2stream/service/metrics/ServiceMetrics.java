@@ -38,7 +38,7 @@ public final class ServiceMetrics {
                 .description("requests waiting for an inference worker").register(registry);
         Gauge.builder("blip2_in_flight", inFlight, AtomicLong::get)
                 .description("requests taken from Kafka and not yet answered").register(registry);
-        batchSize = DistributionSummary.builder("blip2_batch_size").description("requests per inference batch")
+        batchSize = DistributionSummary.builder("blip2_batch_size").description("rows per decode step (continuous batching), requests per batch (static)")
                 .serviceLevelObjectives(1, 2, 4, 8, 16, 32).register(registry);
         tokens = Counter.builder("blip2_tokens_generated").description("tokens generated").register(registry);
     }

@@ -1,12 +1,15 @@
 package io.blip2stream.service.verticle;
 
+import io.blip2stream.engine.ContinuousBatcher;
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.TokenSink;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.metrics.ServiceMetrics;
+import io.vertx.core.Context;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
@@ -17,14 +20,17 @@ import io.blip2stream.service.requests.RequestEvent;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.Supplier;
 
 /**
- * The inference worker of one device: a worker verticle that owns the device's models and runs requests in
- * batches. A request waits at most {@code maxWaitMs} for others to join it, and a batch holds at most
- * {@code maxBatchSize}; requests that arrive while a batch runs form the next one. Tokens of requests that asked
- * to stream are published on the event bus as they come.
+ * The inference worker of one device: a worker verticle that owns the device's models. With continuous batching
+ * (the default) a {@link ContinuousBatcher} runs the device on a thread of its own: requests join the running
+ * decode batch between two steps and leave it when done, so a new request's first token never waits for the
+ * requests already running. With static batching, a request waits at most {@code maxWaitMs} for others, a batch
+ * holds at most {@code maxBatchSize}, and requests that arrive while a batch runs form the next one. Tokens of
+ * requests that asked to stream go to the event bus as they come, in order, before their result.
  */
 public final class InferenceWorkerVerticle extends VerticleBase {
     private static final Logger LOG = LoggerFactory.getLogger(InferenceWorkerVerticle.class);
@@ -37,15 +43,21 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     private final long maxWaitMs;
     private final ServiceMetrics metrics;
     private final Set<String> cancelled;
+    private final boolean continuous;
     private final List<Message<InferenceJob>> queue = new ArrayList<>();
+    private final Map<InferenceJob, Message<InferenceJob>> waiting = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
     private InferenceRunner runner;
+    private ContinuousBatcher batcher;
+    private Context context;
+    private Promise<Void> batcherStopped;
     private MessageConsumer<InferenceJob> consumer;
     private long timer = -1;
 
     /** @param cancelled ids of requests their owner cancelled (shared, thread-safe): their generation stops */
-    public InferenceWorkerVerticle(String device, Supplier<InferenceRunner> loader, int maxBatchSize, long maxWaitMs,
-                                   ServiceMetrics metrics, Set<String> cancelled) {
+    public InferenceWorkerVerticle(String device, Supplier<InferenceRunner> loader, boolean continuous, int maxBatchSize,
+                                   long maxWaitMs, ServiceMetrics metrics, Set<String> cancelled) {
         this.cancelled = cancelled;
+        this.continuous = continuous;
         this.device = device;
         this.loader = loader;
         this.maxBatchSize = maxBatchSize;
@@ -64,8 +76,65 @@ public final class InferenceWorkerVerticle extends VerticleBase {
         LOG.info("inference worker on {} ready in {} ms: generation {}, retrieval {}", device, (System.nanoTime() - t0) / 1_000_000,
                 runner.generationModel() == null ? "none" : runner.generationModel().dir(),
                 runner.retrievalModel() == null ? "none" : runner.retrievalModel().dir());
-        consumer = vertx.eventBus().localConsumer(Addresses.INFERENCE, this::enqueue);
+        context = vertx.getOrCreateContext();
+        if (continuous) {
+            batcherStopped = Promise.promise();
+            batcher = new ContinuousBatcher(runner, device, maxBatchSize, maxWaitMs, new BatcherEvents()).start();
+            consumer = vertx.eventBus().localConsumer(Addresses.INFERENCE, this::submit);
+        } else {
+            consumer = vertx.eventBus().localConsumer(Addresses.INFERENCE, this::enqueue);
+        }
         return consumer.completion();
+    }
+
+    private void submit(Message<InferenceJob> message) {
+        metrics.queueDepth().incrementAndGet();
+        waiting.put(message.body(), message);
+        batcher.submit(message.body());
+    }
+
+    /**
+     * The batcher's reports, made on its thread and handed to this verticle's context in order: a request's
+     * tokens reach the event bus before its reply.
+     */
+    private final class BatcherEvents implements ContinuousBatcher.Listener {
+        @Override
+        public void onAdmitted(InferenceJob job) {
+            metrics.queueDepth().decrementAndGet();
+            context.runOnContext(v -> vertx.eventBus().send(Addresses.RELAY, RequestEvent.running(job.id()), RELAY));
+        }
+
+        @Override
+        public void onToken(InferenceJob job, int index, int tokenId, String text) {
+            TokenEvent event = new TokenEvent(job.id(), index, tokenId, text, job.stream());
+            context.runOnContext(v -> vertx.eventBus().send(Addresses.RELAY, event, RELAY));
+        }
+
+        @Override
+        public boolean isCancelled(InferenceJob job) {
+            return cancelled.contains(job.id());
+        }
+
+        @Override
+        public void onOutcome(InferenceRunner.Outcome o) {
+            if (o.result() != null && o.result().tokenIds() != null) {
+                metrics.tokens(o.result().tokenIds().length);
+            }
+            Message<InferenceJob> m = waiting.remove(o.job());
+            if (m != null) {
+                context.runOnContext(v -> m.reply(o));
+            }
+        }
+
+        @Override
+        public void onStep(int rows) {
+            metrics.batch(rows);
+        }
+
+        @Override
+        public void onStopped() {
+            context.runOnContext(v -> batcherStopped.tryComplete());
+        }
     }
 
     private void enqueue(Message<InferenceJob> message) {
@@ -132,6 +201,13 @@ public final class InferenceWorkerVerticle extends VerticleBase {
             vertx.cancelTimer(timer);
         }
         Future<Void> unregistered = consumer == null ? Future.succeededFuture() : consumer.unregister();
+        if (batcher != null) {
+            // the batcher finishes what was handed over (queued and running), then its thread ends
+            return unregistered.compose(v -> {
+                batcher.close();
+                return batcherStopped.future();
+            }).onComplete(v -> runner.close());
+        }
         return unregistered.onComplete(v -> {
             if (!queue.isEmpty()) {
                 runBatches(); // finish what was handed over
