@@ -113,7 +113,8 @@ public final class Bench {
                     images.add(px);
                 }
                 // vision encoder at batch 1 and 8
-                model.encodeImages(images.subList(0, 1), false); // warm up
+                model.encodeImages(images.subList(0, 1), false); // warm up, at both batch sizes
+                model.encodeImages(images, false);
                 List<Double> v1 = new ArrayList<>();
                 List<Double> q1 = new ArrayList<>();
                 List<Double> v8 = new ArrayList<>();

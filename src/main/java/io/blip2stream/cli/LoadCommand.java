@@ -20,7 +20,9 @@ import java.util.concurrent.Callable;
 
 @Command(name = "load", mixinStandardHelpOptions = true,
         description = {"Load the running service through Kafka and report throughput and end-to-end latency percentiles.",
-                "Closed loop with --concurrency, or open loop at --rate requests per second; --concurrency 0 --rate 0 sends all at once."})
+                "Closed loop with --concurrency, or open loop at --rate requests per second; --concurrency 0 --rate 0 sends all at once.",
+                "--in-process --model DIR: the same requests straight into an inference worker's batcher (no Kafka): the workers' raw throughput.",
+                "Scenario files hold options, one per line (# comments): load @load-tests/scenarios/NAME.args"})
 final class LoadCommand implements Callable<Integer> {
     @Option(names = "--requests", defaultValue = "200")
     int requests;
@@ -63,6 +65,17 @@ final class LoadCommand implements Callable<Integer> {
                     + "each a request after the other; reports time to first token and between tokens")
     String websocket;
 
+    @Option(names = "--in-process", description = "no service: load a model here and feed its batcher directly")
+    boolean inProcess;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "--in-process: the checkpoint (default: BLIP2_MODEL)",
+            defaultValue = "${env:BLIP2_MODEL}")
+    Path model;
+
+    @Option(names = "--engine", paramLabel = "ENGINE", defaultValue = "${env:BLIP2_ENGINE:-tensorflow}",
+            description = "--in-process: tensorflow (default) or pytorch")
+    String engine;
+
     @Option(names = "--token", description = "a bearer token for --websocket")
     String token;
 
@@ -95,7 +108,11 @@ final class LoadCommand implements Callable<Integer> {
             }
             return r.done() == requests ? 0 : 1;
         }
-        ServiceConfig.Topics t = ConfigLoader.load(null, System.getenv(), Map.of()).kafka().topics();
+        ServiceConfig config = ConfigLoader.load(null, System.getenv(), Map.of());
+        if (inProcess) {
+            return inProcess(config, img, mapper, paramsNode);
+        }
+        ServiceConfig.Topics t = config.kafka().topics();
         KafkaLoadGenerator.Plan plan = new KafkaLoadGenerator.Plan(bootstrap, t.requests(),
                 List.of(t.captions(), t.answers(), t.matches(), t.embeddings(), t.deadLetter()), t.deadLetter(),
                 requests, concurrency, rate, timeout * 1000L);
@@ -135,5 +152,52 @@ final class LoadCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "server-side ms (median): total %.1f, queued %.1f%n", r.serverTotalP50(), r.serverQueuedP50());
         }
         return r.answered() == r.sent() ? 0 : 1;
+    }
+
+    /** The workers' raw throughput: requests decoded from the JSON the Kafka load sends, into one batcher. */
+    private int inProcess(ServiceConfig config, byte[] img, ObjectMapper mapper, com.fasterxml.jackson.databind.JsonNode paramsNode)
+            throws Exception {
+        if (model == null || !Files.isDirectory(model)) {
+            throw new Main.UserError("--in-process needs --model DIR (or BLIP2_MODEL)");
+        }
+        io.blip2stream.engine.Engines.Kind kind;
+        try {
+            kind = io.blip2stream.engine.Engines.Kind.parse(engine);
+        } catch (IllegalArgumentException e) {
+            throw new Main.UserError(e.getMessage());
+        }
+        var decoder = new io.blip2stream.service.request.RequestDecoder(config.inference(), config.limits());
+        var limits = new io.blip2stream.engine.InferenceRunner.Limits(config.inference().maxPromptTokens(),
+                config.limits().maxImagePixels(), config.inference().stepDelayMs());
+        try (var runner = io.blip2stream.engine.InferenceRunner.load(model, null, kind, "cpu", limits)) {
+            var r = io.blip2stream.loadtest.InProcessLoadGenerator.run(runner, config.inference().maxBatchSize(),
+                    config.inference().maxBatchWaitMs(), requests, concurrency, rate, id -> {
+                        ObjectNode o = mapper.createObjectNode().put("id", id).put("task", task)
+                                .put("image", Base64.getEncoder().encodeToString(img));
+                        if (question != null) {
+                            o.put("question", question);
+                        }
+                        if (texts != null) {
+                            texts.forEach(o.putArray("texts")::add);
+                        }
+                        o.set("params", paramsNode);
+                        try {
+                            return decoder.decodeRecord(id.getBytes(StandardCharsets.UTF_8), mapper.writeValueAsBytes(o), Map.of(),
+                                    System.nanoTime());
+                        } catch (java.io.IOException e) {
+                            throw new java.io.UncheckedIOException(e);
+                        }
+                    }, timeout * 1000L);
+            if (json) {
+                System.out.println(mapper.writeValueAsString(r));
+            } else {
+                System.out.printf(Locale.ROOT, "in-process (%s, batch %d, wait %d ms): %d sent, %d answered (%d errors) in %.2f s: %.2f requests/s, %.1f tokens/s%n",
+                        kind.djlName(), config.inference().maxBatchSize(), config.inference().maxBatchWaitMs(),
+                        r.sent(), r.answered(), r.errors(), r.seconds(), r.throughput(), r.tokensPerSecond());
+                System.out.printf(Locale.ROOT, "latency ms (submit to outcome): p50 %.1f  p90 %.1f  p99 %.1f  max %.1f%n",
+                        r.p50(), r.p90(), r.p99(), r.max());
+            }
+            return r.answered() == r.sent() && r.errors() == 0 ? 0 : 1;
+        }
     }
 }

@@ -25,6 +25,7 @@ public final class Main implements Runnable {
 
     public static int run(String... args) {
         CommandLine cli = new CommandLine(new Main());
+        cli.setOverwrittenOptionsAllowed(true); // a later option wins: a scenario file (@FILE) and then overrides
         cli.setParameterExceptionHandler((ex, a) -> {
             System.err.println("error: " + ex.getMessage() + " (see --help)");
             return USAGE;

@@ -187,6 +187,22 @@ class CommandLineIT {
     }
 
     @Test
+    void aScenarioFileRunsInProcessWithOverrides() throws Exception {
+        // the scenario's options, then overrides (a later option wins): the workers' raw throughput, no Kafka
+        Run r = run("load", "@load-tests/scenarios/caption-closed-8.args", "--requests", "12", "--concurrency", "4",
+                "--in-process", "--model", model(), "--json");
+        assertEquals(0, r.exit(), r.err());
+        String[] lines = r.out().trim().split("\n");
+        JsonNode report = JSON.readTree(lines[lines.length - 1]);
+        assertEquals(12, report.get("sent").asInt());
+        assertEquals(12, report.get("answered").asInt());
+        assertEquals(0, report.get("errors").asInt());
+        assertEquals(12 * 16, report.get("tokens").asInt(), "16 tokens each, from the scenario's params");
+        assertTrue(report.get("throughput").asDouble() > 0);
+        assertTrue(report.get("p99").asDouble() >= report.get("p50").asDouble());
+    }
+
+    @Test
     void userErrorsAreOneLineOnStderrAndANonZeroExit() throws Exception {
         Path empty = Files.createDirectories(tmp.resolve("empty"));
         Files.copy(Fixtures.model(FIXTURE).resolve("config.json"), empty.resolve("config.json"));

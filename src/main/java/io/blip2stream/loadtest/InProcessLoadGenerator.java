@@ -1,0 +1,102 @@
+package io.blip2stream.loadtest;
+
+import io.blip2stream.engine.ContinuousBatcher;
+import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.InferenceRunner;
+import org.HdrHistogram.Histogram;
+
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
+
+/**
+ * The workers' raw throughput: the same requests as a Kafka load, handed straight to one device's
+ * {@link ContinuousBatcher} (what an inference worker runs), with no Kafka, no event bus, no JSON on the way
+ * back. Against it, a run through Kafka shows what the service around the model costs.
+ */
+public final class InProcessLoadGenerator {
+
+    /** What a run measured. Latencies in milliseconds, from submit to outcome. */
+    public record Report(int sent, int answered, int errors, double seconds, double throughput, double p50, double p90,
+                         double p99, double max, long tokens, double tokensPerSecond) {}
+
+    private InProcessLoadGenerator() {}
+
+    /**
+     * @param concurrency requests outstanding at once (closed loop), or 0: open loop at {@code rate}
+     * @param rate        open loop: requests per second (0: all at once)
+     * @param job         the i-th request for the given id
+     */
+    public static Report run(InferenceRunner runner, int maxBatchSize, long maxWaitMs, int requests, int concurrency,
+                             double rate, Function<String, InferenceJob> job, long timeoutMs) throws InterruptedException {
+        Histogram latency = new Histogram(TimeUnit.MINUTES.toMicros(30), 3);
+        Map<String, Long> sentAt = new ConcurrentHashMap<>();
+        AtomicInteger errors = new AtomicInteger();
+        AtomicLong tokens = new AtomicLong();
+        CountDownLatch answered = new CountDownLatch(requests);
+        Semaphore outstanding = new Semaphore(concurrency > 0 ? concurrency : Integer.MAX_VALUE);
+        ContinuousBatcher batcher = new ContinuousBatcher(runner, "load", maxBatchSize, maxWaitMs, new ContinuousBatcher.Listener() {
+            @Override
+            public void onAdmitted(InferenceJob j) {}
+
+            @Override
+            public void onToken(InferenceJob j, int index, int tokenId, String text) {}
+
+            @Override
+            public boolean isCancelled(InferenceJob j) {
+                return false;
+            }
+
+            @Override
+            public void onOutcome(InferenceRunner.Outcome o) {
+                Long t0 = sentAt.remove(o.job().id());
+                if (t0 != null) {
+                    synchronized (latency) {
+                        latency.recordValue(Math.max(1, (System.nanoTime() - t0) / 1000));
+                    }
+                }
+                if (o.error() != null) {
+                    errors.incrementAndGet();
+                } else if (o.result().tokenIds() != null) {
+                    tokens.addAndGet(o.result().tokenIds().length);
+                }
+                outstanding.release();
+                answered.countDown();
+            }
+        }).start();
+        long start = System.nanoTime();
+        try {
+            for (int i = 0; i < requests; i++) {
+                if (concurrency == 0 && rate > 0) {
+                    long due = start + (long) (i * 1e9 / rate);
+                    long wait = due - System.nanoTime();
+                    if (wait > 0) {
+                        TimeUnit.NANOSECONDS.sleep(wait);
+                    }
+                }
+                outstanding.acquire();
+                String id = "inproc-" + i;
+                InferenceJob j = job.apply(id);
+                sentAt.put(id, System.nanoTime());
+                batcher.submit(j);
+            }
+            answered.await(timeoutMs, TimeUnit.MILLISECONDS);
+        } finally {
+            batcher.close(timeoutMs);
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        int done = requests - (int) answered.getCount();
+        return new Report(requests, done, errors.get(), seconds, done / seconds,
+                ms(latency.getValueAtPercentile(50)), ms(latency.getValueAtPercentile(90)), ms(latency.getValueAtPercentile(99)),
+                ms(latency.getMaxValue()), tokens.get(), tokens.get() / seconds);
+    }
+
+    private static double ms(long micros) {
+        return micros / 1000.0;
+    }
+}
