@@ -126,22 +126,7 @@ final class LoadCommand implements Callable<Integer> {
                 rec.headers().add("blip2-params", params.getBytes(StandardCharsets.UTF_8));
                 return rec;
             }
-            ObjectNode o = mapper.createObjectNode();
-            o.put("id", id);
-            o.put("task", task);
-            o.put("image", Base64.getEncoder().encodeToString(img));
-            if (question != null) {
-                o.put("question", question);
-            }
-            if (texts != null) {
-                texts.forEach(o.putArray("texts")::add);
-            }
-            o.set("params", paramsNode);
-            try {
-                return new ProducerRecord<>(t.requests(), id, mapper.writeValueAsBytes(o));
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
+            return new ProducerRecord<>(t.requests(), id, requestJson(mapper, id, img, paramsNode));
         });
         if (json) {
             System.out.println(mapper.writeValueAsString(r));
@@ -171,23 +156,9 @@ final class LoadCommand implements Callable<Integer> {
                 config.limits().maxImagePixels(), config.inference().stepDelayMs());
         try (var runner = io.blip2stream.engine.InferenceRunner.load(model, null, kind, "cpu", limits)) {
             var r = io.blip2stream.loadtest.InProcessLoadGenerator.run(runner, config.inference().maxBatchSize(),
-                    config.inference().maxBatchWaitMs(), requests, concurrency, rate, id -> {
-                        ObjectNode o = mapper.createObjectNode().put("id", id).put("task", task)
-                                .put("image", Base64.getEncoder().encodeToString(img));
-                        if (question != null) {
-                            o.put("question", question);
-                        }
-                        if (texts != null) {
-                            texts.forEach(o.putArray("texts")::add);
-                        }
-                        o.set("params", paramsNode);
-                        try {
-                            return decoder.decodeRecord(id.getBytes(StandardCharsets.UTF_8), mapper.writeValueAsBytes(o), Map.of(),
-                                    System.nanoTime());
-                        } catch (java.io.IOException e) {
-                            throw new java.io.UncheckedIOException(e);
-                        }
-                    }, timeout * 1000L);
+                    config.inference().maxBatchWaitMs(), requests, concurrency, rate,
+                    id -> decoder.decodeRecord(id.getBytes(StandardCharsets.UTF_8), requestJson(mapper, id, img, paramsNode),
+                            Map.of(), System.nanoTime()), timeout * 1000L);
             if (json) {
                 System.out.println(mapper.writeValueAsString(r));
             } else {
@@ -198,6 +169,23 @@ final class LoadCommand implements Callable<Integer> {
                         r.p50(), r.p90(), r.p99(), r.max());
             }
             return r.answered() == r.sent() && r.errors() == 0 ? 0 : 1;
+        }
+    }
+
+    /** The JSON request record the service reads from its input topic. */
+    private byte[] requestJson(ObjectMapper mapper, String id, byte[] img, com.fasterxml.jackson.databind.JsonNode paramsNode) {
+        ObjectNode o = mapper.createObjectNode().put("id", id).put("task", task).put("image", Base64.getEncoder().encodeToString(img));
+        if (question != null) {
+            o.put("question", question);
+        }
+        if (texts != null) {
+            texts.forEach(o.putArray("texts")::add);
+        }
+        o.set("params", paramsNode);
+        try {
+            return mapper.writeValueAsBytes(o);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 }
