@@ -152,7 +152,8 @@ public final class Bench {
                         reqs.add(new Blip2Model.GenerationRequest(prompt, null));
                     }
                     List<Double> per = new ArrayList<>();
-                    for (int r = 0; r < Math.max(1, runs / 2); r++) {
+                    // a warm-up session first: the engines' first steps at a new batch size are far slower
+                    for (int r = -1; r < Math.max(1, runs / 2); r++) {
                         try (DecoderSession s = model.startSession(reqs, steps + 2)) {
                             float[][] logits = s.promptLogits();
                             for (int k = 0; k < steps; k++) {
@@ -162,7 +163,7 @@ public final class Bench {
                                 }
                                 long t0 = System.nanoTime();
                                 logits = s.step(next);
-                                if (k >= 2) {
+                                if (r >= 0 && k >= 2) {
                                     per.add((System.nanoTime() - t0) / 1e6);
                                 }
                             }

@@ -240,6 +240,11 @@ public final class Blip2Model implements AutoCloseable {
     }
 
     /** W, the width of one soft-prompt vector (the language model's input embeddings). */
+    /** How the language model runs a decode step ({@link LanguageModel#decodePath}). */
+    public String decodePath() {
+        return lm().decodePath();
+    }
+
     public int languageWidth() {
         return lm().inputWidth();
     }

@@ -76,7 +76,24 @@ class GenerationTest {
 
     @Test
     void kvCacheDecodingEqualsFullRecomputation() {
-        for (Blip2Model.GenerationRequest req : List.of(requests.get(0), requests.get(3))) {
+        assertEquals("tensorflow-function", model.decodePath(), "on TensorFlow a decode step runs each layer as one function");
+        // two rows decoded together, prompts of 1 and 11 tokens (one row left-padded), against each alone recomputed
+        List<Blip2Model.GenerationRequest> pair = List.of(requests.get(0), requests.get(3));
+        int pairSteps = 8;
+        int[][] pairGenerated = new int[2][pairSteps];
+        try (DecoderSession s = model.startSession(pair, pairSteps)) {
+            float[][] logits = s.promptLogits();
+            for (int k = 0; k < pairSteps; k++) {
+                for (int r = 0; r < 2; r++) {
+                    float[][] full = model.promptLogits(pair.get(r), java.util.Arrays.copyOf(pairGenerated[r], k));
+                    double diff = Fixtures.maxAbsDiff(full[full.length - 1], logits[r]);
+                    assertTrue(diff < 1e-4, "row " + r + " step " + k + ": batched and recomputed logits differ by " + diff);
+                    pairGenerated[r][k] = argmax(logits[r]);
+                }
+                logits = s.step(new int[] {pairGenerated[0][k], pairGenerated[1][k]});
+            }
+        }
+        for (Blip2Model.GenerationRequest req : pair) {
             int steps = 10;
             int[] generated = new int[steps];
             try (DecoderSession s = model.startSession(List.of(req), steps)) {

@@ -94,6 +94,18 @@ public final class KvCache implements AutoCloseable {
         other.close();
     }
 
+    /** Replaces a layer's keys [B, N, H, S] and values [B, N, S, H] (grown elsewhere), closing the old ones. */
+    public void set(int layer, NDArray k, NDArray v) {
+        if (keysT[layer] == null) {
+            k.attach(manager);
+            v.attach(manager);
+            keysT[layer] = k;
+            values[layer] = v;
+        } else {
+            replace(layer, k, v);
+        }
+    }
+
     private void replace(int layer, NDArray k, NDArray v) {
         k.attach(manager);
         v.attach(manager);

@@ -33,6 +33,14 @@ public interface LanguageModel {
     int[] decoderPrompt();
 
     /**
+     * How a decode step runs: "eager" (an engine call per op), or "tensorflow-function" (each layer one call of a
+     * TensorFlow function).
+     */
+    default String decodePath() {
+        return "eager";
+    }
+
+    /**
      * Runs the prompt and returns the session that decodes after it.
      *
      * @param inputsEmbeds  [B, T, W] flattened

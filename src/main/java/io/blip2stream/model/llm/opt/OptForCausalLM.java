@@ -46,6 +46,7 @@ public final class OptForCausalLM implements LanguageModel {
     private final LayerNorm finalLayerNorm; // null for post-LN models
     private final NDArray lmHeadT;          // (W, V)
     private final NDManager manager;
+    private final OptTfDecodeLayer fusedDecodeLayer; // TensorFlow: a decode step's layer as one function; else null
 
     private OptForCausalLM(OptConfig config, EmbeddingTable embedTokens, EmbeddingTable embedPositions, Linear projectIn,
                            Linear projectOut, List<DecoderLayer> layers, LayerNorm finalLayerNorm, NDArray lmHeadT,
@@ -59,6 +60,7 @@ public final class OptForCausalLM implements LanguageModel {
         this.finalLayerNorm = finalLayerNorm;
         this.lmHeadT = lmHeadT;
         this.manager = manager;
+        this.fusedDecodeLayer = OptTfDecodeLayer.applies(manager, config) ? OptTfDecodeLayer.build(manager, config) : null;
     }
 
     /** @param prefix {@code language_model} in BLIP-2 checkpoints */
@@ -144,6 +146,11 @@ public final class OptForCausalLM implements LanguageModel {
     }
 
     @Override
+    public String decodePath() {
+        return fusedDecodeLayer != null ? "tensorflow-function" : "eager";
+    }
+
+    @Override
     public int[] decoderPrompt() {
         return null;
     }
@@ -193,8 +200,9 @@ public final class OptForCausalLM implements LanguageModel {
             }
         }
         h = h.add(Ops.create(scope, pos, (long) b * t, d)); // (B*T, D)
+        boolean fused = t == 1 && fusedDecodeLayer != null && cache.length() > 0;
         for (int i = 0; i < layers.size(); i++) {
-            h = decoderLayer(layers.get(i), h, b, t, mask, cache, i);
+            h = fused ? fusedDecodeLayer.forward(layers.get(i), h, mask, cache, i) : decoderLayer(layers.get(i), h, b, t, mask, cache, i);
         }
         if (finalLayerNorm != null) {
             h = finalLayerNorm.forward(h);

@@ -1,0 +1,132 @@
+package io.blip2stream.model.llm.opt;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.tensorflow.engine.TfFunctions;
+import io.blip2stream.model.config.OptConfig;
+import io.blip2stream.model.llm.KvCache;
+import io.blip2stream.model.nn.TfGraph;
+import io.blip2stream.model.nn.TfGraph.Out;
+
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrBool;
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrInt;
+
+/**
+ * One OPT decoder layer for one new position per row (a decode step), as a TensorFlow function: the 40-odd ops of
+ * the layer run as one call, inside TensorFlow's function runtime, instead of one DJL call each. The function
+ * computes what {@link OptForCausalLM}'s eager layer computes, op for op (pre-LN, fused q/k/v with the scale in
+ * the query weights, ReLU, biases), for any number of rows and any history length:
+ *
+ * <pre>
+ * in:  h [B, D], mask [B, 1, 1, S], keysT [B, N, H, S-1], values [B, N, S-1, H], the layer's weights, constants
+ * out: h [B, D], keysT [B, N, H, S], values [B, N, S, H]
+ * </pre>
+ *
+ * Only on the TensorFlow engine, and only for the layer shape above (the checkpoints BLIP-2 ships); anything else
+ * takes the eager path.
+ */
+final class OptTfDecodeLayer {
+    private static final AtomicInteger NEXT = new AtomicInteger();
+
+    private final String name;
+    private final NDArray[] constants; // eps, -1, 1, 2, 3 (int32), query shape, key shape, merged shape (int64)
+
+    private OptTfDecodeLayer(String name, NDArray[] constants) {
+        this.name = name;
+        this.constants = constants;
+    }
+
+    /** Whether the fused layer applies: TensorFlow, pre-LN with affine norms and biases, ReLU. */
+    static boolean applies(NDManager m, OptConfig c) {
+        return "TensorFlow".equals(m.getEngine().getEngineName()) && c.doLayerNormBefore() && c.layerNormElementwiseAffine()
+                && c.enableBias() && "relu".equals(c.activationFunction());
+    }
+
+    /** Builds and registers the function with the engine of {@code m}; the constants live in {@code m}. */
+    static OptTfDecodeLayer build(NDManager m, OptConfig c) {
+        int n = c.numAttentionHeads();
+        long h = c.headDim();
+        long d = c.hiddenSize();
+        String name = "blip2_opt_decode_layer_" + NEXT.incrementAndGet();
+        try (TfGraph g = new TfGraph()) {
+            Out x = g.input(TfGraph.FLOAT);         // (B, D)
+            Out mask = g.input(TfGraph.FLOAT);      // (B, 1, 1, S)
+            Out pastK = g.input(TfGraph.FLOAT);     // (B, N, H, S-1)
+            Out pastV = g.input(TfGraph.FLOAT);     // (B, N, S-1, H)
+            Out ln1g = g.input(TfGraph.FLOAT);
+            Out ln1b = g.input(TfGraph.FLOAT);
+            Out wQkv = g.input(TfGraph.FLOAT);      // (D, 3D)
+            Out bQkv = g.input(TfGraph.FLOAT);
+            Out wO = g.input(TfGraph.FLOAT);        // (D, D)
+            Out bO = g.input(TfGraph.FLOAT);
+            Out ln2g = g.input(TfGraph.FLOAT);
+            Out ln2b = g.input(TfGraph.FLOAT);
+            Out w1 = g.input(TfGraph.FLOAT);        // (D, F)
+            Out b1 = g.input(TfGraph.FLOAT);
+            Out w2 = g.input(TfGraph.FLOAT);        // (F, D)
+            Out b2 = g.input(TfGraph.FLOAT);
+            Out eps = g.input(TfGraph.FLOAT);
+            Out last = g.input(TfGraph.INT32);
+            Out one = g.input(TfGraph.INT32);
+            Out two = g.input(TfGraph.INT32);
+            Out three = g.input(TfGraph.INT32);
+            Out qShape = g.input(TfGraph.INT64);    // (-1, N, 1, H)
+            Out kShape = g.input(TfGraph.INT64);    // (-1, N, H, 1)
+            Out mShape = g.input(TfGraph.INT64);    // (-1, D)
+
+            // self_attn_layer_norm, as Ops.layerNorm
+            Out a = layerNorm(g, x, ln1g, ln1b, eps, last);
+            Out qkv = g.op("BiasAdd", g.op("MatMul", a, wQkv), bQkv);                          // (B, 3D)
+            Out[] parts = g.opOutputs("Split", desc -> TF_SetAttrInt(desc, "num_split", 3), 3, one, qkv);
+            Out q = g.op("Reshape", parts[0], qShape);                                         // (B, N, 1, H)
+            Out k = g.op("Reshape", parts[1], kShape);                                         // (B, N, H, 1)
+            Out v = g.op("Reshape", parts[2], qShape);                                         // (B, N, 1, H)
+            Out keys = g.op("ConcatV2", List.of(pastK, k), three);                             // (B, N, H, S)
+            Out values = g.op("ConcatV2", List.of(pastV, v), two);                             // (B, N, S, H)
+            Out scores = g.op("AddV2", g.op("BatchMatMulV2", q, keys), mask);                  // (B, N, 1, S)
+            Out ctx = g.op("BatchMatMulV2", g.op("Softmax", scores), values);                  // (B, N, 1, H)
+            Out attn = g.op("BiasAdd", g.op("MatMul", g.op("Reshape", ctx, mShape), wO), bO); // (B, D)
+            Out h1 = g.op("AddV2", attn, x);
+            // final_layer_norm, fc1, ReLU, fc2, residual
+            Out f = layerNorm(g, h1, ln2g, ln2b, eps, last);
+            f = g.op("Relu", g.op("BiasAdd", g.op("MatMul", f, w1), b1));                     // (B, F)
+            Out h2 = g.op("AddV2", g.op("BiasAdd", g.op("MatMul", f, w2), b2), h1);            // (B, D)
+            g.register(m, name, h2, keys, values);
+        }
+        NDArray[] constants = {
+            m.create((float) OptConfig.LAYER_NORM_EPS), m.create(-1), m.create(1), m.create(2), m.create(3),
+            m.create(new long[] {-1, n, 1, h}), m.create(new long[] {-1, n, h, 1}), m.create(new long[] {-1, d})
+        };
+        return new OptTfDecodeLayer(name, constants);
+    }
+
+    /** mean, centre, variance, divide by sqrt(var + eps), scale and shift: Ops.layerNorm's ops in its order. */
+    private static Out layerNorm(TfGraph g, Out x, Out gamma, Out beta, Out eps, Out last) {
+        Out mean = g.opWith("Mean", desc -> TF_SetAttrBool(desc, "keep_dims", (byte) 1), x, last);
+        Out centred = g.op("Sub", x, mean);
+        Out var = g.opWith("Mean", desc -> TF_SetAttrBool(desc, "keep_dims", (byte) 1), g.op("Mul", centred, centred), last);
+        Out y = g.op("RealDiv", centred, g.op("Sqrt", g.op("AddV2", var, eps)));
+        return g.op("AddV2", g.op("Mul", y, gamma), beta);
+    }
+
+    /**
+     * Runs layer {@code layerIdx} on h [B, D] for one new position per row; the cache grows by that position.
+     *
+     * @param mask additive [B, 1, 1, S]
+     */
+    NDArray forward(OptForCausalLM.DecoderLayer l, NDArray x, NDArray mask, KvCache cache, int layerIdx) {
+        NDArray[] in = {
+            x, mask, cache.keysT(layerIdx), cache.values(layerIdx),
+            l.selfAttnLayerNorm().weight(), l.selfAttnLayerNorm().bias(), l.selfAttn().qkv().weightT(), l.selfAttn().qkv().bias(),
+            l.selfAttn().out().weightT(), l.selfAttn().out().bias(),
+            l.finalLayerNorm().weight(), l.finalLayerNorm().bias(), l.fc1().weightT(), l.fc1().bias(), l.fc2().weightT(), l.fc2().bias(),
+            constants[0], constants[1], constants[2], constants[3], constants[4], constants[5], constants[6], constants[7]
+        };
+        NDArray[] out = TfFunctions.call(x.getManager(), name, in, 3);
+        cache.set(layerIdx, out[1], out[2]);
+        return out[0];
+    }
+}
