@@ -24,10 +24,10 @@ done
 echo "# Kafka end to end, $(date -u +%FT%TZ)"
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1e6}' /proc/meminfo), $(java -version 2>&1 | head -1)."
-echo "Model: \`$model\`, engine tensorflow, batch size 8, batch wait 10 ms; caption with \`$params\`; $n requests per run."
+echo "Model: \`$model\`, engine tensorflow, ${BLIP2_BATCHING:-continuous} batching, batch size 8, batch wait 10 ms; caption with \`$params\`; $n requests per run."
 echo
 echo '```'
-echo "\$ load-tests/kafka-e2e.sh $n"
+echo "\$ ${BLIP2_BATCHING:+BLIP2_BATCHING=$BLIP2_BATCHING }load-tests/kafka-e2e.sh $n"
 for c in 1 8 0; do
   echo "-- load --requests $n --concurrency $c   (0: all sent at once)"
   java -jar $jar load --bootstrap-servers localhost:$kport --requests "$n" --concurrency $c --image "$image" --params "$params" 2>/dev/null

@@ -23,12 +23,12 @@ done
 echo "# WebSocket token latency, $(date -u +%FT%TZ)"
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1e6}' /proc/meminfo), $(java -version 2>&1 | head -1)."
-echo "Model: \`$model\`, engine tensorflow; caption with \`$params\`; $n requests per run."
+echo "Model: \`$model\`, engine tensorflow, ${BLIP2_BATCHING:-continuous} batching; caption with \`$params\`; $n requests per run."
 echo "Client side: from the generate frame sent to the first token frame, between token frames, to done."
 echo "Server side (in-process, from the done frames): prefill, and decode time per token."
 echo
 echo '```'
-echo "\$ load-tests/websocket-latency.sh $n"
+echo "\$ ${BLIP2_BATCHING:+BLIP2_BATCHING=$BLIP2_BATCHING }load-tests/websocket-latency.sh $n"
 for c in 1 4; do
   echo "-- load --websocket ws://localhost:$hport/v1/stream --requests $n --concurrency $c"
   java -jar $jar load --websocket "ws://localhost:$hport/v1/stream" --requests "$n" --concurrency $c --image "$image" \
