@@ -54,20 +54,28 @@ public final class Bench {
         return 2.0 * n * n * n / median(t) / 1e9;
     }
 
-    /** Memory read bandwidth: every core sums its share of a large array; median over runs, GB/s. */
-    public static double bandwidthGbs(long bytes, int runs) throws InterruptedException {
-        int threads = Runtime.getRuntime().availableProcessors();
-        int per = (int) (bytes / 4 / threads);
-        float[][] data = new float[threads][per];
-        for (float[] d : data) {
-            Arrays.fill(d, 1f);
+    /**
+     * Memory read bandwidth: every core sums its share of a large array. The arrays are kept, so that samples can
+     * be taken between other measurements; each sample is one timed pass over all of them, in GB/s.
+     */
+    public static final class BandwidthProbe {
+        private final float[][] data;
+        private final double[] sink;
+
+        public BandwidthProbe(long bytes) throws InterruptedException {
+            int threads = Runtime.getRuntime().availableProcessors();
+            data = new float[threads][(int) (bytes / 4 / threads)];
+            sink = new double[threads];
+            for (float[] d : data) {
+                Arrays.fill(d, 1f);
+            }
+            sample(); // the first pass compiles the loop
         }
-        List<Double> t = new ArrayList<>();
-        double[] sink = new double[threads];
-        for (int r = 0; r < runs + 1; r++) {
-            Thread[] ts = new Thread[threads];
+
+        public double sample() throws InterruptedException {
+            Thread[] ts = new Thread[data.length];
             long t0 = System.nanoTime();
-            for (int k = 0; k < threads; k++) {
+            for (int k = 0; k < data.length; k++) {
                 final int kk = k;
                 ts[k] = new Thread(() -> {
                     float[] d = data[kk];
@@ -85,15 +93,22 @@ public final class Bench {
             for (Thread th : ts) {
                 th.join();
             }
-            if (r >= 1) {
-                t.add((System.nanoTime() - t0) / 1e9);
-            }
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            return (double) data[0].length * 4 * data.length / seconds / 1e9 + 0 * sink[0];
         }
-        return (double) per * 4 * threads / median(t) / 1e9 + 0 * sink[0];
+
+        /** The median of {@code runs} samples. */
+        public double median(int runs) throws InterruptedException {
+            List<Double> t = new ArrayList<>();
+            for (int r = 0; r < runs; r++) {
+                t.add(sample());
+            }
+            return Bench.median(t);
+        }
     }
 
     public static Result run(SyntheticCheckpoint.Size size, Path dir, Engines.Kind engine, int runs, int steps,
-                             double matmulGflops, double bandwidthGbs) throws Exception {
+                             double matmulGflops, BandwidthProbe bandwidth) throws Exception {
         var shapes = SyntheticCheckpoint.shapes(size);
         Map<String, Long> params = SyntheticCheckpoint.parameterCounts(size);
         long total = params.values().stream().mapToLong(Long::longValue).sum();
@@ -143,41 +158,34 @@ public final class Bench {
                 int promptLen = shapes.queries() + 1;
                 double prefillFlops = 2.0 * (params.get("lm_layers") * (double) promptLen + (double) shapes.vocab() * shapes.wordEmbedProjDim());
                 double ttft = median(v1) + median(q1) + prefillMs;
-                // decode steps at batch 1, 8, 32
+                // decode steps at batch 1, 8 and 32, interleaved round by round with a memory bandwidth sample, so
+                // that a slow spell of this shared machine slows every figure of a round alike and the ratios hold
+                int[] batches = {1, 8, 32};
+                Map<Integer, List<Double>> per = new LinkedHashMap<>();
+                List<Double> bandwidthSamples = new ArrayList<>();
+                for (int b : batches) {
+                    per.put(b, new ArrayList<>());
+                    decodeSteps(model, prompt, b, steps, null); // warm-up: an engine's first steps at a new batch size are far slower
+                }
+                for (int r = 0; r < runs; r++) {
+                    bandwidthSamples.add(bandwidth.sample());
+                    for (int b : batches) {
+                        decodeSteps(model, prompt, b, steps, per.get(b));
+                    }
+                }
+                double roundBandwidth = median(bandwidthSamples);
                 Map<Integer, Double> stepMs = new LinkedHashMap<>();
                 Map<Integer, Double> tps = new LinkedHashMap<>();
-                for (int b : new int[] {1, 8, 32}) {
-                    List<Blip2Model.GenerationRequest> reqs = new ArrayList<>();
-                    for (int i = 0; i < b; i++) {
-                        reqs.add(new Blip2Model.GenerationRequest(prompt, null));
-                    }
-                    List<Double> per = new ArrayList<>();
-                    // a warm-up session first: the engines' first steps at a new batch size are far slower
-                    for (int r = -1; r < Math.max(1, runs / 2); r++) {
-                        try (DecoderSession s = model.startSession(reqs, steps + 2)) {
-                            float[][] logits = s.promptLogits();
-                            for (int k = 0; k < steps; k++) {
-                                int[] next = new int[b];
-                                for (int i = 0; i < b; i++) {
-                                    next[i] = argmax(logits[i]);
-                                }
-                                long t0 = System.nanoTime();
-                                logits = s.step(next);
-                                if (r >= 0 && k >= 2) {
-                                    per.add((System.nanoTime() - t0) / 1e6);
-                                }
-                            }
-                        }
-                    }
-                    double ms = median(per);
+                for (int b : batches) {
+                    double ms = median(per.get(b));
                     stepMs.put(b, round(ms));
                     tps.put(b, round(b * 1000 / ms));
                 }
                 // a decode step reads every decoder weight and the LM head once
                 double stepBytes = 4.0 * (params.get("lm_layers") + (double) shapes.vocab() * shapes.wordEmbedProjDim());
-                double boundMs = stepBytes / (bandwidthGbs * 1e9) * 1e3;
+                double boundMs = stepBytes / (roundBandwidth * 1e9) * 1e3;
                 return new Result(size.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'), engine.djlName(), runs, total,
-                        round(total * 4 / 1e9), round(loadMs), round(matmulGflops), round(bandwidthGbs),
+                        round(total * 4 / 1e9), round(loadMs), round(matmulGflops), round(roundBandwidth),
                         round(1000 / median(v1)), round(8000 / visionMsB8), round(visionGflopsB8), round(visionGflopsB8 / matmulGflops),
                         round(median(q1)), round(ttft), round(prefillMs), round(prefillFlops / (prefillMs / 1e3) / 1e9),
                         round(prefillFlops / (prefillMs / 1e3) / 1e9 / matmulGflops), stepMs, tps, round(boundMs),
@@ -220,6 +228,28 @@ public final class Bench {
             }
         }
         return best;
+    }
+
+    /** One decode session of {@code steps} greedy steps at batch {@code b}; the step times (ms) go to {@code sink}, if any. */
+    private static void decodeSteps(Blip2Model model, float[] prompt, int b, int steps, List<Double> sink) {
+        List<Blip2Model.GenerationRequest> reqs = new ArrayList<>();
+        for (int i = 0; i < b; i++) {
+            reqs.add(new Blip2Model.GenerationRequest(prompt, null));
+        }
+        try (DecoderSession s = model.startSession(reqs, steps + 2)) {
+            float[][] logits = s.promptLogits();
+            for (int k = 0; k < steps; k++) {
+                int[] next = new int[b];
+                for (int i = 0; i < b; i++) {
+                    next[i] = argmax(logits[i]);
+                }
+                long t0 = System.nanoTime();
+                logits = s.step(next);
+                if (sink != null && k >= 2) {
+                    sink.add((System.nanoTime() - t0) / 1e6);
+                }
+            }
+        }
     }
 
     static double median(List<Double> v) {

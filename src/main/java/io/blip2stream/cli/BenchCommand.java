@@ -53,7 +53,7 @@ final class BenchCommand implements Callable<Integer> {
         List<Engines.Kind> engines = engine.equals("all") ? List.of(Engines.Kind.TENSORFLOW, Engines.Kind.PYTORCH)
                 : List.of(Engines.Kind.parse(engine));
         Path checkpoint = Bench.checkpoint(dir, s);
-        double bandwidth = Bench.bandwidthGbs(1L << 30, runs);
+        Bench.BandwidthProbe bandwidth = new Bench.BandwidthProbe(1L << 30);
         List<Bench.Result> results = new ArrayList<>();
         for (Engines.Kind k : engines) {
             double gflops;
@@ -74,14 +74,15 @@ final class BenchCommand implements Callable<Integer> {
 
     private static void print(List<Bench.Result> rs) {
         Bench.Result a = rs.get(0);
-        System.out.printf(Locale.ROOT, "size %s: %,d parameters (%.2f GB float32); %d runs, medians; memory bandwidth %.1f GB/s%n",
-                a.size(), a.parameters(), a.weightGb(), a.runs(), a.bandwidthGbs());
+        System.out.printf(Locale.ROOT, "size %s: %,d parameters (%.2f GB float32); %d runs, medians%n",
+                a.size(), a.parameters(), a.weightGb(), a.runs());
         String fmt = "%-44s" + " %14s".repeat(rs.size()) + "%n";
         List<String> head = new ArrayList<>(List.of(""));
         rs.forEach(r -> head.add(r.engine()));
         System.out.printf(fmt, head.toArray());
         row(fmt, rs, "model load (ms)", r -> r.loadMs());
         row(fmt, rs, "matmul 1024^3 (GFLOP/s)", r -> r.matmulGflops());
+        row(fmt, rs, "memory bandwidth (GB/s, between decode runs)", r -> r.bandwidthGbs());
         row(fmt, rs, "vision images/s, batch 1", r -> r.visionImagesPerSecB1());
         row(fmt, rs, "vision images/s, batch 8", r -> r.visionImagesPerSecB8());
         row(fmt, rs, "vision GFLOP/s at batch 8 (of matmul)", r -> r.visionGflopsB8() + " (" + pct(r.visionOfMatmul()) + ")");
