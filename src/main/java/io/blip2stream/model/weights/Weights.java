@@ -33,6 +33,7 @@ public final class Weights implements AutoCloseable {
     private final Path dir;
     private final List<SafetensorsFile> files;
     private final Map<String, SafetensorsFile.Entry> entries;
+    private List<LoadedTensor> recorded; // null unless recording (training)
 
     private Weights(Path dir, List<SafetensorsFile> files, Map<String, SafetensorsFile.Entry> entries) {
         this.dir = dir;
@@ -82,6 +83,60 @@ public final class Weights implements AutoCloseable {
         return new Weights(modelDir, files, entries);
     }
 
+    /**
+     * Makes every later load record the array it returns and how it maps back to checkpoint tensors (see
+     * {@link #recorded()}): training finds a model's parameters this way, through the inference code's own loading.
+     */
+    public Weights recording() {
+        if (recorded == null) {
+            recorded = new ArrayList<>();
+        }
+        return this;
+    }
+
+    public boolean isRecording() {
+        return recorded != null;
+    }
+
+    /** The arrays loaded since {@link #recording()}, in load order. */
+    public List<LoadedTensor> recorded() {
+        if (recorded == null) {
+            throw new IllegalStateException("these weights are not recording their loads");
+        }
+        return List.copyOf(recorded);
+    }
+
+    /**
+     * Records that {@code fused} now holds {@code parts} (arrays loaded earlier, now dropped), concatenated along
+     * {@code axis} of the array, each multiplied by its {@code scales} entry. No-op unless recording.
+     */
+    public void recordFused(NDArray fused, List<NDArray> parts, int axis, float[] scales) {
+        if (recorded == null) {
+            return;
+        }
+        List<LoadedTensor.Part> combined = new ArrayList<>();
+        long offset = 0;
+        for (int i = 0; i < parts.size(); i++) {
+            NDArray part = parts.get(i);
+            LoadedTensor t = recorded.stream().filter(r -> r.array() == part).findFirst()
+                    .orElseThrow(() -> new IllegalStateException("a fused part was not loaded through these weights"));
+            recorded.remove(t);
+            LoadedTensor.Part only = t.parts().get(0);
+            long len = part.getShape().get(axis);
+            combined.add(new LoadedTensor.Part(only.name(), only.shape(), axis, offset, offset + len, scales[i], only.transposed()));
+            offset += len;
+        }
+        recorded.add(new LoadedTensor(fused, combined));
+    }
+
+    private NDArray record(NDArray array, String name, long[] shape, boolean transposed) {
+        if (recorded != null) {
+            long extent = transposed ? array.getShape().get(1) : shape[0];
+            recorded.add(new LoadedTensor(array, List.of(new LoadedTensor.Part(name, shape.clone(), transposed ? 1 : 0, 0, extent, 1f, transposed))));
+        }
+        return array;
+    }
+
     public boolean contains(String name) {
         return entries.containsKey(name);
     }
@@ -99,7 +154,7 @@ public final class Weights implements AutoCloseable {
         SafetensorsFile.Entry e = entry(name);
         checkShape(e, expectedShape);
         ByteBuffer data = float32(e);
-        return manager.create(data, new Shape(e.shape()), DataType.FLOAT32);
+        return record(manager.create(data, new Shape(e.shape()), DataType.FLOAT32), name, e.shape(), false);
     }
 
     /**
@@ -133,7 +188,7 @@ public final class Weights implements AutoCloseable {
                 }
             }
         }
-        return manager.create(dst, new Shape(cols, rows));
+        return record(manager.create(dst, new Shape(cols, rows)), name, shape, true);
     }
 
     /** The tensor as a float32 buffer (memory-mapped when the checkpoint stores F32; converted off-heap otherwise). */

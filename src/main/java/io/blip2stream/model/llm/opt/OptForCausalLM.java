@@ -71,8 +71,8 @@ public final class OptForCausalLM implements LanguageModel {
         long v = c.vocabSize();
         boolean bias = c.enableBias();
         double eps = OptConfig.LAYER_NORM_EPS;
-        EmbeddingTable tokens = EmbeddingTable.load(w, dec + ".embed_tokens.weight", v, wd);
-        EmbeddingTable positions = EmbeddingTable.load(w, dec + ".embed_positions.weight",
+        EmbeddingTable tokens = EmbeddingTable.load(w, m, dec + ".embed_tokens.weight", v, wd);
+        EmbeddingTable positions = EmbeddingTable.load(w, m, dec + ".embed_positions.weight",
                 c.maxPositionEmbeddings() + OptConfig.POSITION_OFFSET, d);
         Linear in = wd != d ? Linear.load(w, m, dec + ".project_in", wd, d, false) : null;
         Linear out = wd != d ? Linear.load(w, m, dec + ".project_out", d, wd, false) : null;
@@ -93,7 +93,9 @@ public final class OptForCausalLM implements LanguageModel {
         // the LM head: tied to the token embeddings unless the checkpoint says otherwise and has its own
         String head = !c.tieWordEmbeddings() && w.contains(prefix + ".lm_head.weight")
                 ? prefix + ".lm_head.weight" : dec + ".embed_tokens.weight";
-        NDArray headT = w.loadTransposed(m, head, v, wd); // (W, V)
+        // training ties the head to the embedding array itself (a transposed view), so both get the gradient
+        NDArray headT = w.isRecording() && head.equals(dec + ".embed_tokens.weight")
+                ? tokens.array().transpose(1, 0) : w.loadTransposed(m, head, v, wd); // (W, V)
         return new OptForCausalLM(c, tokens, positions, in, out, layers, fin, headT, m);
     }
 
@@ -107,6 +109,11 @@ public final class OptForCausalLM implements LanguageModel {
         float scale = (float) Math.pow(c.headDim(), -0.5);
         NDArray weightT = NDArrays.concat(new NDList(q.weightT().mul(scale), k.weightT(), v.weightT()), 1); // (D, 3D)
         NDArray b = bias ? NDArrays.concat(new NDList(q.bias().mul(scale), k.bias(), v.bias()), 0) : null; // (3D)
+        float[] scales = {scale, 1f, 1f};
+        w.recordFused(weightT, List.of(q.weightT(), k.weightT(), v.weightT()), 1, scales);
+        if (bias) {
+            w.recordFused(b, List.of(q.bias(), k.bias(), v.bias()), 0, scales);
+        }
         for (Linear part : List.of(q, k, v)) {
             part.weightT().close();
             if (part.bias() != null) {
@@ -193,13 +200,13 @@ public final class OptForCausalLM implements LanguageModel {
         if (projectIn != null) {
             h = projectIn.forward(h); // (B*T, D)
         }
-        float[] pos = new float[Math.toIntExact(b * t * d)];
+        int[] posIds = new int[b * t];
         for (int i = 0; i < b; i++) {
             for (int j = 0; j < t; j++) {
-                embedPositions.copyRow(positions[i][j] + OptConfig.POSITION_OFFSET, pos, (int) ((i * t + j) * d));
+                posIds[i * t + j] = positions[i][j] + OptConfig.POSITION_OFFSET;
             }
         }
-        h = h.add(Ops.create(scope, pos, (long) b * t, d)); // (B*T, D)
+        h = h.add(embedPositions.lookup(scope, posIds)); // (B*T, D)
         boolean fused = t == 1 && fusedDecodeLayer != null && cache.length() > 0;
         for (int i = 0; i < layers.size(); i++) {
             h = fused ? fusedDecodeLayer.forward(layers.get(i), h, mask, cache, i) : decoderLayer(layers.get(i), h, b, t, mask, cache, i);
@@ -211,6 +218,36 @@ public final class OptForCausalLM implements LanguageModel {
             h = projectOut.forward(h); // (B*T, W)
         }
         return h;
+    }
+
+    /**
+     * Logits at every position of a full causal pass, [B*T, V], in {@code inputsEmbeds}' manager: training and
+     * scoring. Positions come from the mask as transformers derives them; gradients flow when the weights were
+     * loaded recording (training) and track them.
+     *
+     * @param inputsEmbeds  [B, T, W]
+     * @param attentionMask [B][T], 1 for real tokens, 0 for padding (either side)
+     */
+    public NDArray logitsOfSequence(NDArray inputsEmbeds, int[][] attentionMask) {
+        NDManager scope = inputsEmbeds.getManager();
+        int b = attentionMask.length;
+        int t = attentionMask[0].length;
+        int[][] positions = new int[b][t];
+        for (int i = 0; i < b; i++) {
+            int n = 0;
+            for (int j = 0; j < t; j++) {
+                n += attentionMask[i][j];
+                positions[i][j] = n * attentionMask[i][j] - 1;
+            }
+        }
+        NDArray mask = Ops.create(scope, OptSession.additiveMask(attentionMask, 0, t), b, 1, t, t); // (B, 1, T, T)
+        KvCache cache = new KvCache(scope, config.numHiddenLayers()); // its arrays live in the scope
+        return logits(forward(inputsEmbeds, positions, mask, cache)); // (B*T, V)
+    }
+
+    /** The token embeddings: an array when the weights were loaded recording (training), else null. */
+    public EmbeddingTable embedTokens() {
+        return embedTokens;
     }
 
     /** hidden [R, W] to logits [R, V]. */
