@@ -1,0 +1,169 @@
+package io.blip2stream.train.scenes;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * A synthetic scene: {@code count} objects of one shape and one colour, grouped in one place of the image, on a
+ * plain light background. Its caption and its question/answer pairs are fully determined by those four
+ * attributes; where the objects sit inside their place, their sizes and the background vary.
+ *
+ * @param items      the objects, in unit coordinates of the image (0..1)
+ * @param background RGB of the background
+ * @param noise      amplitude of the per-pixel background noise (0..)
+ * @param seed       the seed that drew the layout (and the rendering noise)
+ */
+public record Scene(int count, Shape shape, Colour colour, Place place, List<Item> items, int[] background, int noise,
+                    long seed) {
+
+    public static final int MAX_COUNT = 4;
+    static final String[] COUNT_WORDS = {"zero", "one", "two", "three", "four"};
+
+    /** The object kinds, each symmetric left to right (so a horizontal flip keeps the caption true). */
+    public enum Shape {
+        CIRCLE, SQUARE, TRIANGLE, CROSS;
+
+        public String noun(int count) {
+            String s = name().toLowerCase(Locale.ROOT);
+            return count == 1 ? s : s + (this == CROSS ? "es" : "s");
+        }
+    }
+
+    /** The colours, as saturated RGB values far apart from each other and from the light backgrounds. */
+    public enum Colour {
+        RED(215, 35, 35), GREEN(30, 160, 60), BLUE(35, 75, 215), YELLOW(235, 200, 20), PURPLE(140, 50, 185),
+        ORANGE(245, 130, 20);
+
+        final int r;
+        final int g;
+        final int b;
+
+        Colour(int r, int g, int b) {
+            this.r = r;
+            this.g = g;
+            this.b = b;
+        }
+
+        public String word() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    /**
+     * Where the group sits: a box in unit coordinates that holds every object of the group whole.
+     * {@code phrase} ends the caption; {@code word} answers "where".
+     */
+    public enum Place {
+        LEFT("on the left", 0.02, 0.25, 0.40, 0.75),
+        RIGHT("on the right", 0.60, 0.25, 0.98, 0.75),
+        TOP("at the top", 0.25, 0.02, 0.75, 0.40),
+        BOTTOM("at the bottom", 0.25, 0.60, 0.75, 0.98),
+        MIDDLE("in the middle", 0.30, 0.30, 0.70, 0.70);
+
+        final String phrase;
+        final double x0;
+        final double y0;
+        final double x1;
+        final double y1;
+
+        Place(String phrase, double x0, double y0, double x1, double y1) {
+            this.phrase = phrase;
+            this.x0 = x0;
+            this.y0 = y0;
+            this.x1 = x1;
+            this.y1 = y1;
+        }
+
+        public String phrase() {
+            return phrase;
+        }
+
+        public String word() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+
+        /** Whether mirroring the image left to right keeps this place (and so the caption) true. */
+        public boolean survivesHorizontalFlip() {
+            return this != LEFT && this != RIGHT;
+        }
+    }
+
+    /** One object: centre and size (the side of its bounding square), in unit coordinates. */
+    public record Item(double cx, double cy, double size) {}
+
+    /** A question about the scene and its one-word answer. */
+    public record QuestionAnswer(Kind kind, String question, String answer) {
+        public enum Kind { COLOUR, COUNT, SHAPE, PLACE, YES_NO }
+    }
+
+    public Scene {
+        if (count < 1 || count > MAX_COUNT || items.size() != count) {
+            throw new IllegalArgumentException("a scene holds 1 to " + MAX_COUNT + " objects, got " + count + "/" + items.size());
+        }
+        items = List.copyOf(items);
+    }
+
+    /** "two red circles on the left", "a blue square in the middle", "an orange cross at the top". */
+    public String caption() {
+        String first = count > 1 ? COUNT_WORDS[count] : colour == Colour.ORANGE ? "an" : "a";
+        return first + " " + colour.word() + " " + shape.noun(count) + " " + place.phrase;
+    }
+
+    /** The same scene mirrored left to right: objects keep their shape, LEFT and RIGHT swap. */
+    public Scene mirrored() {
+        Place p = place == Place.LEFT ? Place.RIGHT : place == Place.RIGHT ? Place.LEFT : place;
+        List<Item> m = new ArrayList<>();
+        for (Item i : items) {
+            m.add(new Item(1 - i.cx(), i.cy(), i.size()));
+        }
+        return new Scene(count, shape, colour, p, m, background, noise, seed);
+    }
+
+    /**
+     * One question of each kind, worded for this scene. The yes/no question asks about the true colour or
+     * another one, as {@code random} decides (half each).
+     */
+    public List<QuestionAnswer> questions(SplittableRandom random) {
+        boolean one = count == 1;
+        String thing = shape.noun(count);
+        List<QuestionAnswer> qs = new ArrayList<>();
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.COLOUR,
+                (one ? "what color is the " : "what color are the ") + thing + "?", colour.word()));
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.COUNT, "how many shapes are there?", COUNT_WORDS[count]));
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.SHAPE,
+                one ? "what shape is it?" : "what shape are they?", shape.noun(1)));
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.PLACE,
+                (one ? "where is the " : "where are the ") + thing + "?", place.word()));
+        boolean yes = random.nextBoolean();
+        Colour asked = colour;
+        while (!yes && asked == colour) {
+            asked = Colour.values()[random.nextInt(Colour.values().length)];
+        }
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.YES_NO,
+                (one ? "is the " + thing + " " : "are the " + thing + " ") + asked.word() + "?", yes ? "yes" : "no"));
+        return qs;
+    }
+
+    /** Every word a caption, question, answer or prompt of these scenes can use, in a fixed order. */
+    public static List<String> vocabulary() {
+        List<String> words = new ArrayList<>();
+        for (String w : new String[] {"question", ":", "answer", "?", "a", "an", "photo", "of", "the", "on", "at", "in",
+                "what", "color", "is", "are", "it", "they", "how", "many", "shape", "shapes", "there", "where", "yes",
+                "no", "zero", "one", "two", "three", "four"}) {
+            words.add(w);
+        }
+        for (Colour c : Colour.values()) {
+            words.add(c.word());
+        }
+        for (Shape s : Shape.values()) {
+            words.add(s.noun(1));
+            words.add(s.noun(2));
+        }
+        for (Place p : Place.values()) {
+            words.add(p.word());
+        }
+        return words;
+    }
+}

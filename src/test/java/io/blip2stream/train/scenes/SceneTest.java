@@ -1,0 +1,146 @@
+package io.blip2stream.train.scenes;
+
+import io.blip2stream.model.image.ImageDecoder;
+import io.blip2stream.model.image.RgbImage;
+import io.blip2stream.model.text.TextTokenizer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class SceneTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void aSceneIsDeterminedByItsSplitAndIndexAndTheSplitsDiffer() {
+        for (int i = 0; i < 50; i++) {
+            Scene a = SceneGenerator.sample(SceneGenerator.Split.TRAIN, i);
+            Scene b = SceneGenerator.sample(SceneGenerator.Split.TRAIN, i);
+            assertEquals(a.caption(), b.caption());
+            assertEquals(a.items(), b.items());
+            assertArrayEquals(SceneRenderer.render(a, 64).pixels(), SceneRenderer.render(b, 64).pixels());
+        }
+        Set<Long> train = new HashSet<>();
+        Set<Long> heldOut = new HashSet<>();
+        for (int i = 0; i < 10_000; i++) {
+            train.add(SceneGenerator.seedOf(SceneGenerator.Split.TRAIN, i));
+            heldOut.add(SceneGenerator.seedOf(SceneGenerator.Split.HELDOUT, i));
+        }
+        assertEquals(10_000, train.size());
+        train.retainAll(heldOut);
+        assertTrue(train.isEmpty(), "training and held-out seeds meet");
+    }
+
+    @Test
+    void attributesAreDrawnEvenlyAndObjectsStayApartInsideTheirPlace() {
+        int[] counts = new int[Scene.MAX_COUNT + 1];
+        int[] places = new int[Scene.Place.values().length];
+        for (int i = 0; i < 5000; i++) {
+            Scene s = SceneGenerator.sample(SceneGenerator.Split.TRAIN, i);
+            counts[s.count()]++;
+            places[s.place().ordinal()]++;
+            for (Scene.Item it : s.items()) {
+                double h = it.size() / 2;
+                assertTrue(it.cx() - h >= s.place().x0 - 1e-9 && it.cx() + h <= s.place().x1 + 1e-9, s + " x");
+                assertTrue(it.cy() - h >= s.place().y0 - 1e-9 && it.cy() + h <= s.place().y1 + 1e-9, s + " y");
+            }
+            List<Scene.Item> items = s.items();
+            for (int a = 0; a < items.size(); a++) {
+                for (int b = a + 1; b < items.size(); b++) {
+                    Scene.Item p = items.get(a);
+                    Scene.Item q = items.get(b);
+                    double need = (p.size() + q.size()) / 2;
+                    assertTrue(Math.abs(p.cx() - q.cx()) >= need || Math.abs(p.cy() - q.cy()) >= need, "overlap in " + s);
+                }
+            }
+        }
+        for (int c = 1; c <= Scene.MAX_COUNT; c++) {
+            assertTrue(counts[c] > 1100 && counts[c] < 1400, "count " + c + ": " + counts[c]);
+        }
+        for (int p : places) {
+            assertTrue(p > 880 && p < 1120, Arrays.toString(places));
+        }
+    }
+
+    @Test
+    void captionsAndAnswersFollowTheAttributes() {
+        Scene two = SceneGenerator.of(2, Scene.Shape.CIRCLE, Scene.Colour.RED, Scene.Place.LEFT, 7);
+        assertEquals("two red circles on the left", two.caption());
+        Scene one = SceneGenerator.of(1, Scene.Shape.CROSS, Scene.Colour.BLUE, Scene.Place.MIDDLE, 7);
+        assertEquals("a blue cross in the middle", one.caption());
+        assertEquals("an orange square at the bottom",
+                SceneGenerator.of(1, Scene.Shape.SQUARE, Scene.Colour.ORANGE, Scene.Place.BOTTOM, 1).caption());
+        assertEquals("four yellow crosses at the top",
+                SceneGenerator.of(4, Scene.Shape.CROSS, Scene.Colour.YELLOW, Scene.Place.TOP, 1).caption());
+        List<Scene.QuestionAnswer> qs = two.questions(new SplittableRandom(3));
+        assertEquals("what color are the circles?", qs.get(0).question());
+        assertEquals("red", qs.get(0).answer());
+        assertEquals("two", qs.get(1).answer());
+        assertEquals("circle", qs.get(2).answer());
+        assertEquals("left", qs.get(3).answer());
+        assertEquals("where is the cross?", one.questions(new SplittableRandom(3)).get(3).question());
+        assertEquals(Scene.Place.RIGHT, two.mirrored().place());
+        assertEquals("two red circles on the right", two.mirrored().caption());
+        assertTrue(Scene.Place.TOP.survivesHorizontalFlip());
+        assertFalse(Scene.Place.LEFT.survivesHorizontalFlip());
+    }
+
+    @Test
+    void theRenderedImageShowsTheObjectsInTheirColourAndPlace() {
+        Scene s = SceneGenerator.of(3, Scene.Shape.SQUARE, Scene.Colour.BLUE, Scene.Place.RIGHT, 11);
+        RgbImage img = new ImageDecoder().decode(SceneRenderer.png(s, 64));
+        assertEquals(64, img.width());
+        int blueLeft = 0;
+        int blueRight = 0;
+        for (int y = 0; y < 64; y++) {
+            for (int x = 0; x < 64; x++) {
+                int o = (y * 64 + x) * 3;
+                int r = img.pixels()[o] & 0xff;
+                int b = img.pixels()[o + 2] & 0xff;
+                if (b > 180 && r < 80) {
+                    if (x < 32) {
+                        blueLeft++;
+                    } else {
+                        blueRight++;
+                    }
+                }
+            }
+        }
+        assertEquals(0, blueLeft);
+        assertTrue(blueRight > 3 * 40, "three squares of about 8 px: " + blueRight + " blue pixels");
+        assertArrayEquals(SceneRenderer.render(s, 64).pixels(), img.pixels(), "the PNG holds the rendered pixels");
+    }
+
+    @Test
+    void theTokenizerCoversEveryTextWithoutUnknownsAndDecodesItBack() throws Exception {
+        SceneTokenizer.write(dir);
+        try (TextTokenizer tok = TextTokenizer.load(dir)) {
+            SplittableRandom r = new SplittableRandom(5);
+            for (int i = 0; i < 300; i++) {
+                Scene s = SceneGenerator.sample(SceneGenerator.Split.TRAIN, i);
+                int[] ids = tok.encode(s.caption());
+                assertEquals(SceneTokenizer.EOS, ids[0], "encoding starts with </s>, as OPT's");
+                assertEquals(s.caption(), tok.decode(ids));
+                for (Scene.QuestionAnswer qa : s.questions(r)) {
+                    int[] q = tok.encode("Question: " + qa.question() + " Answer: " + qa.answer());
+                    assertFalse(Arrays.stream(q).anyMatch(id -> id == SceneTokenizer.UNK), qa.question());
+                }
+            }
+            assertNotEquals(SceneTokenizer.UNK, tok.encode("purple")[1]);
+            assertEquals(SceneTokenizer.UNK, tok.encode("zebra")[1]);
+            assertEquals(SceneTokenizer.vocabSize() % 8, 0);
+        }
+    }
+}
