@@ -55,18 +55,9 @@ public final class OptSession implements DecoderSession {
     public static float[][][] fullLogits(OptForCausalLM model, float[] inputsEmbeds, int[][] attentionMask) {
         int b = attentionMask.length;
         int t = attentionMask[0].length;
-        try (NDManager scope = model.manager().newSubManager(); KvCache c = new KvCache(scope, model.config().numHiddenLayers())) {
-            int[][] positions = new int[b][t];
-            for (int i = 0; i < b; i++) {
-                int n = 0;
-                for (int j = 0; j < t; j++) {
-                    n += attentionMask[i][j];
-                    positions[i][j] = n * attentionMask[i][j] - 1;
-                }
-            }
+        try (NDManager scope = model.manager().newSubManager()) {
             NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.inputWidth());
-            NDArray m = Ops.create(scope, additiveMask(attentionMask, 0, t), b, 1, t, t);
-            float[] flat = model.logits(model.forward(x, positions, m, c)).toFloatArray(); // (B*T, V)
+            float[] flat = model.logitsOfSequence(x, attentionMask).toFloatArray(); // (B*T, V)
             int v = model.config().vocabSize();
             float[][][] out = new float[b][t][];
             for (int i = 0; i < b; i++) {
