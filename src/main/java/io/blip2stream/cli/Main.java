@@ -10,7 +10,8 @@ import picocli.CommandLine.Command;
 @Command(name = "blip2-stream", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "BLIP-2 captioning, visual question answering and image embeddings on the JVM.",
         subcommands = {ServeCommand.class, CaptionCommand.class, AskCommand.class, MatchCommand.class, EmbedCommand.class,
-                ProduceCommand.class, LoadCommand.class, BenchCommand.class, SyntheticCommand.class,
+                ProduceCommand.class, LoadCommand.class, BenchCommand.class, SyntheticCommand.class, TrainCommand.class,
+                EvaluateCommand.class, ScenesCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 

@@ -154,7 +154,15 @@ public final class Weights implements AutoCloseable {
         SafetensorsFile.Entry e = entry(name);
         checkShape(e, expectedShape);
         ByteBuffer data = float32(e);
-        return record(manager.create(data, new Shape(e.shape()), DataType.FLOAT32), name, e.shape(), false);
+        NDArray array = manager.create(data, new Shape(e.shape()), DataType.FLOAT32);
+        if (recorded != null) {
+            // PyTorch wraps a direct buffer without copying it: training updates its arrays in place, and the
+            // memory-mapped file is read-only
+            NDArray own = array.duplicate();
+            array.close();
+            array = own;
+        }
+        return record(array, name, e.shape(), false);
     }
 
     /**

@@ -56,11 +56,11 @@ public record Scene(int count, Shape shape, Colour colour, Place place, List<Ite
      * {@code phrase} ends the caption; {@code word} answers "where".
      */
     public enum Place {
-        LEFT("on the left", 0.02, 0.25, 0.40, 0.75),
-        RIGHT("on the right", 0.60, 0.25, 0.98, 0.75),
-        TOP("at the top", 0.25, 0.02, 0.75, 0.40),
-        BOTTOM("at the bottom", 0.25, 0.60, 0.75, 0.98),
-        MIDDLE("in the middle", 0.30, 0.30, 0.70, 0.70);
+        LEFT("on the left", 0.02, 0.22, 0.42, 0.78),
+        RIGHT("on the right", 0.58, 0.22, 0.98, 0.78),
+        TOP("at the top", 0.22, 0.02, 0.78, 0.42),
+        BOTTOM("at the bottom", 0.22, 0.58, 0.78, 0.98),
+        MIDDLE("in the middle", 0.29, 0.29, 0.71, 0.71);
 
         final String phrase;
         final double x0;

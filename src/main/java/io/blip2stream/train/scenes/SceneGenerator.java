@@ -22,8 +22,8 @@ public final class SceneGenerator {
         }
     }
 
-    static final double MIN_SIZE = 0.13;
-    static final double MAX_SIZE = 0.17;
+    static final double MIN_SIZE = 0.15;
+    static final double MAX_SIZE = 0.19;
     static final double GAP = 0.015;
 
     private SceneGenerator() {}

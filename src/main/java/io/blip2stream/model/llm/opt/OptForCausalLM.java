@@ -44,7 +44,7 @@ public final class OptForCausalLM implements LanguageModel {
     private final Linear projectOut;     // (D, W) or null
     private final List<DecoderLayer> layers;
     private final LayerNorm finalLayerNorm; // null for post-LN models
-    private final NDArray lmHeadT;          // (W, V)
+    private final NDArray lmHeadT;          // (W, V); null when training ties it to the embedding array
     private final NDManager manager;
     private final OptTfDecodeLayer fusedDecodeLayer; // TensorFlow: a decode step's layer as one function; else null
 
@@ -93,9 +93,10 @@ public final class OptForCausalLM implements LanguageModel {
         // the LM head: tied to the token embeddings unless the checkpoint says otherwise and has its own
         String head = !c.tieWordEmbeddings() && w.contains(prefix + ".lm_head.weight")
                 ? prefix + ".lm_head.weight" : dec + ".embed_tokens.weight";
-        // training ties the head to the embedding array itself (a transposed view), so both get the gradient
+        // training ties the head to the embedding array itself (transposed at each use, so that both get the
+        // gradient): no head array then
         NDArray headT = w.isRecording() && head.equals(dec + ".embed_tokens.weight")
-                ? tokens.array().transpose(1, 0) : w.loadTransposed(m, head, v, wd); // (W, V)
+                ? null : w.loadTransposed(m, head, v, wd); // (W, V)
         return new OptForCausalLM(c, tokens, positions, in, out, layers, fin, headT, m);
     }
 
@@ -252,6 +253,11 @@ public final class OptForCausalLM implements LanguageModel {
 
     /** hidden [R, W] to logits [R, V]. */
     NDArray logits(NDArray hidden) {
+        if (lmHeadT == null) {
+            NDArray tiedT = embedTokens.array().transpose(1, 0); // (W, V), a view tracked by autograd
+            tiedT.attach(hidden.getManager());
+            return hidden.matMul(tiedT);
+        }
         return hidden.matMul(lmHeadT);
     }
 

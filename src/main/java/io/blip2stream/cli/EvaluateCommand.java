@@ -1,0 +1,76 @@
+package io.blip2stream.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.blip2stream.engine.ModelLocations;
+import io.blip2stream.train.SceneEvaluation;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+@Command(name = "evaluate", mixinStandardHelpOptions = true,
+        description = {"Evaluate a scene model on held-out scenes through the serving code: caption exact match, VQA",
+                "accuracy, and image-to-text / text-to-image recall@1 by ITC and by ITM re-ranking."})
+final class EvaluateCommand implements Callable<Integer> {
+    @Option(names = "--model", paramLabel = "DIR",
+            description = "a generation checkpoint (default " + ModelLocations.DEFAULT_GENERATION + ")")
+    Path model;
+
+    @Option(names = "--retrieval-model", paramLabel = "DIR",
+            description = "a retrieval checkpoint (default models/blip2-scenes-itm when --model is the default; 'none' to skip)")
+    String retrievalModel;
+
+    @Option(names = "--scenes", defaultValue = "300", paramLabel = "N", description = "held-out scenes (default 300)")
+    int scenes;
+
+    @Option(names = "--engine", defaultValue = "${env:BLIP2_ENGINE:-tensorflow}", description = "tensorflow (default) or pytorch")
+    String engine;
+
+    @Option(names = "--json", description = "the report as one JSON object")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        ModelOptions m = new ModelOptions();
+        m.model = model;
+        m.engine = engine;
+        m.checkGenerationModel();
+        model = m.model;
+        Path retrieval = null;
+        if (retrievalModel == null) {
+            Path sibling = model.resolveSibling("blip2-scenes-itm");
+            retrieval = sibling.toFile().isDirectory() ? sibling : null;
+        } else if (!retrievalModel.equals("none")) {
+            retrieval = Path.of(retrievalModel);
+            ModelOptions r = new ModelOptions();
+            r.model = retrieval;
+            r.checkRetrievalModel();
+        }
+        if (scenes < 1) {
+            throw new Main.UserError("--scenes must be at least 1");
+        }
+        SceneEvaluation.Report rep = SceneEvaluation.run(model.getFileName().toString(), model, retrieval, m.engineKind(), scenes,
+                System.err);
+        if (json) {
+            System.out.println(new ObjectMapper().writeValueAsString(rep));
+        } else {
+            System.out.println(line(rep));
+            for (String[] e : rep.examples()) {
+                System.out.printf("  %-40s -> %s%n", e[0], e[1]);
+            }
+        }
+        return 0;
+    }
+
+    static String line(SceneEvaluation.Report r) {
+        String s = String.format(Locale.ROOT, "%s on %d held-out scenes: caption exact match %.1f%%, VQA accuracy %.1f%%",
+                r.name(), r.scenes(), 100 * r.captionExactMatch(), 100 * r.vqaAccuracy());
+        if (r.itcImageToText() != null) {
+            s += String.format(Locale.ROOT, ", recall@1 image-to-text %.1f%% (ITC) %.1f%% (ITM), text-to-image %.1f%% (ITC) %.1f%% (ITM)",
+                    100 * r.itcImageToText(), 100 * r.itmImageToText(), 100 * r.itcTextToImage(), 100 * r.itmTextToImage());
+        }
+        return s;
+    }
+}

@@ -1,0 +1,95 @@
+package io.blip2stream.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import io.blip2stream.train.scenes.Scene;
+import io.blip2stream.train.scenes.SceneTokenizer;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.Predicate;
+
+/**
+ * BLIP-2's second stage, vision-to-language generative learning with the language model frozen: the Q-Former's
+ * query outputs, through a fully connected projection into the LLM's embedding space, are prepended to the text as
+ * a soft visual prompt, and the language-modelling loss on the text after the prompt trains the queries, the
+ * Q-Former and the projection. Texts: the caption after {@code </s>} alone, after "a photo of", and the answer
+ * after BLIP-2's "Question: {q} Answer:" (OPT's template).
+ *
+ * <p>Dimensions: B batch, Q queries, T text, D Q-Former hidden, H language model hidden, V vocabulary.
+ */
+final class GenerativeLearning {
+    private GenerativeLearning() {}
+
+    /** The query path of the Q-Former, the queries and the projection (the text feed-forward is not used here). */
+    static final Predicate<String> PARAMETERS = n -> n.equals("query_tokens") || n.startsWith("language_projection.")
+            || (n.startsWith("qformer.") && !n.matches("qformer\\.encoder\\.layer\\.\\d+\\.(intermediate|output)\\..*"));
+
+    /** A text split where the loss starts: {@code prompt} tokens (with the leading </s>), then the target and </s>. */
+    record Example(int[] ids, int promptLength) {}
+
+    static Example example(SceneData data, Scene s, SplittableRandom r) {
+        int kind = r.nextInt(4); // captions half the time, with and without "a photo of"; questions the other half
+        String prompt;
+        String target;
+        if (kind == 0) {
+            prompt = "";
+            target = s.caption();
+        } else if (kind == 1) {
+            prompt = "a photo of";
+            target = s.caption();
+        } else {
+            List<Scene.QuestionAnswer> qs = s.questions(r);
+            Scene.QuestionAnswer qa = qs.get(r.nextInt(qs.size()));
+            prompt = "Question: " + qa.question() + " Answer:";
+            target = qa.answer();
+        }
+        int p = data.encode(prompt, -1).length;
+        return new Example(data.encode((prompt + " " + target).strip(), SceneTokenizer.EOS), p);
+    }
+
+    static TrainLoop.Step step(SceneModel model, SceneData data, int batch) {
+        return (scope, step) -> {
+            SplittableRandom r = new SplittableRandom(step * 32452843L + 7);
+            List<Scene> scenes = data.batch(step, batch);
+            int b = scenes.size();
+            int q = model.spec.queries();
+            NDArray image = model.vision.forward(data.pixels(scope, scenes, true, r));                  // (B, S, Dv), frozen
+            NDArray queryOut = model.qformer.forward(RepresentationLearning.queries(model, scope, b), image); // (B, Q, D)
+            NDArray soft = model.languageProjection.forward(queryOut);                                  // (B, Q, H)
+            List<Example> examples = new ArrayList<>();
+            List<int[]> rows = new ArrayList<>();
+            for (Scene s : scenes) {
+                Example e = example(data, s, r);
+                examples.add(e);
+                rows.add(e.ids());
+            }
+            int[][] ids = SceneData.pad(rows);
+            int[][] textMask = SceneData.mask(ids);
+            int t = ids[0].length;
+            int[] flat = new int[b * t];
+            for (int i = 0; i < b; i++) {
+                System.arraycopy(ids[i], 0, flat, i * t, t);
+            }
+            NDArray words = model.languageModel.embedTokens().lookup(scope, flat).reshape(b, t, model.spec.tHidden()); // (B, T, H)
+            NDArray x = NDArrays.concat(new NDList(soft, words), 1);                                     // (B, Q+T, H)
+            int[][] mask = new int[b][q + t];
+            int[] labels = new int[b * (q + t)];
+            java.util.Arrays.fill(labels, -1);
+            for (int i = 0; i < b; i++) {
+                java.util.Arrays.fill(mask[i], 0, q, 1);
+                System.arraycopy(textMask[i], 0, mask[i], q, t);
+                int len = examples.get(i).ids().length;
+                for (int j = examples.get(i).promptLength(); j < len; j++) {
+                    labels[i * (q + t) + q + j - 1] = ids[i][j]; // the position before token j predicts it
+                }
+            }
+            NDArray logits = model.languageModel.logitsOfSequence(x, mask);                              // (B*(Q+T), V)
+            NDArray loss = Losses.crossEntropy(logits, Losses.oneHot(labels, model.spec.vocab()));
+            return new TrainLoop.Losses(loss, Map.of("token_acc", scope.create((float) Losses.accuracy(logits, labels))));
+        };
+    }
+}

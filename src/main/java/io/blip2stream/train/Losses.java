@@ -1,0 +1,71 @@
+package io.blip2stream.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+
+/** Loss functions on DJL arrays (differentiable on the PyTorch engine). */
+final class Losses {
+    private Losses() {}
+
+    /**
+     * Mean cross entropy of logits [N, C] against target distributions [N][C] given in Java (one-hot, soft, or all
+     * zero for a row that does not count), over the rows that count.
+     */
+    static NDArray crossEntropy(NDArray logits, float[][] targets) {
+        int n = targets.length;
+        int c = targets[0].length;
+        float[] flat = new float[n * c];
+        int counted = 0;
+        for (int i = 0; i < n; i++) {
+            float s = 0;
+            for (int j = 0; j < c; j++) {
+                flat[i * c + j] = targets[i][j];
+                s += targets[i][j];
+            }
+            counted += s > 0 ? 1 : 0;
+        }
+        NDManager scope = logits.getManager();
+        NDArray t = scope.create(flat, new Shape(n, c));
+        return logits.logSoftmax(1).mul(t).sum().neg().div(Math.max(1, counted)); // ()
+    }
+
+    /** One-hot targets [N][C] of labels; a negative label gives a zero row (ignored). */
+    static float[][] oneHot(int[] labels, int classes) {
+        float[][] t = new float[labels.length][classes];
+        for (int i = 0; i < labels.length; i++) {
+            if (labels[i] >= 0) {
+                t[i][labels[i]] = 1f;
+            }
+        }
+        return t;
+    }
+
+    /** Fraction of rows whose arg-max is the label (rows with a negative label left out). */
+    static double accuracy(NDArray logits, int[] labels) {
+        float[] v = logits.toFloatArray();
+        int c = v.length / labels.length;
+        int right = 0;
+        int counted = 0;
+        for (int i = 0; i < labels.length; i++) {
+            if (labels[i] < 0) {
+                continue;
+            }
+            int best = 0;
+            for (int j = 1; j < c; j++) {
+                if (v[i * c + j] > v[i * c + best]) {
+                    best = j;
+                }
+            }
+            right += best == labels[i] ? 1 : 0;
+            counted++;
+        }
+        return counted == 0 ? 0 : (double) right / counted;
+    }
+
+    /** x / ||x|| over the last axis. */
+    static NDArray l2Normalize(NDArray x) {
+        int last = x.getShape().dimension() - 1;
+        return x.div(x.mul(x).sum(new int[] {last}, true).add(1e-12f).sqrt());
+    }
+}

@@ -1,0 +1,90 @@
+package io.blip2stream.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/** The README.md written next to each exported checkpoint: what it is, the recipe that made it, and its scores. */
+final class ModelCard {
+    private ModelCard() {}
+
+    static String markdown(String name, String architecture, Recipe r, List<TrainLoop.Curve> curves,
+                           List<SceneEvaluation.Report> reports, double seconds) {
+        SceneModelSpec s = r.spec();
+        StringBuilder b = new StringBuilder();
+        b.append("# ").append(name).append("\n\n");
+        b.append("A BLIP-2 checkpoint (`").append(architecture).append("`) trained from scratch by blip2-stream's `train` ")
+                .append("command on synthetic scenes: one to four objects of one shape (circle, square, triangle, cross) and one ")
+                .append("colour (red, green, blue, yellow, purple, orange), grouped on the left, on the right, at the top, at the ")
+                .append("bottom or in the middle of a 64x64 image. It captions them (\"two red circles on the left\") and answers ")
+                .append("questions about colour, count, shape and place. It loads in this project and in transformers.\n\n");
+        b.append("## Architecture\n\n");
+        b.append(String.format(Locale.ROOT, "- Image encoder: ViT, %dx%d images in %dx%d patches, %d layers of %d, %d heads "
+                        + "(pre-trained here on scene attributes, then frozen)%n", s.imageSize(), s.imageSize(), s.patch(), s.patch(),
+                s.vLayers(), s.vHidden(), s.vHeads()));
+        b.append(String.format(Locale.ROOT, "- Q-Former: %d learned queries, %d layers of %d, %d heads, cross-attention every "
+                + "second layer, ITC embeddings of %d%n", s.queries(), s.qLayers(), s.qHidden(), s.qHeads(), s.embedDim()));
+        b.append(String.format(Locale.ROOT, "- Language model: OPT-style decoder, %d layers of %d, %d heads, FFN %d, a word-level "
+                + "vocabulary of %d (pre-trained here on scene text, then frozen)%n%n", s.tLayers(), s.tHidden(), s.tHeads(),
+                s.tFfn(), s.vocab()));
+        b.append("## Recipe (BLIP-2's two stages, both unimodal models frozen)\n\n");
+        b.append("| stage | trains | steps | batch | learning rate | minutes | loss, first -> last tenth |\n|---|---|---|---|---|---|---|\n");
+        for (TrainLoop.Curve c : curves) {
+            Recipe.Stage st = switch (c.stage()) {
+                case Trainer.VISION -> r.vision();
+                case Trainer.LANGUAGE_MODEL -> r.languageModel();
+                case Trainer.STAGE1 -> r.representation();
+                default -> r.generative();
+            };
+            String trains = switch (c.stage()) {
+                case Trainer.VISION -> "ViT + attribute heads (count, shape, colour, place)";
+                case Trainer.LANGUAGE_MODEL -> "language model, next token on captions and QA text";
+                case Trainer.STAGE1 -> "queries + Q-Former: ITC + ITM (hard negatives) + ITG";
+                case Trainer.STAGE2 -> "queries + Q-Former + projection, LM loss through the frozen LM";
+                default -> "the same as stage 2, from a fresh Q-Former (the ablation)";
+            };
+            b.append(String.format(Locale.ROOT, "| %s | %s | %d | %d | %.0e -> %.0e | %.1f | %s |%n", c.stage(), trains, c.steps(),
+                    st.batch(), st.peakLr(), st.minLr(), c.seconds() / 60, losses(c.first(), c.last())));
+        }
+        b.append(String.format(Locale.ROOT, "%nAdamW (beta1 0.9, beta2 0.98, weight decay 0.05), linear warm-up then cosine decay; "
+                + "random resized crops (80-100%% of the area, objects kept whole) and horizontal flips only where the caption "
+                + "stays true. %d training scenes; seed %d. Whole run: %.1f minutes on the machine that trained it.%n%n",
+                r.trainScenes(), r.seed(), seconds / 60));
+        if (!reports.isEmpty()) {
+            b.append("## Evaluation on held-out scenes (greedy decoding)\n\n");
+            b.append("| model | scenes | caption exact match | VQA accuracy | image-to-text R@1 (ITC / ITM) | text-to-image R@1 (ITC / ITM) |\n");
+            b.append("|---|---|---|---|---|---|\n");
+            for (SceneEvaluation.Report rep : reports) {
+                b.append(String.format(Locale.ROOT, "| %s | %d | %.1f%% | %.1f%% | %s | %s |%n", rep.name(), rep.scenes(),
+                        100 * rep.captionExactMatch(), 100 * rep.vqaAccuracy(),
+                        rep.itcImageToText() == null ? "-" : String.format(Locale.ROOT, "%.1f%% / %.1f%%", 100 * rep.itcImageToText(), 100 * rep.itmImageToText()),
+                        rep.itcTextToImage() == null ? "-" : String.format(Locale.ROOT, "%.1f%% / %.1f%%", 100 * rep.itcTextToImage(), 100 * rep.itmTextToImage())));
+            }
+            b.append("\nVQA by kind of question (").append(reports.get(0).name()).append("): ");
+            reports.get(0).vqaByKind().forEach((k, v) -> b.append(String.format(Locale.ROOT, "%s %.1f%%, ", k, 100 * v)));
+            b.setLength(b.length() - 2);
+            b.append("\n\n");
+        }
+        b.append("## Use\n\n```bash\njava -jar target/blip2-stream.jar caption --image scene.png\n")
+                .append("java -jar target/blip2-stream.jar ask --image scene.png --question \"what color are the circles?\"\n```\n");
+        return b.toString();
+    }
+
+    private static String losses(Map<String, Double> first, Map<String, Double> last) {
+        StringBuilder b = new StringBuilder();
+        for (String k : first.keySet()) {
+            if (k.endsWith("acc")) {
+                continue;
+            }
+            b.append(String.format(Locale.ROOT, "%s %.3f -> %.3f, ", k, first.get(k), last.getOrDefault(k, Double.NaN)));
+        }
+        return b.length() > 2 ? b.substring(0, b.length() - 2) : "";
+    }
+
+    static void write(Path dir, String text) throws IOException {
+        Files.writeString(dir.resolve("README.md"), text);
+    }
+}

@@ -1,0 +1,53 @@
+package io.blip2stream.train;
+
+/**
+ * The training recipe: the model's shapes, the scenes, and per stage its steps, batch size and learning rates.
+ * {@link #defaults()} is the documented run (under 45 minutes on 2 cores); {@link #withSteps} shortens every stage
+ * for smoke runs.
+ */
+public record Recipe(SceneModelSpec spec, int trainScenes, long seed, Stage vision, Stage languageModel,
+                     Stage representation, Stage generative, int evalScenes) {
+
+    /** One stage: steps, batch size, warm-up steps, peak and final learning rate. */
+    public record Stage(int steps, int batch, int warmup, float peakLr, float minLr) {
+        Schedule schedule() {
+            return new Schedule(steps, warmup, peakLr * 0.01f, peakLr, minLr);
+        }
+
+        Stage withSteps(int s) {
+            return new Stage(s, batch, Math.min(warmup, Math.max(0, s / 10)), peakLr, minLr);
+        }
+
+        Stage scaled(double f) {
+            int s = Math.max(1, (int) Math.round(steps * f));
+            return new Stage(s, batch, Math.max(0, (int) Math.round(warmup * f)), peakLr, minLr);
+        }
+    }
+
+    public static Recipe defaults() {
+        return new Recipe(SceneModelSpec.defaults(), 20_000, 42,
+                new Stage(2000, 48, 100, 1e-3f, 1e-5f),
+                new Stage(500, 64, 50, 2e-3f, 2e-5f),
+                new Stage(1500, 32, 100, 1e-3f, 1e-5f),
+                new Stage(1500, 32, 100, 1e-3f, 5e-5f),   // BLIP-2: a minimum learning rate in the second stage
+                300);
+    }
+
+    public Recipe withSteps(int steps) {
+        return new Recipe(spec, trainScenes, seed, vision.withSteps(steps), languageModel.withSteps(steps),
+                representation.withSteps(steps), generative.withSteps(steps), evalScenes);
+    }
+
+    public Recipe scaled(double f) {
+        return new Recipe(spec, trainScenes, seed, vision.scaled(f), languageModel.scaled(f), representation.scaled(f),
+                generative.scaled(f), evalScenes);
+    }
+
+    public Recipe withEvalScenes(int n) {
+        return new Recipe(spec, trainScenes, seed, vision, languageModel, representation, generative, n);
+    }
+
+    public Recipe withSeed(long s) {
+        return new Recipe(spec, trainScenes, s, vision, languageModel, representation, generative, evalScenes);
+    }
+}

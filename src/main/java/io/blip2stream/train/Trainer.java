@@ -1,0 +1,143 @@
+package io.blip2stream.train;
+
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.blip2stream.engine.Engines;
+import io.blip2stream.model.config.PreprocessorConfig;
+import io.blip2stream.model.text.TextTokenizer;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Predicate;
+import java.util.stream.Stream;
+
+/**
+ * The whole recipe, stage after stage, each resumable: the two "off-the-shelf" unimodal models first (the ViT on
+ * scene attributes, the language model on scene text), then BLIP-2's two stages with both frozen, and the paper's
+ * ablation (the second stage from a fresh Q-Former, without the first). Each stage leaves a training state in
+ * {@code out/<stage>/} and a {@code done} marker; a run that is stopped resumes from the last checkpoint of the
+ * stage it was in. Finally the checkpoints are exported in the Hugging Face layout and evaluated on held-out scenes.
+ */
+public final class Trainer {
+    public static final String VISION = "vision";
+    public static final String LANGUAGE_MODEL = "language-model";
+    public static final String STAGE1 = "stage1";
+    public static final String STAGE2 = "stage2";
+    public static final String ABLATION = "ablation-stage2-only";
+
+    /** What a run produced: the curves per stage, where the models went, and the evaluation. */
+    public record Result(List<TrainLoop.Curve> curves, Path generation, Path retrieval, Path ablation,
+                         List<SceneEvaluation.Report> reports, double seconds) {}
+
+    private final Recipe recipe;
+    private final Path out;
+    private final PrintStream progress;
+
+    public Trainer(Recipe recipe, Path out, PrintStream progress) {
+        this.recipe = recipe;
+        this.out = out;
+        this.progress = progress;
+    }
+
+    public Result run(boolean ablation, Path exportDir) throws IOException {
+        long t0 = System.nanoTime();
+        Path init = out.resolve("init");
+        if (!Files.exists(init.resolve("model.safetensors"))) {
+            recipe.spec().writeInitialState(init, recipe.seed());
+        }
+        List<TrainLoop.Curve> curves = new ArrayList<>();
+        try (NDManager manager = Engines.newManager(Engines.Kind.PYTORCH);
+             TextTokenizer tokenizer = TextTokenizer.load(init)) {
+            SceneData data = new SceneData(recipe.trainScenes(), recipe.seed(), recipe.spec().imageSize(),
+                    PreprocessorConfig.load(init, recipe.spec().imageSize()), tokenizer);
+            curves.add(stage(VISION, init, recipe.vision(), VisionPretraining.PARAMETERS, manager,
+                    m -> VisionPretraining.step(m, data, recipe.vision().batch())));
+            curves.add(stage(LANGUAGE_MODEL, out.resolve(VISION), recipe.languageModel(), LanguageModelPretraining.PARAMETERS,
+                    manager, m -> LanguageModelPretraining.step(m, data, recipe.languageModel().batch())));
+            curves.add(stage(STAGE1, out.resolve(LANGUAGE_MODEL), recipe.representation(), RepresentationLearning.PARAMETERS,
+                    manager, m -> RepresentationLearning.step(m, data, recipe.representation().batch())));
+            curves.add(stage(STAGE2, out.resolve(STAGE1), recipe.generative(), GenerativeLearning.PARAMETERS, manager,
+                    m -> GenerativeLearning.step(m, data, recipe.generative().batch())));
+            if (ablation) {
+                // the same frozen encoders; the Q-Former, queries and projection as initialised
+                curves.add(stage(ABLATION, out.resolve(LANGUAGE_MODEL), recipe.generative(), GenerativeLearning.PARAMETERS,
+                        manager, m -> GenerativeLearning.step(m, data, recipe.generative().batch())));
+            }
+        }
+        Path generation = exportDir.resolve("blip2-scenes-opt");
+        Path retrieval = exportDir.resolve("blip2-scenes-itm");
+        Export.generation(recipe.spec(), out.resolve(STAGE2), generation);
+        Export.retrieval(recipe.spec(), out.resolve(STAGE1), retrieval);
+        Path ablationDir = null;
+        if (ablation) {
+            ablationDir = exportDir.resolve("blip2-scenes-opt-without-stage1");
+            Export.generation(recipe.spec(), out.resolve(ABLATION), ablationDir);
+        }
+        List<SceneEvaluation.Report> reports = new ArrayList<>();
+        if (recipe.evalScenes() > 0) {
+            reports.add(SceneEvaluation.run("BLIP-2 (stage 1 + stage 2)", generation, retrieval, Engines.Kind.PYTORCH,
+                    recipe.evalScenes(), progress));
+            if (ablation) {
+                reports.add(SceneEvaluation.run("stage 2 only (no representation learning)", ablationDir, null,
+                        Engines.Kind.PYTORCH, recipe.evalScenes(), progress));
+            }
+        }
+        Result r = new Result(curves, generation, retrieval, ablationDir, reports, (System.nanoTime() - t0) / 1e9);
+        ModelCard.write(generation, ModelCard.markdown("blip2-scenes-opt", "Blip2ForConditionalGeneration", recipe, curves, reports, r.seconds()));
+        ModelCard.write(retrieval, ModelCard.markdown("blip2-scenes-itm", "Blip2ForImageTextRetrieval", recipe, curves, reports, r.seconds()));
+        Map<String, Object> summary = new LinkedHashMap<>();
+        summary.put("recipe", recipe);
+        summary.put("seconds", r.seconds());
+        summary.put("curves", curves);
+        summary.put("evaluation", reports);
+        new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(out.resolve("report.json").toFile(), summary);
+        return r;
+    }
+
+    interface StepFactory {
+        TrainLoop.Step create(SceneModel model);
+    }
+
+    private TrainLoop.Curve stage(String name, Path from, Recipe.Stage stage, Predicate<String> params, NDManager manager,
+                                  StepFactory factory) throws IOException {
+        Path dir = out.resolve(name);
+        Path curveFile = dir.resolve("curve.json");
+        ObjectMapper json = new ObjectMapper();
+        if (Files.exists(dir.resolve("done"))) {
+            progress.println(name + ": done before, skipped");
+            return json.readValue(curveFile.toFile(), TrainLoop.Curve.class);
+        }
+        Path checkpoint = dir.resolve("checkpoint");
+        boolean resume = Files.exists(checkpoint.resolve("progress.json"));
+        progress.printf("%s: %d steps at batch %d, learning rate %.1e to %.1e%s%n", name, stage.steps(), stage.batch(),
+                stage.peakLr(), stage.minLr(), resume ? " (resuming)" : "");
+        try (SceneModel model = SceneModel.load(recipe.spec(), resume ? checkpoint.resolve("model") : from, manager)) {
+            TrainLoop.Curve curve = TrainLoop.run(name, model, model.parameters(params), stage.schedule(), factory.create(model),
+                    checkpoint, Math.max(50, stage.steps() / 5), progress);
+            model.save(dir);
+            json.writeValue(curveFile.toFile(), curve);
+        }
+        Files.writeString(dir.resolve("done"), "");
+        deleteTree(checkpoint);
+        return json.readValue(curveFile.toFile(), TrainLoop.Curve.class);
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p)) {
+            return;
+        }
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path f : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(f);
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+package io.blip2stream.train;
+
+import ai.djl.ndarray.NDManager;
+import io.blip2stream.engine.Engines;
+import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.generation.GenerationParams;
+import io.blip2stream.model.weights.Weights;
+import io.blip2stream.train.scenes.SceneGenerator;
+import io.blip2stream.train.scenes.SceneRenderer;
+import io.blip2stream.train.scenes.SceneTokenizer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.FloatBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.Predicate;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The recipe end to end on a tiny scene model, a few steps per stage: which parameters each stage trains and which
+ * it leaves frozen, the exported checkpoints serving through the inference code, and a stopped stage resuming to
+ * the same weights as an uninterrupted one.
+ */
+class TrainerTest {
+    static final SceneModelSpec TINY = new SceneModelSpec(32, 8, 32, 2, 2, 64, 32, 2, 2, 64, 4, 16, 32, 2, 2, 64,
+            SceneTokenizer.vocabSize(), 32);
+
+    @TempDir
+    static Path dir;
+    static Trainer.Result result;
+    static String log;
+
+    static Recipe tiny(int steps) {
+        Recipe.Stage s = new Recipe.Stage(steps, 8, 1, 1e-3f, 1e-4f);
+        return new Recipe(TINY, 200, 3, s, s, s, s, 6);
+    }
+
+    @BeforeAll
+    static void train() throws IOException {
+        ByteArrayOutputStream progress = new ByteArrayOutputStream();
+        result = new Trainer(tiny(3), dir.resolve("run"), new PrintStream(progress, true)).run(true, dir.resolve("models"));
+        log = progress.toString();
+    }
+
+    static float[] tensor(Path state, String name) throws IOException {
+        try (Weights w = Weights.open(state)) {
+            FloatBuffer b = w.floats(name, w.shape(name));
+            float[] v = new float[b.remaining()];
+            b.get(v);
+            return v;
+        }
+    }
+
+    static void assertChanged(Path before, Path after, String name) throws IOException {
+        assertFalse(Arrays.equals(tensor(before, name), tensor(after, name)), name + " should have trained");
+    }
+
+    static void assertSame(Path before, Path after, String name) throws IOException {
+        assertArrayEquals(tensor(before, name), tensor(after, name), name + " should be frozen");
+    }
+
+    @Test
+    void eachStageTrainsItsOwnPartsAndLeavesTheFrozenOnesAlone() throws IOException {
+        Path run = dir.resolve("run");
+        Path init = run.resolve("init");
+        Path vision = run.resolve(Trainer.VISION);
+        Path lm = run.resolve(Trainer.LANGUAGE_MODEL);
+        Path s1 = run.resolve(Trainer.STAGE1);
+        Path s2 = run.resolve(Trainer.STAGE2);
+        String vit = "vision_model.encoder.layers.0.mlp.fc1.weight";
+        String opt = "language_model.model.decoder.layers.0.fc1.weight";
+        String optEmbed = "language_model.model.decoder.embed_tokens.weight";
+        String crossAttention = "qformer.encoder.layer.0.crossattention.attention.key.weight";
+        String textFfn = "qformer.encoder.layer.0.intermediate.dense.weight";
+        // the unimodal models
+        assertChanged(init, vision, vit);
+        assertChanged(init, vision, "train.vision_heads.count.weight");
+        assertSame(init, vision, opt);
+        assertChanged(vision, lm, opt);
+        assertChanged(vision, lm, optEmbed); // also through the tied LM head
+        assertSame(vision, lm, vit);
+        // stage 1: the Q-Former and its heads, with both encoders frozen
+        for (String n : List.of("query_tokens", crossAttention, textFfn, "embeddings.word_embeddings.weight",
+                "vision_projection.weight", "text_projection.weight", "itm_head.weight",
+                "train.itg_head.transform.dense.weight", "train.itc_temperature")) {
+            assertChanged(lm, s1, n);
+        }
+        assertSame(lm, s1, vit);
+        assertSame(lm, s1, opt);
+        assertSame(lm, s1, "language_projection.weight");
+        // stage 2: the queries, the Q-Former's query path and the projection, with the LLM frozen
+        for (String n : List.of("query_tokens", crossAttention, "language_projection.weight")) {
+            assertChanged(s1, s2, n);
+        }
+        for (String n : List.of(vit, opt, optEmbed, textFfn, "itm_head.weight")) {
+            assertSame(s1, s2, n);
+        }
+        assertTrue(log.contains("stage1 step 3/3 loss"), log);
+        assertTrue(log.matches("(?s).*itc \\d.*itm \\d.*itg \\d.*"), "stage 1 reports its three losses: " + log);
+        assertTrue(log.contains("left"), "progress shows the time left");
+    }
+
+    @Test
+    void theExportedCheckpointsServeThroughTheInferenceCodeOnBothEngines() throws IOException {
+        assertTrue(Files.exists(result.generation().resolve("config.json")));
+        assertTrue(Files.readString(result.generation().resolve("config.json")).contains("Blip2ForConditionalGeneration"));
+        assertTrue(Files.readString(result.retrieval().resolve("config.json")).contains("Blip2ForImageTextRetrieval"));
+        try (Weights w = Weights.open(result.generation())) {
+            assertFalse(w.names().stream().anyMatch(n -> n.startsWith("train.") || n.startsWith("itm_head")),
+                    "training-only and retrieval tensors stay out of the generation checkpoint");
+        }
+        byte[] png = SceneRenderer.png(SceneGenerator.sample(SceneGenerator.Split.HELDOUT, 0), 32);
+        String[] texts = new String[2];
+        for (Engines.Kind engine : Engines.Kind.values()) {
+            try (NDManager m = Engines.newManager(engine); Blip2Model model = Blip2Model.load(result.generation(), m);
+                 Blip2Model itm = Blip2Model.load(result.retrieval(), m)) {
+                float[] px = model.preprocess(png);
+                float[] prompt = model.visualPrompt(model.encodeImages(List.of(px), false), 0);
+                texts[engine.ordinal()] = model.generate(List.of(new Blip2Model.GenerationRequest(prompt, null)),
+                        GenerationParams.greedy(5), Blip2Model.TextListener.NONE).get(0).text();
+                assertEquals(2, itm.match(itm.preprocess(png), List.of("a red circle on the left", "two blue squares at the top")).size());
+            }
+        }
+        assertEquals(texts[0], texts[1], "both engines generate the same from the exported checkpoint");
+        assertEquals(2, result.reports().size(), "the model and the ablation are evaluated");
+        assertNotNull(result.reports().get(0).itcImageToText());
+        assertTrue(Files.exists(dir.resolve("run/report.json")));
+    }
+
+    @Test
+    void aStoppedStageResumesFromItsCheckpointToTheSameWeights() throws IOException {
+        Path run = dir.resolve("resume");
+        Recipe recipe = tiny(6);
+        recipe.spec().writeInitialState(run.resolve("init"), 3);
+        Path whole = stage(recipe, run, "whole", -1);
+        assertThrows(IllegalStateException.class, () -> stage(recipe, run, "stopped", 4));
+        assertTrue(Files.exists(run.resolve("stopped/checkpoint/progress.json")));
+        Path resumed = stage(recipe, run, "stopped", -1);
+        for (String n : List.of("vision_model.encoder.layers.1.mlp.fc2.weight", "train.vision_heads.place.bias")) {
+            float[] a = tensor(whole, n);
+            float[] b = tensor(resumed, n);
+            for (int i = 0; i < a.length; i++) {
+                assertEquals(a[i], b[i], 1e-6f, n + "[" + i + "]");
+            }
+        }
+    }
+
+    /** The vision stage, checkpointing every 2 steps; it throws at step {@code failAt} (if not negative). */
+    private static Path stage(Recipe recipe, Path run, String name, int failAt) throws IOException {
+        Path out = run.resolve(name);
+        Path checkpoint = out.resolve("checkpoint");
+        boolean resume = Files.exists(checkpoint.resolve("progress.json"));
+        Predicate<String> params = VisionPretraining.PARAMETERS;
+        try (NDManager m = Engines.newManager(Engines.Kind.PYTORCH);
+             io.blip2stream.model.text.TextTokenizer tok = io.blip2stream.model.text.TextTokenizer.load(run.resolve("init"));
+             SceneModel model = SceneModel.load(recipe.spec(), resume ? checkpoint.resolve("model") : run.resolve("init"), m)) {
+            SceneData data = new SceneData(recipe.trainScenes(), recipe.seed(), recipe.spec().imageSize(),
+                    io.blip2stream.model.config.PreprocessorConfig.load(run.resolve("init"), 32), tok);
+            TrainLoop.Step step = VisionPretraining.step(model, data, recipe.vision().batch());
+            TrainLoop.Step failing = (scope, s) -> {
+                if (s == failAt) {
+                    throw new IllegalStateException("stopped at step " + s);
+                }
+                return step.compute(scope, s);
+            };
+            TrainLoop.run(name, model, model.parameters(params), recipe.vision().schedule(), failing, checkpoint, 2,
+                    new PrintStream(new ByteArrayOutputStream()));
+            model.save(out);
+        }
+        return out;
+    }
+}
