@@ -1,7 +1,6 @@
 package io.blip2stream.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.blip2stream.engine.ModelLocations;
 import io.blip2stream.train.SceneEvaluation;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -14,12 +13,12 @@ import java.util.concurrent.Callable;
         description = {"Evaluate a scene model on held-out scenes through the serving code: caption exact match, VQA",
                 "accuracy, and image-to-text / text-to-image recall@1 by ITC and by ITM re-ranking."})
 final class EvaluateCommand implements Callable<Integer> {
-    @Option(names = "--model", paramLabel = "DIR",
-            description = "a generation checkpoint (default " + ModelLocations.DEFAULT_GENERATION + ")")
+    @Option(names = "--model", required = true, paramLabel = "DIR",
+            description = "a scene model's generation checkpoint (from train: OUT/models/blip2-scenes-opt)")
     Path model;
 
     @Option(names = "--retrieval-model", paramLabel = "DIR",
-            description = "a retrieval checkpoint (default models/blip2-scenes-itm when --model is the default; 'none' to skip)")
+            description = "a retrieval checkpoint (default: blip2-scenes-itm beside --model, if there; 'none' to skip)")
     String retrievalModel;
 
     @Option(names = "--scenes", defaultValue = "300", paramLabel = "N", description = "held-out scenes (default 300)")

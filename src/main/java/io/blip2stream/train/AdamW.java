@@ -87,6 +87,12 @@ final class AdamW {
         return norm;
     }
 
+    private static NDArray copy(NDArray mapped) {
+        NDArray own = mapped.duplicate();
+        mapped.close();
+        return own;
+    }
+
     /** Sets a gradient to zero in place (a fill, so that NaNs go too). */
     private static void zero(NDArray g) {
         g.set(new ai.djl.ndarray.index.NDIndex(":"), 0f);
@@ -120,8 +126,9 @@ final class AdamW {
         try (Weights w = Weights.open(dir)) {
             for (int i = 0; i < params.size(); i++) {
                 long[] shape = params.get(i).array().getShape().getShape().clone();
-                NDArray mi = w.load(m.get(i).getManager(), "m." + params.get(i).key(), shape);
-                NDArray vi = w.load(v.get(i).getManager(), "v." + params.get(i).key(), shape);
+                // copies: PyTorch would wrap the memory-mapped (read-only, soon unmapped) file without copying it
+                NDArray mi = copy(w.load(m.get(i).getManager(), "m." + params.get(i).key(), shape));
+                NDArray vi = copy(w.load(v.get(i).getManager(), "v." + params.get(i).key(), shape));
                 m.get(i).close();
                 v.get(i).close();
                 m.set(i, mi);

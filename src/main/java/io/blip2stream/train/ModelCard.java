@@ -68,8 +68,9 @@ final class ModelCard {
             b.setLength(b.length() - 2);
             b.append("\n\n");
         }
-        b.append("## Use\n\n```bash\njava -jar target/blip2-stream.jar caption --image scene.png\n")
-                .append("java -jar target/blip2-stream.jar ask --image scene.png --question \"what color are the circles?\"\n```\n");
+        b.append("## Use\n\n```bash\njava -jar target/blip2-stream.jar scenes --count 4 --out scenes\n")
+                .append("java -jar target/blip2-stream.jar caption --model ").append(name).append(" --image scenes/heldout-00000.png\n")
+                .append("java -jar target/blip2-stream.jar evaluate --model ").append(name).append("\n```\n");
         return b.toString();
     }
 
