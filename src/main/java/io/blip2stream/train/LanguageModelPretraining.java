@@ -22,7 +22,7 @@ final class LanguageModelPretraining {
 
     /** A text about a scene in one of the three forms stage 2 uses, drawn by {@code r}. */
     static String text(Scene s, SplittableRandom r) {
-        int kind = r.nextInt(3);
+        int kind = r.nextInt(4); // a caption half the time, a question and its answer the other half
         if (kind == 0) {
             return s.caption();
         }
@@ -35,7 +35,7 @@ final class LanguageModelPretraining {
     }
 
     /**
-     * A document about one scene, as token ids: half the time one text alone, half the time the scene's caption
+     * A document about one scene, as token ids: a third of the time one text alone, else the scene's caption
      * first and then another text about the same scene ({@code </s> caption </s> text </s>}). The second kind is
      * what teaches the model to use its context: the answer to a question, or a caption said again, can be read
      * from what came before, as a large language model reads a document. Stage 2 puts the visual prompt where
@@ -43,7 +43,7 @@ final class LanguageModelPretraining {
      */
     static int[] document(SceneData data, Scene s, SplittableRandom r) {
         int[] text = data.encode(text(s, r), SceneTokenizer.EOS);
-        if (r.nextBoolean()) {
+        if (r.nextInt(3) == 0) {
             return text;
         }
         int[] context = data.encode(s.caption(), -1); // </s> caption

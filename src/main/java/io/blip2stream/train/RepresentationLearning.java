@@ -38,6 +38,14 @@ final class RepresentationLearning {
 
     static final float MASKED = -1e9f;
 
+    /**
+     * The share of ITM negatives drawn uniformly instead of by ITC similarity. On these scenes the hardest negative
+     * differs from the truth in one attribute, and with hard negatives only the ITM head can stay at the prior for
+     * the whole stage (seen in one of two runs); half easy negatives let it start. BLIP-2 draws them all by
+     * similarity.
+     */
+    static final double RANDOM_NEGATIVES = 0.5;
+
     static final Predicate<String> PARAMETERS = n -> n.equals("query_tokens") || n.startsWith("qformer.")
             || n.startsWith("embeddings.") || n.startsWith("vision_projection.") || n.startsWith("text_projection.")
             || n.startsWith("itm_head.") || n.startsWith("train.itg_head.") || n.equals("train.itc_temperature");
@@ -161,10 +169,21 @@ final class RepresentationLearning {
     }
 
     /**
-     * Row {@code i}'s hard negative: a text for image i ({@code textForImage}) or an image for text i, drawn with
-     * probability softmax(similarity) over the rows whose caption differs.
+     * Row {@code i}'s negative: a text for image i ({@code textForImage}) or an image for text i, drawn with
+     * probability softmax(similarity) over the rows whose caption differs, or (a share {@link #RANDOM_NEGATIVES} of
+     * the time) uniformly among them.
      */
     static int hardNegative(float[] logits, int i, int b, boolean textForImage, String[] captions, SplittableRandom r) {
+        if (r.nextDouble() < RANDOM_NEGATIVES) {
+            int j;
+            int tries = 0;
+            do {
+                j = r.nextInt(b);
+            } while (captions[j].equals(captions[i]) && ++tries < 4 * b);
+            if (!captions[j].equals(captions[i])) {
+                return j;
+            }
+        }
         double[] w = new double[b];
         double max = Double.NEGATIVE_INFINITY;
         for (int j = 0; j < b; j++) {

@@ -33,6 +33,12 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
                 SceneTokenizer.vocabSize(), 32);
     }
 
+    /**
+     * The language model's positions: the visual prompt, the prompt and what it generates (room for the command
+     * line's default of 30 new tokens after a question).
+     */
+    static final int LM_POSITIONS = 128;
+
     /** Classes of each attribute the ViT is pretrained to recognise (count 1-4, shape, colour, place). */
     public static final String[] ATTRIBUTES = {"count", "shape", "colour", "place"};
     public static final int[] ATTRIBUTE_CLASSES = {4, 4, 6, 5};
@@ -97,7 +103,7 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
         String d = "language_model.model.decoder";
         long h = tHidden;
         t.add(new Init(d + ".embed_tokens.weight", new long[] {vocab, h}, Kind.NORMAL));
-        t.add(new Init(d + ".embed_positions.weight", new long[] {maxText + queries + 2, h}, Kind.NORMAL));
+        t.add(new Init(d + ".embed_positions.weight", new long[] {LM_POSITIONS + 2, h}, Kind.NORMAL));
         for (int i = 0; i < tLayers; i++) {
             String p = d + ".layers." + i;
             for (String proj : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
@@ -247,7 +253,7 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
         t.put("num_hidden_layers", tLayers);
         t.put("num_attention_heads", tHeads);
         t.put("ffn_dim", tFfn);
-        t.put("max_position_embeddings", maxText + queries);
+        t.put("max_position_embeddings", LM_POSITIONS);
         t.put("word_embed_proj_dim", tHidden);
         t.put("do_layer_norm_before", true);
         t.put("_remove_final_layer_norm", false);
