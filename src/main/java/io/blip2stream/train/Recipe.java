@@ -29,7 +29,7 @@ public record Recipe(SceneModelSpec spec, int trainScenes, long seed, Stage visi
                 new Stage(2000, 48, 100, 1e-3f, 1e-5f),
                 new Stage(3000, 64, 100, 2e-3f, 2e-5f),
                 new Stage(1500, 32, 100, 1e-3f, 1e-5f),
-                new Stage(3000, 32, 100, 1e-3f, 5e-5f),   // BLIP-2: a minimum learning rate in the second stage
+                new Stage(6000, 32, 100, 1e-3f, 5e-5f),   // BLIP-2: a minimum learning rate in the second stage
                 300);
     }
 
