@@ -30,6 +30,7 @@ final class SceneData {
     static final double MIN_CROP_AREA = 0.8;
 
     private final int trainSize;
+    private final long prime; // the smallest prime >= trainSize, for permute
     private final long seed;
     private final int imageSize;
     private final BlipImageProcessor processor;
@@ -37,6 +38,7 @@ final class SceneData {
 
     SceneData(int trainSize, long seed, int imageSize, PreprocessorConfig pre, TextTokenizer tokenizer) {
         this.trainSize = trainSize;
+        this.prime = nextPrime(trainSize);
         this.seed = seed;
         this.imageSize = imageSize;
         this.processor = new BlipImageProcessor(pre);
@@ -56,7 +58,7 @@ final class SceneData {
 
     /** A bijection of [0, trainSize) per epoch: a random affine map modulo a prime above the size, cycled into range. */
     private long permute(long i, int epoch) {
-        long p = nextPrime(trainSize);
+        long p = prime;
         SplittableRandom r = new SplittableRandom(seed * 31 + epoch);
         long a = 1 + r.nextLong(p - 1);
         long b = r.nextLong(p);
