@@ -77,9 +77,10 @@ class GenerationTest {
     @Test
     void kvCacheDecodingEqualsFullRecomputation() {
         assertEquals("tensorflow-function", model.decodePath(), "on TensorFlow a decode step runs each layer as one function");
-        // two rows decoded together, prompts of 1 and 11 tokens (one row left-padded), against each alone recomputed
+        // two rows decoded together, prompts of 1 and 11 tokens (one row left-padded), against each alone recomputed;
+        // long enough for the cache's open block to fill and merge twice
         List<Blip2Model.GenerationRequest> pair = List.of(requests.get(0), requests.get(3));
-        int pairSteps = 8;
+        int pairSteps = 2 * io.blip2stream.model.llm.KvCache.BLOCK + 4;
         int[][] pairGenerated = new int[2][pairSteps];
         try (DecoderSession s = model.startSession(pair, pairSteps)) {
             float[][] logits = s.promptLogits();
@@ -94,7 +95,7 @@ class GenerationTest {
             }
         }
         for (Blip2Model.GenerationRequest req : pair) {
-            int steps = 10;
+            int steps = io.blip2stream.model.llm.KvCache.BLOCK + 3;
             int[] generated = new int[steps];
             try (DecoderSession s = model.startSession(List.of(req), steps)) {
                 float[] logits = s.promptLogits()[0];

@@ -9,21 +9,35 @@ import ai.djl.ndarray.types.Shape;
 
 /**
  * Keys and values of the positions decoded so far, per layer: keys transposed [B, N, H, S], values [B, N, S, H].
- * TensorFlow arrays are immutable, so a step concatenates; the arrays live in the session's manager and the
- * replaced ones are closed at once.
+ * TensorFlow arrays are immutable, so growing the history copies it; the arrays live in the session's manager and
+ * the replaced ones are closed at once.
+ *
+ * <p>A decode step that can read its history in two parts (the TensorFlow decode layer) grows only an <em>open
+ * block</em> of the newest positions (at most {@value #BLOCK}), which is merged into the rest once full: a step
+ * then copies at most {@value #BLOCK} positions plus, amortised, 1/{@value #BLOCK} of the history, instead of the
+ * whole history every step. Everything else sees one array per layer: reading {@link #keysT}, {@link #values} or
+ * changing rows merges the open block first.
  */
 public final class KvCache implements AutoCloseable {
+    /** The most positions the open block holds before it is merged into the rest of the history. */
+    public static final int BLOCK = 16;
+
     private final NDManager manager;
     private final NDArray[] keysT;
     private final NDArray[] values;
+    private final NDArray[] openKeysT;  // (B, N, H, O) the newest positions, after keysT's; null when none
+    private final NDArray[] openValues; // (B, N, O, H)
 
     public KvCache(NDManager manager, int layers) {
         this.manager = manager;
         this.keysT = new NDArray[layers];
         this.values = new NDArray[layers];
+        this.openKeysT = new NDArray[layers];
+        this.openValues = new NDArray[layers];
     }
 
     public void append(int layer, NDArray newKeysT, NDArray newValues) {
+        merge(layer);
         NDArray k;
         NDArray v;
         if (keysT[layer] == null) {
@@ -43,17 +57,82 @@ public final class KvCache implements AutoCloseable {
         values[layer] = v;
     }
 
+    /** The whole history of {@code layer}'s keys, transposed (B, N, H, S). */
     public NDArray keysT(int layer) {
+        merge(layer);
         return keysT[layer];
     }
 
+    /** The whole history of {@code layer}'s values (B, N, S, H). */
     public NDArray values(int layer) {
+        merge(layer);
         return values[layer];
+    }
+
+    /** The history before the open block: keys (B, N, H, S - O), without merging. */
+    public NDArray closedKeysT(int layer) {
+        return keysT[layer];
+    }
+
+    /** The history before the open block: values (B, N, S - O, H), without merging. */
+    public NDArray closedValues(int layer) {
+        return values[layer];
+    }
+
+    /** The open block's keys (B, N, H, O), or null when it is empty. */
+    public NDArray openKeysT(int layer) {
+        return openKeysT[layer];
+    }
+
+    /** The open block's values (B, N, O, H), or null when it is empty. */
+    public NDArray openValues(int layer) {
+        return openValues[layer];
+    }
+
+    /**
+     * Replaces {@code layer}'s open block by a grown one (its old positions and the new), closing the old block;
+     * a block of {@value #BLOCK} positions is merged into the rest. The closed history must be non-empty.
+     */
+    public void setOpen(int layer, NDArray k, NDArray v) {
+        k.attach(manager);
+        v.attach(manager);
+        if (openKeysT[layer] != null) {
+            openKeysT[layer].close();
+            openValues[layer].close();
+        }
+        openKeysT[layer] = k;
+        openValues[layer] = v;
+        if (k.getShape().get(3) >= BLOCK) {
+            merge(layer);
+        }
     }
 
     /** S, the number of positions cached (0 before the first append). */
     public int length() {
-        return keysT[0] == null ? 0 : (int) keysT[0].getShape().get(3);
+        if (keysT[0] == null) {
+            return 0;
+        }
+        return (int) (keysT[0].getShape().get(3) + (openKeysT[0] == null ? 0 : openKeysT[0].getShape().get(3)));
+    }
+
+    /** Moves {@code layer}'s open block to the end of the rest of its history. */
+    private void merge(int layer) {
+        if (openKeysT[layer] == null) {
+            return;
+        }
+        NDArray k = NDArrays.concat(new NDList(keysT[layer], openKeysT[layer]), 3);
+        NDArray v = NDArrays.concat(new NDList(values[layer], openValues[layer]), 2);
+        openKeysT[layer].close();
+        openValues[layer].close();
+        openKeysT[layer] = null;
+        openValues[layer] = null;
+        replace(layer, k, v);
+    }
+
+    private void mergeAll() {
+        for (int l = 0; l < keysT.length; l++) {
+            merge(l);
+        }
     }
 
     /**
@@ -61,6 +140,7 @@ public final class KvCache implements AutoCloseable {
      * (the caller masks the padded positions).
      */
     public void padLeft(int length) {
+        mergeAll();
         int s = length();
         if (s >= length || keysT[0] == null) {
             return;
@@ -81,6 +161,7 @@ public final class KvCache implements AutoCloseable {
         if (n <= 0 || keysT[0] == null) {
             return;
         }
+        mergeAll();
         for (int l = 0; l < keysT.length; l++) {
             replace(l, keysT[l].get(new NDIndex(":, :, :, {}:", n)), values[l].get(new NDIndex(":, :, {}:, :", n)));
         }
@@ -88,6 +169,8 @@ public final class KvCache implements AutoCloseable {
 
     /** Appends the rows of {@code other} (same number of positions) after these, and closes {@code other}. */
     public void appendRows(KvCache other) {
+        mergeAll();
+        other.mergeAll();
         for (int l = 0; l < keysT.length; l++) {
             replace(l, NDArrays.concat(new NDList(keysT[l], other.keysT[l]), 0), NDArrays.concat(new NDList(values[l], other.values[l]), 0));
         }
@@ -96,6 +179,7 @@ public final class KvCache implements AutoCloseable {
 
     /** Replaces a layer's keys [B, N, H, S] and values [B, N, S, H] (grown elsewhere), closing the old ones. */
     public void set(int layer, NDArray k, NDArray v) {
+        merge(layer);
         if (keysT[layer] == null) {
             k.attach(manager);
             v.attach(manager);
@@ -117,6 +201,7 @@ public final class KvCache implements AutoCloseable {
 
     /** New row i is old row {@code rows[i]} (beam search); the number of rows may change. */
     public void reorder(int[] rows) {
+        mergeAll();
         for (int l = 0; l < keysT.length; l++) {
             keysT[l] = pick(keysT[l], rows);
             values[l] = pick(values[l], rows);
@@ -144,6 +229,10 @@ public final class KvCache implements AutoCloseable {
     @Override
     public void close() {
         for (int l = 0; l < keysT.length; l++) {
+            if (openKeysT[l] != null) {
+                openKeysT[l].close();
+                openValues[l].close();
+            }
             if (keysT[l] != null) {
                 keysT[l].close();
                 values[l].close();

@@ -209,8 +209,9 @@ public final class OptForCausalLM implements LanguageModel {
         }
         h = h.add(embedPositions.lookup(scope, posIds)); // (B*T, D)
         boolean fused = t == 1 && fusedDecodeLayer != null && cache.length() > 0;
+        OptTfDecodeLayer.Step step = fused ? fusedDecodeLayer.step(scope, cache) : null; // inputs every layer shares
         for (int i = 0; i < layers.size(); i++) {
-            h = fused ? fusedDecodeLayer.forward(layers.get(i), h, mask, cache, i) : decoderLayer(layers.get(i), h, b, t, mask, cache, i);
+            h = fused ? fusedDecodeLayer.forward(step, layers.get(i), h, mask, cache, i) : decoderLayer(layers.get(i), h, b, t, mask, cache, i);
         }
         if (finalLayerNorm != null) {
             h = finalLayerNorm.forward(h);

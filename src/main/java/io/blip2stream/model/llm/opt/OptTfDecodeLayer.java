@@ -2,6 +2,7 @@ package io.blip2stream.model.llm.opt;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.tensorflow.engine.TfFunctions;
 import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.llm.KvCache;
@@ -21,9 +22,14 @@ import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrInt;
  * the query weights, ReLU, biases), for any number of rows and any history length:
  *
  * <pre>
- * in:  h [B, D], mask [B, 1, 1, S], keysT [B, N, H, S-1], values [B, N, S-1, H], the layer's weights, constants
- * out: h [B, D], keysT [B, N, H, S], values [B, N, S, H]
+ * in:  h [B, D], mask [B, 1, 1, S], the history in two parts: closed keysT [B, N, H, C], values [B, N, C, H] and
+ *      the open block keysT [B, N, H, O], values [B, N, O, H] (C + O = S - 1), the split [C, -1], the layer's
+ *      weights, constants
+ * out: h [B, D], the open block grown by the new position: keysT [B, N, H, O+1], values [B, N, O+1, H]
  * </pre>
+ *
+ * The attention runs over both parts at once (one softmax over the concatenated scores), so only the open block
+ * is copied to grow (see {@link KvCache}).
  *
  * Only on the TensorFlow engine, and only for the layer shape above (the checkpoints BLIP-2 ships); anything else
  * takes the eager path.
@@ -54,8 +60,11 @@ final class OptTfDecodeLayer {
         try (TfGraph g = new TfGraph()) {
             Out x = g.input(TfGraph.FLOAT);         // (B, D)
             Out mask = g.input(TfGraph.FLOAT);      // (B, 1, 1, S)
-            Out pastK = g.input(TfGraph.FLOAT);     // (B, N, H, S-1)
-            Out pastV = g.input(TfGraph.FLOAT);     // (B, N, S-1, H)
+            Out pastK = g.input(TfGraph.FLOAT);     // (B, N, H, C)
+            Out pastV = g.input(TfGraph.FLOAT);     // (B, N, C, H)
+            Out openK = g.input(TfGraph.FLOAT);     // (B, N, H, O)
+            Out openV = g.input(TfGraph.FLOAT);     // (B, N, O, H)
+            Out split = g.input(TfGraph.INT32);     // [C, -1]
             Out ln1g = g.input(TfGraph.FLOAT);
             Out ln1b = g.input(TfGraph.FLOAT);
             Out wQkv = g.input(TfGraph.FLOAT);      // (D, 3D)
@@ -84,10 +93,13 @@ final class OptTfDecodeLayer {
             Out q = g.op("Reshape", parts[0], qShape);                                         // (B, N, 1, H)
             Out k = g.op("Reshape", parts[1], kShape);                                         // (B, N, H, 1)
             Out v = g.op("Reshape", parts[2], qShape);                                         // (B, N, 1, H)
-            Out keys = g.op("ConcatV2", List.of(pastK, k), three);                             // (B, N, H, S)
-            Out values = g.op("ConcatV2", List.of(pastV, v), two);                             // (B, N, S, H)
-            Out scores = g.op("AddV2", g.op("BatchMatMulV2", q, keys), mask);                  // (B, N, 1, S)
-            Out ctx = g.op("BatchMatMulV2", g.op("Softmax", scores), values);                  // (B, N, 1, H)
+            Out keys = g.op("ConcatV2", List.of(openK, k), three);                             // (B, N, H, O+1)
+            Out values = g.op("ConcatV2", List.of(openV, v), two);                             // (B, N, O+1, H)
+            Out scores = g.op("AddV2", g.op("ConcatV2",
+                    List.of(g.op("BatchMatMulV2", q, pastK), g.op("BatchMatMulV2", q, keys)), three), mask); // (B, N, 1, S)
+            Out[] p = g.opOutputs("SplitV", desc -> TF_SetAttrInt(desc, "num_split", 2), 2,
+                    g.op("Softmax", scores), split, three);                                    // (B, N, 1, C), (B, N, 1, O+1)
+            Out ctx = g.op("AddV2", g.op("BatchMatMulV2", p[0], pastV), g.op("BatchMatMulV2", p[1], values)); // (B, N, 1, H)
             Out attn = g.op("BiasAdd", g.op("MatMul", g.op("Reshape", ctx, mShape), wO), bO); // (B, D)
             Out h1 = g.op("AddV2", attn, x);
             // final_layer_norm, fc1, ReLU, fc2, residual
@@ -113,20 +125,43 @@ final class OptTfDecodeLayer {
     }
 
     /**
+     * What every layer of one decode step shares: the split of the softmax between the closed history and the
+     * open block, and empty blocks for layers whose open block was just merged (every layer's history has the
+     * same shape, so layer 0 stands for all).
+     */
+    record Step(NDArray split, NDArray emptyKeysT, NDArray emptyValues) {}
+
+    Step step(NDManager scope, KvCache cache) {
+        Shape k = cache.closedKeysT(0).getShape(); // (B, N, H, C)
+        NDArray split = scope.create(new int[] {(int) k.get(3), -1});
+        if (cache.openKeysT(0) != null) {
+            return new Step(split, null, null);
+        }
+        return new Step(split, scope.create(new float[0], new Shape(k.get(0), k.get(1), k.get(2), 0)),
+                scope.create(new float[0], new Shape(k.get(0), k.get(1), 0, k.get(2))));
+    }
+
+    /**
      * Runs layer {@code layerIdx} on h [B, D] for one new position per row; the cache grows by that position.
      *
      * @param mask additive [B, 1, 1, S]
      */
-    NDArray forward(OptForCausalLM.DecoderLayer l, NDArray x, NDArray mask, KvCache cache, int layerIdx) {
+    NDArray forward(Step step, OptForCausalLM.DecoderLayer l, NDArray x, NDArray mask, KvCache cache, int layerIdx) {
+        NDArray openK = cache.openKeysT(layerIdx);
+        NDArray openV = cache.openValues(layerIdx);
+        if (openK == null) {
+            openK = step.emptyKeysT();
+            openV = step.emptyValues();
+        }
         NDArray[] in = {
-            x, mask, cache.keysT(layerIdx), cache.values(layerIdx),
+            x, mask, cache.closedKeysT(layerIdx), cache.closedValues(layerIdx), openK, openV, step.split(),
             l.selfAttnLayerNorm().weight(), l.selfAttnLayerNorm().bias(), l.selfAttn().qkv().weightT(), l.selfAttn().qkv().bias(),
             l.selfAttn().out().weightT(), l.selfAttn().out().bias(),
             l.finalLayerNorm().weight(), l.finalLayerNorm().bias(), l.fc1().weightT(), l.fc1().bias(), l.fc2().weightT(), l.fc2().bias(),
             constants[0], constants[1], constants[2], constants[3], constants[4], constants[5], constants[6], constants[7]
         };
         NDArray[] out = TfFunctions.call(x.getManager(), name, in, 3);
-        cache.set(layerIdx, out[1], out[2]);
+        cache.setOpen(layerIdx, out[1], out[2]);
         return out[0];
     }
 }
