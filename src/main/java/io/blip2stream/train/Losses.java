@@ -51,16 +51,21 @@ final class Losses {
             if (labels[i] < 0) {
                 continue;
             }
-            int best = 0;
-            for (int j = 1; j < c; j++) {
-                if (v[i * c + j] > v[i * c + best]) {
-                    best = j;
-                }
-            }
-            right += best == labels[i] ? 1 : 0;
+            right += argmax(v, i, c) == labels[i] ? 1 : 0;
             counted++;
         }
         return counted == 0 ? 0 : (double) right / counted;
+    }
+
+    /** The index of the largest of {@code v[row * width .. (row + 1) * width)}, less the row's start. */
+    static int argmax(float[] v, int row, int width) {
+        int best = 0;
+        for (int j = 1; j < width; j++) {
+            if (v[row * width + j] > v[row * width + best]) {
+                best = j;
+            }
+        }
+        return best;
     }
 
     /** x / ||x|| over the last axis. */

@@ -68,7 +68,7 @@ final class TrainLoop {
         long t0 = System.nanoTime();
         int done = 0;
         Map<String, Double> window = new LinkedHashMap<>();
-        int windowSteps = 0;
+        Map<String, Integer> windowCounts = new LinkedHashMap<>(); // a metric may be missing from a step
         int skipped = 0;
         int every = Math.max(1, Math.min(25, schedule.steps() / 20));
         for (int s = start; s < schedule.steps(); s++) {
@@ -87,8 +87,10 @@ final class TrainLoop {
                     progress.printf(Locale.ROOT, "%s step %d: gradient norm %s, step skipped%n", stage, s + 1, norm);
                 } else {
                     values.put("grad_norm", (double) norm);
-                    values.forEach((k, v) -> window.merge(k, v, Double::sum));
-                    windowSteps++;
+                    values.forEach((k, v) -> {
+                        window.merge(k, v, Double::sum);
+                        windowCounts.merge(k, 1, Integer::sum);
+                    });
                 }
             }
             done++;
@@ -99,7 +101,7 @@ final class TrainLoop {
                 point.put("step", (double) (s + 1));
                 StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%s step %d/%d", stage, s + 1, schedule.steps()));
                 for (var e : window.entrySet()) {
-                    double mean = e.getValue() / Math.max(1, windowSteps);
+                    double mean = e.getValue() / windowCounts.get(e.getKey());
                     point.put(e.getKey(), mean);
                     line.append(String.format(Locale.ROOT, " %s %.4f", e.getKey(), mean));
                 }
@@ -112,7 +114,7 @@ final class TrainLoop {
                 }
                 progress.println(line);
                 window.clear();
-                windowSteps = 0;
+                windowCounts.clear();
             }
             if (checkpointEvery > 0 && (s + 1) % checkpointEvery == 0 && s + 1 < schedule.steps()) {
                 model.save(checkpointDir.resolve("model"));
@@ -133,10 +135,14 @@ final class TrainLoop {
 
     private static Map<String, Double> average(List<Map<String, Double>> points, int from, int to) {
         Map<String, Double> sum = new LinkedHashMap<>();
+        Map<String, Integer> count = new LinkedHashMap<>();
         for (int i = from; i < to; i++) {
-            points.get(i).forEach((k, v) -> sum.merge(k, v, Double::sum));
+            points.get(i).forEach((k, v) -> {
+                sum.merge(k, v, Double::sum);
+                count.merge(k, 1, Integer::sum);
+            });
         }
-        sum.replaceAll((k, v) -> v / Math.max(1, to - from));
+        sum.replaceAll((k, v) -> v / count.get(k));
         sum.remove("step");
         sum.remove("lr");
         return sum;

@@ -1,0 +1,78 @@
+package io.blip2stream.train;
+
+import io.blip2stream.model.config.PreprocessorConfig;
+import io.blip2stream.model.text.TextTokenizer;
+import io.blip2stream.train.scenes.Scene;
+import io.blip2stream.train.scenes.SceneGenerator;
+import io.blip2stream.train.scenes.SceneTokenizer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class LanguageModelPretrainingTest {
+
+    @Test
+    void aDocumentHoldsOneToFourTextsAboutItsSceneInNoFixedOrder(@TempDir Path dir) throws Exception {
+        TrainerTest.TINY.writeInitialState(dir, 1);
+        try (TextTokenizer tok = TextTokenizer.load(dir)) {
+            SceneData data = new SceneData(100, 1, TrainerTest.TINY.imageSize(), PreprocessorConfig.load(dir, TrainerTest.TINY.imageSize()), tok);
+            SplittableRandom r = new SplittableRandom(3);
+            int[] texts = new int[LanguageModelPretraining.MAX_TEXTS + 1];
+            int captionNotFirst = 0;
+            for (int i = 0; i < 400; i++) {
+                Scene s = SceneGenerator.sample(SceneGenerator.Split.TRAIN, i % 100);
+                int[] ids = LanguageModelPretraining.document(data, s, r);
+                assertEquals(SceneTokenizer.EOS, ids[0]);
+                assertEquals(SceneTokenizer.EOS, ids[ids.length - 1]);
+                java.util.List<String> parts = new java.util.ArrayList<>();
+                int start = 1;
+                for (int j = 1; j < ids.length; j++) {
+                    if (ids[j] == SceneTokenizer.EOS) {
+                        parts.add(tok.decode(ids, start, j).strip().toLowerCase(java.util.Locale.ROOT));
+                        start = j + 1;
+                    }
+                }
+                texts[parts.size()]++;
+                for (String p : parts) {
+                    assertTrue(p.equals(s.caption()) || p.equals("a photo of " + s.caption())
+                            || (p.startsWith("question") && p.contains("answer")), p + " is about " + s.caption());
+                }
+                captionNotFirst += parts.indexOf(s.caption()) > 0 ? 1 : 0;
+            }
+            for (int n = 1; n <= LanguageModelPretraining.MAX_TEXTS; n++) {
+                assertTrue(texts[n] > 60, "documents of " + n + " texts: " + texts[n]);
+            }
+            assertTrue(captionNotFirst > 40, "the caption also comes after other texts: " + captionNotFirst);
+        }
+    }
+
+    @Test
+    void contextAccuracyCountsOnlyWordsAnEarlierTextSaid() {
+        Map<String, Integer> v = SceneTokenizer.vocab();
+        int vocab = SceneTokenizer.vocabSize();
+        // </s> red </s> a red circle </s> <pad>: "red" in the second text can be copied, "circle" cannot,
+        // and "a" is no attribute word
+        int[][] ids = {{SceneTokenizer.EOS, v.get("red"), SceneTokenizer.EOS, v.get("a"), v.get("red"), v.get("circle"),
+                SceneTokenizer.EOS, SceneTokenizer.PAD}};
+        int[][] mask = {{1, 1, 1, 1, 1, 1, 1, 0}};
+        int t = ids[0].length;
+        float[] right = new float[t * vocab];
+        float[] wrong = new float[t * vocab];
+        for (int j = 0; j + 1 < t; j++) {
+            right[j * vocab + ids[0][j + 1]] = 1f;
+            wrong[j * vocab + v.get("blue")] = 1f;
+        }
+        double[] good = LanguageModelPretraining.contextAccuracy(ids, mask, right, vocab);
+        double[] bad = LanguageModelPretraining.contextAccuracy(ids, mask, wrong, vocab);
+        assertEquals(1.0, good[1], "colour copied");
+        assertEquals(0.0, bad[1], "colour not copied");
+        assertTrue(Double.isNaN(good[2]), "the shape was not said before");
+        assertTrue(Double.isNaN(good[0]) && Double.isNaN(good[3]), "no count or place words");
+    }
+}
