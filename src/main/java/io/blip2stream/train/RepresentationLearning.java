@@ -31,7 +31,10 @@ import java.util.function.Predicate;
  *   text sees the queries and the text before it (multimodal causal mask); a language-modelling head on the text
  *   outputs.</li>
  * </ul>
- * Dimensions: B batch, Q queries, T text, S image tokens, D Q-Former hidden, E embedding size, V vocabulary.
+ * Batches pair every scene with a twin that differs in one attribute (see {@link SceneData#batchWithTwins}), so that
+ * the in-batch negatives of ITC, and the hard negatives ITM draws from them, include captions one word away.
+ *
+ * <p>Dimensions: B batch, Q queries, T text, S image tokens, D Q-Former hidden, E embedding size, V vocabulary.
  */
 final class RepresentationLearning {
     private RepresentationLearning() {}
@@ -53,7 +56,7 @@ final class RepresentationLearning {
     static TrainLoop.Step step(SceneModel model, SceneData data, int batch) {
         return (scope, step) -> {
             SplittableRandom r = new SplittableRandom(step * 15485863L + 5);
-            List<Scene> scenes = data.batch(step, batch);
+            List<Scene> scenes = data.batchWithTwins(step, batch, r);
             int b = scenes.size();
             int q = model.spec.queries();
             NDArray image = model.vision.forward(data.pixels(scope, scenes, true, r)); // (B, S, Dv), frozen

@@ -56,6 +56,23 @@ final class SceneData {
         return out;
     }
 
+    /**
+     * Half a batch of training scenes, each followed by its {@linkplain SceneGenerator#twin twin} (the same scene
+     * with one attribute changed): in-batch negatives that differ from a row in one attribute only, which random
+     * batches of these scenes seldom hold (two groups on opposite sides, or of three and four objects, in the same
+     * batch of 32). The twins are drawn from the training scenes' own seeds.
+     */
+    List<Scene> batchWithTwins(int step, int batch, SplittableRandom random) {
+        List<Scene> out = new ArrayList<>(batch);
+        for (Scene s : batch(step, (batch + 1) / 2)) {
+            out.add(s);
+            if (out.size() < batch) {
+                out.add(SceneGenerator.twin(s, random));
+            }
+        }
+        return out;
+    }
+
     /** A bijection of [0, trainSize) per epoch: a random affine map modulo a prime above the size, cycled into range. */
     private long permute(long i, int epoch) {
         long p = prime;

@@ -55,6 +55,38 @@ public final class SceneGenerator {
         return layout(count, shape, colour, place, new SplittableRandom(seed), seed);
     }
 
+    /**
+     * The scene with one attribute changed, drawn by {@code random}: the count by one up or down, another shape or
+     * colour, or the place (the opposite side for left, right, top and bottom); a new layout from the scene's seed.
+     */
+    public static Scene twin(Scene s, SplittableRandom random) {
+        int count = s.count();
+        Scene.Shape shape = s.shape();
+        Scene.Colour colour = s.colour();
+        Scene.Place place = s.place();
+        switch (random.nextInt(4)) {
+            case 0 -> count = count == 1 ? 2 : count == Scene.MAX_COUNT ? count - 1 : count + (random.nextBoolean() ? 1 : -1);
+            case 1 -> shape = other(Scene.Shape.values(), shape, random);
+            case 2 -> colour = other(Scene.Colour.values(), colour, random);
+            default -> place = switch (place) {
+                case LEFT -> Scene.Place.RIGHT;
+                case RIGHT -> Scene.Place.LEFT;
+                case TOP -> Scene.Place.BOTTOM;
+                case BOTTOM -> Scene.Place.TOP;
+                case MIDDLE -> other(Scene.Place.values(), place, random);
+            };
+        }
+        return of(count, shape, colour, place, s.seed());
+    }
+
+    private static <T> T other(T[] values, T not, SplittableRandom random) {
+        T v;
+        do {
+            v = values[random.nextInt(values.length)];
+        } while (v == not);
+        return v;
+    }
+
     private static Scene layout(int count, Scene.Shape shape, Scene.Colour colour, Scene.Place place, SplittableRandom r,
                                 long seed) {
         // a light, low-saturation background

@@ -75,6 +75,33 @@ class SceneTest {
     }
 
     @Test
+    void aTwinDiffersInExactlyOneAttributeAndPlacesFlipToTheOppositeSide() {
+        SplittableRandom r = new SplittableRandom(9);
+        int[] changed = new int[4];
+        for (int i = 0; i < 400; i++) {
+            Scene s = SceneGenerator.sample(SceneGenerator.Split.TRAIN, i);
+            Scene t = SceneGenerator.twin(s, r);
+            boolean[] diff = {s.count() != t.count(), s.shape() != t.shape(), s.colour() != t.colour(), s.place() != t.place()};
+            int n = 0;
+            for (int a = 0; a < 4; a++) {
+                if (diff[a]) {
+                    n++;
+                    changed[a]++;
+                }
+            }
+            assertEquals(1, n, s.caption() + " / " + t.caption());
+            assertNotEquals(s.caption(), t.caption());
+            assertEquals(1, Math.abs(s.count() - t.count()) + (diff[0] ? 0 : 1), "counts change by one");
+            if (diff[3] && s.place() != Scene.Place.MIDDLE) {
+                assertEquals(s.place().ordinal() ^ 1, t.place().ordinal(), "left<->right, top<->bottom");
+            }
+        }
+        for (int a = 0; a < 4; a++) {
+            assertTrue(changed[a] > 60, "every attribute is changed now and then: " + Arrays.toString(changed));
+        }
+    }
+
+    @Test
     void captionsAndAnswersFollowTheAttributes() {
         Scene two = SceneGenerator.of(2, Scene.Shape.CIRCLE, Scene.Colour.RED, Scene.Place.LEFT, 7);
         assertEquals("two red circles on the left", two.caption());
