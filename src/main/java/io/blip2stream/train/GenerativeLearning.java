@@ -51,6 +51,41 @@ final class GenerativeLearning {
         return new Example(data.encode((prompt + " " + target).strip(), SceneTokenizer.EOS), p);
     }
 
+    /** What the curve reports the accuracy of: the attribute words, and the answers to yes/no questions. */
+    static final String[] KINDS = {"count", "colour", "shape", "place", "yes_no"};
+
+    /**
+     * Next-token accuracy on target tokens of each of {@link #KINDS}: each attribute reaches the frozen language
+     * model through the visual prompt at its own time, which the overall token accuracy hides.
+     *
+     * @param logits (N, V) flattened; {@code labels} (N), -1 where no loss
+     * @return per kind, the fraction right (NaN when the batch held none)
+     */
+    static double[] accuracyByKind(float[] logits, int[] labels, int vocab) {
+        Map<String, Integer> words = SceneTokenizer.vocab();
+        int yes = words.get("yes");
+        int no = words.get("no");
+        int[] right = new int[KINDS.length];
+        int[] total = new int[KINDS.length];
+        for (int i = 0; i < labels.length; i++) {
+            int y = labels[i];
+            if (y < 0) {
+                continue;
+            }
+            int kind = y == yes || y == no ? KINDS.length - 1 : LanguageModelPretraining.kindOf(y);
+            if (kind < 0) {
+                continue;
+            }
+            right[kind] += Losses.argmax(logits, i, vocab) == y ? 1 : 0;
+            total[kind]++;
+        }
+        double[] out = new double[KINDS.length];
+        for (int k = 0; k < out.length; k++) {
+            out[k] = total[k] == 0 ? Double.NaN : (double) right[k] / total[k];
+        }
+        return out;
+    }
+
     static TrainLoop.Step step(SceneModel model, SceneData data, int batch) {
         return (scope, step) -> {
             SplittableRandom r = new SplittableRandom(step * 32452843L + 7);
@@ -89,7 +124,15 @@ final class GenerativeLearning {
             }
             NDArray logits = model.languageModel.logitsOfSequence(x, mask);                              // (B*(Q+T), V)
             NDArray loss = Losses.crossEntropy(logits, Losses.oneHot(labels, model.spec.vocab()));
-            return new TrainLoop.Losses(loss, Map.of("token_acc", scope.create((float) Losses.accuracy(logits, labels))));
+            Map<String, NDArray> metrics = new java.util.LinkedHashMap<>();
+            metrics.put("token_acc", scope.create((float) Losses.accuracy(logits, labels)));
+            double[] byKind = accuracyByKind(logits.toFloatArray(), labels, model.spec.vocab());
+            for (int k = 0; k < byKind.length; k++) {
+                if (!Double.isNaN(byKind[k])) {
+                    metrics.put("acc_" + KINDS[k], scope.create((float) byKind[k]));
+                }
+            }
+            return new TrainLoop.Losses(loss, metrics);
         };
     }
 }

@@ -31,7 +31,8 @@ final class ModelCard {
                 + "vocabulary of %d (pre-trained here on scene text, then frozen)%n%n", s.tLayers(), s.tHidden(), s.tHeads(),
                 s.tFfn(), s.vocab()));
         b.append("## Recipe (BLIP-2's two stages, both unimodal models frozen)\n\n");
-        b.append("| stage | trains | steps | batch | learning rate | minutes | loss, first -> last tenth |\n|---|---|---|---|---|---|---|\n");
+        b.append("| stage | trains | steps | batch | learning rate | minutes | loss, first -> last tenth | accuracy, last tenth |\n"
+                + "|---|---|---|---|---|---|---|---|\n");
         for (TrainLoop.Curve c : curves) {
             Recipe.Stage st = switch (c.stage()) {
                 case Trainer.VISION -> r.vision();
@@ -40,14 +41,15 @@ final class ModelCard {
                 default -> r.generative();
             };
             String trains = switch (c.stage()) {
-                case Trainer.VISION -> "ViT + attribute heads (count, shape, colour, place)";
-                case Trainer.LANGUAGE_MODEL -> "language model, next token on captions and QA text";
-                case Trainer.STAGE1 -> "queries + Q-Former: ITC + ITM (hard negatives) + ITG";
+                case Trainer.VISION -> "ViT + attribute heads (count, shape, colour, place) on [CLS] and on the mean of the patches";
+                case Trainer.LANGUAGE_MODEL -> "language model, next token on documents of one to four texts about a scene "
+                        + "(copy_*: attribute words read back from an earlier text)";
+                case Trainer.STAGE1 -> "queries + Q-Former: ITC + ITM (hard negatives) + ITG, each scene beside a twin one attribute away";
                 case Trainer.STAGE2 -> "queries + Q-Former + projection, LM loss through the frozen LM";
                 default -> "the same as stage 2, from a fresh Q-Former (the ablation)";
             };
-            b.append(String.format(Locale.ROOT, "| %s | %s | %d | %d | %.0e -> %.0e | %.1f | %s |%n", c.stage(), trains, c.steps(),
-                    st.batch(), st.peakLr(), st.minLr(), c.seconds() / 60, losses(c.first(), c.last())));
+            b.append(String.format(Locale.ROOT, "| %s | %s | %d | %d | %.0e -> %.0e | %.1f | %s | %s |%n", c.stage(), trains, c.steps(),
+                    st.batch(), st.peakLr(), st.minLr(), c.seconds() / 60, losses(c.first(), c.last()), accuracies(c.last())));
         }
         b.append(String.format(Locale.ROOT, "%nAdamW (beta1 0.9, beta2 0.98, weight decay 0.05), linear warm-up then cosine decay; "
                 + "random resized crops (80-100%% of the area, objects kept whole) and horizontal flips only where the caption "
@@ -74,10 +76,24 @@ final class ModelCard {
         return b.toString();
     }
 
+    private static boolean isAccuracy(String metric) {
+        return metric.contains("acc") || metric.startsWith("copy_");
+    }
+
+    private static String accuracies(Map<String, Double> last) {
+        StringBuilder b = new StringBuilder();
+        last.forEach((k, v) -> {
+            if (isAccuracy(k)) {
+                b.append(String.format(Locale.ROOT, "%s %.1f%%, ", k, 100 * v));
+            }
+        });
+        return b.length() > 2 ? b.substring(0, b.length() - 2) : "";
+    }
+
     private static String losses(Map<String, Double> first, Map<String, Double> last) {
         StringBuilder b = new StringBuilder();
         for (String k : first.keySet()) {
-            if (k.endsWith("acc")) {
+            if (isAccuracy(k) || k.equals("grad_norm")) {
                 continue;
             }
             b.append(String.format(Locale.ROOT, "%s %.3f -> %.3f, ", k, first.get(k), last.getOrDefault(k, Double.NaN)));

@@ -12,7 +12,11 @@ import java.util.function.Predicate;
 
 /**
  * The "off-the-shelf" image encoder: the ViT trained from scratch on the scenes with a supervised attribute
- * objective (count, shape, colour and place, a linear head each on the [CLS] output), then frozen for BLIP-2.
+ * objective (count, shape, colour and place, a linear head each), then frozen for BLIP-2. Each head reads both the
+ * [CLS] output and the mean of the patch outputs (one loss each): with [CLS] alone the patch outputs, which are most
+ * of what the Q-Former's cross-attention reads, kept where the objects are but hardly where in the image they lie (a
+ * linear probe of their mean found the place 81% of the time against 99% from [CLS]), and stage 2 never carried the
+ * place through to the language model.
  */
 final class VisionPretraining {
     private VisionPretraining() {}
@@ -27,7 +31,9 @@ final class VisionPretraining {
         return (scope, step) -> {
             List<Scene> scenes = data.batch(step, batch);
             NDArray pixels = data.pixels(scope, scenes, true, new SplittableRandom(step * 7919L + 1));
-            NDArray cls = model.vision.forward(pixels).get(new NDIndex(":, 0, :")); // (B, D)
+            NDArray out = model.vision.forward(pixels);                               // (B, 1+P, D)
+            NDArray cls = out.get(new NDIndex(":, 0, :"));                              // (B, D)
+            NDArray pooled = out.get(new NDIndex(":, 1:, :")).mean(new int[] {1});       // (B, D)
             NDArray total = null;
             Map<String, NDArray> parts = new LinkedHashMap<>();
             for (int a = 0; a < SceneModelSpec.ATTRIBUTES.length; a++) {
@@ -35,10 +41,13 @@ final class VisionPretraining {
                 for (int i = 0; i < y.length; i++) {
                     y[i] = labels(scenes.get(i))[a];
                 }
-                NDArray logits = model.attributeHeads.get(a).forward(cls); // (B, classes)
-                NDArray loss = Losses.crossEntropy(logits, Losses.oneHot(y, SceneModelSpec.ATTRIBUTE_CLASSES[a]));
+                float[][] target = Losses.oneHot(y, SceneModelSpec.ATTRIBUTE_CLASSES[a]);
+                NDArray logits = model.attributeHeads.get(a).forward(cls);             // (B, classes)
+                NDArray pooledLogits = model.attributeHeads.get(a).forward(pooled);    // (B, classes)
+                NDArray loss = Losses.crossEntropy(logits, target).add(Losses.crossEntropy(pooledLogits, target));
                 total = total == null ? loss : total.add(loss);
                 parts.put(SceneModelSpec.ATTRIBUTES[a] + "_acc", scope.create((float) Losses.accuracy(logits, y)));
+                parts.put(SceneModelSpec.ATTRIBUTES[a] + "_acc_pooled", scope.create((float) Losses.accuracy(pooledLogits, y)));
             }
             return new TrainLoop.Losses(total, parts);
         };
