@@ -3,6 +3,7 @@ package io.blip2stream.train;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.blip2stream.model.nn.Ops;
 
 /** Loss functions on DJL arrays (differentiable on the PyTorch engine). */
 final class Losses {
@@ -27,7 +28,7 @@ final class Losses {
         }
         NDManager scope = logits.getManager();
         NDArray t = scope.create(flat, new Shape(n, c));
-        return logits.logSoftmax(1).mul(t).sum().neg().div(Math.max(1, counted)); // ()
+        return Ops.mulScalar(logits.logSoftmax(1).mul(t).sum(), -1f / Math.max(1, counted)); // ()
     }
 
     /** One-hot targets [N][C] of labels; a negative label gives a zero row (ignored). */

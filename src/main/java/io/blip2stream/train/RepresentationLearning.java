@@ -92,7 +92,8 @@ final class RepresentationLearning {
                     positives[i][j] = captions[i].equals(captions[j]) ? 1f / n : 0f;
                 }
             }
-            NDArray itc = Losses.crossEntropy(logits, positives).add(Losses.crossEntropy(logits.transpose(1, 0), positives)).div(2f);
+            NDArray itc = io.blip2stream.model.nn.Ops.mulScalar(
+                    Losses.crossEntropy(logits, positives).add(Losses.crossEntropy(logits.transpose(1, 0), positives)), 0.5f);
 
             // ITM: one positive, one hard negative text per image, one hard negative image per text
             float[] s = logits.toFloatArray();

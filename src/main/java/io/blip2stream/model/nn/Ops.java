@@ -143,12 +143,26 @@ public final class Ops {
     public static NDArray attention(NDArray q, NDArray kT, NDArray v, NDArray additiveMask, float scale) {
         NDArray scores = q.matMul(kT); // (B, N, T, S)
         if (scale != 1f) {
-            scores = scores.mul(scale);
+            scores = mulScalar(scores, scale);
         }
         if (additiveMask != null) {
             scores = scores.add(additiveMask);
         }
         return scores.softmax(-1).matMul(v); // (B, N, T, H)
+    }
+
+    /**
+     * x * s where autograd may keep s for the backward pass. DJL's PyTorch {@code mul(Number)} builds the scalar on a
+     * Java buffer (torch's from_blob, no copy) and closes it at once, so the buffer can be collected before the
+     * backward pass reads it: gradients then came out as garbage (1e30, NaN) whenever a GC ran in between. Here the
+     * scalar lives as long as {@code x}'s manager.
+     */
+    public static NDArray mulScalar(NDArray x, float s) {
+        if (!isPyTorch(x)) {
+            return x.mul(s);
+        }
+        NDArray c = x.getManager().create(s);
+        return x.mul(c);
     }
 
     /** A float32 array of the given shape from Java values, in {@code manager}. */
