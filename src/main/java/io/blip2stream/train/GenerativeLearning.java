@@ -125,8 +125,9 @@ final class GenerativeLearning {
             NDArray logits = model.languageModel.logitsOfSequence(x, mask);                              // (B*(Q+T), V)
             NDArray loss = Losses.crossEntropy(logits, Losses.oneHot(labels, model.spec.vocab()));
             Map<String, NDArray> metrics = new java.util.LinkedHashMap<>();
-            metrics.put("token_acc", scope.create((float) Losses.accuracy(logits, labels)));
-            double[] byKind = accuracyByKind(logits.toFloatArray(), labels, model.spec.vocab());
+            float[] v = logits.toFloatArray(); // (B*(Q+T)*V), once for every metric
+            metrics.put("token_acc", scope.create((float) Losses.accuracy(v, labels)));
+            double[] byKind = accuracyByKind(v, labels, model.spec.vocab());
             for (int k = 0; k < byKind.length; k++) {
                 if (!Double.isNaN(byKind[k])) {
                     metrics.put("acc_" + KINDS[k], scope.create((float) byKind[k]));

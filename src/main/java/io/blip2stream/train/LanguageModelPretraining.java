@@ -169,8 +169,8 @@ final class LanguageModelPretraining {
             }
             NDArray loss = Losses.crossEntropy(logits, Losses.oneHot(labels, model.spec.vocab()));
             Map<String, NDArray> metrics = new java.util.LinkedHashMap<>();
-            metrics.put("token_acc", scope.create((float) Losses.accuracy(logits, labels)));
-            float[] v = logits.toFloatArray();
+            float[] v = logits.toFloatArray(); // (B*T*V), once for every metric
+            metrics.put("token_acc", scope.create((float) Losses.accuracy(v, labels)));
             double[] copy = contextAccuracy(ids, mask, v, model.spec.vocab());
             for (int k = 0; k < COPY_KINDS.length; k++) {
                 if (!Double.isNaN(copy[k])) { // none in this batch

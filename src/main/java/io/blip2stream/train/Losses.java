@@ -44,7 +44,11 @@ final class Losses {
 
     /** Fraction of rows whose arg-max is the label (rows with a negative label left out). */
     static double accuracy(NDArray logits, int[] labels) {
-        float[] v = logits.toFloatArray();
+        return accuracy(logits.toFloatArray(), labels);
+    }
+
+    /** The same on logits already copied to Java, [N * C]. */
+    static double accuracy(float[] v, int[] labels) {
         int c = v.length / labels.length;
         int right = 0;
         int counted = 0;
