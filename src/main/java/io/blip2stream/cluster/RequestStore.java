@@ -11,7 +11,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The cluster's memory of finished requests: a Hazelcast map (with backups and a TTL) from request id to
- * {@code {"status", "task", "source", "result"?, "error"?, "published", "kafka"?}}. Any node answers
+ * {@code {"status", "task", "source", "owner"?, "result"?, "error"?, "published", "kafka"?}}. Any node answers
  * {@code GET /v1/requests/{id}} from it, and a request Kafka delivers again after it was answered is not generated
  * again. Calls are asynchronous: safe on an event loop.
  */
@@ -96,9 +96,12 @@ public final class RequestStore {
         return Future.fromCompletionStage(map.getAsync(id), context).map(RequestStore::parse);
     }
 
-    /** Records a finished request: done with its result, or failed with its error; published: on its topic. */
-    public Future<Void> finished(String id, String task, String source, JsonNode result, String errorCode, String errorMessage,
-                                 boolean published, String kafkaRecord, Context context) {
+    /**
+     * Records a finished request: done with its result, or failed with its error; published: on its topic;
+     * owner: who submitted it over HTTP or WebSocket (a token's fingerprint), or null.
+     */
+    public Future<Void> finished(String id, String task, String source, String owner, JsonNode result, String errorCode,
+                                 String errorMessage, boolean published, String kafkaRecord, Context context) {
         ObjectNode o = JSON.createObjectNode();
         o.put("status", result != null ? "done" : "failed");
         if (task != null) {
@@ -106,6 +109,9 @@ public final class RequestStore {
         }
         if (source != null) {
             o.put("source", source);
+        }
+        if (owner != null) {
+            o.put("owner", owner);
         }
         if (result != null) {
             o.set("result", result);

@@ -18,6 +18,9 @@ import java.util.concurrent.TimeUnit;
  * running batch; a request leaves it the step it finishes. At most {@code maxBatchSize} rows decode together;
  * when the device is idle, a first arrival waits up to {@code maxWaitMs} for others to share its encoding.
  *
+ * <p>A job whose deadline has passed when it is admitted is not started (finish_reason timeout, no tokens); a
+ * running row stops at its next token once its deadline passes or its owner cancels it, and leaves the batch.
+ *
  * <p>Beam search (its beams move in lockstep), match and embed run as groups of their own when they are
  * admitted, between two steps of the running batch.
  *
@@ -54,6 +57,7 @@ public final class ContinuousBatcher implements AutoCloseable {
     private final Listener listener;
     private final LinkedBlockingQueue<InferenceJob> arrivals = new LinkedBlockingQueue<>();
     private final ContinuousBatch batch;
+    private final Stops stops = new Stops(); // why rows stopped early: cancelled or past their deadline
     private final Thread thread;
     private volatile boolean closing;
 
@@ -135,7 +139,9 @@ public final class ContinuousBatcher implements AutoCloseable {
         List<InferenceJob> grouped = new ArrayList<>();
         for (InferenceJob job : jobs) {
             listener.onAdmitted(job);
-            if (job.task().generates() && job.params().numBeams() == 1) {
+            if (job.pastDeadline(admittedAt)) {
+                listener.onOutcome(runner.timedOut(job, admittedAt)); // no work starts after its deadline
+            } else if (job.task().generates() && job.params().numBeams() == 1) {
                 joining.add(job);
             } else {
                 grouped.add(job);
@@ -181,14 +187,14 @@ public final class ContinuousBatcher implements AutoCloseable {
 
                 @Override
                 public boolean isCancelled() {
-                    return listener.isCancelled(job);
+                    return stops.stop(job, listener.isCancelled(job));
                 }
 
                 @Override
                 public void onError(RuntimeException cause) {
                     if (!done[0]) {
                         done[0] = true;
-                        listener.onOutcome(InferenceRunner.internalFailure(job, cause));
+                        listener.onOutcome(stops.finish(InferenceRunner.internalFailure(job, cause)));
                     }
                 }
 
@@ -196,7 +202,7 @@ public final class ContinuousBatcher implements AutoCloseable {
                 public void onFinish(Blip2Model.GenerationResult result) {
                     if (!done[0]) {
                         done[0] = true;
-                        listener.onOutcome(new InferenceRunner.Outcome(job, runner.generationResult(p, result, admittedAt), null));
+                        listener.onOutcome(stops.finish(new InferenceRunner.Outcome(job, runner.generationResult(p, result, admittedAt), null)));
                     }
                 }
             });

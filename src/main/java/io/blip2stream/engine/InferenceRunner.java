@@ -2,6 +2,7 @@ package io.blip2stream.engine;
 
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.generation.FinishReason;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
@@ -128,17 +129,35 @@ public final class InferenceRunner implements AutoCloseable {
     public record Prepared(InferenceJob job, float[] visualPrompt, double preprocessMs, double visionMs, double qformerMs,
                            boolean cached) {}
 
-    /** Runs a batch; outcomes in the order of {@code jobs}. Every generated token goes to {@code sink}. */
+    /**
+     * Runs a batch; outcomes in the order of {@code jobs}. Every generated token goes to {@code sink}. A job past
+     * its deadline is not started ({@link #timedOut}); one whose deadline passes while it generates stops at its
+     * next token with finish_reason timeout.
+     */
     public List<Outcome> run(List<InferenceJob> jobs, TokenSink sink) {
         long batchStart = System.nanoTime();
         Map<InferenceJob, Integer> index = new IdentityHashMap<>();
         Outcome[] out = new Outcome[jobs.size()];
         List<InferenceJob> generate = new ArrayList<>();
         List<InferenceJob> retrieve = new ArrayList<>();
+        Stops stops = new Stops();
+        TokenSink stopping = new TokenSink() {
+            @Override
+            public void onToken(InferenceJob job, int index, int tokenId, String text) {
+                sink.onToken(job, index, tokenId, text);
+            }
+
+            @Override
+            public boolean isCancelled(InferenceJob job) {
+                return stops.stop(job, sink.isCancelled(job));
+            }
+        };
         for (int i = 0; i < jobs.size(); i++) {
             InferenceJob job = jobs.get(i);
             index.put(job, i);
-            if (job.task().generates()) {
+            if (job.pastDeadline(batchStart)) {
+                out[i] = timedOut(job, batchStart);
+            } else if (job.task().generates()) {
                 generate.add(job);
             } else {
                 retrieve.add(job);
@@ -150,8 +169,8 @@ public final class InferenceRunner implements AutoCloseable {
             for (Outcome f : failures) {
                 out[index.get(f.job())] = f;
             }
-            for (Outcome o : runGeneration(ready, batchStart, sink)) {
-                out[index.get(o.job())] = o;
+            for (Outcome o : runGeneration(ready, batchStart, stopping)) {
+                out[index.get(o.job())] = stops.finish(o);
             }
         }
         for (InferenceJob job : retrieve) {
@@ -275,6 +294,20 @@ public final class InferenceRunner implements AutoCloseable {
         return new InferenceResult(job, modelName(job.task()), r.text(), r.tokenIds(), r.finishReason(), null, null, null,
                 new InferenceResult.Timings(ms(admittedNanos - job.acceptedNanos()), p.preprocessMs(), p.visionMs(), p.qformerMs(),
                         ms(r.prefillNanos()), ms(r.decodeNanos()), ms(end - job.acceptedNanos()), p.cached()));
+    }
+
+    /**
+     * The outcome of a job whose deadline passed before any work on it started: for caption and vqa a result
+     * with no tokens and finish_reason timeout, for match and embed the error {@code timeout}.
+     */
+    public Outcome timedOut(InferenceJob job, long nowNanos) {
+        double waited = ms(nowNanos - job.acceptedNanos());
+        if (!job.task().generates()) {
+            return failed(job, new RequestError(RequestError.TIMEOUT, "the request's deadline passed after " + waited
+                    + " ms, before its work started"));
+        }
+        return new Outcome(job, new InferenceResult(job, modelName(job.task()), "", new int[0], FinishReason.TIMEOUT, null, null,
+                null, new InferenceResult.Timings(waited, 0, 0, 0, 0, 0, waited, false)), null);
     }
 
     /** A job that failed inside the model: logged, and reported as an internal error. */

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Timeout;
 
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
@@ -28,13 +29,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ContinuousBatcherTest {
     static final String FIXTURE = "blip2-opt-tiny";
 
-    static final class Recorder implements ContinuousBatcher.Listener {
+    static class Recorder implements ContinuousBatcher.Listener {
         final Map<String, InferenceRunner.Outcome> outcomes = new ConcurrentHashMap<>();
         final Map<String, List<Integer>> tokens = new ConcurrentHashMap<>();
         final List<String> order = new CopyOnWriteArrayList<>();
         final List<Integer> stepRows = new CopyOnWriteArrayList<>();
         final CountDownLatch stopped = new CountDownLatch(1);
         final CountDownLatch firstToken = new CountDownLatch(1);
+        final Map<String, List<Long>> tokenTimes = new ConcurrentHashMap<>();
+        final Set<String> cancelled = ConcurrentHashMap.newKeySet();
+        final Map<String, Integer> cancelAfter = new ConcurrentHashMap<>(); // id -> cancel once it has this many tokens
 
         @Override
         public void onAdmitted(InferenceJob job) {}
@@ -42,12 +46,16 @@ class ContinuousBatcherTest {
         @Override
         public void onToken(InferenceJob job, int index, int tokenId, String text) {
             tokens.computeIfAbsent(job.id(), k -> new CopyOnWriteArrayList<>()).add(tokenId);
+            tokenTimes.computeIfAbsent(job.id(), k -> new CopyOnWriteArrayList<>()).add(System.nanoTime());
+            if (cancelAfter.getOrDefault(job.id(), -1) == index + 1) {
+                cancelled.add(job.id());
+            }
             firstToken.countDown();
         }
 
         @Override
         public boolean isCancelled(InferenceJob job) {
-            return false;
+            return cancelled.contains(job.id());
         }
 
         @Override
@@ -127,5 +135,156 @@ class ContinuousBatcherTest {
             assertEquals(4 + i, r.outcomes.get("c" + i).result().tokenIds().length);
         }
         assertTrue(r.stepRows.stream().allMatch(n -> n <= 2), "never more rows than max_batch_size: " + r.stepRows);
+    }
+
+    static InferenceJob withDeadline(String id, Task task, byte[] image, List<String> texts, GenerationParams p,
+                                     long deadlineNanos) {
+        return new InferenceJob(id, task, image, null, null, texts, p, true, System.nanoTime(), deadlineNanos);
+    }
+
+    /**
+     * A job past its deadline when admitted starts no work (no tokens, no vision encoder: finish_reason timeout, or
+     * the error timeout for match); a row whose deadline passes while it decodes stops at its next token, with
+     * what it had; a row its owner cancels leaves the batch within 2 tokens; rows without either run to their end.
+     */
+    @Test
+    void deadlinesAndCancellationStopRowsBetweenSteps() throws Exception {
+        List<JsonNode> cases = Fixtures.cases(FIXTURE);
+        byte[] image = Fixtures.image(FIXTURE, 0);
+        long stepDelayMs = 20;
+        InferenceRunner runner = InferenceRunner.load(Fixtures.model(FIXTURE), Fixtures.model("blip2-itm-tiny"),
+                Engines.Kind.TENSORFLOW, "cpu", new InferenceRunner.Limits(256, 40_000_000, stepDelayMs));
+        Recorder r = new Recorder();
+        ContinuousBatcher b = new ContinuousBatcher(runner, "test", 8, 5, r).start();
+        GenerationParams longRun = GenerationParams.builder().maxNewTokens(110).minNewTokens(110).build();
+        long shortDeadline;
+        try {
+            long past = System.nanoTime() - 1;
+            b.submit(withDeadline("expired", Task.CAPTION, image, null, GenerationParams.greedy(12), past));
+            b.submit(withDeadline("expired-match", Task.MATCH, Fixtures.image("blip2-itm-tiny", 0), List.of("a photo"), null, past));
+            shortDeadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(400);
+            b.submit(withDeadline("short", Task.CAPTION, image, null, longRun, shortDeadline));
+            b.submit(withDeadline("later", Task.CAPTION, image, null, GenerationParams.greedy(12),
+                    System.nanoTime() + TimeUnit.SECONDS.toNanos(60)));
+            r.cancelAfter.put("cancelled", 3);
+            b.submit(caption("cancelled", image, longRun));
+            b.close(60_000);
+            assertTrue(r.stopped.await(1, TimeUnit.SECONDS));
+        } finally {
+            runner.close();
+        }
+        assertEquals(5, r.outcomes.size(), r.order.toString());
+
+        InferenceResult expired = r.outcomes.get("expired").result();
+        assertEquals(FinishReason.TIMEOUT, expired.finishReason());
+        assertEquals(0, expired.tokenIds().length);
+        assertEquals(0.0, expired.timings().visionMs(), "no vision encoder ran for it");
+        assertNull(r.tokens.get("expired"), "no token of it");
+        assertEquals(RequestError.TIMEOUT, r.outcomes.get("expired-match").error().code());
+
+        assertNull(r.outcomes.get("short").error(), () -> r.outcomes.get("short").error().getMessage());
+        InferenceResult shortRow = r.outcomes.get("short").result();
+        assertEquals(FinishReason.TIMEOUT, shortRow.finishReason());
+        int n = shortRow.tokenIds().length;
+        assertTrue(n > 0 && n < 110, n + " tokens before the deadline");
+        assertEquals(n, r.tokens.get("short").size(), "every token it had was streamed");
+        long slack = TimeUnit.MILLISECONDS.toNanos(50);
+        for (long t : r.tokenTimes.get("short")) {
+            assertTrue(t <= shortDeadline + slack, "a token " + (t - shortDeadline) / 1e6 + " ms after the deadline");
+        }
+
+        InferenceResult cancelled = r.outcomes.get("cancelled").result();
+        assertEquals(FinishReason.CANCELLED, cancelled.finishReason());
+        assertTrue(cancelled.tokenIds().length <= 3 + 2, "left within 2 tokens of the cancel: " + cancelled.tokenIds().length);
+
+        InferenceResult later = r.outcomes.get("later").result();
+        assertEquals(FinishReason.LENGTH, later.finishReason());
+        assertArrayEquals(Fixtures.ints(cases.get(0).get("greedy_new_tokens")), later.tokenIds(), "a deadline not reached changes nothing");
+    }
+
+    /** The same rules when a batch runs to its end (static batching, beam search): the runner's own path. */
+    @Test
+    void deadlinesInAStaticBatch() throws Exception {
+        byte[] image = Fixtures.image(FIXTURE, 0);
+        try (InferenceRunner runner = InferenceRunner.load(Fixtures.model(FIXTURE), null, Engines.Kind.TENSORFLOW, "cpu",
+                new InferenceRunner.Limits(256, 40_000_000, 20))) {
+            GenerationParams beams = GenerationParams.builder().maxNewTokens(110).minNewTokens(110).numBeams(2).build();
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50);
+            List<InferenceRunner.Outcome> out = runner.run(List.of(
+                    withDeadline("expired", Task.CAPTION, image, null, beams, System.nanoTime() - 1),
+                    withDeadline("short", Task.CAPTION, image, null, beams, deadline)), TokenSink.NONE);
+            assertEquals(FinishReason.TIMEOUT, out.get(0).result().finishReason());
+            assertEquals(0, out.get(0).result().tokenIds().length);
+            assertNull(out.get(1).error(), () -> out.get(1).error().getMessage());
+            InferenceResult shortRow = out.get(1).result();
+            assertEquals(FinishReason.TIMEOUT, shortRow.finishReason());
+            assertTrue(shortRow.tokenIds().length < 110, shortRow.tokenIds().length + " tokens");
+        }
+    }
+
+    /**
+     * 1,000 races of a cancel against the end of generation: the cancel comes from another thread at a random
+     * moment, before the job is admitted, while it decodes, or after it finished. Every job gets exactly one
+     * outcome; a job never cancelled never ends as cancelled; one that ends cancelled has fewer tokens than asked.
+     */
+    @Test
+    void cancelRacingCompletionLeavesExactlyOneOutcomeEach() throws Exception {
+        byte[] image = Fixtures.image(FIXTURE, 0);
+        int n = 1000;
+        InferenceRunner runner = InferenceRunner.load(Fixtures.model(FIXTURE), null, Engines.Kind.TENSORFLOW, "cpu",
+                new InferenceRunner.Limits(256, 40_000_000, 0));
+        Map<String, java.util.concurrent.atomic.AtomicInteger> counts = new ConcurrentHashMap<>();
+        Map<String, InferenceRunner.Outcome> last = new ConcurrentHashMap<>();
+        java.util.concurrent.Semaphore window = new java.util.concurrent.Semaphore(16); // a short queue: cancels land in every phase
+        Recorder r = new Recorder() {
+            @Override
+            public void onOutcome(InferenceRunner.Outcome o) {
+                counts.computeIfAbsent(o.job().id(), k -> new java.util.concurrent.atomic.AtomicInteger()).incrementAndGet();
+                last.put(o.job().id(), o);
+                window.release();
+            }
+        };
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(7);
+        ContinuousBatcher b = new ContinuousBatcher(runner, "race", 8, 0, r).start();
+        java.util.concurrent.ScheduledExecutorService cancels = java.util.concurrent.Executors.newScheduledThreadPool(2);
+        Set<String> cancelSent = ConcurrentHashMap.newKeySet();
+        try {
+            for (int i = 0; i < n; i++) {
+                String id = "r" + i;
+                int tokens = 1 + rnd.nextInt(12);
+                assertTrue(window.tryAcquire(30, TimeUnit.SECONDS));
+                b.submit(caption(id, image, GenerationParams.builder().maxNewTokens(tokens).minNewTokens(tokens).build()));
+                if (rnd.nextInt(4) != 0) { // three in four get a cancel, at a random moment of the job's life
+                    cancels.schedule(() -> {
+                        cancelSent.add(id);
+                        r.cancelled.add(id);
+                    }, rnd.nextInt(600_000), TimeUnit.MICROSECONDS);
+                }
+            }
+            cancels.shutdown();
+            assertTrue(cancels.awaitTermination(30, TimeUnit.SECONDS));
+            b.close(120_000);
+            assertTrue(r.stopped.await(1, TimeUnit.SECONDS));
+        } finally {
+            runner.close();
+        }
+        assertEquals(n, counts.size(), "every job has an outcome");
+        int endedCancelled = 0;
+        for (int i = 0; i < n; i++) {
+            String id = "r" + i;
+            assertEquals(1, counts.get(id).get(), id + ": exactly one outcome");
+            InferenceRunner.Outcome o = last.get(id);
+            assertNull(o.error(), id);
+            FinishReason reason = o.result().finishReason();
+            if (reason == FinishReason.CANCELLED) {
+                endedCancelled++;
+                assertTrue(cancelSent.contains(id), id + " ended cancelled without a cancel");
+                assertTrue(o.result().tokenIds().length < o.job().params().maxNewTokens(), id);
+            } else {
+                assertEquals(o.job().params().maxNewTokens(), o.result().tokenIds().length, id);
+            }
+        }
+        assertTrue(endedCancelled > 0 && endedCancelled < cancelSent.size(),
+                "cancels landed both before and after the end: " + endedCancelled + " of " + cancelSent.size());
     }
 }

@@ -42,6 +42,8 @@ class WebSocketHttpTest {
     static final String TOKEN = "s3cret";
     static final String AUTH = "Bearer " + TOKEN;
     static final String URI = "/v1/stream?access_token=" + TOKEN;
+    static final String TOKEN2 = "an0ther";
+    static final String URI2 = "/v1/stream?access_token=" + TOKEN2;
 
     @TempDir
     static Path tmp;
@@ -55,7 +57,8 @@ class WebSocketHttpTest {
     @BeforeAll
     void start() throws Exception {
         harness = new ServiceHarness(tmp.resolve("data"), Map.ofEntries(
-                Map.entry("http.auth_tokens", TOKEN),
+                Map.entry("http.auth_tokens", TOKEN + "," + TOKEN2),
+                Map.entry("http.max_sockets_per_token", "4"),
                 Map.entry("http.allowed_origins", "http://allowed.example"),
                 Map.entry("http.max_requests_per_connection", "2"),
                 Map.entry("http.max_in_flight", "3"),
@@ -365,5 +368,88 @@ class WebSocketHttpTest {
         assertNotNull(slow.closed.get(10, TimeUnit.SECONDS));
         slow.close();
         assertEquals(List.of(), harness.blockedEventLoops);
+    }
+
+    /**
+     * Tokens: a wrong one gets 401 before the upgrade; each token has at most http.max_sockets_per_token sockets
+     * (more are refused with 429 before the upgrade); a request belongs to the token that submitted it: another
+     * token can neither follow it (error frame forbidden) nor read it (403), its own can.
+     */
+    @Test
+    void tokensOwnTheirRequestsAndSockets() throws Exception {
+        ExecutionException wrong = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class,
+                () -> WsClient.connect(client, port, "/v1/stream?access_token=guess", null, null, null));
+        assertTrue(wrong.getCause().getMessage().contains("401"), wrong.getCause().getMessage());
+        assertEquals(401, await(web.get(port, "127.0.0.1", "/v1/requests/x").putHeader("Authorization", "Bearer guess").send())
+                .statusCode());
+
+        List<WsClient> four = new java.util.ArrayList<>();
+        try {
+            for (int i = 0; i < 4; i++) {
+                four.add(WsClient.connect(client, port, URI2, null, null, null));
+            }
+            ExecutionException fifth = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class,
+                    () -> WsClient.connect(client, port, URI2, null, null, null));
+            assertTrue(fifth.getCause().getMessage().contains("429"), fifth.getCause().getMessage());
+            WsClient.connect(client, port, URI, null, null, null).close(); // another token's sockets are its own
+
+            WsClient theirs = four.get(0);
+            try (WsClient mine = ws()) {
+                mine.send(generate("owned-1", 40));
+                assertEquals("accepted", mine.next(f -> "owned-1".equals(f.id()), 10_000).type());
+                theirs.send(Map.of("type", "follow", "id", "owned-1"));
+                WsClient.Frame refused = theirs.next(f -> "owned-1".equals(f.id()), 10_000);
+                assertEquals("error", refused.type());
+                assertEquals("forbidden", refused.json().get("code").asText());
+                assertEquals(403, await(web.get(port, "127.0.0.1", "/v1/requests/owned-1")
+                        .putHeader("Authorization", "Bearer " + TOKEN2).send()).statusCode());
+                // followed before it exists, by the wrong token: refused once it shows up
+                theirs.send(Map.of("type", "follow", "id", "owned-2"));
+                mine.send(generate("owned-2", 12));
+                assertEquals("forbidden", theirs.next(f -> "owned-2".equals(f.id()), 10_000).json().get("code").asText());
+                assertEquals("done", mine.next(f -> "owned-2".equals(f.id()) && f.type().equals("done"), 30_000).type());
+                mine.next(f -> "owned-1".equals(f.id()) && f.type().equals("done"), 30_000);
+                assertEquals(200, await(web.get(port, "127.0.0.1", "/v1/requests/owned-1").putHeader("Authorization", AUTH).send())
+                        .statusCode());
+                assertTrue(theirs.next(f -> "owned-2".equals(f.id()) || "owned-1".equals(f.id()), 500) == null,
+                        "nothing of the other token's requests reached this socket");
+            }
+            four.remove(0).close();
+            long end = System.currentTimeMillis() + 10_000;
+            WsClient again = null;
+            while (again == null && System.currentTimeMillis() < end) {
+                try {
+                    again = WsClient.connect(client, port, URI2, null, null, null); // a closed socket frees its place
+                } catch (ExecutionException e) {
+                    Thread.sleep(100);
+                }
+            }
+            assertNotNull(again, "a place freed by a closed socket is taken again");
+            four.add(again);
+        } finally {
+            for (WsClient c : four) {
+                c.close();
+            }
+        }
+    }
+
+    /** deadline_ms over the WebSocket: generation stops at the deadline and the done frame says timeout. */
+    @Test
+    void aDeadlineEndsGenerationWithTimeout() throws Exception {
+        try (WsClient c = ws()) {
+            ObjectNode f = generate("deadline-1", 110);
+            f.put("deadline_ms", 400);
+            c.send(f);
+            WsClient.Frame done = c.next(x -> "deadline-1".equals(x.id()) && x.type().equals("done"), 30_000);
+            assertEquals("timeout", done.json().get("finish_reason").asText(), done.json().toString());
+            int n = done.json().get("token_ids").size();
+            assertTrue(n < 110, n + " tokens");
+            ObjectNode bad = generate("deadline-2", 5);
+            bad.put("deadline_ms", -1);
+            c.send(bad);
+            WsClient.Frame err = c.next(x -> "deadline-2".equals(x.id()), 10_000);
+            assertEquals("invalid_request", err.json().get("code").asText());
+            assertTrue(err.json().get("message").asText().contains("deadline_ms"));
+        }
     }
 }

@@ -55,11 +55,22 @@ final class BeamSearch {
                 done[i][j] = new Beam(promptIds[i].clone(), NEG, false);
             }
         }
+        boolean[] cancelled = new boolean[b]; // items whose caller stopped them: they keep their best running beam
         for (int step = 0; ; step++) {
             int[] nextTokens = new int[b * k];
             int[] parentRows = new int[b * k];
             boolean anyOpen = false;
             for (int i = 0; i < b; i++) {
+                if (!cancelled[i] && heuristicUnsatisfied[i] && !allHitStop[i] && listener.isCancelled(i)) {
+                    cancelled[i] = true;
+                }
+                if (cancelled[i]) {
+                    for (int j = 0; j < k; j++) { // its rows idle along until the group ends
+                        nextTokens[i * k + j] = running[i][j].seq()[running[i][j].seq().length - 1];
+                        parentRows[i * k + j] = i * k + j;
+                    }
+                    continue;
+                }
                 int curLen = promptLen[i] + step;
                 int maxLen = promptLen[i] + p.maxNewTokens();
                 // b. log-probabilities, processed, plus the running scores; c. the top continuations
@@ -137,13 +148,13 @@ final class BeamSearch {
         }
         List<Generated> out = new ArrayList<>();
         for (int i = 0; i < b; i++) {
-            int[] seq = done[i][0].seq();
+            int[] seq = cancelled[i] ? running[i][0].seq() : done[i][0].seq();
             int[] gen = Arrays.copyOfRange(seq, promptLen[i], seq.length);
             for (int t = 0; t < gen.length; t++) {
                 listener.onToken(i, t, gen[t]);
             }
             boolean eos = gen.length > 0 && gen[gen.length - 1] == eosTokenId;
-            out.add(new Generated(gen, eos ? FinishReason.EOS : FinishReason.LENGTH));
+            out.add(new Generated(gen, cancelled[i] ? FinishReason.CANCELLED : eos ? FinishReason.EOS : FinishReason.LENGTH));
         }
         return out;
     }

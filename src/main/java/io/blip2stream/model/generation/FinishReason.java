@@ -7,7 +7,9 @@ public enum FinishReason {
     /** max_new_tokens was reached */
     LENGTH,
     /** the caller asked to stop */
-    CANCELLED;
+    CANCELLED,
+    /** the request's deadline passed (set by the service, which stops the row as it stops a cancelled one) */
+    TIMEOUT;
 
     public String wireName() {
         return name().toLowerCase(java.util.Locale.ROOT);

@@ -58,6 +58,7 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_HTTP_WRITE_QUEUE_MAX_BYTES", "http.write_queue_max_bytes");
         ENVIRONMENT.put("BLIP2_HTTP_SEND_BUFFER_BYTES", "http.send_buffer_bytes");
         ENVIRONMENT.put("BLIP2_HTTP_FOLLOW_TIMEOUT_MS", "http.follow_timeout_ms");
+        ENVIRONMENT.put("BLIP2_HTTP_MAX_SOCKETS_PER_TOKEN", "http.max_sockets_per_token");
         ENVIRONMENT.put("BLIP2_REQUEST_RETENTION_MS", "requests.retention_ms");
         ENVIRONMENT.put("BLIP2_REQUEST_MAX_ENTRIES", "requests.max_entries");
         ENVIRONMENT.put("BLIP2_KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers");
@@ -85,6 +86,7 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_MAX_PROMPT_TOKENS", "inference.max_prompt_tokens");
         ENVIRONMENT.put("BLIP2_MAX_TEXTS", "inference.max_texts");
         ENVIRONMENT.put("BLIP2_REQUEST_TIMEOUT_MS", "inference.request_timeout_ms");
+        ENVIRONMENT.put("BLIP2_DEFAULT_DEADLINE_MS", "inference.default_deadline_ms");
         ENVIRONMENT.put("BLIP2_STEP_DELAY_MS", "inference.step_delay_ms");
         ENVIRONMENT.put("BLIP2_MAX_IMAGE_BYTES", "limits.max_image_bytes");
         ENVIRONMENT.put("BLIP2_MAX_IMAGE_PIXELS", "limits.max_image_pixels");

@@ -31,7 +31,7 @@ public record ServiceConfig(
     /** The HTTP and WebSocket limits. */
     public record Http(List<String> allowedOrigins, List<String> authTokens, int maxRequestsPerConnection, int maxInFlight,
                        int maxFrameBytes, int maxMessageBytes, int idleTimeoutS, int writeQueueMaxBytes, int sendBufferBytes,
-                       long followTimeoutMs) {}
+                       long followTimeoutMs, int maxSocketsPerToken) {}
 
     /** Hazelcast: how the nodes find each other. */
     public record Cluster(String name, String host, int port, List<String> members, boolean kubernetes, String serviceName,
@@ -62,7 +62,7 @@ public record ServiceConfig(
     }
 
     public record Inference(boolean continuousBatching, int maxBatchSize, long maxBatchWaitMs, int defaultMaxNewTokens, int maxNewTokensCap,
-                            int maxPromptTokens, int maxTexts, long requestTimeoutMs, long stepDelayMs) {}
+                            int maxPromptTokens, int maxTexts, long requestTimeoutMs, long defaultDeadlineMs, long stepDelayMs) {}
 
     public record Limits(long maxImageBytes, long maxImagePixels, long maxRecordBytes) {}
 
@@ -90,7 +90,8 @@ public record ServiceConfig(
                         n.get("http").get("max_requests_per_connection").asInt(), n.get("http").get("max_in_flight").asInt(),
                         n.get("http").get("max_frame_bytes").asInt(), n.get("http").get("max_message_bytes").asInt(),
                         n.get("http").get("idle_timeout_s").asInt(), n.get("http").get("write_queue_max_bytes").asInt(),
-                        n.get("http").get("send_buffer_bytes").asInt(), n.get("http").get("follow_timeout_ms").asLong()),
+                        n.get("http").get("send_buffer_bytes").asInt(), n.get("http").get("follow_timeout_ms").asLong(),
+                        n.get("http").get("max_sockets_per_token").asInt()),
                 new Requests(n.get("requests").get("retention_ms").asLong(), n.get("requests").get("max_entries").asInt()),
                 cluster(n.get("cluster")),
                 new Cache(n.get("cache").get("enabled").asBoolean(), n.get("cache").get("max_entries_per_node").asInt(),
@@ -107,7 +108,7 @@ public record ServiceConfig(
                 new Inference(batching(i.get("batching").asText()), i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
                         i.get("default_max_new_tokens").asInt(), i.get("max_new_tokens_cap").asInt(),
                         i.get("max_prompt_tokens").asInt(), i.get("max_texts").asInt(), i.get("request_timeout_ms").asLong(),
-                        i.get("step_delay_ms").asLong()),
+                        i.get("default_deadline_ms").asLong(), i.get("step_delay_ms").asLong()),
                 new Limits(l.get("max_image_bytes").asLong(), l.get("max_image_pixels").asLong(), l.get("max_record_bytes").asLong()),
                 n.get("shutdown").get("drain_timeout_ms").asLong());
         c.validate();
@@ -159,6 +160,8 @@ public record ServiceConfig(
         check(inference.maxBatchSize() > 0, "inference.max_batch_size must be positive");
         check(inference.defaultMaxNewTokens() > 0 && inference.defaultMaxNewTokens() <= inference.maxNewTokensCap(),
                 "inference.default_max_new_tokens must be between 1 and max_new_tokens_cap");
+        check(inference.defaultDeadlineMs() >= 0 && inference.defaultDeadlineMs() <= inference.requestTimeoutMs(),
+                "inference.default_deadline_ms must be between 0 (none) and request_timeout_ms");
     }
 
     private static void check(boolean ok, String message) {

@@ -46,20 +46,50 @@ final class Access {
     }
 
     private boolean tokenPresented(String authorization, String query) {
+        return presented(authorization, query) != null;
+    }
+
+    /** The configured token the caller presented, or null. */
+    private String presented(String authorization, String query) {
         if (authorization != null && authorization.regionMatches(true, 0, "Bearer ", 0, 7)
                 && tokens.contains(authorization.substring(7).trim())) {
-            return true;
+            return authorization.substring(7).trim();
         }
         if (query != null) {
             for (String kv : query.split("&")) {
                 if (kv.startsWith("access_token=")) {
                     String t = java.net.URLDecoder.decode(kv.substring(13), java.nio.charset.StandardCharsets.UTF_8);
                     if (tokens.contains(t)) {
-                        return true;
+                        return t;
                     }
                 }
             }
         }
-        return false;
+        return null;
+    }
+
+    /**
+     * Who the caller is, for owning requests and counting sockets: a fingerprint of the token it presented (the
+     * token itself is never stored), or null when no tokens are configured (an open service: everyone is one).
+     */
+    String principal(MultiMap headers, String query) {
+        if (tokens.isEmpty()) {
+            return null;
+        }
+        String t = presented(headers.get("Authorization"), query);
+        if (t == null) {
+            return null;
+        }
+        try {
+            byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(t.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            return "t-" + java.util.HexFormat.of().formatHex(d, 0, 8);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Whether {@code principal} may see a request owned by {@code owner} (null: a Kafka request, or an open service). */
+    static boolean mayFollow(String principal, String owner) {
+        return owner == null || owner.equals(principal);
     }
 }

@@ -71,7 +71,7 @@ final class HttpApi {
         boolean sse = String.valueOf(ctx.request().getHeader("Accept")).contains("text/event-stream");
         fields(ctx).compose(f -> http.vertx().executeBlocking(() -> http.decoder.validate(
                         new RequestDecoder.Fields(f.id() == null ? UUID.randomUUID().toString() : f.id(), task, f.image(),
-                                f.prompt(), f.question(), null, f.params(), false), accepted), false))
+                                f.prompt(), f.question(), null, f.params(), false, f.deadlineMs()), accepted), false))
                 .onComplete(ar -> {
                     if (ar.failed()) {
                         RequestError e = ar.cause() instanceof RequestError re ? re
@@ -89,7 +89,7 @@ final class HttpApi {
                         stream(ctx, job);
                     } else {
                         ctx.request().connection().closeHandler(v -> http.cancelled.add(job.id()));
-                        http.submit(job, "http").onComplete(r -> {
+                        http.submit(job, "http", principal(ctx)).onComplete(r -> {
                             if (r.succeeded()) {
                                 ctx.response().putHeader("content-type", "application/json").end(r.result().toString());
                             } else {
@@ -140,8 +140,15 @@ final class HttpApi {
             http.tracker.unfollow(job.id(), l);
             http.cancelled.add(job.id());
         });
-        http.submit(job, "http");
+        http.submit(job, "http", principal(ctx));
     }
+
+    /** The caller's identity (a token's fingerprint), or null on an open service. */
+    private String principal(RoutingContext ctx) {
+        return http.access.principal(ctx.request().headers(), ctx.request().query());
+    }
+
+    private static final String FOREIGN = "the request belongs to another client";
 
     private static void event(HttpServerResponse res, String name, ObjectNode data) {
         if (!res.ended() && !res.closed()) {
@@ -163,8 +170,14 @@ final class HttpApi {
             FileUpload upload = ctx.fileUploads().stream().filter(u -> u.name().equals("image")).findFirst().orElse(null);
             Future<byte[]> image = upload == null ? Future.succeededFuture(null)
                     : http.vertx().fileSystem().readFile(upload.uploadedFileName()).map(b -> b.getBytes());
+            Long deadlineMs;
+            try {
+                deadlineMs = http.decoder.deadlineMs(form.get("deadline_ms"));
+            } catch (RequestError e) {
+                return Future.failedFuture(e);
+            }
             return image.map(bytes -> new RequestDecoder.Fields(form.get("id"), null, bytes, form.get("prompt"), form.get("question"),
-                    null, params, false));
+                    null, params, false, deadlineMs));
         }
         if (ctx.body() == null || ctx.body().buffer() == null || ctx.body().length() == 0) {
             return Future.failedFuture(new RequestError(RequestError.INVALID_REQUEST,
@@ -177,6 +190,11 @@ final class HttpApi {
     void status(RoutingContext ctx) {
         String id = ctx.pathParam("id");
         RequestTracker.Entry e = http.tracker.get(id);
+        String me = principal(ctx);
+        if (e != null && !Access.mayFollow(me, e.owner())) {
+            error(ctx, 403, "forbidden", FOREIGN);
+            return;
+        }
         if (e == null || !http.tracker.known(id)) {
             // not seen on this node since it started: the cluster's store may know it
             if (http.store == null) {
@@ -188,9 +206,13 @@ final class HttpApi {
                     error(ctx, 404, "not_found", "no request " + id + " is known");
                     return;
                 }
+                if (!Access.mayFollow(me, ar.result().path("owner").asText(null))) {
+                    error(ctx, 403, "forbidden", FOREIGN);
+                    return;
+                }
                 ObjectNode o = ResultJson.JSON.createObjectNode().put("id", id);
                 ar.result().fields().forEachRemaining(f -> {
-                    if (!f.getKey().equals("published") && !f.getKey().equals("kafka")) {
+                    if (!f.getKey().equals("published") && !f.getKey().equals("kafka") && !f.getKey().equals("owner")) {
                         o.set(f.getKey(), f.getValue());
                     }
                 });

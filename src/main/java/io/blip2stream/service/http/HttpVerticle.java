@@ -53,6 +53,8 @@ public final class HttpVerticle extends VerticleBase {
     private volatile boolean kafkaUp;
     /** HTTP and WebSocket requests being answered on this node. */
     int interactiveInFlight;
+    /** open WebSockets per token fingerprint (only when tokens are configured) */
+    private final Map<String, Integer> socketsByPrincipal = new java.util.HashMap<>();
 
     final io.blip2stream.cluster.RequestStore store;
 
@@ -144,11 +146,23 @@ public final class HttpVerticle extends VerticleBase {
                     int refused = access.check(hs.headers(), hs.query());
                     if (refused != 0) {
                         hs.reject(refused);
+                        return;
+                    }
+                    String principal = access.principal(hs.headers(), hs.query());
+                    if (principal != null) {
+                        int open = socketsByPrincipal.getOrDefault(principal, 0);
+                        if (open >= h.maxSocketsPerToken()) {
+                            metrics.request("websocket", "overloaded");
+                            hs.reject(429); // before the upgrade: this token has its sockets
+                            return;
+                        }
+                        socketsByPrincipal.merge(principal, 1, Integer::sum);
+                        hs.accept().onFailure(e -> socketClosed(principal));
                     } else {
                         hs.accept();
                     }
                 })
-                .webSocketHandler(ws -> new StreamSocket(this, ws).start())
+                .webSocketHandler(ws -> new StreamSocket(this, ws, access.principal(ws.headers(), ws.query())).start())
                 .requestHandler(router)
                 .listen(config.httpPort(), config.httpHost())
                 .onSuccess(s -> server = s);
@@ -156,6 +170,13 @@ public final class HttpVerticle extends VerticleBase {
 
     private void probeKafka() {
         admin.describeCluster().onComplete(ar -> kafkaUp = ar.succeeded() && !ar.result().getNodes().isEmpty());
+    }
+
+    /** A socket of {@code principal} closed (null: an open service, nothing counted). */
+    void socketClosed(String principal) {
+        if (principal != null) {
+            socketsByPrincipal.computeIfPresent(principal, (k, n) -> n <= 1 ? null : n - 1);
+        }
     }
 
     /** Whether one more interactive request would be over the limit (then it is refused at once). */
@@ -167,9 +188,10 @@ public final class HttpVerticle extends VerticleBase {
      * Runs an interactive request: announces it, hands it to a worker, and publishes how it ended (the tracker
      * and every follower learn it from the event bus). The returned future has the result JSON.
      */
-    Future<ObjectNode> submit(InferenceJob job, String source) {
+    Future<ObjectNode> submit(InferenceJob job, String source, String owner) {
         interactiveInFlight++;
-        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), source));
+        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), source, owner));
+        tracker.own(job.id(), owner); // at once, not only when the event comes back: a follow may come first
         return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(config.inference().requestTimeoutMs()))
                 .map(m -> m.body())
                 .recover(e -> Future.succeededFuture(new InferenceRunner.Outcome(job, null,
@@ -181,20 +203,20 @@ public final class HttpVerticle extends VerticleBase {
                         metrics.request(job.task().wireName(), RequestError.INTERNAL.equals(o.error().code()) ? "failed" : "rejected");
                         vertx.eventBus().publish(Addresses.REQUEST_EVENTS,
                                 RequestEvent.failed(job.id(), o.error().code(), o.error().getMessage()));
-                        remember(job, source, null, o.error());
+                        remember(job, source, owner, null, o.error());
                         return Future.failedFuture(o.error());
                     }
                     metrics.request(job.task().wireName(), "ok");
                     ObjectNode json = ResultJson.of(o.result(), config.nodeId());
                     vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(job.id(), json));
-                    remember(job, source, json, null);
+                    remember(job, source, owner, json, null);
                     return Future.succeededFuture(json);
                 });
     }
 
-    private void remember(InferenceJob job, String source, ObjectNode result, RequestError error) {
+    private void remember(InferenceJob job, String source, String owner, ObjectNode result, RequestError error) {
         if (store != null) {
-            store.finished(job.id(), job.task().wireName(), source, result, error == null ? null : error.code(),
+            store.finished(job.id(), job.task().wireName(), source, owner, result, error == null ? null : error.code(),
                     error == null ? null : error.getMessage(), false, null, context)
                     .onFailure(e -> LOG.warn("could not record request {} in the cluster: {}", job.id(), e.toString()));
         }

@@ -36,10 +36,13 @@ final class StreamSocket {
     /** every request this socket hears about, own or followed */
     private final Map<String, RequestTracker.Listener> following = new HashMap<>();
     private boolean closed;
+    /** who this socket is (a token's fingerprint), or null on an open service */
+    private final String principal;
 
-    StreamSocket(HttpVerticle http, ServerWebSocket ws) {
+    StreamSocket(HttpVerticle http, ServerWebSocket ws, String principal) {
         this.http = http;
         this.ws = ws;
+        this.principal = principal;
     }
 
     void start() {
@@ -116,7 +119,7 @@ final class StreamSocket {
         http.vertx().executeBlocking(() -> {
             RequestDecoder.Fields f = http.decoder.fromJson(msg, id);
             return http.decoder.validate(new RequestDecoder.Fields(id, task.wireName(), f.image(), f.prompt(), f.question(),
-                    null, f.params(), false), accepted);
+                    null, f.params(), false, f.deadlineMs()), accepted);
         }, false).onComplete(ar -> {
             if (ar.failed()) {
                 own.remove(id);
@@ -134,7 +137,7 @@ final class StreamSocket {
             ObjectNode a = ResultJson.JSON.createObjectNode().put("type", "accepted").put("id", id);
             send(a);
             follow(id, false);
-            http.submit(job, "websocket").onComplete(done -> own.remove(id));
+            http.submit(job, "websocket", principal).onComplete(done -> own.remove(id));
         });
     }
 
@@ -143,15 +146,37 @@ final class StreamSocket {
         if (following.containsKey(id)) {
             return;
         }
+        if (!Access.mayFollow(principal, http.tracker.owner(id))) {
+            error(id, "forbidden", "the request belongs to another client");
+            return;
+        }
         RequestTracker.Listener l = new RequestTracker.Listener() {
+            /** a request not known yet when followed: its owner is checked when it shows up */
+            private boolean foreign() {
+                if (Access.mayFollow(principal, http.tracker.owner(id))) {
+                    return false;
+                }
+                if (following.remove(id) != null) {
+                    http.tracker.unfollow(id, this);
+                    error(id, "forbidden", "the request belongs to another client");
+                }
+                return true;
+            }
+
             @Override
             public void token(TokenEvent t) {
+                if (foreign()) {
+                    return;
+                }
                 send(ResultJson.JSON.createObjectNode().put("type", "token").put("id", t.id()).put("index", t.index())
                         .put("token_id", t.tokenId()).put("text", t.text()));
             }
 
             @Override
             public void done(ObjectNode result) {
+                if (foreign()) {
+                    return;
+                }
                 following.remove(id);
                 ObjectNode d = ResultJson.JSON.createObjectNode().put("type", "done");
                 d.setAll(result);
@@ -160,6 +185,9 @@ final class StreamSocket {
 
             @Override
             public void failed(String code, String message) {
+                if (foreign()) {
+                    return;
+                }
                 following.remove(id);
                 error(id, code, message);
             }
@@ -189,7 +217,11 @@ final class StreamSocket {
     }
 
     private void onClose() {
+        if (closed) {
+            return;
+        }
         closed = true;
+        http.socketClosed(principal);
         for (String id : own) {
             http.cancelled.add(id);
         }

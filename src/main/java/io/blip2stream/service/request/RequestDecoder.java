@@ -24,9 +24,10 @@ import java.util.UUID;
  * saying what is wrong:
  * <ul>
  *   <li>a JSON object {@code {"id"?, "task", "image": "<base64>", "prompt"?, "question"?, "texts"?, "params"?,
- *       "stream"?}};</li>
+ *       "stream"?, "deadline_ms"?}};</li>
  *   <li>raw image bytes with the fields in headers {@code blip2-task}, {@code blip2-question}, {@code blip2-prompt},
- *       {@code blip2-texts} (a JSON array), {@code blip2-params} (JSON), {@code blip2-stream}.</li>
+ *       {@code blip2-texts} (a JSON array), {@code blip2-params} (JSON), {@code blip2-stream},
+ *       {@code blip2-deadline-ms}.</li>
  * </ul>
  * A record is the raw form when it has a {@code blip2-task} header. The id is the JSON {@code id}, else the
  * record key, else a new UUID. The image's size is checked from its header, before any pixel is decoded.
@@ -45,8 +46,9 @@ public final class RequestDecoder {
     }
 
     /** The fields of a request, however they arrived. */
+    /** @param deadlineMs the request's {@code deadline_ms}: null for the default */
     public record Fields(String id, String task, byte[] image, String prompt, String question, JsonNode texts,
-                         JsonNode params, boolean stream) {}
+                         JsonNode params, boolean stream, Long deadlineMs) {}
 
     /**
      * A Kafka record's value, key and headers (by name, last one wins) to a job.
@@ -66,7 +68,7 @@ public final class RequestDecoder {
         if (headers.containsKey("blip2-task")) {
             f = new Fields(keyId, header(headers, "blip2-task"), value, header(headers, "blip2-prompt"),
                     header(headers, "blip2-question"), jsonHeader(headers, "blip2-texts"), jsonHeader(headers, "blip2-params"),
-                    bool(header(headers, "blip2-stream"), "blip2-stream"));
+                    bool(header(headers, "blip2-stream"), "blip2-stream"), deadlineMs(header(headers, "blip2-deadline-ms")));
         } else {
             f = fromJson(value, keyId);
         }
@@ -111,7 +113,7 @@ public final class RequestDecoder {
             throw new RequestError(RequestError.INVALID_REQUEST, "stream must be true or false");
         }
         return new Fields(id != null ? id : defaultId, text(n, "task"), image, text(n, "prompt"), text(n, "question"),
-                n.get("texts"), n.get("params"), stream != null && stream.asBoolean());
+                n.get("texts"), n.get("params"), stream != null && stream.asBoolean(), deadlineMs(n.get("deadline_ms")));
     }
 
     /** Checks the fields and builds the job. */
@@ -150,7 +152,47 @@ public final class RequestDecoder {
             throw new RequestError(RequestError.TOO_MANY_TEXTS, texts.size() + " texts; the limit is " + inference.maxTexts());
         }
         GenerationParams params = task.generates() ? params(f.params()) : null;
-        return new InferenceJob(id, task, image, f.prompt(), question, texts, params, f.stream() && task.generates(), acceptedNanos);
+        long deadlineMs = f.deadlineMs() != null ? f.deadlineMs() : inference.defaultDeadlineMs();
+        return new InferenceJob(id, task, image, f.prompt(), question, texts, params, f.stream() && task.generates(), acceptedNanos,
+                InferenceJob.deadline(acceptedNanos, deadlineMs));
+    }
+
+    /**
+     * {@code deadline_ms}: how many milliseconds after the service accepted the request it may still start work
+     * and generate; a positive integer no larger than {@code inference.request_timeout_ms}. Null: not given.
+     */
+    public Long deadlineMs(JsonNode v) {
+        if (v == null || v.isNull()) {
+            return null;
+        }
+        if (!v.isIntegralNumber() || !v.canConvertToLong()) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "deadline_ms must be an integer number of milliseconds, got " + v);
+        }
+        return checkDeadline(v.asLong());
+    }
+
+    /** {@code deadline_ms} from a header or a form field. */
+    public Long deadlineMs(String v) {
+        if (v == null || v.isBlank()) {
+            return null;
+        }
+        try {
+            return checkDeadline(Long.parseLong(v.trim()));
+        } catch (NumberFormatException e) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "deadline_ms must be an integer number of milliseconds, got '"
+                    + v + "'");
+        }
+    }
+
+    private long checkDeadline(long ms) {
+        if (ms <= 0) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "deadline_ms must be positive, got " + ms);
+        }
+        if (ms > inference.requestTimeoutMs()) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "deadline_ms " + ms + " is above the limit of "
+                    + inference.requestTimeoutMs() + " (inference.request_timeout_ms)");
+        }
+        return ms;
     }
 
     private void checkImage(byte[] image) {

@@ -33,6 +33,7 @@ public final class RequestTracker {
         RequestEvent.Status status = RequestEvent.Status.QUEUED;
         String task;
         String source;
+        String owner;
         final List<TokenEvent> tokens = new ArrayList<>();
         ObjectNode result;
         String errorCode;
@@ -70,6 +71,11 @@ public final class RequestTracker {
             return source;
         }
 
+        /** Who submitted it over HTTP or WebSocket (a token's fingerprint), or null. */
+        public String owner() {
+            return owner;
+        }
+
         public int tokenCount() {
             return tokens.size();
         }
@@ -88,6 +94,19 @@ public final class RequestTracker {
         return entries.get(id);
     }
 
+    /** Records who submitted a request (null: nobody in particular), before any event of it may arrive. */
+    public void own(String id, String owner) {
+        if (owner != null) {
+            entries.computeIfAbsent(id, Entry::new).owner = owner;
+        }
+    }
+
+    /** Who submitted a request over HTTP or WebSocket, or null (a Kafka request, an open service, or unknown). */
+    public String owner(String id) {
+        Entry e = entries.get(id);
+        return e == null ? null : e.owner;
+    }
+
     public void onEvent(RequestEvent e) {
         Entry en = entries.computeIfAbsent(e.id(), Entry::new);
         if (en.status.finished() && !e.status().finished()) {
@@ -98,6 +117,9 @@ public final class RequestTracker {
         }
         if (e.source() != null) {
             en.source = e.source();
+        }
+        if (e.owner() != null) {
+            en.owner = e.owner();
         }
         switch (e.status()) {
             case QUEUED, RUNNING -> en.status = e.status();

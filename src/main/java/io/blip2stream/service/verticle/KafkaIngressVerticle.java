@@ -255,7 +255,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
         if (store == null) {
             return Future.succeededFuture();
         }
-        Future<Void> f = store.finished(id, task == null ? null : task.wireName(), "kafka", result, error == null ? null : error.code(),
+        Future<Void> f = store.finished(id, task == null ? null : task.wireName(), "kafka", null, result, error == null ? null : error.code(),
                 error == null ? null : error.getMessage(), true, source, context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
         return f.recover(e -> {
             LOG.warn("could not record request {} in the cluster: {}", id, e.toString());

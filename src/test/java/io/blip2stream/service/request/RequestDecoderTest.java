@@ -97,4 +97,32 @@ class RequestDecoderTest {
         RequestDecoder tinyRecords = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1 << 20, 40_000_000, 100));
         assertEquals(RequestError.RECORD_TOO_LARGE, code(() -> tinyRecords.decodeRecord(null, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
     }
+
+    @Test
+    void deadlines() {
+        long ms = 1_000_000L;
+        String caption = "{\"task\":\"caption\",\"image\":\"" + b64 + "\"";
+        InferenceJob given = decoder.decodeRecord(null, (caption + ",\"deadline_ms\":1500}").getBytes(), Map.of(), 7 * ms);
+        assertEquals(7 * ms + 1500 * ms, given.deadlineNanos(), "deadline_ms counts from acceptance");
+        assertTrue(!given.pastDeadline(7 * ms + 1500 * ms) && given.pastDeadline(7 * ms + 1501 * ms));
+        InferenceJob byDefault = decoder.decodeRecord(null, (caption + "}").getBytes(), Map.of(), 0);
+        assertEquals(config.inference().defaultDeadlineMs() * ms, byDefault.deadlineNanos(), "the default deadline");
+        Map<String, byte[]> h = new HashMap<>();
+        h.put("blip2-task", "caption".getBytes());
+        h.put("blip2-deadline-ms", "250".getBytes());
+        assertEquals(250 * ms, decoder.decodeRecord(null, png, h, 0).deadlineNanos(), "the raw form's header");
+        for (String bad : new String[] {"0", "-5", "1.5", "\"soon\"", "true", String.valueOf(config.inference().requestTimeoutMs() + 1)}) {
+            RequestError e = assertThrows(RequestError.class,
+                    () -> decoder.decodeRecord(null, (caption + ",\"deadline_ms\":" + bad + "}").getBytes(), Map.of(), 0), bad);
+            assertEquals(RequestError.INVALID_REQUEST, e.code(), bad);
+            assertTrue(e.getMessage().contains("deadline_ms"), e.getMessage());
+        }
+        h.put("blip2-deadline-ms", "later".getBytes());
+        assertEquals(RequestError.INVALID_REQUEST, code(() -> decoder.decodeRecord(null, png, h, 0)));
+        ServiceConfig none = ConfigLoader.load(null, Map.of("BLIP2_DEFAULT_DEADLINE_MS", "0"), Map.of());
+        InferenceJob unlimited = new RequestDecoder(none.inference(), none.limits())
+                .decodeRecord(null, (caption + "}").getBytes(), Map.of(), 0);
+        assertEquals(InferenceJob.NO_DEADLINE, unlimited.deadlineNanos(), "0: no default deadline");
+        assertTrue(!unlimited.pastDeadline(Long.MAX_VALUE - 1));
+    }
 }
