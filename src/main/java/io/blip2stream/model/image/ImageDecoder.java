@@ -16,7 +16,8 @@ import java.util.Iterator;
  * Decodes PNG, JPEG, BMP and GIF (first frame) and converts to RGB the way PIL's {@code convert("RGB")} does:
  * alpha is dropped without blending, grayscale is replicated, palettes are looked up, 16-bit colour samples
  * keep their high byte and 16-bit grayscale is clipped to 255 (PIL's "I" to "RGB"). Samples are read from the
- * raster, never through a colour profile, since PIL ignores embedded profiles here too.
+ * raster, never through a colour profile, since PIL ignores embedded profiles here too. An EXIF orientation
+ * (JPEG or PNG) is applied as transformers' {@code load_image} applies it ({@link ExifOrientation}).
  * The size is checked from the header before any pixel is decoded.
  */
 public final class ImageDecoder {
@@ -70,7 +71,8 @@ public final class ImageDecoder {
                     return new Read(new int[] {w, h}, null);
                 }
                 BufferedImage img = reader.read(0);
-                return new Read(new int[] {w, h}, toRgb(img));
+                // EXIF orientation applied as transformers' load_image applies it (PIL's exif_transpose)
+                return new Read(new int[] {w, h}, ExifOrientation.apply(toRgb(img), ExifOrientation.of(bytes)));
             } finally {
                 reader.dispose();
             }
