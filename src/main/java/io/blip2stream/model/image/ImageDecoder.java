@@ -70,7 +70,15 @@ public final class ImageDecoder {
                 if (!pixels) {
                     return new Read(new int[] {w, h}, null);
                 }
+                java.util.List<String> warnings = new java.util.ArrayList<>();
+                reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
                 BufferedImage img = reader.read(0);
+                for (String warning : warnings) {
+                    // ImageIO fills a truncated JPEG with gray; PIL (and so transformers) refuses it
+                    if (warning.toLowerCase(java.util.Locale.ROOT).contains("premature end")) {
+                        throw new ImageDecodeException(format + " image is truncated: " + warning);
+                    }
+                }
                 // EXIF orientation applied as transformers' load_image applies it (PIL's exif_transpose)
                 return new Read(new int[] {w, h}, ExifOrientation.apply(toRgb(img), ExifOrientation.of(bytes)));
             } finally {
