@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * EXIF orientations 1 to 8 are applied as PIL's {@code ImageOps.exif_transpose} (what transformers' load_image
  * calls) applies them, from a PNG's eXIf chunk (both byte orders) and a JPEG's APP1; a malformed tag is ignored.
  */
-class ExifOrientationTest {
+public class ExifOrientationTest {
     // a 3x2 image, a b c / d e f, each pixel a colour of its own
     static final int[][] A = {{10, 0, 0}, {20, 0, 0}, {30, 0, 0}, {40, 0, 0}, {50, 0, 0}, {60, 0, 0}};
 
@@ -25,7 +25,7 @@ class ExifOrientationTest {
     static final String[] EXPECTED = {null, "abc/def", "cba/fed", "fed/cba", "def/abc", "ad/be/cf", "da/eb/fc", "fc/eb/da",
             "cf/be/ad"};
 
-    static byte[] png3x2() throws Exception {
+    public static byte[] png3x2() throws Exception {
         BufferedImage img = new BufferedImage(3, 2, BufferedImage.TYPE_INT_RGB);
         for (int i = 0; i < 6; i++) {
             img.setRGB(i % 3, i / 3, A[i][0] << 16 | A[i][1] << 8 | A[i][2]);
@@ -36,7 +36,7 @@ class ExifOrientationTest {
     }
 
     /** A TIFF structure holding one IFD with the orientation tag. */
-    static byte[] tiff(int orientation, boolean little) {
+    public static byte[] tiff(int orientation, boolean little) {
         ByteBuffer b = ByteBuffer.allocate(26).order(little ? ByteOrder.LITTLE_ENDIAN : ByteOrder.BIG_ENDIAN);
         b.put((byte) (little ? 'I' : 'M')).put((byte) (little ? 'I' : 'M')).putShort((short) 42).putInt(8);
         b.putShort((short) 1);                                                          // one entry
@@ -45,7 +45,7 @@ class ExifOrientationTest {
         return b.array();
     }
 
-    static byte[] withPngChunk(byte[] png, String type, byte[] data) {
+    public static byte[] withPngChunk(byte[] png, String type, byte[] data) {
         // after the signature (8) and IHDR (4 + 4 + 13 + 4)
         int at = 8 + 25;
         ByteBuffer chunk = ByteBuffer.allocate(12 + data.length);

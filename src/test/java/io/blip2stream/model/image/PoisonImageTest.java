@@ -29,10 +29,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * with a message that says why; 16-bit and palette PNGs decode as PIL converts them; truncated files are refused.
  * Each answers within a bound, so none can hold a worker.
  */
-class PoisonImageTest {
+public class PoisonImageTest {
     final ImageDecoder decoder = new ImageDecoder(40_000_000L); // the service's limits.max_image_pixels
 
-    static byte[] chunk(String type, byte[] data) {
+    public static byte[] chunk(String type, byte[] data) {
         ByteBuffer b = ByteBuffer.allocate(12 + data.length);
         b.putInt(data.length).put(type.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1)).put(data);
         CRC32 crc = new CRC32();
@@ -42,7 +42,7 @@ class PoisonImageTest {
     }
 
     /** A PNG of the given header (8-bit gray) and IDAT data. */
-    static byte[] png(int w, int h, byte[] idat) {
+    public static byte[] png(int w, int h, byte[] idat) {
         ByteBuffer ihdr = ByteBuffer.allocate(13).putInt(w).putInt(h).put((byte) 8).put((byte) 0).put((byte) 0).put((byte) 0).put((byte) 0);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         out.writeBytes(new byte[] {(byte) 0x89, 'P', 'N', 'G', 13, 10, 26, 10});
@@ -52,7 +52,7 @@ class PoisonImageTest {
         return out.toByteArray();
     }
 
-    static byte[] deflate(byte[] data, int repeat) {
+    public static byte[] deflate(byte[] data, int repeat) {
         Deflater d = new Deflater(Deflater.BEST_COMPRESSION);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         byte[] buf = new byte[1 << 16];
@@ -69,10 +69,59 @@ class PoisonImageTest {
         return out.toByteArray();
     }
 
-    static byte[] jpeg(BufferedImage img) throws Exception {
+    public static byte[] jpeg(BufferedImage img) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ImageIO.write(img, "jpeg", out);
         return out.toByteArray();
+    }
+
+    /** A 16x16 JPEG whose frame header claims 50,000 x 50,000. */
+    public static byte[] jpegBomb() throws Exception {
+        byte[] jpeg = jpeg(new BufferedImage(16, 16, BufferedImage.TYPE_INT_RGB));
+        int sof = -1;
+        for (int i = 2; i + 1 < jpeg.length; i++) {
+            if ((jpeg[i] & 0xFF) == 0xFF && ((jpeg[i + 1] & 0xFF) == 0xC0 || (jpeg[i + 1] & 0xFF) == 0xC2)) {
+                sof = i;
+                break;
+            }
+        }
+        assertTrue(sof > 0, "a frame header");
+        byte[] jpegBomb = jpeg.clone();
+        ByteBuffer.wrap(jpegBomb, sof + 5, 4).putShort((short) 50_000).putShort((short) 50_000); // height, width (unsigned)
+        return jpegBomb;
+    }
+
+    /** A GIF of {@code frames} 2x2 frames, the first red, the others blue. */
+    public static byte[] gif(int frames) throws Exception {
+        ImageWriter w = ImageIO.getImageWritersByFormatName("gif").next();
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (ImageOutputStream out = ImageIO.createImageOutputStream(bytes)) {
+            w.setOutput(out);
+            w.prepareWriteSequence(null);
+            for (int i = 0; i < frames; i++) {
+                BufferedImage f = new BufferedImage(2, 2, BufferedImage.TYPE_BYTE_INDEXED);
+                f.setRGB(0, 0, i == 0 ? 0xFF0000 : 0x0000FF);
+                w.writeToSequence(new IIOImage(f, null, null), null);
+            }
+            w.endWriteSequence();
+        } finally {
+            w.dispose();
+        }
+        return bytes.toByteArray();
+    }
+
+    /** An 8x8 four-channel (Adobe CMYK) JPEG. */
+    public static byte[] cmykJpeg() throws Exception {
+        WritableRaster r = Raster.createInterleavedRaster(DataBuffer.TYPE_BYTE, 8, 8, 4, null);
+        ImageWriter w = ImageIO.getImageWritersByFormatName("jpeg").next();
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (ImageOutputStream out = ImageIO.createImageOutputStream(bytes)) {
+            w.setOutput(out);
+            w.write(null, new IIOImage(r, null, null), null); // four channels: an Adobe CMYK JPEG
+        } finally {
+            w.dispose();
+        }
+        return bytes.toByteArray();
     }
 
     static long ms(long t0) {
@@ -86,18 +135,7 @@ class PoisonImageTest {
         ImageDecodeException e = assertThrows(ImageDecodeException.class, () -> decoder.probe(pngBomb));
         assertTrue(e.getMessage().contains("50000x50000") && e.getMessage().contains("exceeds the limit"), e.getMessage());
         assertThrows(ImageDecodeException.class, () -> decoder.decode(pngBomb));
-        // a JPEG whose frame header claims 50,000 x 50,000
-        byte[] jpeg = jpeg(new BufferedImage(16, 16, BufferedImage.TYPE_INT_RGB));
-        int sof = -1;
-        for (int i = 2; i + 1 < jpeg.length; i++) {
-            if ((jpeg[i] & 0xFF) == 0xFF && ((jpeg[i + 1] & 0xFF) == 0xC0 || (jpeg[i + 1] & 0xFF) == 0xC2)) {
-                sof = i;
-                break;
-            }
-        }
-        assertTrue(sof > 0, "a frame header");
-        byte[] jpegBomb = jpeg.clone();
-        ByteBuffer.wrap(jpegBomb, sof + 5, 4).putShort((short) 50_000).putShort((short) 50_000); // height, width (unsigned)
+        byte[] jpegBomb = jpegBomb();
         e = assertThrows(ImageDecodeException.class, () -> decoder.decode(jpegBomb));
         assertTrue(e.getMessage().contains("50000x50000"), e.getMessage());
         assertTrue(ms(t0) < 2000, "refused at once: " + ms(t0) + " ms");
@@ -116,22 +154,9 @@ class PoisonImageTest {
 
     @Test
     void aGifOfTenThousandFramesCostsItsFirstFrame() throws Exception {
-        ImageWriter w = ImageIO.getImageWritersByFormatName("gif").next();
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        try (ImageOutputStream out = ImageIO.createImageOutputStream(bytes)) {
-            w.setOutput(out);
-            w.prepareWriteSequence(null);
-            for (int i = 0; i < 10_000; i++) {
-                BufferedImage f = new BufferedImage(2, 2, BufferedImage.TYPE_BYTE_INDEXED);
-                f.setRGB(0, 0, i == 0 ? 0xFF0000 : 0x0000FF);
-                w.writeToSequence(new IIOImage(f, null, null), null);
-            }
-            w.endWriteSequence();
-        } finally {
-            w.dispose();
-        }
+        byte[] gif = gif(10_000);
         long t0 = System.nanoTime();
-        RgbImage img = decoder.decode(bytes.toByteArray());
+        RgbImage img = decoder.decode(gif);
         assertEquals(2, img.width());
         assertTrue((img.pixels()[0] & 0xFF) > 200, "the first frame, as PIL opens a GIF");
         assertTrue(ms(t0) < 1000, ms(t0) + " ms");
@@ -139,16 +164,8 @@ class PoisonImageTest {
 
     @Test
     void aCmykJpegIsRefusedSayingWhy() throws Exception {
-        WritableRaster r = Raster.createInterleavedRaster(DataBuffer.TYPE_BYTE, 8, 8, 4, null);
-        ImageWriter w = ImageIO.getImageWritersByFormatName("jpeg").next();
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        try (ImageOutputStream out = ImageIO.createImageOutputStream(bytes)) {
-            w.setOutput(out);
-            w.write(null, new IIOImage(r, null, null), null); // four channels: an Adobe CMYK JPEG
-        } finally {
-            w.dispose();
-        }
-        ImageDecodeException e = assertThrows(ImageDecodeException.class, () -> decoder.decode(bytes.toByteArray()));
+        byte[] cmyk = cmykJpeg();
+        ImageDecodeException e = assertThrows(ImageDecodeException.class, () -> decoder.decode(cmyk));
         assertTrue(e.getMessage().length() > 10, e.getMessage());
     }
 
