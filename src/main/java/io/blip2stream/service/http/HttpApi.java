@@ -61,7 +61,7 @@ final class HttpApi {
     }
 
     void generate(RoutingContext ctx, String task) {
-        if (http.overloaded()) {
+        if (!http.tryReserve()) {
             http.metrics.request(task, "overloaded");
             ctx.response().putHeader("Retry-After", "1");
             error(ctx, 429, "overloaded", "the service is at capacity; try again shortly");
@@ -76,12 +76,14 @@ final class HttpApi {
                     if (ar.failed()) {
                         RequestError e = ar.cause() instanceof RequestError re ? re
                                 : new RequestError(RequestError.INVALID_REQUEST, ar.cause().getMessage());
+                        http.release();
                         http.rejected(null, task, "http", e);
                         error(ctx, status(e.code()), e.code(), e.getMessage());
                         return;
                     }
                     InferenceJob job = ar.result();
                     if (http.tracker.known(job.id())) {
+                        http.release();
                         error(ctx, 409, RequestError.INVALID_REQUEST, "a request with id " + job.id() + " exists already");
                         return;
                     }

@@ -185,11 +185,29 @@ public final class HttpVerticle extends VerticleBase {
     }
 
     /**
+     * Takes one of the {@code http.max_in_flight} places for a request about to be validated, or false when none
+     * is left. The place is taken at once, not when the request is submitted: requests arriving together while
+     * others validate cannot all pass the check (measured before: 10 at once with a limit of 4). {@link #submit}
+     * uses the place; a request refused after validation gives it back ({@link #release}).
+     */
+    boolean tryReserve() {
+        if (overloaded()) {
+            return false;
+        }
+        interactiveInFlight++;
+        return true;
+    }
+
+    /** Gives back a place taken by {@link #tryReserve} for a request that was not submitted. */
+    void release() {
+        interactiveInFlight--;
+    }
+
+    /**
      * Runs an interactive request: announces it, hands it to a worker, and publishes how it ended (the tracker
      * and every follower learn it from the event bus). The returned future has the result JSON.
      */
-    Future<ObjectNode> submit(InferenceJob job, String source, String owner) {
-        interactiveInFlight++;
+    Future<ObjectNode> submit(InferenceJob job, String source, String owner) { // uses the place of tryReserve
         vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), source, owner));
         tracker.own(job.id(), owner); // at once, not only when the event comes back: a follow may come first
         return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(config.inference().requestTimeoutMs()))

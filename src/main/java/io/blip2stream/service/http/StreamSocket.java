@@ -109,7 +109,7 @@ final class StreamSocket {
                     + http.config.http().maxRequestsPerConnection());
             return;
         }
-        if (http.overloaded()) {
+        if (!http.tryReserve()) {
             http.metrics.request(task.wireName(), "overloaded");
             error(id, "overloaded", "the service is at capacity; try again shortly");
             return;
@@ -123,6 +123,7 @@ final class StreamSocket {
         }, false).onComplete(ar -> {
             if (ar.failed()) {
                 own.remove(id);
+                http.release();
                 RequestError e = ar.cause() instanceof RequestError re ? re
                         : new RequestError(RequestError.INTERNAL, ar.cause().toString());
                 http.rejected(null, task.wireName(), "websocket", e);
@@ -131,6 +132,7 @@ final class StreamSocket {
             }
             if (closed) {
                 own.remove(id);
+                http.release();
                 return;
             }
             InferenceJob job = ar.result();
