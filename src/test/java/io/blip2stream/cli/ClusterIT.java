@@ -45,7 +45,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -292,28 +291,12 @@ class ClusterIT {
             frames.put(n.name, mine);
             done.put(n.name, finished);
             WebSocket ws = http.newWebSocketBuilder().buildAsync(URI.create("ws://127.0.0.1:" + n.httpPort + "/v1/stream"),
-                    new WebSocket.Listener() {
-                        final StringBuilder buf = new StringBuilder();
-
-                        @Override
-                        public CompletionStage<?> onText(WebSocket w, CharSequence data, boolean last) {
-                            buf.append(data);
-                            if (last) {
-                                try {
-                                    JsonNode f = JSON.readTree(buf.toString());
-                                    mine.add(f);
-                                    if (!f.get("type").asText().equals("token")) {
-                                        finished.complete(null);
-                                    }
-                                } catch (Exception e) {
-                                    finished.completeExceptionally(e);
-                                }
-                                buf.setLength(0);
-                            }
-                            w.request(1);
-                            return null;
+                    new io.blip2stream.service.JsonFrameListener(f -> {
+                        mine.add(f);
+                        if (!f.get("type").asText().equals("token")) {
+                            finished.complete(null);
                         }
-                    }).get(10, TimeUnit.SECONDS);
+                    }, finished::completeExceptionally)).get(10, TimeUnit.SECONDS);
             ws.sendText("{\"type\":\"follow\",\"id\":\"" + id + "\"}", true).get(5, TimeUnit.SECONDS);
             sockets.add(ws);
         }

@@ -1,6 +1,5 @@
 package io.blip2stream.service;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.blip2stream.model.Fixtures;
 import org.junit.jupiter.api.Test;
@@ -18,7 +17,6 @@ import java.util.Base64;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
@@ -111,30 +109,14 @@ class OverloadTest {
             // a WebSocket client asking while the service is full hears "overloaded" (or is served)
             Map<String, String> wsOutcome = new ConcurrentHashMap<>();
             WebSocket ws = client.newWebSocketBuilder().buildAsync(URI.create("ws://127.0.0.1:" + port + "/v1/stream"),
-                    new WebSocket.Listener() {
-                        final StringBuilder buf = new StringBuilder();
-
-                        @Override
-                        public CompletionStage<?> onText(WebSocket w, CharSequence data, boolean last) {
-                            buf.append(data);
-                            if (last) {
-                                try {
-                                    JsonNode f = JSON.readTree(buf.toString());
-                                    String type = f.get("type").asText();
-                                    if (type.equals("error")) {
-                                        wsOutcome.put(f.path("id").asText(), f.get("code").asText());
-                                    } else if (type.equals("done")) {
-                                        wsOutcome.put(f.get("id").asText(), "done");
-                                    }
-                                } catch (Exception e) {
-                                    problems.add(e.toString());
-                                }
-                                buf.setLength(0);
-                            }
-                            w.request(1);
-                            return null;
+                    new JsonFrameListener(f -> {
+                        String type = f.get("type").asText();
+                        if (type.equals("error")) {
+                            wsOutcome.put(f.path("id").asText(), f.get("code").asText());
+                        } else if (type.equals("done")) {
+                            wsOutcome.put(f.get("id").asText(), "done");
                         }
-                    }).get(10, TimeUnit.SECONDS);
+                    }, e -> problems.add(e.toString()))).get(10, TimeUnit.SECONDS);
             Thread.sleep(1000);
             for (int i = 0; i < 20; i++) {
                 ws.sendText("{\"type\":\"generate\",\"id\":\"ws-" + i + "\",\"task\":\"caption\",\"image\":\"" + png
