@@ -27,11 +27,9 @@ public record Recipe(SceneModelSpec spec, int trainScenes, long seed, Stage visi
     public static Recipe defaults() {
         return new Recipe(SceneModelSpec.defaults(), 20_000, 42,
                 new Stage(2000, 48, 100, 1e-3f, 1e-5f),
-                // the LM learns each skill at its own time (the copy_* and yes_no curves): place and count early, then
-                // colour; shape near step 2900 of 6000 on documents of random texts, but only from step ~4800 (0.93
-                // at 6000) once half the documents ended in the yes/no question, which it learnt by step ~3400. Stage
-                // 2 can only carry what the LM reads from its context
-                new Stage(7500, 64, 200, 2e-3f, 2e-5f),
+                // the LM learns to copy each kind of word from its context at its own time (place, colour, then
+                // shape near step 2900 of 6000, see the copy_* curves); stage 2 can only carry what it copies
+                new Stage(6000, 64, 200, 2e-3f, 2e-5f),
                 new Stage(1500, 32, 100, 1e-3f, 1e-5f),
                 // BLIP-2: a minimum learning rate in the second stage. Each attribute reaches the LM at its own time
                 // (the acc_* curves): at 3000 steps count, shape and yes/no were still rising
