@@ -54,7 +54,8 @@ class LanguageModelPretrainingTest {
             for (int n = 1; n <= LanguageModelPretraining.MAX_TEXTS; n++) {
                 assertTrue(texts[n] > 30, "documents of " + n + " texts: " + texts[n]);
             }
-            assertTrue(endInYesNo > 180, "about half the documents end in the yes/no question after other texts: " + endInYesNo);
+            assertTrue(endInYesNo > 90 && endInYesNo < 170, "a quarter of the documents (and some random ones) end in the yes/no question after other texts: "
+                    + endInYesNo);
             assertTrue(captionNotFirst > 40, "the caption also comes after other texts: " + captionNotFirst);
         }
     }
