@@ -16,14 +16,10 @@ import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -35,8 +31,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -76,46 +70,22 @@ class BackPressureIT {
 
     @Test
     void aBurstOf2000AtASlowModelStaysBoundedAndInItsGroup() throws Exception {
-        int kafka = ServeIT.freePort();
-        int controller = ServeIT.freePort();
-        int http = ServeIT.freePort();
         Path conf = tmp.resolve("slow.yaml");
         Files.writeString(conf, "kafka:\n  consumer:\n    max.poll.interval.ms: \"15000\"\n");
         long xmx = 512L << 20;
-        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx512m",
-                "-XX:+ExitOnOutOfMemoryError", "-jar", System.getProperty("blip2.jar", "target/blip2-stream.jar"), "serve",
-                "--config", conf.toString());
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-        pb.environment().put("BLIP2_MODEL", Fixtures.model("blip2-opt-tiny").toString());
-        pb.environment().put("BLIP2_DATA_DIR", tmp.resolve("data").toString());
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_PORT", String.valueOf(kafka));
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(controller));
-        pb.environment().put("BLIP2_HTTP_PORT", String.valueOf(http));
-        pb.environment().put("BLIP2_STEP_DELAY_MS", "5");
-        Process p = pb.start();
-        StringBuffer log = new StringBuffer();
-        CountDownLatch up = new CountDownLatch(1);
-        Thread reader = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    log.append(line).append('\n');
-                    if (line.contains("Blip2Service - ready")) {
-                        up.countDown();
-                    }
-                }
-            } catch (IOException e) {
-                // process ended
-            }
-        });
-        reader.start();
+        ServeProcess serve = new ServeProcess(tmp.resolve("data"), List.of("-Xmx512m", "-XX:+ExitOnOutOfMemoryError"),
+                List.of("--config", conf.toString()), Map.of("BLIP2_STEP_DELAY_MS", "5"));
+        int kafka = serve.kafkaPort;
+        int http = serve.httpPort;
+        Process p = serve.process;
+        StringBuffer log = serve.log;
         String bootstrap = "localhost:" + kafka;
         AtomicLong maxHeap = new AtomicLong();
         AtomicLong maxLive = new AtomicLong();
         Set<String> memberIds = ConcurrentHashMap.newKeySet();
         Thread watcher = null;
         try {
-            assertTrue(up.await(120, TimeUnit.SECONDS), "the service starts: " + log);
+            assertTrue(serve.awaitReady(120), "the service starts: " + log);
             HttpClient client = HttpClient.newHttpClient();
             boolean[] stop = {false};
             watcher = new Thread(() -> {
@@ -177,11 +147,7 @@ class BackPressureIT {
             assertEquals(1, memberIds.size(), "never dropped from the group: " + memberIds);
             assertTrue(p.isAlive());
         } finally {
-            new ProcessBuilder("kill", "-TERM", String.valueOf(p.pid())).start().waitFor();
-            if (!p.waitFor(60, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-            }
-            reader.join(5000);
+            serve.stop();
         }
     }
 }

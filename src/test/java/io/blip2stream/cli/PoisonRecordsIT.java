@@ -22,10 +22,8 @@ import java.awt.image.BufferedImage;
 import java.awt.image.ComponentColorModel;
 import java.awt.image.DataBuffer;
 import java.awt.image.WritableRaster;
-import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -37,8 +35,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.UUID;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -72,36 +68,13 @@ class PoisonRecordsIT {
 
     @Test
     void poisonRecordsGoToTheDltAndGoodOnesAroundThemAreAnswered() throws Exception {
-        int kafka = ServeIT.freePort();
-        int controller = ServeIT.freePort();
-        int http = ServeIT.freePort();
-        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g",
-                "-XX:+ExitOnOutOfMemoryError", "-jar", System.getProperty("blip2.jar", "target/blip2-stream.jar"), "serve");
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-        pb.environment().put("BLIP2_MODEL", Fixtures.model("blip2-opt-tiny").toString());
-        pb.environment().put("BLIP2_DATA_DIR", tmp.resolve("data").toString());
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_PORT", String.valueOf(kafka));
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(controller));
-        pb.environment().put("BLIP2_HTTP_PORT", String.valueOf(http));
-        Process p = pb.start();
-        StringBuffer log = new StringBuffer();
-        CountDownLatch up = new CountDownLatch(1);
-        Thread reader = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    log.append(line).append('\n');
-                    if (line.contains("Blip2Service - ready")) {
-                        up.countDown();
-                    }
-                }
-            } catch (IOException e) {
-                // process ended
-            }
-        });
-        reader.start();
+        ServeProcess serve = new ServeProcess(tmp.resolve("data"), List.of("-Xmx1g", "-XX:+ExitOnOutOfMemoryError"), List.of(),
+                Map.of());
+        int kafka = serve.kafkaPort;
+        Process p = serve.process;
+        StringBuffer log = serve.log;
         try {
-            assertTrue(up.await(120, TimeUnit.SECONDS), "the service starts: " + log);
+            assertTrue(serve.awaitReady(120), "the service starts: " + log);
             byte[] good = Fixtures.image("blip2-opt-tiny", 0);
             BufferedImage scene = new BufferedImage(64, 64, BufferedImage.TYPE_INT_RGB);
             for (int y = 0; y < 64; y++) {
@@ -200,11 +173,7 @@ class PoisonRecordsIT {
             assertTrue(p.isAlive(), "the service is still up");
             assertFalse(log.toString().contains("OutOfMemoryError"), "no OutOfMemoryError");
         } finally {
-            new ProcessBuilder("kill", "-TERM", String.valueOf(p.pid())).start().waitFor();
-            if (!p.waitFor(60, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-            }
-            reader.join(5000);
+            serve.stop();
         }
     }
 }

@@ -15,15 +15,12 @@ import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -33,7 +30,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -58,36 +54,12 @@ class ServeIT {
 
     @Test
     void serveAnswersKafkaAndStopsGracefully() throws Exception {
-        int kafka = freePort();
-        int controller = freePort();
-        int http = freePort();
-        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
-                System.getProperty("blip2.jar", "target/blip2-stream.jar"), "serve");
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-        pb.environment().put("BLIP2_MODEL", Fixtures.model("blip2-opt-tiny").toString());
-        pb.environment().put("BLIP2_DATA_DIR", tmp.resolve("data").toString());
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_PORT", String.valueOf(kafka));
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(controller));
-        pb.environment().put("BLIP2_HTTP_PORT", String.valueOf(http));
-        Process p = pb.start();
-        StringBuffer log = new StringBuffer();
-        CountDownLatch up = new CountDownLatch(1);
-        Thread reader = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    log.append(line).append('\n');
-                    if (line.contains("Blip2Service - ready")) {
-                        up.countDown();
-                    }
-                }
-            } catch (IOException e) {
-                // process ended
-            }
-        });
-        reader.start();
+        ServeProcess serve = new ServeProcess(tmp.resolve("data"), List.of(), List.of(), Map.of());
+        int kafka = serve.kafkaPort;
+        int http = serve.httpPort;
+        StringBuffer log = serve.log;
         try {
-            assertTrue(up.await(120, TimeUnit.SECONDS), "the service starts: " + log);
+            assertTrue(serve.awaitReady(120), "the service starts: " + log);
             String out = log.toString();
             assertTrue(out.contains("in-process"), "says it started a broker in-process");
             assertTrue(out.contains("localhost:" + kafka) && out.contains(":" + http), "says where it listens");
@@ -180,13 +152,7 @@ class ServeIT {
             }
             assertEquals(caption.get("token_ids"), frames.get(13).get("token_ids"));
         } finally {
-            // SIGTERM, as Kubernetes sends it (Process.destroy would also close our end of its output)
-            new ProcessBuilder("kill", "-TERM", String.valueOf(p.pid())).start().waitFor();
-            boolean exited = p.waitFor(60, TimeUnit.SECONDS);
-            if (!exited) {
-                p.destroyForcibly();
-            }
-            reader.join(5000);
+            boolean exited = serve.stop(); // SIGTERM, as Kubernetes sends it
             System.out.println("---- serve's output\n" + log);
             assertTrue(exited, "SIGTERM stops the service");
         }

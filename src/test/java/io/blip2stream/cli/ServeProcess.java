@@ -1,0 +1,80 @@
+package io.blip2stream.cli;
+
+import io.blip2stream.model.Fixtures;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code serve} from the packaged jar in a process of its own, with the tiny OPT fixture, an in-process broker and
+ * HTTP on free ports, and its output collected; {@link #stop} sends SIGTERM as Kubernetes does.
+ */
+final class ServeProcess {
+    final int kafkaPort;
+    final int httpPort;
+    final Process process;
+    final StringBuffer log = new StringBuffer();
+    private final CountDownLatch ready = new CountDownLatch(1);
+    private final Thread reader;
+
+    /**
+     * @param jvmArgs   before {@code -jar} (e.g. {@code -Xmx1g})
+     * @param serveArgs after {@code serve}
+     * @param env       more environment variables
+     */
+    ServeProcess(Path dataDir, List<String> jvmArgs, List<String> serveArgs, Map<String, String> env) throws IOException {
+        kafkaPort = ServeIT.freePort();
+        httpPort = ServeIT.freePort();
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(jvmArgs);
+        cmd.addAll(List.of("-jar", System.getProperty("blip2.jar", "target/blip2-stream.jar"), "serve"));
+        cmd.addAll(serveArgs);
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        pb.environment().put("BLIP2_MODEL", Fixtures.model("blip2-opt-tiny").toString());
+        pb.environment().put("BLIP2_DATA_DIR", dataDir.toString());
+        pb.environment().put("BLIP2_KAFKA_EMBEDDED_PORT", String.valueOf(kafkaPort));
+        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(ServeIT.freePort()));
+        pb.environment().put("BLIP2_HTTP_PORT", String.valueOf(httpPort));
+        pb.environment().putAll(env);
+        process = pb.start();
+        reader = new Thread(() -> {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                    log.append(line).append('\n');
+                    if (line.contains("Blip2Service - ready")) {
+                        ready.countDown();
+                    }
+                }
+            } catch (IOException e) {
+                // process ended
+            }
+        });
+        reader.start();
+    }
+
+    /** Whether the service said it is ready within {@code seconds}. */
+    boolean awaitReady(long seconds) throws InterruptedException {
+        return ready.await(seconds, TimeUnit.SECONDS);
+    }
+
+    /** SIGTERM, then up to 60 s for it to exit (killed after that); true when it exited on its own. */
+    boolean stop() throws Exception {
+        new ProcessBuilder("kill", "-TERM", String.valueOf(process.pid())).start().waitFor();
+        boolean exited = process.waitFor(60, TimeUnit.SECONDS);
+        if (!exited) {
+            process.destroyForcibly();
+        }
+        reader.join(5000);
+        return exited;
+    }
+}
