@@ -31,7 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Timeout(180)
 class MemberLossTest {
-    static final int REQUESTS = 300;
+    static final int REQUESTS = Integer.getInteger("blip2.memberloss.requests", 300); // long-tests: 5,000
 
     static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0)) {

@@ -230,7 +230,7 @@ class ContinuousBatcherTest {
     @Test
     void cancelRacingCompletionLeavesExactlyOneOutcomeEach() throws Exception {
         byte[] image = Fixtures.image(FIXTURE, 0);
-        int n = 1000;
+        int n = Integer.getInteger("blip2.races", 1000); // the long-tests profile: 20,000
         InferenceRunner runner = InferenceRunner.load(Fixtures.model(FIXTURE), null, Engines.Kind.TENSORFLOW, "cpu",
                 new InferenceRunner.Limits(256, 40_000_000, 0));
         Map<String, java.util.concurrent.atomic.AtomicInteger> counts = new ConcurrentHashMap<>();

@@ -78,6 +78,7 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_MAX_IN_FLIGHT", "kafka.max_in_flight");
         ENVIRONMENT.put("BLIP2_KAFKA_MAX_POLL_RECORDS", "kafka.max_poll_records");
         ENVIRONMENT.put("BLIP2_KAFKA_COMMIT_INTERVAL_MS", "kafka.commit_interval_ms");
+        ENVIRONMENT.put("BLIP2_KAFKA_EXACTLY_ONCE", "kafka.exactly_once");
         ENVIRONMENT.put("BLIP2_MAX_BATCH_SIZE", "inference.max_batch_size");
         ENVIRONMENT.put("BLIP2_MAX_BATCH_WAIT_MS", "inference.max_batch_wait_ms");
         ENVIRONMENT.put("BLIP2_BATCHING", "inference.batching");

@@ -45,7 +45,7 @@ public record ServiceConfig(
 
     public record Kafka(String bootstrapServers, int embeddedPort, int embeddedControllerPort, String groupId,
                         int partitions, short replicationFactor, Topics topics, int maxInFlightPerPartition,
-                        int maxInFlight, int maxPollRecords, long commitIntervalMs,
+                        int maxInFlight, int maxPollRecords, long commitIntervalMs, boolean exactlyOnce,
                         Map<String, String> consumer, Map<String, String> producer) {
 
         /** Whether to start the in-process broker (no bootstrap servers configured). */
@@ -104,7 +104,7 @@ public record ServiceConfig(
                                 t.get("dead_letter").asText()),
                         k.get("max_in_flight_per_partition").asInt(), k.get("max_in_flight").asInt(),
                         k.get("max_poll_records").asInt(), k.get("commit_interval_ms").asLong(),
-                        strings(k.get("consumer")), strings(k.get("producer"))),
+                        k.get("exactly_once").asBoolean(), strings(k.get("consumer")), strings(k.get("producer"))),
                 new Inference(batching(i.get("batching").asText()), i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
                         i.get("default_max_new_tokens").asInt(), i.get("max_new_tokens_cap").asInt(),
                         i.get("max_prompt_tokens").asInt(), i.get("max_texts").asInt(), i.get("request_timeout_ms").asLong(),
@@ -157,6 +157,10 @@ public record ServiceConfig(
         }
         check(kafka.partitions() > 0, "kafka.partitions must be positive");
         check(kafka.maxInFlightPerPartition() > 0 && kafka.maxInFlight() > 0, "in-flight limits must be positive");
+        // exactly-once commits which records above the offset are answered in the offset's metadata (4 KB at most on
+        // brokers' defaults): the records a partition holds taken, of this owner and of the last
+        check(!kafka.exactlyOnce() || kafka.maxInFlightPerPartition() + kafka.maxPollRecords() <= 90,
+                "with kafka.exactly_once, max_in_flight_per_partition + max_poll_records must be at most 90");
         check(inference.maxBatchSize() > 0, "inference.max_batch_size must be positive");
         check(inference.defaultMaxNewTokens() > 0 && inference.defaultMaxNewTokens() <= inference.maxNewTokensCap(),
                 "inference.default_max_new_tokens must be between 1 and max_new_tokens_cap");

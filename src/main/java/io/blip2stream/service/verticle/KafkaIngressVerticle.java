@@ -33,6 +33,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.SortedSet;
 import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -69,15 +70,36 @@ public final class KafkaIngressVerticle extends VerticleBase {
     private final Set<TopicPartition> assigned = new HashSet<>();
     private int inFlight;
     private long commitTimer = -1;
+    /** Exactly-once output (kafka.exactly_once): per partition, outputs and offsets in one transaction; else null. */
+    private io.blip2stream.service.kafka.PartitionTransactions transactions;
+    private org.apache.kafka.clients.admin.Admin admin;
     private boolean stopping;
 
-    /** Offsets of one partition: those taken and not yet answered, and how far it is safe to commit. */
+    /**
+     * Offsets of one partition: those taken and not yet answered, and how far it is safe to commit. With exactly-once
+     * output, one per assignment: records of an earlier assignment of the same partition are not answered by it.
+     */
     private static final class PartitionState {
         final TreeSet<Long> pending = new TreeSet<>();
         long highest = -1;    // the highest offset taken
         long committed = -1;  // the last offset committed (the next one to read)
         boolean paused;
+        // exactly-once only
+        io.blip2stream.service.kafka.PartitionTransactions.Partition txn;
+        boolean ready;                                            // the producer is open and the committed offset read
+        final List<KafkaConsumerRecord<byte[], byte[]>> early = new ArrayList<>(); // records that came before that
+        long answeredUpTo = -1;                                   // the last owner answered the offsets up to here ...
+        final TreeSet<Long> redo = new TreeSet<>();               // ... except these
+        String metadata = "";                                     // committed with the offset
+
+        /** Records to answer that were neither taken nor answered yet (left by the last owner, not read again yet). */
+        SortedSet<Long> unreadRedo() {
+            return redo.tailSet(highest + 1);
+        }
     }
+
+    /** The record being answered: where it is in Kafka, and the assignment of its partition that took it. */
+    private record Origin(TopicPartition tp, long offset, PartitionState partition, String source) {}
 
     /** @param store the cluster's memory of answered requests (dedupe of redeliveries); null: none */
     public KafkaIngressVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics,
@@ -105,6 +127,22 @@ public final class KafkaIngressVerticle extends VerticleBase {
         c.put("partition.assignment.strategy", "org.apache.kafka.clients.consumer.CooperativeStickyAssignor");
         c.put("key.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
         c.put("value.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+        if (k.exactlyOnce()) {
+            // committed offsets are read stable (no transaction of the last owner still open on them), and input
+            // written in transactions is read once committed
+            c.put("isolation.level", "read_committed");
+            Map<String, String> pc = new HashMap<>(k.producer());
+            pc.put("bootstrap.servers", bootstrapServers);
+            transactions = new io.blip2stream.service.kafka.PartitionTransactions(vertx, pc, k.groupId(), k.groupId());
+            Map<String, Object> ac = new HashMap<>();
+            k.consumer().forEach((key, v) -> {
+                if (key.startsWith("security.") || key.startsWith("sasl.") || key.startsWith("ssl.")) {
+                    ac.put(key, v);
+                }
+            });
+            ac.put("bootstrap.servers", bootstrapServers);
+            admin = org.apache.kafka.clients.admin.Admin.create(ac);
+        }
         c.putAll(k.consumer());
         consumer = KafkaConsumer.create(vertx, c);
         consumer.exceptionHandler(e -> LOG.warn("Kafka consumer error: {}", e.toString()));
@@ -119,26 +157,151 @@ public final class KafkaIngressVerticle extends VerticleBase {
     private void assigned(Set<TopicPartition> tps) {
         assigned.addAll(tps);
         for (TopicPartition tp : tps) {
-            partitions.computeIfAbsent(tp, x -> new PartitionState());
+            if (transactions == null) {
+                partitions.computeIfAbsent(tp, x -> new PartitionState());
+            } else {
+                PartitionState p = new PartitionState();
+                partitions.put(tp, p);
+                openTransactions(tp, p, 0);
+            }
         }
         LOG.info("assigned {}; owns {}", tps, assigned);
         applyLimits();
     }
 
     private void revoked(Set<TopicPartition> tps) {
-        commit(); // what is done so far
+        if (transactions == null) {
+            commit(); // what is done so far
+        } else {
+            for (TopicPartition tp : tps) {
+                PartitionState p = partitions.remove(tp);
+                if (p != null && p.txn != null) {
+                    p.txn.close(); // commits what is answered; what is still in flight is the next owner's
+                }
+            }
+        }
         assigned.removeAll(tps);
         LOG.info("revoked {}; owns {}", tps, assigned);
+    }
+
+    /**
+     * Exactly-once: opens the partition's transactional producer (which fences its last owner and aborts what that
+     * left open), then reads the committed offset and its metadata (which records above it were answered already),
+     * then takes the records that came meanwhile.
+     */
+    private void openTransactions(TopicPartition tp, PartitionState p, int attempt) {
+        org.apache.kafka.common.TopicPartition ktp = new org.apache.kafka.common.TopicPartition(tp.getTopic(), tp.getPartition());
+        transactions.open(ktp, offsets(p))
+                .compose(txn -> {
+                    if (partitions.get(tp) != p) {
+                        txn.close(); // revoked meanwhile
+                        return Future.failedFuture("revoked");
+                    }
+                    p.txn = txn;
+                    // the consumer's own committed() does not answer while the partition is paused; an admin
+                    // client reads it, stable: after any transaction still open on it ended
+                    return vertx.executeBlocking(() -> admin.listConsumerGroupOffsets(
+                                    Map.of(config.kafka().groupId(), new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsSpec()
+                                            .topicPartitions(List.of(ktp))),
+                                    new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions().requireStable(true))
+                            .partitionsToOffsetAndMetadata(config.kafka().groupId()).get(30, TimeUnit.SECONDS).get(ktp), false);
+                })
+                .onSuccess(committed -> {
+                    if (partitions.get(tp) != p) {
+                        return;
+                    }
+                    loadCommitted(tp, p, committed);
+                    p.ready = true;
+                    applyLimits();
+                    List<KafkaConsumerRecord<byte[], byte[]>> early = new ArrayList<>(p.early);
+                    p.early.clear();
+                    early.forEach(this::take);
+                })
+                .onFailure(e -> {
+                    if (partitions.get(tp) != p || "revoked".equals(e.getMessage())) {
+                        return;
+                    }
+                    LOG.warn("{}: could not open its transactions (attempt {}): {}", tp, attempt + 1, e.toString());
+                    if (p.txn != null) {
+                        p.txn.close();
+                        p.txn = null;
+                    }
+                    vertx.setTimer(Math.min(5000, 250L << Math.min(attempt, 5)), t -> {
+                        if (partitions.get(tp) == p) {
+                            openTransactions(tp, p, attempt + 1);
+                        }
+                    });
+                });
+    }
+
+    private void loadCommitted(TopicPartition tp, PartitionState p, org.apache.kafka.clients.consumer.OffsetAndMetadata committed) {
+        if (committed == null) {
+            LOG.info("{}: no committed offset", tp);
+            return; // nothing committed: auto.offset.reset applies
+        }
+        long next = committed.offset();
+        p.highest = next - 1;
+        p.committed = next;
+        p.metadata = committed.metadata() == null ? "" : committed.metadata();
+        var progress = io.blip2stream.service.kafka.PartitionProgress.parse(next, p.metadata);
+        p.answeredUpTo = progress.answeredUpTo();
+        p.redo.addAll(progress.unanswered());
+        LOG.info("{}: committed offset {}, answered up to {} except {}", tp, next, p.answeredUpTo, p.redo);
+    }
+
+    /**
+     * What to commit with a transaction: the lowest offset not answered, and which records above it are. Records
+     * answer out of order (short ones overtake long ones), so the offset alone would have them answered again.
+     */
+    private io.blip2stream.service.kafka.PartitionTransactions.Offsets offsets(PartitionState p) {
+        return new io.blip2stream.service.kafka.PartitionTransactions.Offsets() {
+            @Override
+            public org.apache.kafka.clients.consumer.OffsetAndMetadata next(Set<Long> committing) {
+                if (!p.ready || p.highest < 0) {
+                    return null;
+                }
+                TreeSet<Long> open = new TreeSet<>(p.pending);
+                open.removeAll(committing);
+                open.addAll(p.unreadRedo());
+                io.blip2stream.service.kafka.PartitionProgress progress =
+                        io.blip2stream.service.kafka.PartitionProgress.of(p.highest, open, p.answeredUpTo);
+                String metadata = progress.metadata();
+                if (committing.isEmpty() && progress.next() == p.committed && metadata.equals(p.metadata)) {
+                    return null;
+                }
+                return new org.apache.kafka.clients.consumer.OffsetAndMetadata(progress.next(), metadata);
+            }
+
+            @Override
+            public void committed(org.apache.kafka.clients.consumer.OffsetAndMetadata offset, Set<Long> answered) {
+                p.pending.removeAll(answered); // done now, whatever else their answer waits on
+                if (offset != null) {
+                    p.committed = offset.offset();
+                    p.metadata = offset.metadata();
+                }
+            }
+        };
     }
 
     // ---- one record
 
     private void take(KafkaConsumerRecord<byte[], byte[]> record) {
         TopicPartition tp = new TopicPartition(record.topic(), record.partition());
-        PartitionState p = partitions.computeIfAbsent(tp, x -> new PartitionState());
+        PartitionState p = transactions == null ? partitions.computeIfAbsent(tp, x -> new PartitionState()) : partitions.get(tp);
+        if (p == null) {
+            return; // exactly-once: revoked while the record was on its way; its next owner reads it
+        }
+        if (transactions != null && !p.ready) {
+            p.early.add(record); // taken once the transactions are open and the committed offset is known
+            return;
+        }
         long offset = record.offset();
         if (offset <= p.highest) {
             return; // answered or in flight already (read again after a rebalance)
+        }
+        if (offset <= p.answeredUpTo && !p.redo.contains(offset)) {
+            p.highest = offset; // its answer is on Kafka, committed by the partition's last owner
+            return;
         }
         p.pending.add(offset);
         p.highest = Math.max(p.highest, offset);
@@ -152,20 +315,25 @@ public final class KafkaIngressVerticle extends VerticleBase {
         }
         byte[] key = record.key();
         byte[] value = record.value();
-        String source = record.topic() + "/" + record.partition() + "/" + offset;
+        Origin source = new Origin(tp, offset, p, record.topic() + "/" + record.partition() + "/" + offset);
         vertx.executeBlocking(() -> decoder.decodeRecord(key, value, headers, accepted), false)
-                .compose(job -> answeredBefore(job, source).compose(prev -> prev != null
+                .compose(job -> answeredBefore(job, source.source()).compose(prev -> prev != null
                                 ? republish(record, headers, job, prev, source)
                                 : infer(job).compose(outcome -> answer(record, headers, job, outcome, source))),
                         err -> deadLetter(record, headers, idOf(key), null, asRequestError(err), source))
                 .onComplete(ar -> {
                     if (ar.failed()) {
                         // the output could not be written: keep the offset pending, so the record is read again
-                        LOG.error("record {}-{}@{} is not answered and will be read again after a restart: {}",
-                                record.topic(), record.partition(), offset, ar.cause().toString());
-                        finish(tp, offset, false);
+                        if (transactions != null && partitions.get(tp) != p) {
+                            LOG.info("record {}-{}@{}: the partition moved before its answer was committed; its new owner answers it",
+                                    record.topic(), record.partition(), offset);
+                        } else {
+                            LOG.error("record {}-{}@{} is not answered and will be read again after a restart: {}",
+                                    record.topic(), record.partition(), offset, ar.cause().toString());
+                        }
+                        finish(p, offset, false);
                     } else {
-                        finish(tp, offset, true);
+                        finish(p, offset, true);
                     }
                 });
     }
@@ -236,7 +404,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
 
     /** A redelivered record: its answer is on the output topic already, or is written now from the stored result. */
     private Future<Void> republish(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, InferenceJob job,
-                                   com.fasterxml.jackson.databind.node.ObjectNode prev, String source) {
+                                   com.fasterxml.jackson.databind.node.ObjectNode prev, Origin source) {
         metrics.request(job.task().wireName(), "redelivered");
         if (prev.path("published").asBoolean()) {
             LOG.info("request {} ({}) was answered before; not generated again", job.id(), source);
@@ -244,19 +412,33 @@ public final class KafkaIngressVerticle extends VerticleBase {
         }
         LOG.info("request {} ({}) was answered before but its answer is not on Kafka: publishing the stored one", job.id(), source);
         if (prev.has("result")) {
-            return publish(new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes((com.fasterxml.jackson.databind.node.ObjectNode) prev.get("result")),
-                    traceHeaders(headers))).compose(v -> remember(job.id(), job.task(), prev.get("result"), null, source));
+            return published(source, new OutboundRecord(topicFor(job.task()), job.id(),
+                            ResultJson.bytes((com.fasterxml.jackson.databind.node.ObjectNode) prev.get("result")), traceHeaders(headers)),
+                    job.id(), job.task(), prev.get("result"), null);
         }
         return deadLetter(record, headers, job.id(), job.task(),
                 new RequestError(prev.path("error").path("code").asText(RequestError.INTERNAL), prev.path("error").path("message").asText("")), source);
     }
 
-    private Future<Void> remember(String id, Task task, com.fasterxml.jackson.databind.JsonNode result, RequestError error, String source) {
+    /**
+     * Publishes a request's output, then records it in the cluster's store as published. If it could not be published
+     * (with exactly-once output: the partition moved to another node first), records the answer as not published,
+     * so the partition's new owner, which may be waiting on this node's claim, publishes it instead of generating it.
+     */
+    private Future<Void> published(Origin source, OutboundRecord r, String id, Task task,
+                                   com.fasterxml.jackson.databind.JsonNode result, RequestError error) {
+        return publish(source, r).transform(ar -> ar.succeeded()
+                ? remember(id, task, result, error, source.source(), true)
+                : remember(id, task, result, error, source.source(), false).transform(x -> Future.<Void>failedFuture(ar.cause())));
+    }
+
+    private Future<Void> remember(String id, Task task, com.fasterxml.jackson.databind.JsonNode result, RequestError error, String source,
+                                  boolean published) {
         if (store == null) {
             return Future.succeededFuture();
         }
         Future<Void> f = store.finished(id, task == null ? null : task.wireName(), "kafka", null, result, error == null ? null : error.code(),
-                error == null ? null : error.getMessage(), true, source, context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                error == null ? null : error.getMessage(), published, source, context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
         return f.recover(e -> {
             LOG.warn("could not record request {} in the cluster: {}", id, e.toString());
             return Future.succeededFuture();
@@ -264,7 +446,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
     }
 
     private Future<Void> answer(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, InferenceJob job,
-                                InferenceRunner.Outcome outcome, String source) {
+                                InferenceRunner.Outcome outcome, Origin source) {
         if (outcome.error() != null) {
             return deadLetter(record, headers, job.id(), job.task(), outcome.error(), source);
         }
@@ -280,12 +462,12 @@ public final class KafkaIngressVerticle extends VerticleBase {
         metrics.stage("total", t.totalMs());
         var json = ResultJson.of(r, config.nodeId());
         vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(job.id(), json));
-        return publish(new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes(json), traceHeaders(headers)))
-                .compose(v -> remember(job.id(), job.task(), json, null, source));
+        return published(source, new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes(json), traceHeaders(headers)),
+                job.id(), job.task(), json, null);
     }
 
     private Future<Void> deadLetter(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, String id, Task task,
-                                    RequestError error, String source) {
+                                    RequestError error, Origin source) {
         metrics.request(task == null ? null : task.wireName(),
                 RequestError.INTERNAL.equals(error.code()) || RequestError.TIMEOUT.equals(error.code()) ? "failed" : "rejected");
         List<OutboundRecord.Header> out = new ArrayList<>();
@@ -300,11 +482,22 @@ public final class KafkaIngressVerticle extends VerticleBase {
         LOG.info("request {} ({}-{}@{}) to the DLT: {} {}", id, record.topic(), record.partition(), record.offset(),
                 error.code(), error.getMessage());
         vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(id, error.code(), error.getMessage()));
-        return publish(new OutboundRecord(config.kafka().topics().deadLetter(), id, record.value() == null ? new byte[0] : record.value(), out))
-                .compose(v -> remember(id, task, null, error, source));
+        return published(source, new OutboundRecord(config.kafka().topics().deadLetter(), id,
+                record.value() == null ? new byte[0] : record.value(), out), id, task, null, error);
     }
 
-    private Future<Void> publish(OutboundRecord r) {
+    /**
+     * Writes an output: with exactly-once output in the partition's next transaction (completes when it committed),
+     * else through the result publisher (completes when Kafka acknowledged it).
+     */
+    private Future<Void> publish(Origin source, OutboundRecord r) {
+        if (transactions != null) {
+            PartitionState p = source.partition();
+            if (partitions.get(source.tp()) != p || p.txn == null) {
+                return Future.failedFuture(new IllegalStateException(source.tp() + " was revoked"));
+            }
+            return p.txn.send(source.offset(), r);
+        }
         return vertx.eventBus().request(Addresses.PUBLISH, r, Addresses.local(120_000)).mapEmpty();
     }
 
@@ -346,11 +539,10 @@ public final class KafkaIngressVerticle extends VerticleBase {
 
     // ---- offsets and flow control
 
-    private void finish(TopicPartition tp, long offset, boolean answered) {
+    private void finish(PartitionState p, long offset, boolean answered) {
         inFlight--;
         metrics.inFlight().set(inFlight);
-        PartitionState p = partitions.get(tp);
-        if (p != null && answered) {
+        if (answered) {
             p.pending.remove(offset);
         }
         applyLimits();
@@ -367,7 +559,11 @@ public final class KafkaIngressVerticle extends VerticleBase {
         Set<TopicPartition> resume = new HashSet<>();
         for (TopicPartition tp : assigned) {
             PartitionState p = partitions.get(tp);
-            boolean full = stopping || totalFull || p.pending.size() >= k.maxInFlightPerPartition();
+            if (p == null) {
+                continue;
+            }
+            // exactly-once: paused until its transactions are open and its committed offset is read
+            boolean full = (transactions != null && !p.ready) || stopping || totalFull || p.pending.size() >= k.maxInFlightPerPartition();
             if (full && !p.paused) {
                 pause.add(tp);
                 p.paused = true;
@@ -384,8 +580,19 @@ public final class KafkaIngressVerticle extends VerticleBase {
         }
     }
 
-    /** Commits, per assigned partition, the lowest offset not yet answered. */
+    /**
+     * Commits, per assigned partition, the lowest offset not yet answered. With exactly-once output offsets go in
+     * transactions: here only those that moved without an output (records answered by the last owner).
+     */
     private Future<Void> commit() {
+        if (transactions != null) {
+            for (PartitionState p : partitions.values()) {
+                if (p.ready && p.txn != null) {
+                    p.txn.commit();
+                }
+            }
+            return Future.succeededFuture();
+        }
         Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
         for (TopicPartition tp : assigned) {
             PartitionState p = partitions.get(tp);
@@ -446,8 +653,21 @@ public final class KafkaIngressVerticle extends VerticleBase {
         });
         return drained.future()
                 .compose(v -> commit())
+                .compose(v -> {
+                    // exactly-once: the last offsets in a transaction each, then the producers close
+                    List<Future<Void>> closed = new ArrayList<>();
+                    for (PartitionState p : partitions.values()) {
+                        if (p.txn != null) {
+                            closed.add(p.txn.close());
+                        }
+                    }
+                    return Future.join(closed).<Void>mapEmpty().recover(e -> Future.succeededFuture());
+                })
                 .eventually(() -> {
                     vertx.cancelTimer(commitTimer);
+                    if (admin != null) {
+                        admin.close(java.time.Duration.ofSeconds(2));
+                    }
                     return consumer.close();
                 });
     }
