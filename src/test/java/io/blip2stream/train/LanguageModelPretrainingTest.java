@@ -26,6 +26,7 @@ class LanguageModelPretrainingTest {
             int[] texts = new int[LanguageModelPretraining.MAX_TEXTS + 1];
             int captionNotFirst = 0;
             int endInYesNo = 0;
+            int startWithTags = 0;
             for (int i = 0; i < 400; i++) {
                 Scene s = SceneGenerator.sample(SceneGenerator.Split.TRAIN, i % 100);
                 int[] ids = LanguageModelPretraining.document(data, s, r);
@@ -38,6 +39,15 @@ class LanguageModelPretrainingTest {
                         parts.add(tok.decode(ids, start, j).strip().toLowerCase(java.util.Locale.ROOT));
                         start = j + 1;
                     }
+                }
+                java.util.Set<String> sceneWords = new java.util.TreeSet<>(java.util.List.of(
+                        new String[] {"one", "two", "three", "four"}[s.count() - 1], s.colour().word(), s.place().word()));
+                if (!(parts.get(0).startsWith("question") || parts.get(0).contains(s.caption()))) {
+                    // the scene's words in no order: count, colour, shape (either number), place
+                    java.util.List<String> words = new java.util.ArrayList<>(java.util.List.of(parts.remove(0).split(" ")));
+                    assertTrue(words.remove(s.shape().noun(1)) || words.remove(s.shape().noun(2)), words + " name the shape of " + s.caption());
+                    assertEquals(sceneWords, new java.util.TreeSet<>(words), "the other words of " + s.caption());
+                    startWithTags++;
                 }
                 texts[parts.size()]++;
                 for (String p : parts) {
@@ -54,8 +64,9 @@ class LanguageModelPretrainingTest {
             for (int n = 1; n <= LanguageModelPretraining.MAX_TEXTS; n++) {
                 assertTrue(texts[n] > 30, "documents of " + n + " texts: " + texts[n]);
             }
-            assertTrue(endInYesNo > 90 && endInYesNo < 170, "a quarter of the documents (and some random ones) end in the yes/no question after other texts: "
+            assertTrue(endInYesNo > 120 && endInYesNo < 200, "a third of the documents (and some random ones) end in the yes/no question after other texts: "
                     + endInYesNo);
+            assertTrue(startWithTags > 70 && startWithTags < 130, "a quarter start with the scene's words: " + startWithTags);
             assertTrue(captionNotFirst > 40, "the caption also comes after other texts: " + captionNotFirst);
         }
     }
