@@ -1,6 +1,7 @@
 package io.blip2stream.cli;
 
 import io.blip2stream.engine.Engines;
+import io.blip2stream.engine.ModelLocations;
 import io.blip2stream.model.config.Blip2Config;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
@@ -13,8 +14,9 @@ import java.nio.file.Path;
 
 /** Options every model command shares, and the checks made before the engine starts. */
 final class ModelOptions {
-    @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "a BLIP-2 checkpoint folder in the Hugging Face layout")
+    @Option(names = "--model", paramLabel = "DIR",
+            description = "a BLIP-2 checkpoint folder in the Hugging Face layout (default: the trained scene model, "
+                    + ModelLocations.DEFAULT_GENERATION + ", or " + ModelLocations.DEFAULT_RETRIEVAL + " for match and embed)")
     Path model;
 
     @Option(names = "--engine", paramLabel = "ENGINE", defaultValue = "${env:BLIP2_ENGINE:-tensorflow}",
@@ -38,6 +40,9 @@ final class ModelOptions {
      * @return its config
      */
     Blip2Config checkModel() {
+        if (model == null) {
+            model = ModelLocations.find(ModelLocations.DEFAULT_RETRIEVAL);
+        }
         if (!Files.isDirectory(model)) {
             throw new Main.UserError("model folder " + model + " does not exist");
         }
@@ -59,6 +64,9 @@ final class ModelOptions {
 
     /** The checkpoint generates text, or the command fails with one line. */
     Blip2Config checkGenerationModel() {
+        if (model == null) {
+            model = ModelLocations.find(ModelLocations.DEFAULT_GENERATION);
+        }
         Blip2Config c = checkModel();
         if (c.isRetrieval()) {
             throw new Main.UserError(model + " is a retrieval checkpoint (Blip2ForImageTextRetrieval): use match or embed");

@@ -3,6 +3,7 @@ package io.blip2stream.service;
 import io.blip2stream.cluster.ClusterBootstrap;
 import io.blip2stream.cluster.HazelcastVisualPromptCache;
 import io.blip2stream.cluster.RequestStore;
+import io.blip2stream.engine.ModelLocations;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.engine.VisualPromptCache;
 import io.blip2stream.engine.InferenceRunner;
@@ -39,8 +40,8 @@ import java.util.concurrent.TimeUnit;
  */
 public final class Blip2Service {
     private static final Logger LOG = LoggerFactory.getLogger(Blip2Service.class);
-    static final String DEFAULT_MODEL = "models/blip2-opt-tiny";
-    static final String DEFAULT_RETRIEVAL_MODEL = "models/blip2-itm-tiny";
+    static final String DEFAULT_MODEL = ModelLocations.DEFAULT_GENERATION;
+    static final String DEFAULT_RETRIEVAL_MODEL = ModelLocations.DEFAULT_RETRIEVAL;
 
     private final ServiceConfig config;
     private final VertxOptions vertxOptions;
@@ -140,21 +141,7 @@ public final class Blip2Service {
     }
 
     static Path findDefault(String relative) {
-        Path here = Path.of(relative);
-        if (Files.isDirectory(here)) {
-            return here;
-        }
-        try {
-            Path jar = Path.of(Blip2Service.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-            for (Path p = jar.getParent(); p != null; p = p.getParent()) {
-                if (Files.isDirectory(p.resolve(relative))) {
-                    return p.resolve(relative);
-                }
-            }
-        } catch (Exception e) {
-            // fall through
-        }
-        return here;
+        return ModelLocations.find(relative);
     }
 
     private void printBanner() {
