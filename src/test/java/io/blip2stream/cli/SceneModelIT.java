@@ -15,10 +15,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -27,8 +23,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 
 import static io.blip2stream.cli.CommandLineIT.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -97,35 +91,11 @@ class SceneModelIT {
 
     @Test
     void serveWithNoModelConfiguredCaptionsScenesThroughKafka() throws Exception {
-        int kafka = ServeIT.freePort();
-        int http = ServeIT.freePort();
-        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
-                System.getProperty("blip2.jar", "target/blip2-stream.jar"), "serve").redirectErrorStream(true);
-        pb.environment().put("BLIP2_DATA_DIR", tmp.resolve("data").toString());
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_PORT", String.valueOf(kafka));
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(ServeIT.freePort()));
-        pb.environment().put("BLIP2_HTTP_PORT", String.valueOf(http));
-        Process p = pb.start();
-        StringBuffer log = new StringBuffer();
-        CountDownLatch up = new CountDownLatch(1);
-        Thread reader = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    log.append(line).append('\n');
-                    if (line.contains("Blip2Service - ready")) {
-                        up.countDown();
-                    }
-                }
-            } catch (IOException e) {
-                // process ended
-            }
-        });
-        reader.start();
+        ServeProcess serve = ServeProcess.withDefaultModels(tmp.resolve("data"));
         try {
-            assertTrue(up.await(120, TimeUnit.SECONDS), "the service starts: " + log);
-            assertTrue(log.toString().contains("blip2-scenes-opt"), "the default model is the scene model: " + log);
-            String bootstrap = "localhost:" + kafka;
+            assertTrue(serve.awaitReady(120), "the service starts: " + serve.log);
+            assertTrue(serve.log.toString().contains("blip2-scenes-opt"), "the default model is the scene model: " + serve.log);
+            String bootstrap = "localhost:" + serve.kafkaPort;
             try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(Map.of("bootstrap.servers", bootstrap),
                     new StringSerializer(), new ByteArraySerializer())) {
                 for (int i = 0; i < SCENES; i++) {
@@ -173,9 +143,7 @@ class SceneModelIT {
             assertTrue(captions >= SCENES - 1, captions + " of " + SCENES + " captions exact through Kafka: " + wrong);
             assertTrue(answers >= SCENES - 1, answers + " of " + SCENES + " answers (where) exact through Kafka");
         } finally {
-            p.destroy();
-            p.waitFor(30, TimeUnit.SECONDS);
-            p.destroyForcibly();
+            serve.stop();
         }
     }
 }

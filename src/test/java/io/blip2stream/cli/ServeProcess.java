@@ -31,6 +31,16 @@ final class ServeProcess {
      * @param env       more environment variables
      */
     ServeProcess(Path dataDir, List<String> jvmArgs, List<String> serveArgs, Map<String, String> env) throws IOException {
+        this(dataDir, jvmArgs, serveArgs, env, true);
+    }
+
+    /** {@code serve} with the models it uses when none is configured (the shipped scene models). */
+    static ServeProcess withDefaultModels(Path dataDir) throws IOException {
+        return new ServeProcess(dataDir, List.of(), List.of(), Map.of(), false);
+    }
+
+    private ServeProcess(Path dataDir, List<String> jvmArgs, List<String> serveArgs, Map<String, String> env,
+                         boolean tinyModel) throws IOException {
         kafkaPort = ServeIT.freePort();
         httpPort = ServeIT.freePort();
         List<String> cmd = new ArrayList<>();
@@ -39,7 +49,9 @@ final class ServeProcess {
         cmd.addAll(List.of("-jar", System.getProperty("blip2.jar", "target/blip2-stream.jar"), "serve"));
         cmd.addAll(serveArgs);
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-        pb.environment().put("BLIP2_MODEL", Fixtures.model("blip2-opt-tiny").toString());
+        if (tinyModel) {
+            pb.environment().put("BLIP2_MODEL", Fixtures.model("blip2-opt-tiny").toString());
+        }
         pb.environment().put("BLIP2_DATA_DIR", dataDir.toString());
         pb.environment().put("BLIP2_KAFKA_EMBEDDED_PORT", String.valueOf(kafkaPort));
         pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(ServeIT.freePort()));
