@@ -665,10 +665,14 @@ public final class KafkaIngressVerticle extends VerticleBase {
                 })
                 .eventually(() -> {
                     vertx.cancelTimer(commitTimer);
-                    if (admin != null) {
-                        admin.close(java.time.Duration.ofSeconds(2));
+                    if (admin == null) {
+                        return consumer.close();
                     }
-                    return consumer.close();
+                    // closing the admin client waits on its network thread: not on the event loop
+                    return vertx.<Void>executeBlocking(() -> {
+                        admin.close(java.time.Duration.ofSeconds(2));
+                        return null;
+                    }, false).<Void>transform(ar -> consumer.close());
                 });
     }
 }
