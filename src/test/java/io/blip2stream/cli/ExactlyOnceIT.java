@@ -67,18 +67,8 @@ class ExactlyOnceIT {
                     "cluster:",
                     "  failure_detection_s: 6",
                     ""));
-            String cluster = "eos-" + UUID.randomUUID();
-            int[] clusterPorts = {ServeIT.freePort(), ServeIT.freePort(), ServeIT.freePort()};
-            ServeProcess[] nodes = new ServeProcess[3];
-            List<ServeProcess> all = new ArrayList<>();
-            try {
-                for (int i = 0; i < 3; i++) {
-                    nodes[i] = node(i, conf, broker, cluster, clusterPorts);
-                    all.add(nodes[i]);
-                }
-                for (ServeProcess n : nodes) {
-                    assertTrue(n.awaitReady(180), "a node starts:\n" + n.log);
-                }
+            try (ClusterNodes cluster = new ClusterNodes(tmp, conf, broker, 3).startAll()) {
+                ServeProcess[] nodes = cluster.nodes;
                 String png = Base64.getEncoder().encodeToString(Fixtures.image("blip2-opt-tiny", 0));
 
                 Map<String, Integer> committed = new ConcurrentHashMap<>();   // what read_committed sees, per id
@@ -127,115 +117,51 @@ class ExactlyOnceIT {
                     kills.add("node-" + v + " after " + committed.size() + " answers, " + sent.get() + " sent");
                     System.out.println("EOS killed node-" + v + " (SIGKILL) after " + committed.size() + " answers, " + sent.get() + " sent");
                     Thread.sleep(2000);
-                    nodes[v] = node(v, conf, broker, cluster, clusterPorts);
-                    all.add(nodes[v]);
+                    cluster.start(v);
                     assertTrue(nodes[v].awaitReady(180), "node-" + v + " starts again:\n" + nodes[v].log);
                 }
                 producer.join(180_000);
                 assertEquals(REQUESTS, sent.get());
 
-                long end = System.currentTimeMillis() + 300_000;
-                while (!committed.keySet().containsAll(ids) && System.currentTimeMillis() < end) {
-                    Thread.sleep(200);
-                }
-                Thread.sleep(8000); // then watch a while for duplicates
+                ClusterNodes.awaitAnswers(committed, ids, 300_000, 8000);
                 reading.set(false);
                 readCommitted.join(10_000);
                 readUncommitted.join(10_000);
 
-                Set<String> lost = new LinkedHashSet<>(ids);
-                lost.removeAll(committed.keySet());
-                Map<String, Integer> duplicated = new TreeMap<>();
-                committed.forEach((id, n) -> {
-                    if (n > 1) {
-                        duplicated.put(id, n);
-                    }
-                });
+                Set<String> lost = ClusterNodes.lost(ids, committed);
+                Map<String, Integer> duplicated = ClusterNodes.duplicated(committed);
                 long uncommittedExtra = uncommitted.values().stream().mapToInt(n -> n - 1).filter(n -> n > 0).sum();
                 Map<String, Integer> perNode = new TreeMap<>();
                 byNode.values().forEach(n -> perNode.merge(n, 1, Integer::sum));
-                long takeovers = all.stream().mapToLong(n -> n.log.toString().split("committed offset", -1).length - 1).sum();
+                long takeovers = cluster.all.stream().mapToLong(n -> n.log.toString().split("committed offset", -1).length - 1).sum();
                 System.out.println("EOS " + REQUESTS + " sent, " + committed.size() + " delivered (read_committed), " + lost.size()
                         + " lost, " + duplicated.size() + " duplicated; kills: " + kills + "; answered by " + perNode
                         + "; a read_uncommitted consumer saw " + uncommittedExtra + " extra records (aborted transactions); "
                         + takeovers + " partition assignments read a committed offset");
                 if (!lost.isEmpty() || !duplicated.isEmpty()) {
-                    for (ServeProcess n : all) {
-                        String[] lines = n.log.toString().split("\n");
-                        System.out.println("---- a node's last lines");
-                        for (int i = Math.max(0, lines.length - 60); i < lines.length; i++) {
-                            System.out.println(lines[i]);
-                        }
-                    }
+                    cluster.printLastLines(60);
                 }
                 assertEquals(Set.of(), lost, "no request lost");
                 assertEquals(Map.of(), duplicated, "exactly one result per request id");
                 assertEquals(KILLS, kills.size());
-            } finally {
-                for (ServeProcess n : nodes) {
-                    if (n != null && n.process.isAlive()) {
-                        n.stop();
-                    }
-                }
             }
         }
-    }
-
-    /** Node {@code i}: its cluster port, the other two as members, the broker of this test. */
-    private ServeProcess node(int i, Path conf, EmbeddedKafka broker, String cluster, int[] clusterPorts) throws Exception {
-        List<String> others = new ArrayList<>();
-        for (int j = 0; j < clusterPorts.length; j++) {
-            if (j != i) {
-                others.add("127.0.0.1:" + clusterPorts[j]);
-            }
-        }
-        Map<String, String> env = new HashMap<>();
-        env.put("BLIP2_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrapServers());
-        env.put("BLIP2_CLUSTER_NAME", cluster);
-        env.put("BLIP2_CLUSTER_PORT", String.valueOf(clusterPorts[i]));
-        env.put("BLIP2_CLUSTER_MEMBERS", String.join(",", others));
-        env.put("BLIP2_NODE_ID", "node-" + i);
-        env.put("BLIP2_RETRIEVAL_MODEL", Fixtures.model("blip2-itm-tiny").toString());
-        return new ServeProcess(Files.createDirectories(tmp.resolve("node-" + i + "-" + UUID.randomUUID())),
-                List.of("-Xmx768m"), List.of("--config", conf.toString()), env);
     }
 
     /** Counts the results on the captions topic and the DLT, per request id, at one isolation level. */
     private static Thread reader(EmbeddedKafka broker, String isolation, Map<String, Integer> counts, Map<String, String> byNode,
                                  AtomicBoolean reading) {
-        Thread t = new Thread(() -> {
-            Map<String, Object> c = new HashMap<>();
-            c.put("bootstrap.servers", broker.bootstrapServers());
-            c.put("group.id", "eos-check-" + UUID.randomUUID());
-            c.put("isolation.level", isolation);
-            try (KafkaConsumer<String, byte[]> k = new KafkaConsumer<>(c, new StringDeserializer(), new ByteArrayDeserializer())) {
-                List<TopicPartition> tps = new ArrayList<>();
-                long end = System.currentTimeMillis() + 120_000;
-                for (String topic : List.of("blip2.captions", "blip2.requests.DLT")) {
-                    while (k.partitionsFor(topic).isEmpty() && System.currentTimeMillis() < end) {
-                        Thread.sleep(200); // created by the first node
-                    }
-                    k.partitionsFor(topic).forEach(p -> tps.add(new TopicPartition(topic, p.partition())));
+        return ClusterNodes.outputReader(broker, isolation, reading, r -> {
+            counts.merge(r.key(), 1, Integer::sum);
+            if (r.topic().equals("blip2.captions")) {
+                try {
+                    byNode.putIfAbsent(r.key(), JSON.readTree(r.value()).path("node").asText());
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
                 }
-                k.assign(tps);
-                k.seekToBeginning(tps);
-                while (reading.get()) {
-                    for (ConsumerRecord<String, byte[]> r : k.poll(Duration.ofMillis(200))) {
-                        counts.merge(r.key(), 1, Integer::sum);
-                        if (r.topic().equals("blip2.captions")) {
-                            JsonNode n = JSON.readTree(r.value());
-                            byNode.putIfAbsent(r.key(), n.path("node").asText());
-                        } else {
-                            byNode.putIfAbsent(r.key(), "DLT");
-                        }
-                    }
-                }
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
+            } else {
+                byNode.putIfAbsent(r.key(), "DLT");
             }
         });
-        t.setDaemon(true);
-        t.start();
-        return t;
     }
 }

@@ -1,0 +1,171 @@
+package io.blip2stream.cli;
+
+import io.blip2stream.model.Fixtures;
+import io.blip2stream.service.kafka.EmbeddedKafka;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Service processes in one cluster against a broker of the test's own (the tiny fixture models), and a reader of
+ * their outputs: what the multi-process reliability tests share.
+ */
+final class ClusterNodes implements AutoCloseable {
+    private final Path tmp;
+    private final Path conf;
+    private final EmbeddedKafka broker;
+    private final String cluster = "it-" + UUID.randomUUID();
+    private final int[] clusterPorts;
+    /** The nodes now, by number. */
+    final ServeProcess[] nodes;
+    /** Every process started, in order (restarts too). */
+    final List<ServeProcess> all = new ArrayList<>();
+
+    /** {@code count} nodes configured by {@code conf}; none started yet. */
+    ClusterNodes(Path tmp, Path conf, EmbeddedKafka broker, int count) throws Exception {
+        this.tmp = tmp;
+        this.conf = conf;
+        this.broker = broker;
+        this.clusterPorts = new int[count];
+        for (int i = 0; i < count; i++) {
+            clusterPorts[i] = ServeIT.freePort();
+        }
+        this.nodes = new ServeProcess[count];
+    }
+
+    /** Starts every node and waits until each is ready. */
+    ClusterNodes startAll() throws Exception {
+        for (int i = 0; i < nodes.length; i++) {
+            start(i);
+        }
+        for (ServeProcess n : nodes) {
+            assertTrue(n.awaitReady(180), "a node starts:\n" + n.log);
+        }
+        return this;
+    }
+
+    /** Starts node {@code i} (again), without waiting for it. */
+    ServeProcess start(int i) throws Exception {
+        nodes[i] = node(tmp, i, conf, broker, cluster, clusterPorts);
+        all.add(nodes[i]);
+        return nodes[i];
+    }
+
+    /** Prints the last lines of every process started. */
+    void printLastLines(int lines) {
+        for (ServeProcess n : all) {
+            String[] l = n.log.toString().split("\n");
+            System.out.println("---- a node's last lines");
+            for (int i = Math.max(0, l.length - lines); i < l.length; i++) {
+                System.out.println(l[i]);
+            }
+        }
+    }
+
+    @Override
+    public void close() throws Exception {
+        for (ServeProcess n : nodes) {
+            if (n != null && n.process.isAlive()) {
+                n.stop();
+            }
+        }
+    }
+
+    /** Waits until every id has a result in {@code counts} (or the timeout), then a while more (late duplicates). */
+    static void awaitAnswers(Map<String, Integer> counts, java.util.Set<String> ids, long timeoutMs, long settleMs)
+            throws InterruptedException {
+        long end = System.currentTimeMillis() + timeoutMs;
+        while (!counts.keySet().containsAll(ids) && System.currentTimeMillis() < end) {
+            Thread.sleep(200);
+        }
+        Thread.sleep(settleMs);
+    }
+
+    /** The ids with no result. */
+    static java.util.Set<String> lost(java.util.Set<String> ids, Map<String, Integer> counts) {
+        java.util.Set<String> lost = new java.util.LinkedHashSet<>(ids);
+        lost.removeAll(counts.keySet());
+        return lost;
+    }
+
+    /** The ids with more than one result, and how many. */
+    static Map<String, Integer> duplicated(Map<String, Integer> counts) {
+        Map<String, Integer> out = new java.util.TreeMap<>();
+        counts.forEach((id, n) -> {
+            if (n > 1) {
+                out.put(id, n);
+            }
+        });
+        return out;
+    }
+
+    /** Node {@code i} of a cluster: its cluster port, the others as members, the test's broker; data under {@code tmp}. */
+    private static ServeProcess node(Path tmp, int i, Path conf, EmbeddedKafka broker, String cluster, int[] clusterPorts) throws Exception {
+        List<String> others = new ArrayList<>();
+        for (int j = 0; j < clusterPorts.length; j++) {
+            if (j != i) {
+                others.add("127.0.0.1:" + clusterPorts[j]);
+            }
+        }
+        Map<String, String> env = new HashMap<>();
+        env.put("BLIP2_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrapServers());
+        env.put("BLIP2_CLUSTER_NAME", cluster);
+        env.put("BLIP2_CLUSTER_PORT", String.valueOf(clusterPorts[i]));
+        env.put("BLIP2_CLUSTER_MEMBERS", String.join(",", others));
+        env.put("BLIP2_NODE_ID", "node-" + i);
+        env.put("BLIP2_RETRIEVAL_MODEL", Fixtures.model("blip2-itm-tiny").toString());
+        return new ServeProcess(Files.createDirectories(tmp.resolve("node-" + i + "-" + UUID.randomUUID())),
+                List.of("-Xmx768m"), List.of("--config", conf.toString()), env);
+    }
+
+    /**
+     * Reads the captions topic and the DLT from the beginning at one isolation level, handing each record to
+     * {@code onRecord} (on the reader's thread) until {@code reading} turns false.
+     */
+    static Thread outputReader(EmbeddedKafka broker, String isolation, AtomicBoolean reading,
+                               Consumer<ConsumerRecord<String, byte[]>> onRecord) {
+        Thread t = new Thread(() -> {
+            Map<String, Object> c = new HashMap<>();
+            c.put("bootstrap.servers", broker.bootstrapServers());
+            c.put("group.id", "check-" + UUID.randomUUID());
+            c.put("isolation.level", isolation);
+            try (KafkaConsumer<String, byte[]> k = new KafkaConsumer<>(c, new StringDeserializer(), new ByteArrayDeserializer())) {
+                List<TopicPartition> tps = new ArrayList<>();
+                long end = System.currentTimeMillis() + 120_000;
+                for (String topic : List.of("blip2.captions", "blip2.requests.DLT")) {
+                    while (k.partitionsFor(topic).isEmpty() && System.currentTimeMillis() < end) {
+                        Thread.sleep(200); // created by the first node
+                    }
+                    k.partitionsFor(topic).forEach(p -> tps.add(new TopicPartition(topic, p.partition())));
+                }
+                k.assign(tps);
+                k.seekToBeginning(tps);
+                while (reading.get()) {
+                    for (ConsumerRecord<String, byte[]> r : k.poll(Duration.ofMillis(50))) {
+                        onRecord.accept(r);
+                    }
+                }
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        t.setDaemon(true);
+        t.start();
+        return t;
+    }
+}
