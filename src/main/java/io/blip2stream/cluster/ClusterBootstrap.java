@@ -64,8 +64,15 @@ public final class ClusterBootstrap {
                 tcp.addMember(m);
             }
         }
-        hz.addMapConfig(new MapConfig(REQUESTS_MAP).setBackupCount(Math.max(0, c.stateBackups()))
-                .setTimeToLiveSeconds((int) Math.max(1, config.requests().retentionMs() / 1000)));
+        // a network split heals when the halves find each other again: the smaller one joins the larger, and each
+        // request keeps its most advanced state of the two (RequestStateMergePolicy)
+        hz.setProperty("hazelcast.merge.first.run.delay.seconds", String.valueOf(Math.max(1, c.mergeDelayS())));
+        hz.setProperty("hazelcast.merge.next.run.delay.seconds", String.valueOf(Math.max(1, c.mergeDelayS())));
+        MapConfig requests = new MapConfig(REQUESTS_MAP).setBackupCount(Math.max(0, c.stateBackups()))
+                .setTimeToLiveSeconds((int) Math.max(1, config.requests().retentionMs() / 1000))
+                .setPerEntryStatsEnabled(true); // each entry's last update time, which the merge policy compares
+        requests.getMergePolicyConfig().setPolicy(RequestStateMergePolicy.class.getName());
+        hz.addMapConfig(requests);
         hz.addMapConfig(new MapConfig(VISUAL_PROMPTS_MAP).setBackupCount(0)
                 .setTimeToLiveSeconds(Math.max(1, config.cache().ttlS()))
                 .setEvictionConfig(new EvictionConfig().setEvictionPolicy(EvictionPolicy.LRU)

@@ -41,16 +41,10 @@ class MemberLossTest {
 
     /** The number of the REQUESTS states the survivors still hold after one of three members crashed. */
     static int survivingStates(int backups) throws Exception {
-        String name = "loss-" + UUID.randomUUID();
-        int[] ports = {freePort(), freePort(), freePort()};
-        String members = "127.0.0.1:" + ports[0] + ",127.0.0.1:" + ports[1] + ",127.0.0.1:" + ports[2];
         List<HazelcastInstance> hz = new ArrayList<>();
         Vertx vertx = Vertx.vertx();
         try {
-            for (int port : ports) {
-                ServiceConfig c = ConfigLoader.load(null, Map.of(), Map.of("cluster.name", name, "cluster.port", String.valueOf(port),
-                        "cluster.members", members, "cluster.state_backups", String.valueOf(backups),
-                        "cluster.failure_detection_s", "3"));
+            for (ServiceConfig c : memberConfigs("loss-", Map.of("cluster.state_backups", String.valueOf(backups)))) {
                 hz.add(Hazelcast.newHazelcastInstance(ClusterBootstrap.hazelcastConfig(c)));
             }
             long end = System.currentTimeMillis() + 60_000;
@@ -90,6 +84,23 @@ class MemberLossTest {
             }
             vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
         }
+    }
+
+    /** The service's configuration of three members on free loopback ports, each listing the others, plus {@code more}. */
+    static List<ServiceConfig> memberConfigs(String namePrefix, Map<String, String> more) throws IOException {
+        String name = namePrefix + UUID.randomUUID();
+        int[] ports = {freePort(), freePort(), freePort()};
+        String members = "127.0.0.1:" + ports[0] + ",127.0.0.1:" + ports[1] + ",127.0.0.1:" + ports[2];
+        List<ServiceConfig> out = new ArrayList<>();
+        for (int port : ports) {
+            Map<String, String> o = new java.util.HashMap<>(more);
+            o.put("cluster.name", name);
+            o.put("cluster.port", String.valueOf(port));
+            o.put("cluster.members", members);
+            o.put("cluster.failure_detection_s", "3");
+            out.add(ConfigLoader.load(null, Map.of(), o));
+        }
+        return out;
     }
 
     static RequestStore store(HazelcastInstance h) {

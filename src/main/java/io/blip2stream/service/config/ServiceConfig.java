@@ -35,7 +35,7 @@ public record ServiceConfig(
 
     /** Hazelcast: how the nodes find each other. */
     public record Cluster(String name, String host, int port, List<String> members, boolean kubernetes, String serviceName,
-                          String namespace, int eventBusPort, int failureDetectionS, int stateBackups) {}
+                          String namespace, int eventBusPort, int failureDetectionS, int stateBackups, int mergeDelayS) {}
 
     /** The cluster-wide visual-prompt cache. */
     public record Cache(boolean enabled, int maxEntriesPerNode, int ttlS) {}
@@ -126,7 +126,8 @@ public record ServiceConfig(
     private static Cluster cluster(JsonNode c) {
         return new Cluster(c.get("name").asText(), c.get("host").asText(), c.get("port").asInt(), list(c.get("members")),
                 c.get("kubernetes").asBoolean(), c.get("service_name").asText(), c.get("namespace").asText(),
-                c.get("event_bus_port").asInt(), c.get("failure_detection_s").asInt(), c.get("state_backups").asInt());
+                c.get("event_bus_port").asInt(), c.get("failure_detection_s").asInt(), c.get("state_backups").asInt(),
+                c.get("merge_delay_s").asInt());
     }
 
     private static List<String> list(JsonNode n) {
