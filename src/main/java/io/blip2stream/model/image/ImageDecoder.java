@@ -36,16 +36,29 @@ public final class ImageDecoder {
 
     /** Width and height from the image's header, checked against the pixel limit, without decoding pixels. */
     public int[] probe(byte[] bytes) {
-        return read(bytes, false).size();
+        return read(bytes, Mode.HEADER).size();
+    }
+
+    /**
+     * Refuses what {@link #decode} refuses (the header, the pixel limit, data that is cut short or corrupt, colour
+     * models), decoding the whole image but keeping at most {@value #VALIDATE_SIDE} pixels a side: every byte is
+     * read, little memory is held. What a request is checked with before it waits for the model.
+     */
+    public int[] validate(byte[] bytes) {
+        return read(bytes, Mode.VALIDATE).size();
     }
 
     public RgbImage decode(byte[] bytes) {
-        return read(bytes, true).image();
+        return read(bytes, Mode.DECODE).image();
     }
+
+    private static final int VALIDATE_SIDE = 64;
+
+    private enum Mode { HEADER, VALIDATE, DECODE }
 
     private record Read(int[] size, RgbImage image) {}
 
-    private Read read(byte[] bytes, boolean pixels) {
+    private Read read(byte[] bytes, Mode mode) {
         if (bytes == null || bytes.length == 0) {
             throw new ImageDecodeException("empty image");
         }
@@ -67,17 +80,26 @@ public final class ImageDecoder {
                     throw new ImageDecodeException(format + " image of " + w + "x" + h + " pixels exceeds the limit of "
                             + maxPixels + " pixels");
                 }
-                if (!pixels) {
+                if (mode == Mode.HEADER) {
                     return new Read(new int[] {w, h}, null);
                 }
                 java.util.List<String> warnings = new java.util.ArrayList<>();
                 reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
-                BufferedImage img = reader.read(0);
+                javax.imageio.ImageReadParam param = reader.getDefaultReadParam();
+                if (mode == Mode.VALIDATE) {
+                    int step = Math.max(1, (Math.max(w, h) + VALIDATE_SIDE - 1) / VALIDATE_SIDE);
+                    param.setSourceSubsampling(step, step, 0, 0);
+                }
+                BufferedImage img = reader.read(0, param);
                 for (String warning : warnings) {
                     // ImageIO fills a truncated JPEG with gray; PIL (and so transformers) refuses it
                     if (warning.toLowerCase(java.util.Locale.ROOT).contains("premature end")) {
                         throw new ImageDecodeException(format + " image is truncated: " + warning);
                     }
+                }
+                if (mode == Mode.VALIDATE) {
+                    toRgb(img); // its colour model is one decode converts
+                    return new Read(new int[] {w, h}, null);
                 }
                 // EXIF orientation applied as transformers' load_image applies it (PIL's exif_transpose)
                 return new Read(new int[] {w, h}, ExifOrientation.apply(toRgb(img), ExifOrientation.of(bytes)));

@@ -201,7 +201,9 @@ public final class RequestDecoder {
                     + limits.maxImageBytes());
         }
         try {
-            probe.probe(image);
+            // decoded whole (kept small) here, off the event loop and before the request queues for the model: a
+            // bad image is refused at once, not after the requests ahead of it
+            probe.validate(image);
         } catch (ImageDecodeException e) {
             String m = e.getMessage();
             throw new RequestError(m.contains("exceeds the limit") ? RequestError.IMAGE_TOO_LARGE : RequestError.INVALID_IMAGE, m, e);

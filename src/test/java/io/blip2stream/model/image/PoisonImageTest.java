@@ -204,4 +204,42 @@ public class PoisonImageTest {
             }
         }
     }
+
+    /**
+     * What a request is checked with before it queues for the model keeps few pixels (subsampled to 64 a side) but
+     * reads every byte: it refuses what decoding refuses, for the same reason, at sizes that subsample.
+     */
+    @Test
+    void validationRefusesWhatDecodingRefusesForTheSameReason() throws Exception {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(3);
+        BufferedImage img = new BufferedImage(700, 500, BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 500; y++) {
+            for (int x = 0; x < 700; x++) {
+                img.setRGB(x, y, r.nextInt(1 << 24) & 0x3F3F3F | x / 3 << 16 | y / 2 << 8);
+            }
+        }
+        ByteArrayOutputStream png = new ByteArrayOutputStream();
+        ImageIO.write(img, "png", png);
+        int refused = 0;
+        for (byte[] whole : new byte[][] {png.toByteArray(), jpeg(img), cmykJpeg()}) {
+            for (double f : new double[] {0.1, 0.5, 0.9, 0.99, 1.0}) {
+                byte[] bytes = java.util.Arrays.copyOf(whole, (int) (whole.length * f));
+                String decoded = null;
+                try {
+                    decoder.decode(bytes);
+                } catch (ImageDecodeException e) {
+                    decoded = e.getMessage();
+                }
+                String validated = null;
+                try {
+                    assertEquals(java.util.List.of(700, 500), java.util.Arrays.stream(decoder.validate(bytes)).boxed().toList());
+                } catch (ImageDecodeException e) {
+                    validated = e.getMessage();
+                }
+                assertEquals(decoded, validated, "cut at " + f);
+                refused += decoded == null ? 0 : 1;
+            }
+        }
+        assertTrue(refused >= 10, "the cut images and the CMYK one are refused: " + refused);
+    }
 }

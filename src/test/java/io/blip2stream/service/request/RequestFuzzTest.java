@@ -92,7 +92,9 @@ class RequestFuzzTest {
                 putAny(n, "task", r, pick(r, "caption", "vqa", "match", "embed"));
             }
             if (r.nextInt(6) != 0) {
-                putAny(n, "image", r, Base64.getEncoder().encodeToString(image(r)));
+                // half of them whole: a damaged image is refused before the other fields would matter
+                byte[] img = r.nextBoolean() ? (r.nextBoolean() ? png : jpeg) : image(r);
+                putAny(n, "image", r, Base64.getEncoder().encodeToString(img));
             }
             if (r.nextBoolean()) {
                 putAny(n, "question", r, randomText(r, 300));
@@ -150,16 +152,25 @@ class RequestFuzzTest {
             SplittableRandom r = new SplittableRandom(seed);
             byte[] bytes = image(r);
             RgbImage img;
+            String validated;
+            try {
+                images.validate(bytes);
+                validated = null;
+            } catch (ImageDecodeException e) {
+                validated = e.getMessage();
+            }
             try {
                 img = images.decode(bytes);
             } catch (ImageDecodeException e) {
                 assertTrue(e.getMessage() != null && !e.getMessage().isBlank(), "a refusal says why (seed " + seed + ")");
+                assertEquals(e.getMessage(), validated, "validation refuses what decoding refuses, for the same reason (seed " + seed + ")");
                 continue;
             } catch (RuntimeException | OutOfMemoryError e) {
                 fail("seed " + seed + ": neither decoded nor refused: " + e, e);
                 return;
             }
             decoded++;
+            assertEquals(null, validated, "validation passes what decodes (seed " + seed + ")");
             assertTrue(img.width() > 0 && img.height() > 0, "seed " + seed);
             assertEquals((long) img.width() * img.height() * 3, img.pixels().length, "seed " + seed);
             float[] px = processor.preprocess(img);
