@@ -9,7 +9,13 @@ import io.blip2stream.model.weights.SafetensorsFile;
 import io.vertx.ext.web.client.WebClient;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.common.header.Header;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -29,6 +35,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -333,6 +340,64 @@ class KafkaServiceTest {
             }
             assertEquals(ids, count.keySet(), "every request answered");
             assertTrue(count.values().stream().allMatch(n -> n == 1), "a graceful restart answers each request once: " + count);
+        }
+        assertEquals(List.of(), harness.blockedEventLoops, "no event loop was blocked");
+    }
+
+    /**
+     * The broker fences the producer of a partition this node still owns (what it does to a transaction left open
+     * past transaction.timeout.ms, through an outage; here a producer with the same transactional.id does it): the
+     * next commit fails for good, and the ingress must not leave the partition unanswered until some later rebalance.
+     */
+    @Test
+    void aPartitionWhoseProducerIsFencedWhileOwnedIsAnsweredAgain() throws Exception {
+        Template t = templates.get(0);
+        String topic = harness.topics().requests();
+        Map<String, Object> rc = new HashMap<>();
+        rc.put("bootstrap.servers", harness.service.bootstrapServers());
+        rc.put("group.id", "fence-check-" + UUID.randomUUID());
+        rc.put("isolation.level", "read_committed");
+        try (KafkaConsumer<String, byte[]> c = new KafkaConsumer<>(rc, new StringDeserializer(), new ByteArrayDeserializer())) {
+            List<TopicPartition> tps = new ArrayList<>();
+            c.partitionsFor(harness.topics().captions()).forEach(p -> tps.add(new TopicPartition(p.topic(), p.partition())));
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            Set<String> first = new HashSet<>();
+            for (int i = 0; i < 3; i++) {
+                first.add("fence-a-" + i);
+                harness.send(new ProducerRecord<>(topic, 0, "fence-a-" + i, record(t, "fence-a-" + i, false, false).value()));
+            }
+            Map<String, Integer> count = new HashMap<>();
+            ServiceHarness.readUntil(c, l -> {
+                l.forEach(r -> count.merge(r.key(), 1, Integer::sum));
+                l.clear();
+                return count.keySet().containsAll(first);
+            }, 60_000);
+            assertTrue(count.keySet().containsAll(first), "answered before the fence: " + count);
+
+            // fence partition 0's producer: a producer with its transactional.id starts
+            String txnId = harness.service.config().kafka().groupId() + "-" + topic + "-0";
+            try (KafkaProducer<String, byte[]> fencer = new KafkaProducer<>(Map.of("bootstrap.servers", harness.service.bootstrapServers(),
+                    "transactional.id", txnId), new StringSerializer(), new ByteArraySerializer())) {
+                fencer.initTransactions();
+            }
+            Set<String> after = new HashSet<>();
+            for (int i = 0; i < 8; i++) {
+                after.add("fence-b-" + i);
+                harness.send(new ProducerRecord<>(topic, 0, "fence-b-" + i, record(t, "fence-b-" + i, false, false).value()));
+            }
+            ServiceHarness.readUntil(c, l -> {
+                l.forEach(r -> count.merge(r.key(), 1, Integer::sum));
+                l.clear();
+                return count.keySet().containsAll(after);
+            }, 60_000);
+            ServiceHarness.readUntil(c, l -> {
+                l.forEach(r -> count.merge(r.key(), 1, Integer::sum));
+                l.clear();
+                return false;
+            }, 1500);
+            assertTrue(count.keySet().containsAll(after), "every request after the fence answered: " + count);
+            assertTrue(count.values().stream().allMatch(n -> n == 1), "each once (read_committed): " + count);
         }
         assertEquals(List.of(), harness.blockedEventLoops, "no event loop was blocked");
     }

@@ -119,6 +119,7 @@ public final class PartitionTransactions {
         private boolean busy;
         private boolean closed;
         private Promise<Void> closing;
+        private java.util.function.Consumer<Throwable> onFatal = e -> { };
 
         private record Pending(long offset, OutboundRecord record, Promise<Void> done) {}
 
@@ -129,6 +130,14 @@ public final class PartitionTransactions {
 
         public boolean closed() {
             return closed;
+        }
+
+        /**
+         * Called (on the owner's event loop) when the transactions end for good while the partition was not being
+         * closed: the producer was fenced or failed. Not called after {@link #close}.
+         */
+        public void onFatal(java.util.function.Consumer<Throwable> handler) {
+            this.onFatal = handler;
         }
 
         /**
@@ -185,7 +194,11 @@ public final class PartitionTransactions {
                     LOG.warn("{}: transactions ended ({}): another node owns the partition now, or the producer failed",
                             tp, ar.cause().toString());
                     batch.forEach(q -> q.done().fail(ar.cause()));
+                    boolean closingAnyway = closing != null;
                     shutdown();
+                    if (!closingAnyway) {
+                        onFatal.accept(ar.cause());
+                    }
                 } else {
                     // abortable: abort, then try the same outputs again
                     LOG.warn("{}: transaction of {} outputs failed, retrying: {}", tp, batch.size(), ar.cause().toString());
@@ -197,7 +210,11 @@ public final class PartitionTransactions {
                         busy = false;
                         queue.addAll(0, batch);
                         if (ab.failed()) {
+                            boolean closingAnyway = closing != null;
                             shutdown();
+                            if (!closingAnyway) {
+                                onFatal.accept(ab.cause());
+                            }
                         } else {
                             vertx.setTimer(200, t -> commit());
                         }

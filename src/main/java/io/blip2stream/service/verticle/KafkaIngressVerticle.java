@@ -74,6 +74,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
     private io.blip2stream.service.kafka.PartitionTransactions transactions;
     private org.apache.kafka.clients.admin.Admin admin;
     private boolean stopping;
+    private boolean rejoining;
 
     /**
      * Offsets of one partition: those taken and not yet answered, and how far it is safe to commit. With exactly-once
@@ -198,6 +199,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
                         return Future.failedFuture("revoked");
                     }
                     p.txn = txn;
+                    txn.onFatal(e -> transactionsEnded(tp, p, e));
                     // the consumer's own committed() does not answer while the partition is paused; an admin
                     // client reads it, stable: after any transaction still open on it ended
                     return vertx.executeBlocking(() -> admin.listConsumerGroupOffsets(
@@ -231,6 +233,37 @@ public final class KafkaIngressVerticle extends VerticleBase {
                             openTransactions(tp, p, attempt + 1);
                         }
                     });
+                });
+    }
+
+    /**
+     * A partition's transactions ended while this node still owns it: a revocation would have run before this on the
+     * event loop (the consumer hands the revocation over before the group gives the partition to anyone else, whose
+     * producer is what fences this one), so it is not that. The broker fenced the producer (it aborted a transaction
+     * left open past {@code transaction.timeout.ms}, as through an outage) or the producer failed for good. Opening
+     * it again in place could fence a new owner, if the group dropped this member without its knowing yet; so the
+     * ingress leaves the group and joins again, and answers whatever partitions the group then gives it (their
+     * records from the committed offsets; answers already generated are published from the request store).
+     */
+    private void transactionsEnded(TopicPartition tp, PartitionState p, Throwable e) {
+        if (stopping || rejoining || partitions.get(tp) != p) {
+            return;
+        }
+        rejoining = true;
+        LOG.warn("{}: its transactions ended while this node owns it ({}): leaving the consumer group and joining again",
+                tp, e.toString());
+        consumer.unsubscribe()
+                .compose(v -> {
+                    if (!assigned.isEmpty()) {
+                        revoked(new HashSet<>(assigned)); // in case the consumer did not report the revocation
+                    }
+                    return stopping ? Future.<Void>succeededFuture() : consumer.subscribe(config.kafka().topics().requests());
+                })
+                .onComplete(ar -> {
+                    rejoining = false;
+                    if (ar.failed()) {
+                        LOG.error("could not join the consumer group again: {}", ar.cause().toString());
+                    }
                 });
     }
 
