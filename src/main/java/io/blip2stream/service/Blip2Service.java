@@ -63,6 +63,9 @@ public final class Blip2Service {
     private RequestStore store;
     private long clusterFormationMs;
 
+    /** How long start() waits for the first partition assignment before it says ready anyway. */
+    private static final long READY_WAIT_S = 60;
+
     public Blip2Service(ServiceConfig config) {
         this(config, new VertxOptions());
     }
@@ -118,7 +121,14 @@ public final class Blip2Service {
         }
         http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(), cancelled, store);
         httpDeployment = await(vertx.deployVerticle(http));
-        ingressDeployment = await(vertx.deployVerticle(new KafkaIngressVerticle(config, bootstrapServers, metrics, store)));
+        KafkaIngressVerticle ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, store);
+        ingressDeployment = await(vertx.deployVerticle(ingress));
+        // ready once in the consumer group with its partitions open, so that what is sent after "ready" is taken at once
+        try {
+            ingress.firstAssignmentReady().toCompletionStage().toCompletableFuture().get(READY_WAIT_S, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            LOG.warn("no partition assignment from the Kafka consumer group within {} s; going on (Kafka may be down)", READY_WAIT_S);
+        }
         printBanner();
         return this;
     }

@@ -75,6 +75,8 @@ public final class KafkaIngressVerticle extends VerticleBase {
     private org.apache.kafka.clients.admin.Admin admin;
     private boolean stopping;
     private boolean rejoining;
+    /** Completes once the first assignment (possibly empty) is taken in: every partition in it ready to read. */
+    private final Promise<Void> firstAssignment = Promise.promise();
 
     /**
      * Offsets of one partition: those taken and not yet answered, and how far it is safe to commit. With exactly-once
@@ -155,6 +157,21 @@ public final class KafkaIngressVerticle extends VerticleBase {
         return consumer.subscribe(k.topics().requests());
     }
 
+    /**
+     * Completes once this node has joined the consumer group and can take records: its first assignment (possibly
+     * empty) has every partition ready (with exactly-once output, its producer open and its committed offset read).
+     */
+    public Future<Void> firstAssignmentReady() {
+        return firstAssignment.future();
+    }
+
+    private void checkFirstAssignment() {
+        if (!firstAssignment.future().isComplete()
+                && assigned.stream().allMatch(tp -> partitions.get(tp) == null || transactions == null || partitions.get(tp).ready)) {
+            firstAssignment.tryComplete();
+        }
+    }
+
     private void assigned(Set<TopicPartition> tps) {
         assigned.addAll(tps);
         for (TopicPartition tp : tps) {
@@ -168,6 +185,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
         }
         LOG.info("assigned {}; owns {}", tps, assigned);
         applyLimits();
+        checkFirstAssignment();
     }
 
     private void revoked(Set<TopicPartition> tps) {
@@ -215,6 +233,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
                     loadCommitted(tp, p, committed);
                     p.ready = true;
                     applyLimits();
+                    checkFirstAssignment();
                     List<KafkaConsumerRecord<byte[], byte[]>> early = new ArrayList<>(p.early);
                     p.early.clear();
                     early.forEach(this::take);
