@@ -441,7 +441,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
             if (System.currentTimeMillis() > deadline) {
                 return Future.succeededFuture(null);
             }
-            return later(200).compose(v -> claim(job, source, deadline)); // another node is answering it
+            return later(50).compose(v -> claim(job, source, deadline)); // another node is answering it
         }, e -> {
             LOG.warn("the cluster's request store did not answer for {} ({}): generating it", job.id(), e.toString());
             return Future.succeededFuture(null);
@@ -671,6 +671,12 @@ public final class KafkaIngressVerticle extends VerticleBase {
         });
     }
 
+    /** Whether other nodes are in the cluster now (which can take this node's partitions over). */
+    private boolean othersInCluster() {
+        var cm = ((io.vertx.core.internal.VertxInternal) vertx).clusterManager();
+        return cm != null && cm.getNodes().size() > 1;
+    }
+
     private void updateLag() {
         if (consumer == null || assigned.isEmpty()) {
             return;
@@ -685,11 +691,28 @@ public final class KafkaIngressVerticle extends VerticleBase {
         }
     }
 
-    /** Stops taking records, lets those in flight finish (up to the drain timeout), commits and leaves the group. */
+    /**
+     * Stops taking records and lets those in flight finish (up to the drain timeout). With exactly-once output and
+     * other nodes in the cluster, the node leaves the consumer group first, so that its partitions move at once
+     * instead of after the drain: what is answered is committed as they are revoked, and the answers still in flight
+     * are kept in the cluster's request store, where the partitions' new owners (waiting on this node's claims) find
+     * and publish them. Alone, it commits what is done after the drain, then leaves.
+     */
     @Override
     public Future<?> stop() {
         stopping = true;
         applyLimits();
+        Future<Void> handedOver = transactions == null || store == null || !othersInCluster() ? Future.succeededFuture() : consumer.unsubscribe()
+                .map(v -> {
+                    if (!assigned.isEmpty()) {
+                        revoked(new HashSet<>(assigned)); // in case the consumer did not report the revocation
+                    }
+                    return (Void) null;
+                })
+                .recover(e -> {
+                    LOG.warn("leaving the consumer group before the drain failed: {}", e.toString());
+                    return Future.succeededFuture();
+                });
         Promise<Void> drained = Promise.promise();
         long deadline = System.currentTimeMillis() + config.drainTimeoutMs();
         long[] poll = new long[1];
@@ -703,7 +726,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
                 drained.tryComplete();
             }
         });
-        return drained.future()
+        return handedOver.compose(v -> drained.future())
                 .compose(v -> commit())
                 .compose(v -> {
                     // exactly-once: the last offsets in a transaction each, then the producers close
