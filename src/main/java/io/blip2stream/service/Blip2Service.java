@@ -119,6 +119,7 @@ public final class Blip2Service {
                     .setWorkerPoolName("blip2-inference-" + device).setWorkerPoolSize(1)
                     .setMaxWorkerExecuteTime(Long.MAX_VALUE))));
         }
+        warmUp();
         http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(), cancelled, store);
         httpDeployment = await(vertx.deployVerticle(http));
         KafkaIngressVerticle ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, store);
@@ -131,6 +132,43 @@ public final class Blip2Service {
         }
         printBanner();
         return this;
+    }
+
+    /**
+     * Captions of a synthetic image, generated together (inference.warmup_requests of them, 8 tokens each) before HTTP
+     * and Kafka open: a fresh node's first real requests then find the engine's graph, the JIT and the batch paths
+     * warm. Its failure is logged, not fatal.
+     */
+    private void warmUp() {
+        int n = config.inference().warmupRequests();
+        if (n <= 0) {
+            return;
+        }
+        long t0 = System.nanoTime();
+        try {
+            java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(64, 64, java.awt.image.BufferedImage.TYPE_INT_RGB);
+            for (int y = 0; y < 64; y++) {
+                for (int x = 0; x < 64; x++) {
+                    img.setRGB(x, y, x * 4 << 16 | y * 4 << 8 | (x + y) * 2);
+                }
+            }
+            java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
+            javax.imageio.ImageIO.write(img, "png", png);
+            String b64 = java.util.Base64.getEncoder().encodeToString(png.toByteArray());
+            var decoder = new io.blip2stream.service.request.RequestDecoder(config.inference(), config.limits());
+            List<Future<Object>> runs = new ArrayList<>();
+            for (int i = 0; i < n * Math.max(1, workers.size()); i++) {
+                String json = "{\"id\":\"warmup-" + i + "\",\"task\":\"caption\",\"image\":\"" + b64
+                        + "\",\"params\":{\"max_new_tokens\":8,\"min_new_tokens\":8}}";
+                var job = decoder.decodeRecord(("warmup-" + i).getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                        json.getBytes(java.nio.charset.StandardCharsets.UTF_8), java.util.Map.of(), System.nanoTime());
+                runs.add(vertx.eventBus().request(Addresses.INFERENCE, job, Addresses.local(120_000)).map(m -> m.body()));
+            }
+            await(Future.all(runs));
+            LOG.info("warmed up with {} captions in {} ms", runs.size(), (System.nanoTime() - t0) / 1_000_000);
+        } catch (Exception e) {
+            LOG.warn("warm-up failed (going on): {}", e.toString());
+        }
     }
 
     /** The model folders: configured, or the ones in models/ (next to the working folder or to the jar). */

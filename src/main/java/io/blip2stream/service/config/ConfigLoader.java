@@ -90,6 +90,7 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_REQUEST_TIMEOUT_MS", "inference.request_timeout_ms");
         ENVIRONMENT.put("BLIP2_DEFAULT_DEADLINE_MS", "inference.default_deadline_ms");
         ENVIRONMENT.put("BLIP2_STEP_DELAY_MS", "inference.step_delay_ms");
+        ENVIRONMENT.put("BLIP2_WARMUP_REQUESTS", "inference.warmup_requests");
         ENVIRONMENT.put("BLIP2_MAX_IMAGE_BYTES", "limits.max_image_bytes");
         ENVIRONMENT.put("BLIP2_MAX_IMAGE_PIXELS", "limits.max_image_pixels");
         ENVIRONMENT.put("BLIP2_MAX_RECORD_BYTES", "limits.max_record_bytes");

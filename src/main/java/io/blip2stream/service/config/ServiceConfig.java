@@ -62,7 +62,8 @@ public record ServiceConfig(
     }
 
     public record Inference(boolean continuousBatching, int maxBatchSize, long maxBatchWaitMs, int defaultMaxNewTokens, int maxNewTokensCap,
-                            int maxPromptTokens, int maxTexts, long requestTimeoutMs, long defaultDeadlineMs, long stepDelayMs) {}
+                            int maxPromptTokens, int maxTexts, long requestTimeoutMs, long defaultDeadlineMs, long stepDelayMs,
+                            int warmupRequests) {}
 
     public record Limits(long maxImageBytes, long maxImagePixels, long maxRecordBytes) {}
 
@@ -108,7 +109,8 @@ public record ServiceConfig(
                 new Inference(batching(i.get("batching").asText()), i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
                         i.get("default_max_new_tokens").asInt(), i.get("max_new_tokens_cap").asInt(),
                         i.get("max_prompt_tokens").asInt(), i.get("max_texts").asInt(), i.get("request_timeout_ms").asLong(),
-                        i.get("default_deadline_ms").asLong(), i.get("step_delay_ms").asLong()),
+                        i.get("default_deadline_ms").asLong(), i.get("step_delay_ms").asLong(),
+                        i.get("warmup_requests").asInt()),
                 new Limits(l.get("max_image_bytes").asLong(), l.get("max_image_pixels").asLong(), l.get("max_record_bytes").asLong()),
                 n.get("shutdown").get("drain_timeout_ms").asLong());
         c.validate();

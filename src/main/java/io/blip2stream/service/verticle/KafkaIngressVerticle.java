@@ -123,8 +123,11 @@ public final class KafkaIngressVerticle extends VerticleBase {
         c.put("enable.auto.commit", "false");
         c.put("auto.offset.reset", "earliest");
         c.put("max.poll.records", String.valueOf(k.maxPollRecords()));
-        c.put("max.partition.fetch.bytes", String.valueOf(32 << 20));
-        c.put("fetch.max.bytes", String.valueOf(64 << 20));
+        // what the consumer holds fetched ahead: a record larger than these still comes (alone), so they bound memory
+        // without limiting record size (limits.max_record_bytes does that); 32 and 64 MB here kept up to 64 MB of a
+        // burst on the heap
+        c.put("max.partition.fetch.bytes", String.valueOf(2 << 20));
+        c.put("fetch.max.bytes", String.valueOf(8 << 20));
         // cooperative rebalancing: a node joining or leaving moves only the partitions that must move, so the others
         // keep their work in flight
         c.put("partition.assignment.strategy", "org.apache.kafka.clients.consumer.CooperativeStickyAssignor");
