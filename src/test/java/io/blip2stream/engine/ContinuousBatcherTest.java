@@ -228,6 +228,7 @@ class ContinuousBatcherTest {
      * outcome; a job never cancelled never ends as cancelled; one that ends cancelled has fewer tokens than asked.
      */
     @Test
+    @Timeout(value = 30, unit = TimeUnit.MINUTES) // the long-tests profile's 20,000 races outlast the class's 120 s
     void cancelRacingCompletionLeavesExactlyOneOutcomeEach() throws Exception {
         byte[] image = Fixtures.image(FIXTURE, 0);
         int n = Integer.getInteger("blip2.races", 1000); // the long-tests profile: 20,000
