@@ -1,5 +1,6 @@
 package io.blip2stream.cli;
 
+import io.blip2stream.TestPorts;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -26,7 +27,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
-import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -98,12 +98,6 @@ class ClusterIT {
         }
     }
 
-    static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
-    }
-
     @BeforeAll
     void start() throws Exception {
         broker = new EmbeddedKafka(tmp.resolve("kafka"), 0, 0).start();
@@ -120,7 +114,7 @@ class ClusterIT {
                 ""));
         String cluster = "it-" + UUID.randomUUID();
         for (int i = 0; i < 3; i++) {
-            nodes.add(new Node("node-" + i, freePort(), freePort()));
+            nodes.add(new Node("node-" + i, TestPorts.free(), TestPorts.free()));
         }
         for (Node n : nodes) {
             List<String> others = new ArrayList<>();

@@ -1,5 +1,6 @@
 package io.blip2stream.cli;
 
+import io.blip2stream.TestPorts;
 import io.blip2stream.model.Fixtures;
 import io.blip2stream.service.kafka.EmbeddedKafka;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -43,7 +44,7 @@ final class ClusterNodes implements AutoCloseable {
         this.broker = broker;
         this.clusterPorts = new int[count];
         for (int i = 0; i < count; i++) {
-            clusterPorts[i] = ServeIT.freePort();
+            clusterPorts[i] = TestPorts.free();
         }
         this.nodes = new ServeProcess[count];
     }

@@ -1,5 +1,6 @@
 package io.blip2stream.cli;
 
+import io.blip2stream.TestPorts;
 import io.blip2stream.model.Fixtures;
 
 import java.io.BufferedReader;
@@ -41,8 +42,8 @@ final class ServeProcess {
 
     private ServeProcess(Path dataDir, List<String> jvmArgs, List<String> serveArgs, Map<String, String> env,
                          boolean tinyModel) throws IOException {
-        kafkaPort = ServeIT.freePort();
-        httpPort = ServeIT.freePort();
+        kafkaPort = TestPorts.free();
+        httpPort = TestPorts.free();
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(jvmArgs);
@@ -54,7 +55,7 @@ final class ServeProcess {
         }
         pb.environment().put("BLIP2_DATA_DIR", dataDir.toString());
         pb.environment().put("BLIP2_KAFKA_EMBEDDED_PORT", String.valueOf(kafkaPort));
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(ServeIT.freePort()));
+        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(TestPorts.free()));
         pb.environment().put("BLIP2_HTTP_PORT", String.valueOf(httpPort));
         pb.environment().putAll(env);
         process = pb.start();

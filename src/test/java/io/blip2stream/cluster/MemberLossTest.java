@@ -1,5 +1,6 @@
 package io.blip2stream.cluster;
 
+import io.blip2stream.TestPorts;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.hazelcast.core.Hazelcast;
 import com.hazelcast.core.HazelcastInstance;
@@ -12,7 +13,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -32,12 +32,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @Timeout(180)
 class MemberLossTest {
     static final int REQUESTS = Integer.getInteger("blip2.memberloss.requests", 300); // long-tests: 5,000
-
-    static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
-    }
 
     /** The number of the REQUESTS states the survivors still hold after one of three members crashed. */
     static int survivingStates(int backups) throws Exception {
@@ -89,7 +83,7 @@ class MemberLossTest {
     /** The service's configuration of three members on free loopback ports, each listing the others, plus {@code more}. */
     static List<ServiceConfig> memberConfigs(String namePrefix, Map<String, String> more) throws IOException {
         String name = namePrefix + UUID.randomUUID();
-        int[] ports = {freePort(), freePort(), freePort()};
+        int[] ports = {TestPorts.free(), TestPorts.free(), TestPorts.free()};
         String members = "127.0.0.1:" + ports[0] + ",127.0.0.1:" + ports[1] + ",127.0.0.1:" + ports[2];
         List<ServiceConfig> out = new ArrayList<>();
         for (int port : ports) {
