@@ -76,7 +76,8 @@ class GenerationTest {
 
     @Test
     void kvCacheDecodingEqualsFullRecomputation() {
-        assertEquals("tensorflow-function", model.decodePath(), "on TensorFlow a decode step runs each layer as one function");
+        assertEquals("tensorflow-function-packed", model.decodePath(),
+                "on TensorFlow a decode step runs each layer as one function, its projections with packed weights");
         // two rows decoded together, prompts of 1 and 11 tokens (one row left-padded), against each alone recomputed;
         // long enough for the cache's open block to fill and merge twice
         List<Blip2Model.GenerationRequest> pair = List.of(requests.get(0), requests.get(3));

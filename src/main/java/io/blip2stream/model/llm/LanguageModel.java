@@ -33,8 +33,9 @@ public interface LanguageModel {
     int[] decoderPrompt();
 
     /**
-     * How a decode step runs: "eager" (an engine call per op), or "tensorflow-function" (each layer one call of a
-     * TensorFlow function).
+     * How a decode step runs: "eager" (an engine call per op), "tensorflow-function" (each layer one call of a
+     * TensorFlow function), or "tensorflow-function-packed" (the same, its projections keeping their weights in
+     * oneDNN's packed layout).
      */
     default String decodePath() {
         return "eager";

@@ -73,8 +73,10 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     public Future<?> start() {
         long t0 = System.nanoTime();
         runner = loader.get(); // a worker thread: loading the models may block
-        LOG.info("inference worker on {} ready in {} ms: generation {}, retrieval {}", device, (System.nanoTime() - t0) / 1_000_000,
+        LOG.info("inference worker on {} ready in {} ms: generation {} (decode: {}), retrieval {}", device,
+                (System.nanoTime() - t0) / 1_000_000,
                 runner.generationModel() == null ? "none" : runner.generationModel().dir(),
+                runner.generationModel() == null ? "none" : runner.generationModel().decodePath(),
                 runner.retrievalModel() == null ? "none" : runner.retrievalModel().dir());
         context = vertx.getOrCreateContext();
         if (continuous) {

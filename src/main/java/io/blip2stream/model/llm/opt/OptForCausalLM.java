@@ -155,7 +155,10 @@ public final class OptForCausalLM implements LanguageModel {
 
     @Override
     public String decodePath() {
-        return fusedDecodeLayer != null ? "tensorflow-function" : "eager";
+        if (fusedDecodeLayer == null) {
+            return "eager";
+        }
+        return fusedDecodeLayer.packed() ? "tensorflow-function-packed" : "tensorflow-function";
     }
 
     @Override

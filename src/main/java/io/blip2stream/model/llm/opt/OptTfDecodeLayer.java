@@ -8,11 +8,14 @@ import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.llm.KvCache;
 import io.blip2stream.model.nn.TfGraph;
 import io.blip2stream.model.nn.TfGraph.Out;
+import org.bytedeco.javacpp.BytePointer;
 
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrBool;
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrIntList;
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrString;
 import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrInt;
 
 /**
@@ -37,12 +40,48 @@ import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrInt;
 final class OptTfDecodeLayer {
     private static final AtomicInteger NEXT = new AtomicInteger();
 
-    private final String name;
-    private final NDArray[] constants; // eps, -1, 1, 2, 3 (int32), query shape, key shape, merged shape (int64)
+    /**
+     * Whether the projections run as oneDNN 1x1 convolutions that keep their weights packed (see {@link #build}):
+     * {@code true}, {@code false}, or {@code auto} (the default: when the packed copy takes at most a quarter of the
+     * machine's memory, as the JVM sees it, container limits included).
+     */
+    static final String PACKED = System.getProperty("blip2.tf.packed_weights",
+            System.getenv().getOrDefault("BLIP2_TF_PACKED_WEIGHTS", "auto")).strip().toLowerCase(java.util.Locale.ROOT);
 
-    private OptTfDecodeLayer(String name, NDArray[] constants) {
-        this.name = name;
+    /** Bytes of one copy of the decoder's projection weights (float32): q/k/v, out, fc1 and fc2 of every layer. */
+    static long projectionBytes(OptConfig c) {
+        long d = c.hiddenSize();
+        long f = c.ffnDim();
+        return 4L * c.numHiddenLayers() * (3 * d * d + d * d + 2 * d * f);
+    }
+
+    /** Whether to pack for {@code c}, by {@link #PACKED}. */
+    static boolean packFor(OptConfig c) {
+        return switch (PACKED) {
+            case "true" -> true;
+            case "false" -> false;
+            case "auto" -> projectionBytes(c) <= totalMemory() / 4;
+            default -> throw new IllegalArgumentException("BLIP2_TF_PACKED_WEIGHTS (blip2.tf.packed_weights) must be true, false or auto, not " + PACKED);
+        };
+    }
+
+    private static long totalMemory() {
+        var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        return os instanceof com.sun.management.OperatingSystemMXBean sun ? sun.getTotalMemorySize() : 0;
+    }
+
+    private final String[] names;      // one function for all layers, or one per layer when the weights are packed
+    private final NDArray[] constants; // eps, -1, 1, 2, 3 (int32), query shape, key shape, merged shape (int64), then
+                                       // packed: the 1x1-convolution shapes (int64)
+
+    private OptTfDecodeLayer(String[] names, NDArray[] constants) {
+        this.names = names;
         this.constants = constants;
+    }
+
+    /** Whether the projections keep packed copies of their weights (one function per layer). */
+    boolean packed() {
+        return names.length > 1;
     }
 
     /** Whether the fused layer applies: TensorFlow, pre-LN with affine norms and biases, ReLU. */
@@ -51,11 +90,70 @@ final class OptTfDecodeLayer {
                 && c.enableBias() && "relu".equals(c.activationFunction());
     }
 
-    /** Builds and registers the function with the engine of {@code m}; the constants live in {@code m}. */
+    /**
+     * Builds and registers the function(s) with the engine of {@code m}; the constants live in {@code m}.
+     *
+     * <p>Packed (the default where TensorFlow runs oneDNN): each projection is a 1x1 convolution over the rows, run by
+     * oneDNN's convolution kernel marked {@code is_filter_const}, which reorders its weights into oneDNN's blocked
+     * layout on its first call and keeps them. TensorFlow's {@code MatMul} packs the weights again on every call, and
+     * at a few rows that packing streams them at about half the rate of a one-row GEMV (load-tests/results/
+     * 2026-11-28-decode-breakdown.md); packed, 8 rows cost about what 1 row does. The kept copy is per kernel, so every
+     * layer gets a function of its own, always called with the same weights; it costs one more copy of the decoder's
+     * projection weights in memory (340 MB for OPT-125m, 10.1 GB for OPT-2.7b), so by default it is on only where that
+     * copy takes at most a quarter of the memory ({@code BLIP2_TF_PACKED_WEIGHTS} or {@code -Dblip2.tf.packed_weights}:
+     * {@code true}, {@code false}, {@code auto}).
+     */
     static OptTfDecodeLayer build(NDManager m, OptConfig c) {
+        boolean packed = packFor(c) && packedConvolutionRuns(m);
+        String[] names = new String[packed ? c.numHiddenLayers() : 1];
+        for (int i = 0; i < names.length; i++) {
+            names[i] = build(m, c, packed);
+        }
         int n = c.numAttentionHeads();
         long h = c.headDim();
         long d = c.hiddenSize();
+        long f = c.ffnDim();
+        NDArray[] common = {
+            m.create((float) OptConfig.LAYER_NORM_EPS), m.create(-1), m.create(1), m.create(2), m.create(3),
+            m.create(new long[] {-1, n, 1, h}), m.create(new long[] {-1, n, h, 1}), m.create(new long[] {-1, d})
+        };
+        if (!packed) {
+            return new OptTfDecodeLayer(names, common);
+        }
+        NDArray[] conv = {
+            m.create(new long[] {1, 1, -1, d}), m.create(new long[] {1, 1, -1, f}),             // rows as a 1x1 image
+            m.create(new long[] {1, 1, d, 3 * d}), m.create(new long[] {1, 1, d, d}),           // filters
+            m.create(new long[] {1, 1, d, f}), m.create(new long[] {1, 1, f, d}),
+            m.create(new long[] {-1, 3 * d}), m.create(new long[] {-1, f})                      // back to rows
+        };
+        NDArray[] all = java.util.Arrays.copyOf(common, common.length + conv.length);
+        System.arraycopy(conv, 0, all, common.length, conv.length);
+        return new OptTfDecodeLayer(names, all);
+    }
+
+    /**
+     * Whether this TensorFlow runs oneDNN's convolution kernel as {@link #conv1x1} calls it (a build without oneDNN,
+     * or with {@code TF_ENABLE_ONEDNN_OPTS=0}, may not): a 2 x 3 @ 3 x 2 product through it, checked.
+     */
+    private static boolean packedConvolutionRuns(NDManager m) {
+        String name = "blip2_packed_probe_" + NEXT.incrementAndGet();
+        try (NDManager scope = m.newSubManager()) {
+            try (TfGraph g = new TfGraph()) {
+                Out x = g.input(TfGraph.FLOAT);
+                Out w = g.input(TfGraph.FLOAT);
+                g.register(scope, name, conv1x1(g, x, w, g.input(TfGraph.INT64), g.input(TfGraph.INT64), g.input(TfGraph.INT64)));
+            }
+            NDArray[] out = TfFunctions.call(scope, name, new NDArray[] {
+                scope.create(new float[] {1, 2, 3, 4, 5, 6}, new Shape(2, 3)), scope.create(new float[] {1, 0, 0, 1, 1, 1}, new Shape(3, 2)),
+                scope.create(new long[] {1, 1, -1, 3}), scope.create(new long[] {1, 1, 3, 2}), scope.create(new long[] {-1, 2})
+            }, 1);
+            return java.util.Arrays.equals(out[0].toFloatArray(), new float[] {4, 5, 10, 11});
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
+    private static String build(NDManager m, OptConfig c, boolean packed) {
         String name = "blip2_opt_decode_layer_" + NEXT.incrementAndGet();
         try (TfGraph g = new TfGraph()) {
             Out x = g.input(TfGraph.FLOAT);         // (B, D)
@@ -85,10 +183,14 @@ final class OptTfDecodeLayer {
             Out qShape = g.input(TfGraph.INT64);    // (-1, N, 1, H)
             Out kShape = g.input(TfGraph.INT64);    // (-1, N, H, 1)
             Out mShape = g.input(TfGraph.INT64);    // (-1, D)
+            Out[] cs = new Out[packed ? 8 : 0];     // packed: the 1x1-convolution shapes, in build's order
+            for (int i = 0; i < cs.length; i++) {
+                cs[i] = g.input(TfGraph.INT64);
+            }
 
             // self_attn_layer_norm, as Ops.layerNorm
             Out a = layerNorm(g, x, ln1g, ln1b, eps, last);
-            Out qkv = g.op("BiasAdd", g.op("MatMul", a, wQkv), bQkv);                          // (B, 3D)
+            Out qkv = g.op("BiasAdd", (packed ? conv1x1(g, a, wQkv, cs[0], cs[2], cs[6]) : g.op("MatMul", a, wQkv)), bQkv);          // (B, 3D)
             Out[] parts = g.opOutputs("Split", desc -> TF_SetAttrInt(desc, "num_split", 3), 3, one, qkv);
             Out q = g.op("Reshape", parts[0], qShape);                                         // (B, N, 1, H)
             Out k = g.op("Reshape", parts[1], kShape);                                         // (B, N, H, 1)
@@ -100,19 +202,28 @@ final class OptTfDecodeLayer {
             Out[] p = g.opOutputs("SplitV", desc -> TF_SetAttrInt(desc, "num_split", 2), 2,
                     g.op("Softmax", scores), split, three);                                    // (B, N, 1, C), (B, N, 1, O+1)
             Out ctx = g.op("AddV2", g.op("BatchMatMulV2", p[0], pastV), g.op("BatchMatMulV2", p[1], values)); // (B, N, 1, H)
-            Out attn = g.op("BiasAdd", g.op("MatMul", g.op("Reshape", ctx, mShape), wO), bO); // (B, D)
+            Out attn = g.op("BiasAdd", (packed ? conv1x1(g, g.op("Reshape", ctx, mShape), wO, cs[0], cs[3], mShape)
+                    : g.op("MatMul", g.op("Reshape", ctx, mShape), wO)), bO); // (B, D)
             Out h1 = g.op("AddV2", attn, x);
             // final_layer_norm, fc1, ReLU, fc2, residual
             Out f = layerNorm(g, h1, ln2g, ln2b, eps, last);
-            f = g.op("Relu", g.op("BiasAdd", g.op("MatMul", f, w1), b1));                     // (B, F)
-            Out h2 = g.op("AddV2", g.op("BiasAdd", g.op("MatMul", f, w2), b2), h1);            // (B, D)
+            f = g.op("Relu", g.op("BiasAdd", (packed ? conv1x1(g, f, w1, cs[0], cs[4], cs[7]) : g.op("MatMul", f, w1)), b1));     // (B, F)
+            Out h2 = g.op("AddV2", g.op("BiasAdd", (packed ? conv1x1(g, f, w2, cs[1], cs[5], mShape) : g.op("MatMul", f, w2)), b2), h1); // (B, D)
             g.register(m, name, h2, keys, values);
         }
-        NDArray[] constants = {
-            m.create((float) OptConfig.LAYER_NORM_EPS), m.create(-1), m.create(1), m.create(2), m.create(3),
-            m.create(new long[] {-1, n, 1, h}), m.create(new long[] {-1, n, h, 1}), m.create(new long[] {-1, d})
-        };
-        return new OptTfDecodeLayer(name, constants);
+        return name;
+    }
+
+    /** x [R, K] @ w [K, N] as oneDNN's 1x1 convolution with a kept, packed filter; [R, N]. */
+    private static Out conv1x1(TfGraph g, Out x, Out w, Out imageShape, Out filterShape, Out outShape) {
+        Out image = g.op("Reshape", x, imageShape);                                            // (1, 1, R, K)
+        Out y = g.opWith("_MklNativeConv2D", desc -> {
+            TF_SetAttrIntList(desc, "strides", new long[] {1, 1, 1, 1}, 4);
+            TF_SetAttrString(desc, "padding", new BytePointer("VALID"), 5);
+            TF_SetAttrBool(desc, "is_filter_const", (byte) 1);
+            TF_SetAttrString(desc, "_kernel", new BytePointer("MklNameChangeOp"), 15);
+        }, image, g.op("Reshape", w, filterShape));                                            // (1, 1, R, N)
+        return g.op("Reshape", y, outShape);                                                  // (R, N)
     }
 
     /** mean, centre, variance, divide by sqrt(var + eps), scale and shift: Ops.layerNorm's ops in its order. */
@@ -158,9 +269,10 @@ final class OptTfDecodeLayer {
             l.selfAttnLayerNorm().weight(), l.selfAttnLayerNorm().bias(), l.selfAttn().qkv().weightT(), l.selfAttn().qkv().bias(),
             l.selfAttn().out().weightT(), l.selfAttn().out().bias(),
             l.finalLayerNorm().weight(), l.finalLayerNorm().bias(), l.fc1().weightT(), l.fc1().bias(), l.fc2().weightT(), l.fc2().bias(),
-            constants[0], constants[1], constants[2], constants[3], constants[4], constants[5], constants[6], constants[7]
         };
-        NDArray[] out = TfFunctions.call(x.getManager(), name, in, 3);
+        in = java.util.Arrays.copyOf(in, in.length + constants.length);
+        System.arraycopy(constants, 0, in, in.length - constants.length, constants.length);
+        NDArray[] out = TfFunctions.call(x.getManager(), names[packed() ? layerIdx : 0], in, 3);
         cache.setOpen(layerIdx, out[1], out[2]);
         return out[0];
     }
