@@ -46,6 +46,7 @@ class MemberLossTest {
                 Thread.sleep(100);
             }
             assertEquals(3, hz.get(0).getCluster().getMembers().size(), "three members joined");
+            awaitSafe(hz); // the joins' partition migrations done: the crash below hits a settled cluster
             Context ctx = vertx.getOrCreateContext();
             RequestStore writer = store(hz.get(0));
             List<Future<Void>> writes = new ArrayList<>();
@@ -54,6 +55,7 @@ class MemberLossTest {
                         JsonNodeFactory.instance.objectNode().put("text", "caption " + i), null, null, true, "t/0/" + i, ctx));
             }
             Future.all(writes).toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+            awaitSafe(hz);
 
             hz.get(1).getLifecycleService().terminate(); // a crash: no graceful migration
             end = System.currentTimeMillis() + 60_000;
@@ -78,6 +80,22 @@ class MemberLossTest {
             }
             vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
         }
+    }
+
+    /**
+     * Waits until no partition is migrating and every backup is in sync on every member (Hazelcast's "cluster safe"):
+     * a member that crashes while the partitions of a just-formed cluster are still moving can take a partition's
+     * only copy with it (CI, 2026-11-28: 247 of 300 states with one backup), which is not what this test is about.
+     */
+    static void awaitSafe(List<HazelcastInstance> hz) throws InterruptedException {
+        long end = System.currentTimeMillis() + 60_000;
+        while (System.currentTimeMillis() < end) {
+            if (hz.stream().allMatch(h -> h.getPartitionService().isClusterSafe())) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("the cluster did not become safe (migrations, backups) within 60 s");
     }
 
     /** The service's configuration of three members on free loopback ports, each listing the others, plus {@code more}. */
