@@ -75,6 +75,21 @@ class GenerationTest {
     }
 
     @Test
+    void withoutPackedWeightsTheMatMulLayerGivesTheSameIds() throws Exception {
+        System.setProperty("blip2.tf.packed_weights", "false");
+        try (NDManager m = Engines.newManager(Engines.Kind.TENSORFLOW); Blip2Model plain = Blip2Model.load(Fixtures.model(FIXTURE), m)) {
+            assertEquals("tensorflow-function", plain.decodePath(), "BLIP2_TF_PACKED_WEIGHTS=false: the projections as MatMul");
+            var greedy = plain.generate(requests, GenerationParams.greedy(12), Blip2Model.TextListener.NONE);
+            for (int i = 0; i < cases.size(); i++) {
+                assertArrayEquals(Fixtures.ints(cases.get(i).get("greedy_new_tokens")), greedy.get(i).tokenIds(),
+                        cases.get(i).get("name").asText());
+            }
+        } finally {
+            System.clearProperty("blip2.tf.packed_weights");
+        }
+    }
+
+    @Test
     void kvCacheDecodingEqualsFullRecomputation() {
         assertEquals("tensorflow-function-packed", model.decodePath(),
                 "on TensorFlow a decode step runs each layer as one function, its projections with packed weights");

@@ -45,8 +45,10 @@ final class OptTfDecodeLayer {
      * {@code true}, {@code false}, or {@code auto} (the default: when the packed copy takes at most a quarter of the
      * machine's memory, as the JVM sees it, container limits included).
      */
-    static final String PACKED = System.getProperty("blip2.tf.packed_weights",
-            System.getenv().getOrDefault("BLIP2_TF_PACKED_WEIGHTS", "auto")).strip().toLowerCase(java.util.Locale.ROOT);
+    static String packedSetting() {
+        return System.getProperty("blip2.tf.packed_weights", System.getenv().getOrDefault("BLIP2_TF_PACKED_WEIGHTS", "auto"))
+                .strip().toLowerCase(java.util.Locale.ROOT);
+    }
 
     /** Bytes of one copy of the decoder's projection weights (float32): q/k/v, out, fc1 and fc2 of every layer. */
     static long projectionBytes(OptConfig c) {
@@ -55,13 +57,14 @@ final class OptTfDecodeLayer {
         return 4L * c.numHiddenLayers() * (3 * d * d + d * d + 2 * d * f);
     }
 
-    /** Whether to pack for {@code c}, by {@link #PACKED}. */
+    /** Whether to pack for {@code c}, by {@link #packedSetting}. */
     static boolean packFor(OptConfig c) {
-        return switch (PACKED) {
+        String setting = packedSetting();
+        return switch (setting) {
             case "true" -> true;
             case "false" -> false;
             case "auto" -> projectionBytes(c) <= totalMemory() / 4;
-            default -> throw new IllegalArgumentException("BLIP2_TF_PACKED_WEIGHTS (blip2.tf.packed_weights) must be true, false or auto, not " + PACKED);
+            default -> throw new IllegalArgumentException("BLIP2_TF_PACKED_WEIGHTS (blip2.tf.packed_weights) must be true, false or auto, not " + setting);
         };
     }
 
@@ -70,18 +73,21 @@ final class OptTfDecodeLayer {
         return os instanceof com.sun.management.OperatingSystemMXBean sun ? sun.getTotalMemorySize() : 0;
     }
 
+    private static final int LAYER_INPUTS = 19; // the inputs before the constants: activations, history, weights
+    private final boolean packed;
     private final String[] names;      // one function for all layers, or one per layer when the weights are packed
     private final NDArray[] constants; // eps, -1, 1, 2, 3 (int32), query shape, key shape, merged shape (int64), then
                                        // packed: the 1x1-convolution shapes (int64)
 
-    private OptTfDecodeLayer(String[] names, NDArray[] constants) {
+    private OptTfDecodeLayer(boolean packed, String[] names, NDArray[] constants) {
+        this.packed = packed;
         this.names = names;
         this.constants = constants;
     }
 
     /** Whether the projections keep packed copies of their weights (one function per layer). */
     boolean packed() {
-        return names.length > 1;
+        return packed;
     }
 
     /** Whether the fused layer applies: TensorFlow, pre-LN with affine norms and biases, ReLU. */
@@ -118,7 +124,7 @@ final class OptTfDecodeLayer {
             m.create(new long[] {-1, n, 1, h}), m.create(new long[] {-1, n, h, 1}), m.create(new long[] {-1, d})
         };
         if (!packed) {
-            return new OptTfDecodeLayer(names, common);
+            return new OptTfDecodeLayer(false, names, common);
         }
         NDArray[] conv = {
             m.create(new long[] {1, 1, -1, d}), m.create(new long[] {1, 1, -1, f}),             // rows as a 1x1 image
@@ -128,7 +134,7 @@ final class OptTfDecodeLayer {
         };
         NDArray[] all = java.util.Arrays.copyOf(common, common.length + conv.length);
         System.arraycopy(conv, 0, all, common.length, conv.length);
-        return new OptTfDecodeLayer(names, all);
+        return new OptTfDecodeLayer(true, names, all);
     }
 
     /**
@@ -183,14 +189,14 @@ final class OptTfDecodeLayer {
             Out qShape = g.input(TfGraph.INT64);    // (-1, N, 1, H)
             Out kShape = g.input(TfGraph.INT64);    // (-1, N, H, 1)
             Out mShape = g.input(TfGraph.INT64);    // (-1, D)
-            Out[] cs = new Out[packed ? 8 : 0];     // packed: the 1x1-convolution shapes, in build's order
-            for (int i = 0; i < cs.length; i++) {
+            Out[] cs = new Out[8];                  // packed: the 1x1-convolution shapes, in build's order; else none
+            for (int i = 0; packed && i < cs.length; i++) {
                 cs[i] = g.input(TfGraph.INT64);
             }
 
             // self_attn_layer_norm, as Ops.layerNorm
             Out a = layerNorm(g, x, ln1g, ln1b, eps, last);
-            Out qkv = g.op("BiasAdd", (packed ? conv1x1(g, a, wQkv, cs[0], cs[2], cs[6]) : g.op("MatMul", a, wQkv)), bQkv);          // (B, 3D)
+            Out qkv = g.op("BiasAdd", project(g, a, wQkv, cs[0], cs[2], cs[6]), bQkv);                 // (B, 3D)
             Out[] parts = g.opOutputs("Split", desc -> TF_SetAttrInt(desc, "num_split", 3), 3, one, qkv);
             Out q = g.op("Reshape", parts[0], qShape);                                         // (B, N, 1, H)
             Out k = g.op("Reshape", parts[1], kShape);                                         // (B, N, H, 1)
@@ -202,16 +208,20 @@ final class OptTfDecodeLayer {
             Out[] p = g.opOutputs("SplitV", desc -> TF_SetAttrInt(desc, "num_split", 2), 2,
                     g.op("Softmax", scores), split, three);                                    // (B, N, 1, C), (B, N, 1, O+1)
             Out ctx = g.op("AddV2", g.op("BatchMatMulV2", p[0], pastV), g.op("BatchMatMulV2", p[1], values)); // (B, N, 1, H)
-            Out attn = g.op("BiasAdd", (packed ? conv1x1(g, g.op("Reshape", ctx, mShape), wO, cs[0], cs[3], mShape)
-                    : g.op("MatMul", g.op("Reshape", ctx, mShape), wO)), bO); // (B, D)
+            Out attn = g.op("BiasAdd", project(g, g.op("Reshape", ctx, mShape), wO, cs[0], cs[3], mShape), bO); // (B, D)
             Out h1 = g.op("AddV2", attn, x);
             // final_layer_norm, fc1, ReLU, fc2, residual
             Out f = layerNorm(g, h1, ln2g, ln2b, eps, last);
-            f = g.op("Relu", g.op("BiasAdd", (packed ? conv1x1(g, f, w1, cs[0], cs[4], cs[7]) : g.op("MatMul", f, w1)), b1));     // (B, F)
-            Out h2 = g.op("AddV2", g.op("BiasAdd", (packed ? conv1x1(g, f, w2, cs[1], cs[5], mShape) : g.op("MatMul", f, w2)), b2), h1); // (B, D)
+            f = g.op("Relu", g.op("BiasAdd", project(g, f, w1, cs[0], cs[4], cs[7]), b1));            // (B, F)
+            Out h2 = g.op("AddV2", g.op("BiasAdd", project(g, f, w2, cs[1], cs[5], mShape), b2), h1);  // (B, D)
             g.register(m, name, h2, keys, values);
         }
         return name;
+    }
+
+    /** x [R, K] @ w [K, N]: a MatMul, or with the convolution's shapes given, {@link #conv1x1}. */
+    private static Out project(TfGraph g, Out x, Out w, Out imageShape, Out filterShape, Out outShape) {
+        return imageShape == null ? g.op("MatMul", x, w) : conv1x1(g, x, w, imageShape, filterShape, outShape);
     }
 
     /** x [R, K] @ w [K, N] as oneDNN's 1x1 convolution with a kept, packed filter; [R, N]. */
@@ -264,15 +274,16 @@ final class OptTfDecodeLayer {
             openK = step.emptyKeysT();
             openV = step.emptyValues();
         }
-        NDArray[] in = {
+        NDArray[] in = new NDArray[LAYER_INPUTS + constants.length];
+        NDArray[] layer = {
             x, mask, cache.closedKeysT(layerIdx), cache.closedValues(layerIdx), openK, openV, step.split(),
             l.selfAttnLayerNorm().weight(), l.selfAttnLayerNorm().bias(), l.selfAttn().qkv().weightT(), l.selfAttn().qkv().bias(),
             l.selfAttn().out().weightT(), l.selfAttn().out().bias(),
-            l.finalLayerNorm().weight(), l.finalLayerNorm().bias(), l.fc1().weightT(), l.fc1().bias(), l.fc2().weightT(), l.fc2().bias(),
+            l.finalLayerNorm().weight(), l.finalLayerNorm().bias(), l.fc1().weightT(), l.fc1().bias(), l.fc2().weightT(), l.fc2().bias()
         };
-        in = java.util.Arrays.copyOf(in, in.length + constants.length);
-        System.arraycopy(constants, 0, in, in.length - constants.length, constants.length);
-        NDArray[] out = TfFunctions.call(x.getManager(), names[packed() ? layerIdx : 0], in, 3);
+        System.arraycopy(layer, 0, in, 0, LAYER_INPUTS);
+        System.arraycopy(constants, 0, in, LAYER_INPUTS, constants.length);
+        NDArray[] out = TfFunctions.call(x.getManager(), names[packed ? layerIdx : 0], in, 3);
         cache.setOpen(layerIdx, out[1], out[2]);
         return out[0];
     }
