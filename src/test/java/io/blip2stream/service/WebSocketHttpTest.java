@@ -224,7 +224,7 @@ class WebSocketHttpTest {
         try (WsClient c = ws()) {
             c.send(generate("to-cancel", 110));
             c.next(f -> "to-cancel".equals(f.id()) && f.type().equals("token") && f.json().get("index").asInt() == 2, 30_000);
-            int seen = (int) c.frames.stream().filter(f -> f.type().equals("token")).count() + 3;
+            int seen = (int) c.pending().stream().filter(f -> f.type().equals("token")).count() + 3;
             c.send(Map.of("type", "cancel", "id", "to-cancel"));
             WsClient.Frame done = c.next(f -> "to-cancel".equals(f.id()) && f.type().equals("done"), 30_000);
             assertNotNull(done);
@@ -235,7 +235,7 @@ class WebSocketHttpTest {
         WsClient d = ws();
         d.send(generate("to-drop", 110));
         d.next(f -> "to-drop".equals(f.id()) && f.type().equals("token") && f.json().get("index").asInt() == 2, 30_000);
-        int seen = (int) d.frames.stream().filter(f -> f.type().equals("token")).count() + 3;
+        int seen = (int) d.pending().stream().filter(f -> f.type().equals("token")).count() + 3;
         d.close(); // the socket goes away: its own request stops
         JsonNode st = null;
         long end = System.currentTimeMillis() + 30_000;

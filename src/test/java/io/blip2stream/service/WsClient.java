@@ -10,9 +10,7 @@ import io.vertx.core.http.WebSocketConnectOptions;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 
@@ -33,7 +31,8 @@ public final class WsClient implements AutoCloseable {
 
     public final WebSocket ws;
     private final WebSocketClient client;
-    public final BlockingQueue<Frame> frames = new LinkedBlockingQueue<>();
+    /** arrival order; guarded by itself (the socket's handler appends, {@link #next} takes out) */
+    private final List<Frame> frames = new ArrayList<>();
     public final CompletableFuture<Short> closed = new CompletableFuture<>();
 
     private WsClient(WebSocketClient client, WebSocket ws) {
@@ -41,7 +40,11 @@ public final class WsClient implements AutoCloseable {
         this.ws = ws;
         ws.textMessageHandler(t -> {
             try {
-                frames.add(new Frame(JSON.readTree(t), System.nanoTime()));
+                Frame f = new Frame(JSON.readTree(t), System.nanoTime());
+                synchronized (frames) {
+                    frames.add(f);
+                    frames.notifyAll();
+                }
             } catch (Exception e) {
                 throw new IllegalStateException(e);
             }
@@ -67,31 +70,35 @@ public final class WsClient implements AutoCloseable {
         ws.writeTextMessage(JSON.writeValueAsString(frame)).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
 
-    /** The next frame matching, within the timeout (others are kept in order). */
+    /**
+     * The next frame matching, within the timeout. Frames not asked for stay where they are: the matching one is
+     * taken out of the arrival-ordered list, under the same lock the socket's handler appends with, so a frame that
+     * arrives meanwhile can never overtake an earlier one.
+     */
     public Frame next(Predicate<Frame> match, long timeoutMs) throws InterruptedException {
         long end = System.currentTimeMillis() + timeoutMs;
-        List<Frame> skipped = new ArrayList<>();
-        try {
+        synchronized (frames) {
+            int scanned = 0;
             while (true) {
+                for (int i = scanned; i < frames.size(); i++) {
+                    if (match.test(frames.get(i))) {
+                        return frames.remove(i);
+                    }
+                }
+                scanned = frames.size();
                 long left = end - System.currentTimeMillis();
                 if (left <= 0) {
                     return null;
                 }
-                Frame f = frames.poll(left, TimeUnit.MILLISECONDS);
-                if (f == null) {
-                    return null;
-                }
-                if (match.test(f)) {
-                    return f;
-                }
-                skipped.add(f);
+                frames.wait(left);
             }
-        } finally {
-            // put back what was not asked for, in front, in order
-            List<Frame> rest = new ArrayList<>();
-            frames.drainTo(rest);
-            frames.addAll(skipped);
-            frames.addAll(rest);
+        }
+    }
+
+    /** The frames received and not taken yet, in arrival order. */
+    public List<Frame> pending() {
+        synchronized (frames) {
+            return new ArrayList<>(frames);
         }
     }
 
