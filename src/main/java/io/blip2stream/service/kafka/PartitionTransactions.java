@@ -37,7 +37,9 @@ import java.util.Set;
  * the same id, which aborts a transaction the last owner left open (it crashed) and fences that owner (it lost the
  * partition while still running, a zombie): its next commit fails, and its outputs are never seen.
  *
- * <p>Transactions are as small and as frequent as the answers: when one commits, the answers that came in
+ * <p>Transactions are as small and as frequent as the answers: an answer waits {@link #LINGER_MS} for others (the
+ * rows of a decode batch that finish at the same step come within a millisecond or two of each other, and would
+ * otherwise go out one transaction, tens of milliseconds, apart); when one commits, the answers that came in
  * meanwhile go out in the next. All methods are called on the owner's event loop; the producers' blocking calls run
  * on worker threads, one transaction at a time per partition.
  */
@@ -55,6 +57,9 @@ public final class PartitionTransactions {
          */
         void committed(OffsetAndMetadata offset, Set<Long> answered);
     }
+
+    /** How long an answer waits for others to share its transaction. */
+    static final long LINGER_MS = 5;
 
     private final Vertx vertx;
     private final Map<String, Object> producerConfig;
@@ -117,6 +122,7 @@ public final class PartitionTransactions {
         KafkaProducer<String, byte[]> producer;
         private final List<Pending> queue = new ArrayList<>();
         private boolean busy;
+        private boolean lingering;
         private boolean closed;
         private Promise<Void> closing;
         private java.util.function.Consumer<Throwable> onFatal = e -> { };
@@ -151,7 +157,13 @@ public final class PartitionTransactions {
             }
             Promise<Void> done = Promise.promise();
             queue.add(new Pending(offset, record, done));
-            commit();
+            if (!busy && !lingering) {
+                lingering = true;
+                vertx.setTimer(LINGER_MS, t -> {
+                    lingering = false;
+                    commit();
+                });
+            }
             return done.future();
         }
 
