@@ -156,7 +156,8 @@ final class LoadCommand implements Callable<Integer> {
                 config.limits().maxImagePixels(), config.inference().stepDelayMs());
         try (var runner = io.blip2stream.engine.InferenceRunner.load(model, null, kind, "cpu", limits)) {
             var r = io.blip2stream.loadtest.InProcessLoadGenerator.run(runner, config.inference().maxBatchSize(),
-                    config.inference().maxBatchWaitMs(), requests, concurrency, rate,
+                    config.inference().maxBatchWaitMs(), config.inference().maxJoinWaitMs(), config.inference().warmupRequests(),
+                    requests, concurrency, rate,
                     id -> decoder.decodeRecord(id.getBytes(StandardCharsets.UTF_8), requestJson(mapper, id, img, paramsNode),
                             Map.of(), System.nanoTime()), timeout * 1000L);
             if (json) {

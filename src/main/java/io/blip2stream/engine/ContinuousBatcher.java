@@ -16,7 +16,8 @@ import java.util.concurrent.TimeUnit;
  * requests that arrived are admitted (their images through the vision encoder and the Q-Former in one batch,
  * their prompts through the language model in one prefill, their first token picked at once) and join the
  * running batch; a request leaves it the step it finishes. At most {@code maxBatchSize} rows decode together;
- * when the device is idle, a first arrival waits up to {@code maxWaitMs} for others to share its encoding.
+ * waiting requests are held a little for company, so that they share the vision encoder and the prefill (how
+ * long: {@link AdmissionPolicy}).
  *
  * <p>A job whose deadline has passed when it is admitted is not started (finish_reason timeout, no tokens); a
  * running row stops at its next token once its deadline passes or its owner cancels it, and leaves the batch.
@@ -47,13 +48,21 @@ public final class ContinuousBatcher implements AutoCloseable {
         /** After each decode step, the number of rows it decoded. */
         default void onStep(int rows) {}
 
+        /**
+         * After each admission and each decode step: what that pass produced has all been reported, so a listener
+         * that hands events to other threads can hand them over together, once a pass instead of once a token.
+         */
+        default void onPassEnd() {}
+
         /** The batcher's thread is about to end: every job submitted has had its outcome. */
         default void onStopped() {}
     }
 
     private final InferenceRunner runner;
     private final int maxBatchSize;
-    private final long maxWaitMs;
+    private final AdmissionPolicy policy;
+    /** when the oldest arrival waiting to join the running batch was first seen (System.nanoTime), or 0 */
+    private long joinWaitingSince;
     private final Listener listener;
     private final LinkedBlockingQueue<InferenceJob> arrivals = new LinkedBlockingQueue<>();
     private final ContinuousBatch batch;
@@ -62,9 +71,23 @@ public final class ContinuousBatcher implements AutoCloseable {
     private volatile boolean closing;
 
     public ContinuousBatcher(InferenceRunner runner, String name, int maxBatchSize, long maxWaitMs, Listener listener) {
+        this(runner, name, maxBatchSize, maxWaitMs, 0, listener);
+    }
+
+    /**
+     * @param maxWaitMs     on an idle device, how long a first arrival waits for others at least
+     * @param maxJoinWaitMs the longest an arrival is held for company ({@link AdmissionPolicy}; 0: join at the
+     *                      next step)
+     */
+    public ContinuousBatcher(InferenceRunner runner, String name, int maxBatchSize, long maxWaitMs, long maxJoinWaitMs,
+                             Listener listener) {
+        this(runner, name, maxBatchSize, new AdmissionPolicy(maxWaitMs, maxJoinWaitMs), listener);
+    }
+
+    ContinuousBatcher(InferenceRunner runner, String name, int maxBatchSize, AdmissionPolicy policy, Listener listener) {
         this.runner = runner;
         this.maxBatchSize = maxBatchSize;
-        this.maxWaitMs = maxWaitMs;
+        this.policy = policy;
         this.listener = listener;
         this.batch = new ContinuousBatch(runner.generationModel() == null ? -1 : runner.generationModel().eosTokenId());
         this.thread = new Thread(this::loop, "blip2-decode-" + name);
@@ -102,10 +125,13 @@ public final class ContinuousBatcher implements AutoCloseable {
                         continue;
                     }
                     admitted.add(first);
-                    // idle: give others a moment to share the vision encoder and the prefill
-                    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(maxWaitMs);
+                    joinWaitingSince = 0;
+                    // idle: give others a moment to share the vision encoder and the prefill, each within a gap
+                    // of the one before (a lone request waits one gap), all within a cap
+                    long gap = policy.idleGapNanos();
+                    long cap = System.nanoTime() + policy.idleCapNanos();
                     while (admitted.size() < maxBatchSize) {
-                        long left = deadline - System.nanoTime();
+                        long left = Math.min(gap, cap - System.nanoTime());
                         InferenceJob next = left > 0 ? arrivals.poll(left, TimeUnit.NANOSECONDS) : arrivals.poll();
                         if (next == null) {
                             break;
@@ -113,10 +139,11 @@ public final class ContinuousBatcher implements AutoCloseable {
                         admitted.add(next);
                     }
                 } else {
-                    arrivals.drainTo(admitted, Math.max(0, maxBatchSize - batch.size()));
+                    takeJoining(admitted);
                 }
                 if (!admitted.isEmpty()) {
                     admit(admitted);
+                    listener.onPassEnd();
                 }
                 if (!batch.isEmpty()) {
                     step();
@@ -130,6 +157,26 @@ public final class ContinuousBatcher implements AutoCloseable {
         } finally {
             batch.close();
             listener.onStopped();
+        }
+    }
+
+    /**
+     * Between two steps: the arrivals that join the running batch now. All of them that fit once they fill the free
+     * rows or the oldest has waited long enough; none before (the running rows go on decoding meanwhile).
+     */
+    private void takeJoining(List<InferenceJob> admitted) {
+        int free = Math.max(0, maxBatchSize - batch.size());
+        if (free == 0 || arrivals.isEmpty()) {
+            joinWaitingSince = arrivals.isEmpty() ? 0 : joinWaitingSince;
+            return;
+        }
+        long now = System.nanoTime();
+        if (joinWaitingSince == 0) {
+            joinWaitingSince = now;
+        }
+        if (policy.joinNow(arrivals.size(), free, now - joinWaitingSince) || closing) {
+            arrivals.drainTo(admitted, free);
+            joinWaitingSince = arrivals.isEmpty() ? 0 : now;
         }
     }
 
@@ -165,6 +212,7 @@ public final class ContinuousBatcher implements AutoCloseable {
         if (joining.isEmpty()) {
             return;
         }
+        long joinStart = System.nanoTime();
         List<InferenceRunner.Outcome> failures = new ArrayList<>();
         List<InferenceRunner.Prepared> ready = runner.prepareGeneration(joining, failures);
         failures.forEach(listener::onOutcome);
@@ -209,6 +257,11 @@ public final class ContinuousBatcher implements AutoCloseable {
         }
         try {
             runner.generationModel().admit(batch, requests, params, handlers);
+            policy.admitted(ready.size(), System.nanoTime() - joinStart);
+            if (LOG.isDebugEnabled()) {
+                LOG.debug("admitted {} rows beside {} running in {} ms", ready.size(), batch.size() - ready.size(),
+                        (System.nanoTime() - admittedAt) / 1_000_000);
+            }
         } catch (RuntimeException e) {
             // the prefill failed: these rows never joined; the running ones go on
             LOG.error("prefill of {} rows failed", ready.size(), e);
@@ -228,6 +281,7 @@ public final class ContinuousBatcher implements AutoCloseable {
             return;
         }
         listener.onStep(rows);
+        listener.onPassEnd();
         runner.pauseAfterStep();
     }
 

@@ -23,24 +23,32 @@ public final class InProcessLoadGenerator {
 
     /** What a run measured. Latencies in milliseconds, from submit to outcome. */
     public record Report(int sent, int answered, int errors, double seconds, double throughput, double p50, double p90,
-                         double p99, double max, long tokens, double tokensPerSecond) {}
+                         double p99, double max, long tokens, double tokensPerSecond, Map<String, Double> stagesP50) {}
+
+    private static final String WARMUP = "warmup-";
 
     private InProcessLoadGenerator() {}
 
     /**
+     * @param maxJoinWaitMs while rows decode, how long arrivals may wait for others (the service's setting)
+     * @param warmupRounds  before the measured requests, rounds of 1, 2, ... up to this many requests together (the
+     *                      service's warm-up, so both are measured warm); 0: none
      * @param concurrency requests outstanding at once (closed loop), or 0: open loop at {@code rate}
      * @param rate        open loop: requests per second (0: all at once)
      * @param job         the i-th request for the given id
      */
-    public static Report run(InferenceRunner runner, int maxBatchSize, long maxWaitMs, int requests, int concurrency,
+    public static Report run(InferenceRunner runner, int maxBatchSize, long maxWaitMs, long maxJoinWaitMs, int warmupRounds,
+                             int requests, int concurrency,
                              double rate, Function<String, InferenceJob> job, long timeoutMs) throws InterruptedException {
         Histogram latency = new Histogram(TimeUnit.MINUTES.toMicros(30), 3);
         Map<String, Long> sentAt = new ConcurrentHashMap<>();
         AtomicInteger errors = new AtomicInteger();
         AtomicLong tokens = new AtomicLong();
+        StageTimes stages = new StageTimes();
         CountDownLatch answered = new CountDownLatch(requests);
         Semaphore outstanding = new Semaphore(concurrency > 0 ? concurrency : Integer.MAX_VALUE);
-        ContinuousBatcher batcher = new ContinuousBatcher(runner, "load", maxBatchSize, maxWaitMs, new ContinuousBatcher.Listener() {
+        Semaphore warmedUp = new Semaphore(0);
+        ContinuousBatcher batcher = new ContinuousBatcher(runner, "load", maxBatchSize, maxWaitMs, maxJoinWaitMs, new ContinuousBatcher.Listener() {
             @Override
             public void onAdmitted(InferenceJob j) {}
 
@@ -54,6 +62,10 @@ public final class InProcessLoadGenerator {
 
             @Override
             public void onOutcome(InferenceRunner.Outcome o) {
+                if (o.job().id().startsWith(WARMUP)) {
+                    warmedUp.release();
+                    return;
+                }
                 Long t0 = sentAt.remove(o.job().id());
                 if (t0 != null) {
                     synchronized (latency) {
@@ -62,13 +74,29 @@ public final class InProcessLoadGenerator {
                 }
                 if (o.error() != null) {
                     errors.incrementAndGet();
-                } else if (o.result().tokenIds() != null) {
-                    tokens.addAndGet(o.result().tokenIds().length);
+                } else {
+                    var t = o.result().timings();
+                    if (t != null) {
+                        stages.record(t.queuedMs(), t.preprocessMs(), t.visionMs(), t.qformerMs(), t.prefillMs(), t.decodeMs(), t.totalMs());
+                    }
+                    if (o.result().tokenIds() != null) {
+                        tokens.addAndGet(o.result().tokenIds().length);
+                    }
                 }
                 outstanding.release();
                 answered.countDown();
             }
         }).start();
+        int rounds = Math.min(warmupRounds, maxBatchSize);
+        for (int together = 1, n = 0; together <= rounds; together++) {
+            for (int i = 0; i < together; i++, n++) {
+                batcher.submit(job.apply(WARMUP + n));
+            }
+            if (!warmedUp.tryAcquire(together, timeoutMs, TimeUnit.MILLISECONDS)) {
+                batcher.close();
+                throw new IllegalStateException("the warm-up did not finish within " + timeoutMs + " ms");
+            }
+        }
         long start = System.nanoTime();
         try {
             for (int i = 0; i < requests; i++) {
@@ -93,7 +121,7 @@ public final class InProcessLoadGenerator {
         int done = requests - (int) answered.getCount();
         return new Report(requests, done, errors.get(), seconds, done / seconds,
                 ms(latency.getValueAtPercentile(50)), ms(latency.getValueAtPercentile(90)), ms(latency.getValueAtPercentile(99)),
-                ms(latency.getMaxValue()), tokens.get(), tokens.get() / seconds);
+                ms(latency.getMaxValue()), tokens.get(), tokens.get() / seconds, stages.medians());
     }
 
     private static double ms(long micros) {

@@ -40,7 +40,8 @@ public final class KafkaLoadGenerator {
 
     /** What a run measured. Latencies in milliseconds. */
     public record Report(int sent, int answered, int deadLetters, double seconds, double throughput, double p50, double p90,
-                         double p99, double max, double serverTotalP50, double serverQueuedP50) {}
+                         double p99, double max, double serverTotalP50, double serverQueuedP50,
+                         java.util.Map<String, Double> serverStagesP50) {}
 
     private KafkaLoadGenerator() {}
 
@@ -49,6 +50,7 @@ public final class KafkaLoadGenerator {
         Histogram latency = new Histogram(TimeUnit.MINUTES.toMicros(30), 3);
         Histogram serverTotal = new Histogram(TimeUnit.MINUTES.toMicros(30), 3);
         Histogram serverQueued = new Histogram(TimeUnit.MINUTES.toMicros(30), 3);
+        StageTimes stages = new StageTimes();
         Map<String, Long> sentAt = new ConcurrentHashMap<>();
         AtomicInteger answered = new AtomicInteger();
         AtomicInteger dead = new AtomicInteger();
@@ -89,6 +91,9 @@ public final class KafkaLoadGenerator {
                                     serverTotal.recordValue(Math.max(1, (long) (t.get("total_ms").asDouble() * 1000)));
                                     serverQueued.recordValue(Math.max(1, (long) (t.get("queued_ms").asDouble() * 1000)));
                                 }
+                                stages.record(t.path("queued_ms").asDouble(), t.path("preprocess_ms").asDouble(),
+                                        t.path("vision_ms").asDouble(), t.path("qformer_ms").asDouble(), t.path("prefill_ms").asDouble(),
+                                        t.path("decode_ms").asDouble(), t.path("total_ms").asDouble());
                             } catch (Exception e) {
                                 // not a result with timings
                             }
@@ -134,7 +139,8 @@ public final class KafkaLoadGenerator {
         synchronized (latency) {
             return new Report(plan.requests(), answered.get(), dead.get(), seconds, answered.get() / seconds,
                     ms(latency.getValueAtPercentile(50)), ms(latency.getValueAtPercentile(90)), ms(latency.getValueAtPercentile(99)),
-                    ms(latency.getMaxValue()), ms(serverTotal.getValueAtPercentile(50)), ms(serverQueued.getValueAtPercentile(50)));
+                    ms(latency.getMaxValue()), ms(serverTotal.getValueAtPercentile(50)), ms(serverQueued.getValueAtPercentile(50)),
+                    stages.medians());
         }
     }
 

@@ -17,6 +17,7 @@ import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -77,6 +78,61 @@ class ContinuousBatcherTest {
 
     static InferenceJob caption(String id, byte[] image, GenerationParams p) {
         return new InferenceJob(id, Task.CAPTION, image, null, null, null, p, true, System.nanoTime());
+    }
+
+    /**
+     * Arrivals while rows decode are held for company: three requests 60 ms apart join the running row in one
+     * admission (the rows decoded go from 1 to 4 at once), the first held no longer than the join wait; and they
+     * join at once when they fill the free rows.
+     */
+    @Test
+    void arrivalsWhileRowsDecodeAreHeldForCompanyWithinTheJoinWait() throws Exception {
+        byte[] image = Fixtures.image(FIXTURE, 0);
+        InferenceRunner runner = InferenceRunner.load(Fixtures.model(FIXTURE), null,
+                Engines.Kind.TENSORFLOW, "cpu", new InferenceRunner.Limits(256, 40_000_000, 20));
+        Map<String, Long> admittedAt = new ConcurrentHashMap<>();
+        Map<String, Long> submittedAt = new ConcurrentHashMap<>();
+        Recorder rec = new Recorder() {
+            @Override
+            public void onAdmitted(InferenceJob job) {
+                admittedAt.put(job.id(), System.nanoTime());
+            }
+        };
+        AdmissionPolicy policy = new AdmissionPolicy(5, 400);
+        policy.admitted(1, TimeUnit.SECONDS.toNanos(10)); // as if admitting a request cost 10 s: the wait is the bound
+        ContinuousBatcher b = new ContinuousBatcher(runner, "test", 5, policy, rec).start();
+        try {
+            b.submit(caption("long", image, GenerationParams.builder().maxNewTokens(80).minNewTokens(80).build()));
+            assertTrue(rec.firstToken.await(30, TimeUnit.SECONDS));
+            for (String id : List.of("a", "b", "c")) {
+                submittedAt.put(id, System.nanoTime());
+                b.submit(caption(id, image, GenerationParams.greedy(6)));
+                Thread.sleep(60);
+            }
+            // later, four at once fill the four free rows: no wait
+            while (!rec.outcomes.containsKey("c")) {
+                Thread.sleep(5);
+            }
+            long fill = System.nanoTime();
+            for (String id : List.of("d", "e", "f", "g")) {
+                b.submit(caption(id, image, GenerationParams.greedy(6)));
+            }
+            b.close(60_000);
+            assertTrue(rec.stopped.await(1, TimeUnit.SECONDS));
+            assertNull(rec.outcomes.get("a").error());
+            long spread = Math.max(admittedAt.get("a"), Math.max(admittedAt.get("b"), admittedAt.get("c")))
+                    - Math.min(admittedAt.get("a"), Math.min(admittedAt.get("b"), admittedAt.get("c")));
+            assertTrue(spread < TimeUnit.MILLISECONDS.toNanos(5), "a, b and c admitted together: " + spread / 1e6 + " ms apart");
+            long heldA = admittedAt.get("a") - submittedAt.get("a");
+            assertTrue(heldA >= TimeUnit.MILLISECONDS.toNanos(115), "a waited for b and c: " + heldA / 1e6 + " ms");
+            assertTrue(heldA < TimeUnit.MILLISECONDS.toNanos(400 + 150), "within the join wait (and a step): " + heldA / 1e6 + " ms");
+            assertTrue(rec.stepRows.contains(4), rec.stepRows.toString());
+            assertFalse(rec.stepRows.contains(2) || rec.stepRows.contains(3), "no step with a or b alone beside the long row: " + rec.stepRows);
+            long heldD = admittedAt.get("d") - fill;
+            assertTrue(heldD < TimeUnit.MILLISECONDS.toNanos(150), "d, e, f and g filled the free rows: " + heldD / 1e6 + " ms");
+        } finally {
+            runner.close();
+        }
     }
 
     @Test

@@ -82,6 +82,7 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_KAFKA_EXACTLY_ONCE", "kafka.exactly_once");
         ENVIRONMENT.put("BLIP2_MAX_BATCH_SIZE", "inference.max_batch_size");
         ENVIRONMENT.put("BLIP2_MAX_BATCH_WAIT_MS", "inference.max_batch_wait_ms");
+        ENVIRONMENT.put("BLIP2_MAX_JOIN_WAIT_MS", "inference.max_join_wait_ms");
         ENVIRONMENT.put("BLIP2_BATCHING", "inference.batching");
         ENVIRONMENT.put("BLIP2_DEFAULT_MAX_NEW_TOKENS", "inference.default_max_new_tokens");
         ENVIRONMENT.put("BLIP2_MAX_NEW_TOKENS_CAP", "inference.max_new_tokens_cap");

@@ -61,7 +61,7 @@ public record ServiceConfig(
         }
     }
 
-    public record Inference(boolean continuousBatching, int maxBatchSize, long maxBatchWaitMs, int defaultMaxNewTokens, int maxNewTokensCap,
+    public record Inference(boolean continuousBatching, int maxBatchSize, long maxBatchWaitMs, long maxJoinWaitMs, int defaultMaxNewTokens, int maxNewTokensCap,
                             int maxPromptTokens, int maxTexts, long requestTimeoutMs, long defaultDeadlineMs, long stepDelayMs,
                             int warmupRequests) {}
 
@@ -107,6 +107,7 @@ public record ServiceConfig(
                         k.get("max_poll_records").asInt(), k.get("commit_interval_ms").asLong(),
                         k.get("exactly_once").asBoolean(), strings(k.get("consumer")), strings(k.get("producer"))),
                 new Inference(batching(i.get("batching").asText()), i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
+                        i.get("max_join_wait_ms").asLong(),
                         i.get("default_max_new_tokens").asInt(), i.get("max_new_tokens_cap").asInt(),
                         i.get("max_prompt_tokens").asInt(), i.get("max_texts").asInt(), i.get("request_timeout_ms").asLong(),
                         i.get("default_deadline_ms").asLong(), i.get("step_delay_ms").asLong(),

@@ -41,6 +41,7 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     private final Supplier<InferenceRunner> loader;
     private final int maxBatchSize;
     private final long maxWaitMs;
+    private final long maxJoinWaitMs;
     private final ServiceMetrics metrics;
     private final Set<String> cancelled;
     private final boolean continuous;
@@ -55,13 +56,14 @@ public final class InferenceWorkerVerticle extends VerticleBase {
 
     /** @param cancelled ids of requests their owner cancelled (shared, thread-safe): their generation stops */
     public InferenceWorkerVerticle(String device, Supplier<InferenceRunner> loader, boolean continuous, int maxBatchSize,
-                                   long maxWaitMs, ServiceMetrics metrics, Set<String> cancelled) {
+                                   long maxWaitMs, long maxJoinWaitMs, ServiceMetrics metrics, Set<String> cancelled) {
         this.cancelled = cancelled;
         this.continuous = continuous;
         this.device = device;
         this.loader = loader;
         this.maxBatchSize = maxBatchSize;
         this.maxWaitMs = maxWaitMs;
+        this.maxJoinWaitMs = maxJoinWaitMs;
         this.metrics = metrics;
     }
 
@@ -81,7 +83,7 @@ public final class InferenceWorkerVerticle extends VerticleBase {
         context = vertx.getOrCreateContext();
         if (continuous) {
             batcherStopped = Promise.promise();
-            batcher = new ContinuousBatcher(runner, device, maxBatchSize, maxWaitMs, new BatcherEvents()).start();
+            batcher = new ContinuousBatcher(runner, device, maxBatchSize, maxWaitMs, maxJoinWaitMs, new BatcherEvents()).start();
             consumer = vertx.eventBus().localConsumer(Addresses.INFERENCE, this::submit);
         } else {
             consumer = vertx.eventBus().localConsumer(Addresses.INFERENCE, this::enqueue);
@@ -97,19 +99,43 @@ public final class InferenceWorkerVerticle extends VerticleBase {
 
     /**
      * The batcher's reports, made on its thread and handed to this verticle's context in order: a request's
-     * tokens reach the event bus before its reply.
+     * tokens reach the event bus before its reply. Events are handed over once a pass (an admission or a decode
+     * step: up to one token of every row) rather than once a token: each hand-over wakes threads that take the
+     * CPU from the model's.
      */
     private final class BatcherEvents implements ContinuousBatcher.Listener {
+        /** events of the current pass not handed over yet (the batcher's thread only) */
+        private List<Object> pending = new ArrayList<>();
+
         @Override
         public void onAdmitted(InferenceJob job) {
             metrics.queueDepth().decrementAndGet();
-            context.runOnContext(v -> vertx.eventBus().send(Addresses.RELAY, RequestEvent.running(job.id()), RELAY));
+            pending.add(RequestEvent.running(job.id()));
         }
 
         @Override
         public void onToken(InferenceJob job, int index, int tokenId, String text) {
-            TokenEvent event = new TokenEvent(job.id(), index, tokenId, text, job.stream());
-            context.runOnContext(v -> vertx.eventBus().send(Addresses.RELAY, event, RELAY));
+            pending.add(new TokenEvent(job.id(), index, tokenId, text, job.stream()));
+        }
+
+        @Override
+        public void onPassEnd() {
+            if (!pending.isEmpty()) {
+                List<Object> events = handOver();
+                context.runOnContext(v -> relay(events));
+            }
+        }
+
+        private List<Object> handOver() {
+            List<Object> events = pending;
+            pending = new ArrayList<>();
+            return events;
+        }
+
+        private void relay(List<Object> events) {
+            for (Object e : events) {
+                vertx.eventBus().send(Addresses.RELAY, e, RELAY);
+            }
         }
 
         @Override
@@ -123,9 +149,13 @@ public final class InferenceWorkerVerticle extends VerticleBase {
                 metrics.tokens(o.result().tokenIds().length);
             }
             Message<InferenceJob> m = waiting.remove(o.job());
-            if (m != null) {
-                context.runOnContext(v -> m.reply(o));
-            }
+            List<Object> events = handOver(); // its tokens (and those before them) first
+            context.runOnContext(v -> {
+                relay(events);
+                if (m != null) {
+                    m.reply(o);
+                }
+            });
         }
 
         @Override
@@ -135,7 +165,11 @@ public final class InferenceWorkerVerticle extends VerticleBase {
 
         @Override
         public void onStopped() {
-            context.runOnContext(v -> batcherStopped.tryComplete());
+            List<Object> events = handOver();
+            context.runOnContext(v -> {
+                relay(events);
+                batcherStopped.tryComplete();
+            });
         }
     }
 
