@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The workers' raw throughput against end to end through Kafka, on the same requests (scenario files), in one
-# run: `load --in-process` feeds one inference worker's batcher directly (no Kafka, no Vert.x); then `serve`
-# starts (in-process broker, the visual-prompt cache off so that both do the same work) and `load` sends the
-# same requests through Kafka. Prints a Markdown report:
+# The workers' raw throughput against end to end through Kafka, on the same requests (scenario files), in
+# interleaved pairs: `load --in-process` feeds one inference worker's batcher directly (no Kafka, no Vert.x); then
+# `serve` starts (in-process broker, the visual-prompt cache off so that both do the same work) and `load` sends
+# the same requests through Kafka; then `serve` stops (so the next raw run has the machine to itself). Both warm
+# up the same way first (inference.warmup_requests). This machine's speed drifts by 20% from minute to minute, so
+# each pair's ratio is taken right after its own baseline, and the report gives every pair and their median.
+# Prints a Markdown report:
 #   load-tests/throughput.sh > load-tests/results/$(date +%F)-throughput.md
-# usage: [LOAD_ARGS="--requests 256"] load-tests/throughput.sh [MODEL_DIR] [ENGINE] [SCENARIO...]
+# usage: [PAIRS=3] [LOAD_ARGS="--requests 256"] load-tests/throughput.sh [MODEL_DIR] [ENGINE] [SCENARIO...]
+#   PAIRS: raw/Kafka pairs per scenario (default 3)
 #   LOAD_ARGS: options after the scenario's, for both loads (a later option wins)
 #   MODEL_DIR defaults to the bench's `small` checkpoint (random weights of ViT-B/16, Q-Former 12x768,
 #   OPT-125m), made on first use.
@@ -14,42 +18,61 @@ jar=target/blip2-stream.jar
 [ -f "$jar" ] || mvn -B -q package -DskipTests
 model=${1:-data/bench/small-f32}
 engine=${2:-tensorflow}
+pairs=${PAIRS:-3}
 shift $(( $# > 2 ? 2 : $# ))
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(load-tests/scenarios/caption-closed-8.args load-tests/scenarios/caption-burst.args)
 if [ ! -f "$model/config.json" ]; then
   java -jar $jar synthetic --size small --dtype f32 --out "$model" >&2
 fi
-quiet() { grep -v '^20[0-9][0-9]-\|To enable the following\|^\[' || true; }
+kport=${KPORT:-19092}; cport=${CPORT:-19093}; hport=${HPORT:-18080}
+pid=
+data=
+stop_serve() {
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; fi
+  if [ -n "$data" ]; then rm -rf "$data"; data=; fi
+}
+trap stop_serve EXIT
+start_serve() {
+  data=$(mktemp -d)
+  BLIP2_MODEL=$model BLIP2_ENGINE=$engine BLIP2_CACHE_ENABLED=false BLIP2_DATA_DIR=$data BLIP2_KAFKA_EMBEDDED_PORT=$kport \
+    BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT=$cport BLIP2_HTTP_PORT=$hport java -jar $jar serve >"$data/serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    curl -sf "localhost:$hport/health/ready" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  echo "serve did not get ready:" >&2; tail -20 "$data/serve.log" >&2; exit 1
+}
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 echo "# Raw workers against Kafka end to end, $(date -u +%FT%TZ)"
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1e6}' /proc/meminfo), $(java -version 2>&1 | head -1)."
-echo "Model: \`$model\`, engine $engine, continuous batching (batch size 8, wait 10 ms), visual-prompt cache off."
+echo "Model: \`$model\`, engine $engine, the service's batching settings (conf/application.yaml), visual-prompt cache off;"
+echo "$pairs pairs per scenario, each a raw run and then a run through Kafka against a fresh \`serve\`."
 echo
 echo '```'
-echo "\$ ${LOAD_ARGS:+LOAD_ARGS=\"$LOAD_ARGS\" }load-tests/throughput.sh $model $engine ${scenarios[*]}"
-declare -A raw
+echo "\$ ${PAIRS:+PAIRS=$PAIRS }${LOAD_ARGS:+LOAD_ARGS=\"$LOAD_ARGS\" }load-tests/throughput.sh $model $engine ${scenarios[*]}"
+summary=()
 for s in "${scenarios[@]}"; do
-  echo "-- load @$s --in-process"
-  out=$(BLIP2_ENGINE=$engine java -jar $jar load @"$s" ${LOAD_ARGS:-} --in-process --model "$model" --json 2>/dev/null | tail -1)
-  echo "$out"
-  raw[$s]=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["throughput"])')
-done
-data=$(mktemp -d)
-kport=${KPORT:-19092}; cport=${CPORT:-19093}; hport=${HPORT:-18080}
-BLIP2_MODEL=$model BLIP2_ENGINE=$engine BLIP2_CACHE_ENABLED=false BLIP2_DATA_DIR=$data BLIP2_KAFKA_EMBEDDED_PORT=$kport \
-  BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT=$cport BLIP2_HTTP_PORT=$hport java -jar $jar serve >"$data/serve.log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 180); do
-  curl -sf "localhost:$hport/health/ready" >/dev/null 2>&1 && break
-  sleep 1
-done
-for s in "${scenarios[@]}"; do
-  echo "-- load @$s   (through Kafka)"
-  out=$(java -jar $jar load @"$s" ${LOAD_ARGS:-} --bootstrap-servers localhost:$kport --json 2>/dev/null | tail -1)
-  echo "$out"
-  kafka=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["throughput"])')
-  python3 -c "print('   Kafka / raw: %.1f%%  (%.3f / %.3f requests/s)' % (100 * $kafka / ${raw[$s]}, $kafka, ${raw[$s]}))"
+  ratios=()
+  for i in $(seq "$pairs"); do
+    echo "-- pair $i: load @$s --in-process"
+    raw=$(BLIP2_ENGINE=$engine java -jar $jar load @"$s" ${LOAD_ARGS:-} --in-process --model "$model" --json 2>/dev/null | tail -1)
+    echo "$raw"
+    start_serve
+    echo "-- pair $i: load @$s   (through Kafka)"
+    kafka=$(java -jar $jar load @"$s" ${LOAD_ARGS:-} --bootstrap-servers localhost:$kport --json 2>/dev/null | tail -1)
+    echo "$kafka"
+    stop_serve
+    r=$(python3 -c "print('%.1f' % (100 * $(field "$kafka" throughput) / $(field "$raw" throughput)))")
+    ratios+=("$r")
+    python3 -c "print('   Kafka / raw: %s%%  (%.3f / %.3f requests/s)' % ('$r', $(field "$kafka" throughput), $(field "$raw" throughput)))"
+  done
+  med=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
+  summary+=("$s: Kafka / raw ${ratios[*]} (%), median $med%")
 done
 echo '```'
+echo
+for line in "${summary[@]}"; do echo "- $line"; done
