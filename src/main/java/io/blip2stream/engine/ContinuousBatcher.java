@@ -50,7 +50,8 @@ public final class ContinuousBatcher implements AutoCloseable {
 
         /**
          * After each admission and each decode step: what that pass produced has all been reported, so a listener
-         * that hands events to other threads can hand them over together, once a pass instead of once a token.
+         * that hands events to other threads can hand them over together, once a pass instead of once a token. Also
+         * once an admission's requests are known, before the model works on them (so they show as running then).
          */
         default void onPassEnd() {}
 
@@ -194,6 +195,7 @@ public final class ContinuousBatcher implements AutoCloseable {
                 grouped.add(job);
             }
         }
+        listener.onPassEnd(); // who is admitted, before the vision encoder and the prefill take their time
         if (!grouped.isEmpty()) {
             // beam search, match and embed: run to the end now, as a group
             List<InferenceRunner.Outcome> outcomes = runner.run(grouped, new TokenSink() {

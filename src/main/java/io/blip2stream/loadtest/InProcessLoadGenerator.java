@@ -93,7 +93,7 @@ public final class InProcessLoadGenerator {
                 batcher.submit(job.apply(WARMUP + n));
             }
             if (!warmedUp.tryAcquire(together, timeoutMs, TimeUnit.MILLISECONDS)) {
-                batcher.close();
+                batcher.close(timeoutMs); // before the caller closes the runner under it
                 throw new IllegalStateException("the warm-up did not finish within " + timeoutMs + " ms");
             }
         }
