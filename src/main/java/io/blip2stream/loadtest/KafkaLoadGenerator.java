@@ -48,8 +48,6 @@ public final class KafkaLoadGenerator {
     /** @param record builds the i-th request record for the given id */
     public static Report run(Plan plan, BiFunction<Integer, String, ProducerRecord<String, byte[]>> record) throws Exception {
         Histogram latency = new Histogram(TimeUnit.MINUTES.toMicros(30), 3);
-        Histogram serverTotal = new Histogram(TimeUnit.MINUTES.toMicros(30), 3);
-        Histogram serverQueued = new Histogram(TimeUnit.MINUTES.toMicros(30), 3);
         StageTimes stages = new StageTimes();
         Map<String, Long> sentAt = new ConcurrentHashMap<>();
         AtomicInteger answered = new AtomicInteger();
@@ -87,10 +85,6 @@ public final class KafkaLoadGenerator {
                         } else {
                             try {
                                 JsonNode t = JSON.readTree(r.value()).get("timings");
-                                synchronized (latency) {
-                                    serverTotal.recordValue(Math.max(1, (long) (t.get("total_ms").asDouble() * 1000)));
-                                    serverQueued.recordValue(Math.max(1, (long) (t.get("queued_ms").asDouble() * 1000)));
-                                }
                                 stages.record(t.path("queued_ms").asDouble(), t.path("preprocess_ms").asDouble(),
                                         t.path("vision_ms").asDouble(), t.path("qformer_ms").asDouble(), t.path("prefill_ms").asDouble(),
                                         t.path("decode_ms").asDouble(), t.path("total_ms").asDouble());
@@ -136,11 +130,11 @@ public final class KafkaLoadGenerator {
         double seconds = (System.nanoTime() - start) / 1e9;
         stop.set(true);
         reader.join(5000);
+        Map<String, Double> server = stages.medians();
         synchronized (latency) {
             return new Report(plan.requests(), answered.get(), dead.get(), seconds, answered.get() / seconds,
                     ms(latency.getValueAtPercentile(50)), ms(latency.getValueAtPercentile(90)), ms(latency.getValueAtPercentile(99)),
-                    ms(latency.getMaxValue()), ms(serverTotal.getValueAtPercentile(50)), ms(serverQueued.getValueAtPercentile(50)),
-                    stages.medians());
+                    ms(latency.getMaxValue()), server.getOrDefault("total", 0.0), server.getOrDefault("queued", 0.0), server);
         }
     }
 
