@@ -58,7 +58,9 @@ public final class TestPorts {
     /** The low end of the kernel's ephemeral port range (Linux), 32768 where it cannot be read. */
     private static int ephemeralLow() {
         try {
-            String range = Files.readString(Path.of("/proc/sys/net/ipv4/ip_local_port_range")).trim();
+            // by lines: Files.readString trusts the size procfs reports and returned "3" of "32768\t60999", which sent
+            // every port into the ephemeral range (the bind failures this class exists to prevent)
+            String range = Files.readAllLines(Path.of("/proc/sys/net/ipv4/ip_local_port_range")).get(0).trim();
             return Integer.parseInt(range.split("\\s+")[0]);
         } catch (IOException | RuntimeException e) {
             return 32_768;

@@ -54,10 +54,29 @@ final class ClusterNodes implements AutoCloseable {
         for (int i = 0; i < nodes.length; i++) {
             start(i);
         }
-        for (ServeProcess n : nodes) {
-            assertTrue(n.awaitReady(180), "a node starts:\n" + n.log);
+        for (int i = 0; i < nodes.length; i++) {
+            assertTrue(awaitReady(i, 180), "a node starts:\n" + nodes[i].log);
         }
         return this;
+    }
+
+    /**
+     * Whether node {@code i} says it is ready within {@code seconds}. A node that ended because one of its ports was
+     * taken between the check and the bind (another process's port, found free a minute earlier) is started again
+     * on fresh ports, twice at most: that race belongs to the test's machine, not to the service.
+     */
+    boolean awaitReady(int i, long seconds) throws Exception {
+        for (int attempt = 0; ; attempt++) {
+            if (nodes[i].awaitReady(seconds)) {
+                return true;
+            }
+            if (attempt == 2 || !nodes[i].endedOnATakenPort()) {
+                return false;
+            }
+            System.out.println("node-" + i + " ended on a port taken since the test chose it; starting it on fresh ports");
+            clusterPorts[i] = TestPorts.free();
+            start(i);
+        }
     }
 
     /** Starts node {@code i} (again), without waiting for it. */

@@ -118,7 +118,7 @@ class ExactlyOnceIT {
                     System.out.println("EOS killed node-" + v + " (SIGKILL) after " + committed.size() + " answers, " + sent.get() + " sent");
                     Thread.sleep(2000);
                     cluster.start(v);
-                    assertTrue(nodes[v].awaitReady(180), "node-" + v + " starts again:\n" + nodes[v].log);
+                    assertTrue(cluster.awaitReady(v, 180), "node-" + v + " starts again:\n" + nodes[v].log);
                 }
                 producer.join(180_000);
                 assertEquals(REQUESTS, sent.get());

@@ -75,9 +75,27 @@ final class ServeProcess {
         reader.start();
     }
 
-    /** Whether the service said it is ready within {@code seconds}. */
+    /** Whether the service said it is ready within {@code seconds}; false at once when the process ends first. */
     boolean awaitReady(long seconds) throws InterruptedException {
-        return ready.await(seconds, TimeUnit.SECONDS);
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        while (System.nanoTime() < end) {
+            if (ready.await(200, TimeUnit.MILLISECONDS)) {
+                return true;
+            }
+            if (!process.isAlive()) {
+                reader.join(5000); // the rest of its output
+                return ready.getCount() == 0;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Whether the process ended because a port it was given was taken between the test's check and its bind: no
+     * fault of the service's, and a reason to start it again on other ports.
+     */
+    boolean endedOnATakenPort() {
+        return !process.isAlive() && log.indexOf("Address already in use") >= 0;
     }
 
     /** SIGTERM, then up to 60 s for it to exit (killed after that); true when it exited on its own. */
