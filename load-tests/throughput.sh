@@ -13,9 +13,12 @@
 # priority.
 # Prints a Markdown report:
 #   load-tests/throughput.sh > load-tests/results/$(date +%F)-throughput.md
-# usage: [PAIRS=3] [LOAD_ARGS="--requests 256"] load-tests/throughput.sh [MODEL_DIR] [ENGINE] [SCENARIO...]
+# usage: [PAIRS=3] [WARMUP=32] [LOAD_ARGS="--requests 256"] load-tests/throughput.sh [MODEL_DIR] [ENGINE] [SCENARIO...]
 #   PAIRS: raw/Kafka pairs per scenario (default 3)
 #   LOAD_ARGS: options after the scenario's, for both loads (a later option wins)
+#   WARMUP: requests each load sends first, the same way, and does not count (default 0): through Kafka the broker's,
+#   the clients' and the service's code on that path compiles during the first minute or two; with WARMUP both
+#   sides are compared warm, as a service runs for hours
 #   BROKER: process (default: `broker`, a process of its own) or embedded (inside `serve`)
 #   OUTSIDE: how the broker process and the Kafka load client are scheduled: idle (default, SCHED_IDLE), nice (nice
 #   19) or normal (as the service)
@@ -28,6 +31,7 @@ jar=target/blip2-stream.jar
 model=${1:-data/bench/small-f32}
 engine=${2:-tensorflow}
 pairs=${PAIRS:-3}
+warmup=${WARMUP:-0}
 broker_mode=${BROKER:-process}
 outside=${OUTSIDE:-idle}
 case "$outside" in
@@ -87,20 +91,21 @@ if [ "$broker_mode" = process ]; then
 else
   echo "the broker inside \`serve\`; the load client scheduled: $outside;"
 fi
-echo "$pairs pairs per scenario, each a raw run and then a run through Kafka against a fresh \`serve\`."
+echo "$pairs pairs per scenario, each a raw run and then a run through Kafka against a fresh \`serve\`;"
+echo "each load first sends $warmup requests that are not counted."
 echo
 echo '```'
-echo "\$ ${PAIRS:+PAIRS=$PAIRS }${BROKER:+BROKER=$BROKER }${OUTSIDE:+OUTSIDE=$OUTSIDE }${LOAD_ARGS:+LOAD_ARGS=\"$LOAD_ARGS\" }load-tests/throughput.sh $model $engine ${scenarios[*]}"
+echo "\$ ${PAIRS:+PAIRS=$PAIRS }${WARMUP:+WARMUP=$WARMUP }${BROKER:+BROKER=$BROKER }${OUTSIDE:+OUTSIDE=$OUTSIDE }${LOAD_ARGS:+LOAD_ARGS=\"$LOAD_ARGS\" }load-tests/throughput.sh $model $engine ${scenarios[*]}"
 summary=()
 for s in "${scenarios[@]}"; do
   ratios=()
   for i in $(seq "$pairs"); do
     echo "-- pair $i: load @$s --in-process"
-    raw=$(BLIP2_ENGINE=$engine java -jar $jar load @"$s" ${LOAD_ARGS:-} --in-process --model "$model" --json 2>/dev/null | tail -1)
+    raw=$(BLIP2_ENGINE=$engine java -jar $jar load @"$s" --warmup "$warmup" ${LOAD_ARGS:-} --in-process --model "$model" --json 2>/dev/null | tail -1)
     echo "$raw"
     start_serve
     echo "-- pair $i: load @$s   (through Kafka)"
-    kafka=$("${low[@]}" java -jar $jar load @"$s" ${LOAD_ARGS:-} --bootstrap-servers localhost:$kport --json 2>/dev/null | tail -1)
+    kafka=$("${low[@]}" java -jar $jar load @"$s" --warmup "$warmup" ${LOAD_ARGS:-} --bootstrap-servers localhost:$kport --json 2>/dev/null | tail -1)
     echo "$kafka"
     stop_serve
     r=$(python3 -c "print('%.1f' % (100 * $(field "$kafka" throughput) / $(field "$raw" throughput)))")

@@ -27,6 +27,10 @@ final class LoadCommand implements Callable<Integer> {
     @Option(names = "--requests", defaultValue = "200")
     int requests;
 
+    @Option(names = "--warmup", defaultValue = "0", paramLabel = "N",
+            description = "first send N requests the same way and do not count them (the path warm: JIT, connections)")
+    int warmup;
+
     @Option(names = "--concurrency", defaultValue = "8", description = "requests outstanding at once (0: open loop)")
     int concurrency;
 
@@ -84,6 +88,12 @@ final class LoadCommand implements Callable<Integer> {
         if (!Files.isRegularFile(image)) {
             throw new Main.UserError("image file " + image + " does not exist");
         }
+        if (warmup < 0) {
+            throw new Main.UserError("--warmup must be 0 or more, not " + warmup);
+        }
+        if (warmup > 0 && websocket != null) {
+            throw new Main.UserError("--warmup is for loads through Kafka and --in-process; a --websocket load measures every request");
+        }
         byte[] img = Files.readAllBytes(image);
         ObjectMapper mapper = new ObjectMapper();
         var paramsNode = mapper.readTree(params);
@@ -115,7 +125,7 @@ final class LoadCommand implements Callable<Integer> {
         ServiceConfig.Topics t = config.kafka().topics();
         KafkaLoadGenerator.Plan plan = new KafkaLoadGenerator.Plan(bootstrap, t.requests(),
                 List.of(t.captions(), t.answers(), t.matches(), t.embeddings(), t.deadLetter()), t.deadLetter(),
-                requests, concurrency, rate, timeout * 1000L);
+                requests, concurrency, rate, timeout * 1000L, warmup);
         KafkaLoadGenerator.Report r = KafkaLoadGenerator.run(plan, (i, id) -> {
             if (raw) {
                 ProducerRecord<String, byte[]> rec = new ProducerRecord<>(t.requests(), id, img);
@@ -157,7 +167,7 @@ final class LoadCommand implements Callable<Integer> {
         try (var runner = io.blip2stream.engine.InferenceRunner.load(model, null, kind, "cpu", limits)) {
             var r = io.blip2stream.loadtest.InProcessLoadGenerator.run(runner, config.inference().maxBatchSize(),
                     config.inference().maxBatchWaitMs(), config.inference().maxJoinWaitMs(), config.inference().warmupRequests(),
-                    requests, concurrency, rate,
+                    warmup, requests, concurrency, rate,
                     id -> decoder.decodeRecord(id.getBytes(StandardCharsets.UTF_8), requestJson(mapper, id, img, paramsNode),
                             Map.of(), System.nanoTime()), timeout * 1000L);
             if (json) {

@@ -26,6 +26,7 @@ public final class InProcessLoadGenerator {
                          double p99, double max, long tokens, double tokensPerSecond, Map<String, Double> stagesP50) {}
 
     private static final String WARMUP = "warmup-";
+    private static final String WARMUP_LOOP = WARMUP + "loop-";
 
     private InProcessLoadGenerator() {}
 
@@ -33,12 +34,14 @@ public final class InProcessLoadGenerator {
      * @param maxJoinWaitMs while rows decode, how long arrivals may wait for others (the service's setting)
      * @param warmupRounds  before the measured requests, rounds of 1, 2, ... up to this many requests together (the
      *                      service's warm-up, so both are measured warm); 0: none
+     * @param warmup      then requests sent the same way as the measured ones and not counted (what a Kafka load's
+     *                    {@code warmup} does, so both compare warm paths); 0: none
      * @param concurrency requests outstanding at once (closed loop), or 0: open loop at {@code rate}
      * @param rate        open loop: requests per second (0: all at once)
      * @param job         the i-th request for the given id
      */
     public static Report run(InferenceRunner runner, int maxBatchSize, long maxWaitMs, long maxJoinWaitMs, int warmupRounds,
-                             int requests, int concurrency,
+                             int warmup, int requests, int concurrency,
                              double rate, Function<String, InferenceJob> job, long timeoutMs) throws InterruptedException {
         Histogram latency = new Histogram(TimeUnit.MINUTES.toMicros(30), 3);
         Map<String, Long> sentAt = new ConcurrentHashMap<>();
@@ -48,6 +51,7 @@ public final class InProcessLoadGenerator {
         CountDownLatch answered = new CountDownLatch(requests);
         Semaphore outstanding = new Semaphore(concurrency > 0 ? concurrency : Integer.MAX_VALUE);
         Semaphore warmedUp = new Semaphore(0);
+        Semaphore warmOutstanding = new Semaphore(concurrency > 0 ? concurrency : Integer.MAX_VALUE);
         ContinuousBatcher batcher = new ContinuousBatcher(runner, "load", maxBatchSize, maxWaitMs, maxJoinWaitMs, new ContinuousBatcher.Listener() {
             @Override
             public void onAdmitted(InferenceJob j) {}
@@ -63,6 +67,9 @@ public final class InProcessLoadGenerator {
             @Override
             public void onOutcome(InferenceRunner.Outcome o) {
                 if (o.job().id().startsWith(WARMUP)) {
+                    if (o.job().id().startsWith(WARMUP_LOOP)) {
+                        warmOutstanding.release();
+                    }
                     warmedUp.release();
                     return;
                 }
@@ -97,22 +104,16 @@ public final class InProcessLoadGenerator {
                 throw new IllegalStateException("the warm-up did not finish within " + timeoutMs + " ms");
             }
         }
+        if (warmup > 0) {
+            send(batcher, job, WARMUP_LOOP, warmup, concurrency, rate, warmOutstanding, null);
+            if (!warmedUp.tryAcquire(warmup, timeoutMs, TimeUnit.MILLISECONDS)) {
+                batcher.close(timeoutMs);
+                throw new IllegalStateException("the warm-up requests did not finish within " + timeoutMs + " ms");
+            }
+        }
         long start = System.nanoTime();
         try {
-            for (int i = 0; i < requests; i++) {
-                if (concurrency == 0 && rate > 0) {
-                    long due = start + (long) (i * 1e9 / rate);
-                    long wait = due - System.nanoTime();
-                    if (wait > 0) {
-                        TimeUnit.NANOSECONDS.sleep(wait);
-                    }
-                }
-                outstanding.acquire();
-                String id = "inproc-" + i;
-                InferenceJob j = job.apply(id);
-                sentAt.put(id, System.nanoTime());
-                batcher.submit(j);
-            }
+            send(batcher, job, "inproc-", requests, concurrency, rate, outstanding, sentAt);
             answered.await(timeoutMs, TimeUnit.MILLISECONDS);
         } finally {
             batcher.close(timeoutMs);
@@ -122,6 +123,27 @@ public final class InProcessLoadGenerator {
         return new Report(requests, done, errors.get(), seconds, done / seconds,
                 ms(latency.getValueAtPercentile(50)), ms(latency.getValueAtPercentile(90)), ms(latency.getValueAtPercentile(99)),
                 ms(latency.getMaxValue()), tokens.get(), tokens.get() / seconds, stages.medians());
+    }
+
+    /** Submits {@code n} requests with ids {@code prefix + i}: a closed loop on {@code outstanding}, or at a rate. */
+    private static void send(ContinuousBatcher batcher, Function<String, InferenceJob> job, String prefix, int n, int concurrency,
+                             double rate, Semaphore outstanding, Map<String, Long> sentAt) throws InterruptedException {
+        long start = System.nanoTime();
+        for (int i = 0; i < n; i++) {
+            if (concurrency == 0 && rate > 0) {
+                long wait = start + (long) (i * 1e9 / rate) - System.nanoTime();
+                if (wait > 0) {
+                    TimeUnit.NANOSECONDS.sleep(wait);
+                }
+            }
+            outstanding.acquire();
+            String id = prefix + i;
+            InferenceJob j = job.apply(id);
+            if (sentAt != null) {
+                sentAt.put(id, System.nanoTime());
+            }
+            batcher.submit(j);
+        }
     }
 
     private static double ms(long micros) {

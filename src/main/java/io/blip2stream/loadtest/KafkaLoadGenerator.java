@@ -34,9 +34,13 @@ import java.util.function.BiFunction;
 public final class KafkaLoadGenerator {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** @param concurrency requests outstanding at once in a closed loop (0: open loop at {@code rate}) */
+    /**
+     * @param concurrency requests outstanding at once in a closed loop (0: open loop at {@code rate})
+     * @param warmup      requests sent the same way before the measured ones and not counted (the path through Kafka,
+     *                    the broker's and the service's code on it, compiled and warm); 0: none
+     */
     public record Plan(String bootstrapServers, String inputTopic, List<String> outputTopics, String deadLetterTopic,
-                       int requests, int concurrency, double rate, long timeoutMs) {}
+                       int requests, int concurrency, double rate, long timeoutMs, int warmup) {}
 
     /** What a run measured. Latencies in milliseconds. */
     public record Report(int sent, int answered, int deadLetters, double seconds, double throughput, double p50, double p90,
@@ -55,6 +59,8 @@ public final class KafkaLoadGenerator {
         Semaphore outstanding = new Semaphore(plan.concurrency() > 0 ? plan.concurrency() : Integer.MAX_VALUE);
         AtomicBoolean stop = new AtomicBoolean();
         String prefix = "load-" + UUID.randomUUID().toString().substring(0, 8) + "-";
+        String warmPrefix = prefix + "warmup-";
+        AtomicInteger warmedUp = new AtomicInteger();
 
         Map<String, Object> cc = new HashMap<>();
         cc.put("bootstrap.servers", plan.bootstrapServers());
@@ -74,6 +80,13 @@ public final class KafkaLoadGenerator {
                     for (ConsumerRecord<String, byte[]> r : consumer.poll(Duration.ofMillis(50))) {
                         Long t0 = r.key() == null ? null : sentAt.remove(r.key());
                         if (t0 == null) {
+                            continue;
+                        }
+                        if (r.key().startsWith(warmPrefix)) {
+                            warmedUp.incrementAndGet();
+                            if (plan.concurrency() > 0) {
+                                outstanding.release();
+                            }
                             continue;
                         }
                         long micros = (System.nanoTime() - t0) / 1000;
@@ -101,27 +114,25 @@ public final class KafkaLoadGenerator {
             }
         }, "load-reader");
         reader.start();
-        long start = System.nanoTime();
+        long start;
         try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(Map.of("bootstrap.servers", plan.bootstrapServers(),
                 "acks", "all", "linger.ms", "1", "max.request.size", String.valueOf(32 << 20)),
                 new StringSerializer(), new ByteArraySerializer())) {
-            for (int i = 0; i < plan.requests(); i++) {
-                if (plan.concurrency() > 0) {
-                    if (!outstanding.tryAcquire(plan.timeoutMs(), TimeUnit.MILLISECONDS)) {
-                        break;
-                    }
-                } else if (plan.rate() > 0) {
-                    long due = start + (long) (i * 1e9 / plan.rate());
-                    long wait = due - System.nanoTime();
-                    if (wait > 0) {
-                        Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
-                    }
+            if (plan.warmup() > 0) {
+                send(plan, plan.warmup(), warmPrefix, producer, outstanding, sentAt, record);
+                long deadline = System.currentTimeMillis() + plan.timeoutMs();
+                while (warmedUp.get() < plan.warmup() && System.currentTimeMillis() < deadline) {
+                    Thread.sleep(20);
                 }
-                String id = prefix + i;
-                sentAt.put(id, System.nanoTime());
-                producer.send(record.apply(i, id));
+                if (warmedUp.get() < plan.warmup()) {
+                    stop.set(true);
+                    reader.join(5000);
+                    throw new IllegalStateException("the warm-up got " + warmedUp.get() + " of " + plan.warmup()
+                            + " answers within " + plan.timeoutMs() + " ms");
+                }
             }
-            producer.flush();
+            start = System.nanoTime();
+            send(plan, plan.requests(), prefix, producer, outstanding, sentAt, record);
         }
         long deadline = System.currentTimeMillis() + plan.timeoutMs();
         while (answered.get() < plan.requests() && System.currentTimeMillis() < deadline) {
@@ -136,6 +147,30 @@ public final class KafkaLoadGenerator {
                     ms(latency.getValueAtPercentile(50)), ms(latency.getValueAtPercentile(90)), ms(latency.getValueAtPercentile(99)),
                     ms(latency.getMaxValue()), server.getOrDefault("total", 0.0), server.getOrDefault("queued", 0.0), server);
         }
+    }
+
+    /** Sends {@code n} requests with ids {@code prefix + i}, paced by the plan (closed loop, a rate, or all at once). */
+    private static void send(Plan plan, int n, String prefix, KafkaProducer<String, byte[]> producer, Semaphore outstanding,
+                             Map<String, Long> sentAt, BiFunction<Integer, String, ProducerRecord<String, byte[]>> record)
+            throws InterruptedException {
+        long start = System.nanoTime();
+        for (int i = 0; i < n; i++) {
+            if (plan.concurrency() > 0) {
+                if (!outstanding.tryAcquire(plan.timeoutMs(), TimeUnit.MILLISECONDS)) {
+                    break;
+                }
+            } else if (plan.rate() > 0) {
+                long due = start + (long) (i * 1e9 / plan.rate());
+                long wait = due - System.nanoTime();
+                if (wait > 0) {
+                    Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+                }
+            }
+            String id = prefix + i;
+            sentAt.put(id, System.nanoTime());
+            producer.send(record.apply(i, id));
+        }
+        producer.flush();
     }
 
     private static double ms(long micros) {

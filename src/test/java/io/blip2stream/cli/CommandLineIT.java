@@ -190,14 +190,14 @@ class CommandLineIT {
     void aScenarioFileRunsInProcessWithOverrides() throws Exception {
         // the scenario's options, then overrides (a later option wins): the workers' raw throughput, no Kafka
         Run r = run("load", "@load-tests/scenarios/caption-closed-8.args", "--requests", "12", "--concurrency", "4",
-                "--in-process", "--model", model(), "--json");
+                "--warmup", "5", "--in-process", "--model", model(), "--json");
         assertEquals(0, r.exit(), r.err());
         String[] lines = r.out().trim().split("\n");
         JsonNode report = JSON.readTree(lines[lines.length - 1]);
         assertEquals(12, report.get("sent").asInt());
         assertEquals(12, report.get("answered").asInt());
         assertEquals(0, report.get("errors").asInt());
-        assertEquals(12 * 16, report.get("tokens").asInt(), "16 tokens each, from the scenario's params");
+        assertEquals(12 * 16, report.get("tokens").asInt(), "16 tokens each, from the scenario's params; the warm-up's not counted");
         assertTrue(report.get("throughput").asDouble() > 0);
         assertTrue(report.get("p99").asDouble() >= report.get("p50").asDouble());
     }
@@ -218,7 +218,9 @@ class CommandLineIT {
                 new String[] {"embed", "--model", model(), "--image", image(0)},
                 new String[] {"match", "--model", model(), "--image", image(0), "--text", "a"},
                 new String[] {"caption", "--model", Fixtures.model("blip2-itm-tiny").toString(), "--image", image(0)},
-                new String[] {"embed", "--model", model(), "--text", "a", "--out", tmp.resolve("x.safetensors").toString()});
+                new String[] {"embed", "--model", model(), "--text", "a", "--out", tmp.resolve("x.safetensors").toString()},
+                new String[] {"load", "--image", image(0), "--warmup", "-1", "--in-process", "--model", model()},
+                new String[] {"load", "--image", image(0), "--warmup", "2", "--websocket", "ws://127.0.0.1:9/v1/stream"});
         for (String[] args : cases) {
             Run r = run(args);
             assertNotEquals(0, r.exit(), String.join(" ", args));

@@ -143,6 +143,20 @@ class ServeIT {
                 assertEquals(caption.get("token_ids").get(i - 1), frames.get(i).get("token_id"));
             }
             assertEquals(caption.get("token_ids"), frames.get(13).get("token_ids"));
+
+            // the load generator through Kafka (what load-tests/throughput.sh runs): a closed loop of 2, after 3
+            // warm-up requests that are sent and answered but not counted
+            CommandLineIT.Run load = CommandLineIT.run("load", "@load-tests/scenarios/caption-closed-8.args", "--requests", "5",
+                    "--concurrency", "2", "--warmup", "3", "--params", "{\"max_new_tokens\":4}",
+                    "--bootstrap-servers", bootstrap, "--timeout", "60", "--json");
+            assertEquals(0, load.exit(), load.out() + load.err());
+            String[] lines = load.out().trim().split("\n");
+            JsonNode report = JSON.readTree(lines[lines.length - 1]);
+            assertEquals(5, report.get("sent").asInt(), load.out());
+            assertEquals(5, report.get("answered").asInt(), "the warm-up's answers are not counted: " + load.out());
+            assertEquals(0, report.get("deadLetters").asInt());
+            assertTrue(report.get("p99").asDouble() >= report.get("p50").asDouble() && report.get("p50").asDouble() > 0);
+            assertTrue(report.get("serverStagesP50").get("decode").asDouble() > 0, "server-side stages from the results' timings");
         } finally {
             boolean exited = serve.stop(); // SIGTERM, as Kubernetes sends it
             System.out.println("---- serve's output\n" + log);
