@@ -129,6 +129,7 @@ final class LoadCommand implements Callable<Integer> {
         KafkaLoadGenerator.Report r = KafkaLoadGenerator.run(plan, (i, id) -> {
             if (raw) {
                 ProducerRecord<String, byte[]> rec = new ProducerRecord<>(t.requests(), id, img);
+                rec.headers().add("blip2-id", id.getBytes(StandardCharsets.UTF_8));
                 rec.headers().add("blip2-task", task.getBytes(StandardCharsets.UTF_8));
                 if (question != null) {
                     rec.headers().add("blip2-question", question.getBytes(StandardCharsets.UTF_8));
@@ -161,15 +162,16 @@ final class LoadCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new Main.UserError(e.getMessage());
         }
-        var decoder = new io.blip2stream.service.request.RequestDecoder(config.inference(), config.limits());
+        var texts = io.blip2stream.engine.RequestTexts.load(model, null, config.inference().maxPromptTokens());
+        var decoder = new io.blip2stream.service.request.RequestDecoder(config.inference(), config.limits(), texts);
         var limits = new io.blip2stream.engine.InferenceRunner.Limits(config.inference().maxPromptTokens(),
                 config.limits().maxImagePixels(), config.inference().stepDelayMs());
-        try (var runner = io.blip2stream.engine.InferenceRunner.load(model, null, kind, "cpu", limits)) {
+        try (texts; var runner = io.blip2stream.engine.InferenceRunner.load(model, null, kind, "cpu", limits)) {
             var r = io.blip2stream.loadtest.InProcessLoadGenerator.run(runner, config.inference().maxBatchSize(),
                     config.inference().maxBatchWaitMs(), config.inference().maxJoinWaitMs(), config.inference().warmupRequests(),
                     warmup, requests, concurrency, rate,
-                    id -> decoder.decodeRecord(id.getBytes(StandardCharsets.UTF_8), requestJson(mapper, id, img, paramsNode),
-                            Map.of(), System.nanoTime()), timeout * 1000L);
+                    id -> decoder.validate(decoder.fromJson(requestJson(mapper, id, img, paramsNode), null), System.nanoTime()),
+                    timeout * 1000L);
             if (json) {
                 System.out.println(mapper.writeValueAsString(r));
             } else {

@@ -89,6 +89,7 @@ final class ProduceCommand implements Callable<Integer> {
             }
             record = new ProducerRecord<>(topics.requests(), rid, img);
             record.headers().add("blip2-task", task.getBytes(StandardCharsets.UTF_8));
+            record.headers().add("blip2-id", rid.getBytes(StandardCharsets.UTF_8)); // the key is for partitioning, not an id
             addHeader(record, "blip2-question", question);
             addHeader(record, "blip2-prompt", prompt);
             addHeader(record, "blip2-params", params);

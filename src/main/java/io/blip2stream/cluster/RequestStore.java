@@ -10,10 +10,12 @@ import io.vertx.core.Future;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The cluster's memory of finished requests: a Hazelcast map (with backups and a TTL) from request id to
- * {@code {"status", "task", "source", "owner"?, "result"?, "error"?, "published", "kafka"?}}. Any node answers
- * {@code GET /v1/requests/{id}} from it, and a request Kafka delivers again after it was answered is not generated
- * again. Calls are asynchronous: safe on an event loop.
+ * The cluster's memory of requests, by id: a Hazelcast map (with backups and a TTL) from request id to
+ * {@code {"status", "task", "source", "owner"?, "digest"?, "member"?, "kafka"?, "crashes"?, "result"?, "error"?,
+ * "published"?}}. It makes an id name one request across every ingress and node: a request claims its id before it
+ * runs ({@link #claim}), and {@link #relate} says what an earlier claim means for it. Any node answers
+ * {@code GET /v1/requests/{id}} from it, and a Kafka record delivered again is recognised as itself. Calls are
+ * asynchronous: safe on an event loop.
  */
 public final class RequestStore {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -33,6 +35,59 @@ public final class RequestStore {
         this.alive = alive;
     }
 
+    /**
+     * What a request claims its id with.
+     *
+     * @param source      kafka, http or websocket
+     * @param kafkaRecord the Kafka record it is ({@code topic/partition/offset}), or null
+     * @param digest      a fingerprint of its content: the same content sent again is recognised
+     * @param owner       who sent it over HTTP or WebSocket (a token's fingerprint), or null
+     */
+    public record Claim(String id, String task, String source, String kafkaRecord, String digest, String owner) {}
+
+    /** How a request relates to the state already stored under its id. */
+    public enum Relation {
+        /** nothing was there: the id is this request's now */
+        NEW,
+        /** this very Kafka record, answered before: not run again */
+        SAME_RECORD_ANSWERED,
+        /** this very Kafka record, claimed by this node before (it read the record again) */
+        SAME_RECORD_OURS,
+        /** this very Kafka record, being answered by another live node (a rebalance moved it): wait for its answer */
+        SAME_RECORD_ELSEWHERE,
+        /** this very Kafka record, claimed by a node that is gone: take it over */
+        SAME_RECORD_ORPHANED,
+        /** another request of the same content and owner, finished: its answer is this one's too */
+        SAME_CONTENT_ANSWERED,
+        /** another request with this id whose node is gone, unfinished: the id is free again */
+        ABANDONED,
+        /** another request with this id, live, or finished with a different content or owner: refused */
+        DUPLICATE
+    }
+
+    /** What an earlier state {@code prev} under the id means for {@code mine}. */
+    public Relation relate(Claim mine, JsonNode prev) {
+        if (prev == null) {
+            return Relation.NEW;
+        }
+        boolean running = "running".equals(prev.path("status").asText());
+        if (mine.kafkaRecord() != null && mine.kafkaRecord().equals(prev.path("kafka").asText(null))) {
+            if (!running) {
+                return Relation.SAME_RECORD_ANSWERED;
+            }
+            if (member.equals(prev.path("member").asText())) {
+                return Relation.SAME_RECORD_OURS;
+            }
+            return claimantAlive(prev) ? Relation.SAME_RECORD_ELSEWHERE : Relation.SAME_RECORD_ORPHANED;
+        }
+        if (running) {
+            return claimantAlive(prev) ? Relation.DUPLICATE : Relation.ABANDONED;
+        }
+        boolean sameContent = mine.digest() != null && mine.digest().equals(prev.path("digest").asText(null));
+        boolean sameOwner = java.util.Objects.equals(mine.owner(), prev.path("owner").asText(null));
+        return sameContent && sameOwner ? Relation.SAME_CONTENT_ANSWERED : Relation.DUPLICATE;
+    }
+
     /** Whether the member that claimed a request is still in the cluster. */
     public boolean claimantAlive(JsonNode state) {
         String m = state.path("member").asText(null);
@@ -43,22 +98,44 @@ public final class RequestStore {
         return member;
     }
 
-    /**
-     * Claims a Kafka record for this node: "running" here. Returns the state already stored if another claim or
-     * answer exists for the id (then nothing is written), else null.
-     */
-    public Future<ObjectNode> claim(String id, String task, String kafkaRecord, Context context) {
-        ObjectNode o = JSON.createObjectNode().put("status", "running").put("task", task).put("source", "kafka")
-                .put("kafka", kafkaRecord).put("member", member);
-        // an entry processor: an asynchronous putIfAbsent (the map's TTL applies), no thread blocked
-        return Future.fromCompletionStage(map.submitToKey(id, new PutIfAbsent(o.toString())), context).map(RequestStore::parse);
+    private ObjectNode running(Claim c, int crashes) {
+        ObjectNode o = JSON.createObjectNode().put("status", "running").put("task", c.task()).put("source", c.source());
+        if (c.kafkaRecord() != null) {
+            o.put("kafka", c.kafkaRecord());
+        }
+        if (c.owner() != null) {
+            o.put("owner", c.owner());
+        }
+        if (c.digest() != null) {
+            o.put("digest", c.digest());
+        }
+        if (crashes > 0) {
+            o.put("crashes", crashes); // how often the node working on this record died meanwhile
+        }
+        return o.put("member", member);
     }
 
-    /** Takes over a claim whose member is gone. */
-    public Future<Void> takeOver(String id, ObjectNode old, String task, String kafkaRecord, Context context) {
-        ObjectNode o = JSON.createObjectNode().put("status", "running").put("task", task).put("source", "kafka")
-                .put("kafka", kafkaRecord).put("member", member);
-        return Future.fromCompletionStage(map.setAsync(id, o.toString(), ttlMs, TimeUnit.MILLISECONDS), context);
+    /**
+     * Claims an id for a request: "running" on this node. Returns the state already stored if there is one (then
+     * nothing is written; {@link #relate} says what it means), else null.
+     */
+    public Future<ObjectNode> claim(Claim c, Context context) {
+        // an entry processor: an asynchronous putIfAbsent (the map's TTL applies), no thread blocked
+        return Future.fromCompletionStage(map.submitToKey(c.id(), new PutIfAbsent(running(c, 0).toString())), context)
+                .map(RequestStore::parse);
+    }
+
+    /** A Kafka record's claim, for the tests that write states directly. */
+    public Future<ObjectNode> claim(String id, String task, String kafkaRecord, Context context) {
+        return claim(new Claim(id, task, "kafka", kafkaRecord, null, null), context);
+    }
+
+    /**
+     * Takes over the id from a claim whose node is gone ({@link Relation#SAME_RECORD_ORPHANED},
+     * {@link Relation#ABANDONED}); {@code crashes} counts how often this very record's node died while it held it.
+     */
+    public Future<Void> takeOver(Claim c, int crashes, Context context) {
+        return Future.fromCompletionStage(map.setAsync(c.id(), running(c, crashes).toString(), ttlMs, TimeUnit.MILLISECONDS), context);
     }
 
     /** Sets the value if there is none; returns the value there was (null if none). Runs on the key's owner. */
@@ -97,21 +174,23 @@ public final class RequestStore {
     }
 
     /**
-     * Records a finished request: done with its result, or failed with its error; published: on its topic;
-     * owner: who submitted it over HTTP or WebSocket (a token's fingerprint), or null.
+     * Records a finished request: done with its result, or failed with its error; published: on its topic. The
+     * claim's parts stay (a request with the same content sent again is recognised by them).
      */
-    public Future<Void> finished(String id, String task, String source, String owner, JsonNode result, String errorCode,
-                                 String errorMessage, boolean published, String kafkaRecord, Context context) {
+    public Future<Void> finished(Claim c, JsonNode result, String errorCode, String errorMessage, boolean published, Context context) {
         ObjectNode o = JSON.createObjectNode();
         o.put("status", result != null ? "done" : "failed");
-        if (task != null) {
-            o.put("task", task);
+        if (c.task() != null) {
+            o.put("task", c.task());
         }
-        if (source != null) {
-            o.put("source", source);
+        if (c.source() != null) {
+            o.put("source", c.source());
         }
-        if (owner != null) {
-            o.put("owner", owner);
+        if (c.owner() != null) {
+            o.put("owner", c.owner());
+        }
+        if (c.digest() != null) {
+            o.put("digest", c.digest());
         }
         if (result != null) {
             o.set("result", result);
@@ -120,9 +199,16 @@ public final class RequestStore {
             o.putObject("error").put("code", errorCode).put("message", errorMessage);
         }
         o.put("published", published);
-        if (kafkaRecord != null) {
-            o.put("kafka", kafkaRecord); // topic/partition/offset: a redelivery of this very record is recognised
+        if (c.kafkaRecord() != null) {
+            o.put("kafka", c.kafkaRecord()); // topic/partition/offset: a redelivery of this very record is recognised
         }
-        return Future.fromCompletionStage(map.setAsync(id, o.toString(), ttlMs, TimeUnit.MILLISECONDS), context);
+        o.put("member", member);
+        return Future.fromCompletionStage(map.setAsync(c.id(), o.toString(), ttlMs, TimeUnit.MILLISECONDS), context);
+    }
+
+    /** {@link #finished(Claim, JsonNode, String, String, boolean, Context)} for the tests that write states directly. */
+    public Future<Void> finished(String id, String task, String source, String owner, JsonNode result, String errorCode,
+                                 String errorMessage, boolean published, String kafkaRecord, Context context) {
+        return finished(new Claim(id, task, source, kafkaRecord, null, owner), result, errorCode, errorMessage, published, context);
     }
 }

@@ -227,7 +227,7 @@ public final class ContinuousBatcher implements AutoCloseable {
         for (InferenceRunner.Prepared p : ready) {
             InferenceJob job = p.job();
             boolean[] done = new boolean[1]; // one outcome per job, whatever fails where
-            requests.add(new Blip2Model.GenerationRequest(p.visualPrompt(), runner.prompt(job)));
+            requests.add(runner.generationRequest(p));
             params.add(job.params());
             handlers.add(new Blip2Model.RowHandler() {
                 @Override

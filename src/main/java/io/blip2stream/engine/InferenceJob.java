@@ -5,27 +5,44 @@ import io.blip2stream.model.generation.GenerationParams;
 import java.util.List;
 
 /**
- * One validated request on its way to a model.
+ * One validated request on its way to a model, its texts tokenized already ({@link RequestTexts}), so that the
+ * worker that runs it never tokenizes.
  *
- * @param id          the request id: every output carries it
- * @param image       encoded image bytes (null for an embed of texts alone)
- * @param prompt      caption: text the caption continues (null: none)
- * @param question    vqa: the question, put into the family's template by the runner
- * @param texts       match and embed: the texts
- * @param params      caption and vqa: generation parameters
- * @param stream      report each token as it is generated
+ * @param id            the request id: every output carries it
+ * @param image         encoded image bytes (null for an embed of texts alone)
+ * @param prompt        caption: text the caption continues (null: none)
+ * @param question      vqa: the question
+ * @param texts         match and embed: the texts
+ * @param promptIds     caption and vqa: the ids the language model reads after the visual prompt (the question in
+ *                      the family's template); null for match and embed
+ * @param textIds       match and embed: each text's ids; null for caption and vqa
+ * @param params        caption and vqa: generation parameters
+ * @param stream        report each token as it is generated
  * @param acceptedNanos when the service took the request (System.nanoTime), for queued_ms and total_ms
  * @param deadlineNanos the System.nanoTime after which no work starts for it and its generation stops
  *                      (finish_reason timeout); {@link #NO_DEADLINE} for none
+ * @param cancellation  this request's own cancellation (its generation stops at its next token once set)
  */
 public record InferenceJob(String id, Task task, byte[] image, String prompt, String question, List<String> texts,
-                           GenerationParams params, boolean stream, long acceptedNanos, long deadlineNanos) {
+                           int[] promptIds, List<int[]> textIds, GenerationParams params, boolean stream, long acceptedNanos,
+                           long deadlineNanos, Cancellation cancellation) {
     public static final long NO_DEADLINE = Long.MAX_VALUE;
 
-    /** A job without a deadline. */
-    public InferenceJob(String id, Task task, byte[] image, String prompt, String question, List<String> texts,
-                        GenerationParams params, boolean stream, long acceptedNanos) {
-        this(id, task, image, prompt, question, texts, params, stream, acceptedNanos, NO_DEADLINE);
+    public InferenceJob {
+        if (task.generates() && promptIds == null) {
+            throw new IllegalArgumentException("a " + task.wireName() + " job carries its prompt's ids (RequestTexts)");
+        }
+        if (cancellation == null) {
+            cancellation = new Cancellation();
+        }
+    }
+
+    /** A job with its texts' ids ({@link RequestTexts#encode}) and a cancellation of its own. */
+    public static InferenceJob of(String id, Task task, byte[] image, String prompt, String question, List<String> texts,
+                                  RequestTexts.Encoded encoded, GenerationParams params, boolean stream, long acceptedNanos,
+                                  long deadlineNanos) {
+        return new InferenceJob(id, task, image, prompt, question, texts, encoded.promptIds(), encoded.textIds(), params, stream,
+                acceptedNanos, deadlineNanos, new Cancellation());
     }
 
     /** The deadline {@code deadlineMs} after acceptance; 0 or less: none. */
@@ -36,5 +53,43 @@ public record InferenceJob(String id, Task task, byte[] image, String prompt, St
     /** True once {@code nowNanos} (System.nanoTime) is past the deadline. */
     public boolean pastDeadline(long nowNanos) {
         return deadlineNanos != NO_DEADLINE && nowNanos - deadlineNanos > 0;
+    }
+
+    /**
+     * A fingerprint of what the request asks (task, image, texts, parameters; not its id, deadline or streaming):
+     * the same request sent again under the same id is recognised by it. SHA-256 of the parts, each length-prefixed.
+     */
+    public String contentDigest() {
+        try {
+            java.security.MessageDigest d = java.security.MessageDigest.getInstance("SHA-256");
+            update(d, task.wireName());
+            update(d, image == null ? new byte[0] : image);
+            update(d, prompt);
+            update(d, question);
+            update(d, texts == null ? null : String.valueOf(texts.size()));
+            if (texts != null) {
+                texts.forEach(t -> update(d, t));
+            }
+            update(d, params == null ? null : params.toString());
+            return java.util.HexFormat.of().formatHex(d.digest());
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static void update(java.security.MessageDigest d, String s) {
+        update(d, s == null ? null : s.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    private static void update(java.security.MessageDigest d, byte[] b) {
+        d.update(java.nio.ByteBuffer.allocate(8).putLong(b == null ? -1 : b.length).array());
+        if (b != null) {
+            d.update(b);
+        }
+    }
+
+    /** Whether its owner cancelled it. */
+    public boolean cancelled() {
+        return cancellation.isCancelled();
     }
 }

@@ -2,8 +2,10 @@ package io.blip2stream.engine;
 
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.FinishReason;
 import io.blip2stream.model.generation.GenerationParams;
+import io.blip2stream.model.generation.RowFailure;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
 import org.slf4j.Logger;
@@ -256,9 +258,12 @@ public final class InferenceRunner implements AutoCloseable {
         return ready;
     }
 
+    /**
+     * The prompt's length against the limits, from the ids it carries ({@link RequestTexts} checked them when the
+     * request came in; this keeps a job made for another model from failing the rows it would join).
+     */
     private void checkPrompt(InferenceJob job) {
-        String prompt = prompt(job);
-        int n = generation.promptIds(prompt).length;
+        int n = job.promptIds().length;
         if (n > limits.maxPromptTokens()) {
             throw new RequestError(RequestError.PROMPT_TOO_LONG, "the prompt has " + n + " tokens; the limit is " + limits.maxPromptTokens());
         }
@@ -273,9 +278,9 @@ public final class InferenceRunner implements AutoCloseable {
         }
     }
 
-    /** The text prompt a job generates after: VQA's question in the model family's template, or the caption prompt. */
-    public String prompt(InferenceJob job) {
-        return job.task() == Task.VQA ? generation.vqaPrompt(job.question()) : job.prompt();
+    /** What a generation job's language model reads after its visual prompt: its prompt's ids, tokenized already. */
+    public Blip2Model.GenerationRequest generationRequest(Prepared p) {
+        return new Blip2Model.GenerationRequest(p.visualPrompt(), null, p.job().promptIds());
     }
 
     /** The limits this runner enforces. */
@@ -315,42 +320,113 @@ public final class InferenceRunner implements AutoCloseable {
         return failed(job, internal(job, e));
     }
 
+    /**
+     * Static batching: rows with equal generation parameters decode together. A row that fails ends alone (the
+     * others finish with the tokens they would have had alone); a beam-search group that fails runs again one
+     * request at a time, so only the request that fails alone gets the error.
+     */
     private List<Outcome> runGeneration(List<Prepared> ready, long batchStart, TokenSink sink) {
         List<Outcome> out = new ArrayList<>(ready.size());
-        // rows with equal generation parameters decode together
         Map<GenerationParams, List<Prepared>> groups = new LinkedHashMap<>();
         for (Prepared p : ready) {
             groups.computeIfAbsent(p.job().params(), k -> new ArrayList<>()).add(p);
         }
         for (Map.Entry<GenerationParams, List<Prepared>> g : groups.entrySet()) {
-            List<Prepared> members = g.getValue();
-            List<Blip2Model.GenerationRequest> requests = new ArrayList<>(members.size());
-            for (Prepared p : members) {
-                requests.add(new Blip2Model.GenerationRequest(p.visualPrompt(), prompt(p.job())));
-            }
-            try {
-                List<Blip2Model.GenerationResult> results = generation.generate(requests, g.getKey(), new Blip2Model.TextListener() {
-                    @Override
-                    public void onToken(int row, int index, int tokenId, String text) {
-                        sink.onToken(members.get(row).job(), index, tokenId, text);
-                        pauseAfterStep();
-                    }
-
-                    @Override
-                    public boolean isCancelled(int row) {
-                        return sink.isCancelled(members.get(row).job());
-                    }
-                });
-                for (int k = 0; k < members.size(); k++) {
-                    out.add(new Outcome(members.get(k).job(), generationResult(members.get(k), results.get(k), batchStart), null));
-                }
-            } catch (RuntimeException e) {
-                for (Prepared p : members) {
-                    out.add(internalFailure(p.job(), e));
-                }
+            if (g.getKey().numBeams() > 1) {
+                out.addAll(runBeams(g.getValue(), g.getKey(), batchStart, sink));
+            } else {
+                out.addAll(runRows(g.getValue(), g.getKey(), batchStart, sink));
             }
         }
         return out;
+    }
+
+    /** Greedy or sampled rows, each ending with its own outcome. */
+    private List<Outcome> runRows(List<Prepared> members, GenerationParams params, long batchStart, TokenSink sink) {
+        Outcome[] outcomes = new Outcome[members.size()];
+        List<Blip2Model.GenerationRequest> requests = new ArrayList<>(members.size());
+        List<Blip2Model.RowHandler> handlers = new ArrayList<>(members.size());
+        for (int k = 0; k < members.size(); k++) {
+            Prepared p = members.get(k);
+            int row = k;
+            requests.add(generationRequest(p));
+            handlers.add(new Blip2Model.RowHandler() {
+                @Override
+                public void onToken(int index, int tokenId, String text) {
+                    sink.onToken(p.job(), index, tokenId, text);
+                    pauseAfterStep();
+                }
+
+                @Override
+                public boolean isCancelled() {
+                    return sink.isCancelled(p.job());
+                }
+
+                @Override
+                public void onError(RuntimeException cause) {
+                    if (outcomes[row] == null) {
+                        outcomes[row] = internalFailure(p.job(), cause);
+                    }
+                }
+
+                @Override
+                public void onFinish(Blip2Model.GenerationResult result) {
+                    if (outcomes[row] == null) {
+                        outcomes[row] = new Outcome(p.job(), generationResult(p, result, batchStart), null);
+                    }
+                }
+            });
+        }
+        try (ContinuousBatch batch = new ContinuousBatch(generation.eosTokenId())) {
+            generation.admit(batch, requests, java.util.Collections.nCopies(members.size(), params), handlers);
+            while (!batch.isEmpty()) {
+                batch.step();
+            }
+        } catch (RuntimeException e) {
+            for (int k = 0; k < outcomes.length; k++) { // the model failed for the rows still running
+                if (outcomes[k] == null) {
+                    outcomes[k] = internalFailure(members.get(k).job(), e);
+                }
+            }
+        }
+        return List.of(outcomes);
+    }
+
+    /** Beam search of a group of requests with equal parameters; if the group fails, each request alone. */
+    private List<Outcome> runBeams(List<Prepared> members, GenerationParams params, long batchStart, TokenSink sink) {
+        List<Blip2Model.GenerationRequest> requests = new ArrayList<>(members.size());
+        for (Prepared p : members) {
+            requests.add(generationRequest(p));
+        }
+        try {
+            List<Blip2Model.GenerationResult> results = generation.generate(requests, params, new Blip2Model.TextListener() {
+                @Override
+                public void onToken(int row, int index, int tokenId, String text) {
+                    sink.onToken(members.get(row).job(), index, tokenId, text);
+                    pauseAfterStep();
+                }
+
+                @Override
+                public boolean isCancelled(int row) {
+                    return sink.isCancelled(members.get(row).job());
+                }
+            });
+            List<Outcome> out = new ArrayList<>(members.size());
+            for (int k = 0; k < members.size(); k++) {
+                out.add(new Outcome(members.get(k).job(), generationResult(members.get(k), results.get(k), batchStart), null));
+            }
+            return out;
+        } catch (RuntimeException e) {
+            if (members.size() == 1) {
+                return List.of(internalFailure(members.get(0).job(), e));
+            }
+            LOG.warn("beam search of {} requests together failed ({}): each runs again alone", members.size(), e.toString());
+            List<Outcome> out = new ArrayList<>(members.size());
+            for (Prepared p : members) {
+                out.addAll(runBeams(List.of(p), params, batchStart, sink));
+            }
+            return out;
+        }
     }
 
     /** The pause {@code step_delay_ms} asks for after a decode step (to play a slow model in tests and demos). */
@@ -379,7 +455,7 @@ public final class InferenceRunner implements AutoCloseable {
             double visionMs = 0;
             double qformerMs = 0;
             if (job.task() == Task.MATCH) {
-                matches = retrieval.match(pixels, job.texts());
+                matches = retrieval.match(pixels, job.texts(), job.textIds());
             } else {
                 if (pixels != null) {
                     Blip2Model.ImageFeatures f = retrieval.encodeImages(List.of(pixels), false);
@@ -388,7 +464,7 @@ public final class InferenceRunner implements AutoCloseable {
                     qformerMs = ms(f.qformerNanos());
                 }
                 if (job.texts() != null && !job.texts().isEmpty()) {
-                    textEmbeds = rows(retrieval.embedTexts(job.texts()), retrieval.embeddingSize());
+                    textEmbeds = rows(retrieval.embedTextIds(job.textIds()), retrieval.embeddingSize());
                 }
             }
             long end = System.nanoTime();
@@ -429,9 +505,19 @@ public final class InferenceRunner implements AutoCloseable {
         return new Outcome(job, null, e);
     }
 
+    /**
+     * A failure inside the model, as the request's client learns it: a row's own failure says what happened to the
+     * request; anything else says only that it failed and where the details are (the log, under an incident id),
+     * never naming weights or classes.
+     */
     private static RequestError internal(InferenceJob job, RuntimeException e) {
-        LOG.error("request {} failed", job.id(), e);
-        return new RequestError(RequestError.INTERNAL, "inference failed: " + e);
+        if (e instanceof RowFailure) {
+            LOG.warn("request {} failed alone: {}", job.id(), e.getMessage());
+            return new RequestError(RequestError.INTERNAL, "generation failed: " + e.getMessage(), e);
+        }
+        String incident = Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong() >>> 16);
+        LOG.error("request {} failed (incident {})", job.id(), incident, e);
+        return new RequestError(RequestError.INTERNAL, "inference failed; incident " + incident + " in the log of the node that ran it", e);
     }
 
     private static double ms(long nanos) {

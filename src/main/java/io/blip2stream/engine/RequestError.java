@@ -19,9 +19,15 @@ public class RequestError extends RuntimeException {
     public static final String PROMPT_TOO_LONG = "prompt_too_long";
     public static final String UNSUPPORTED_TASK = "unsupported_task";
     public static final String TIMEOUT = "timeout";
+    /** an explicit id that belongs to another live request, or to a finished one with different content */
+    public static final String DUPLICATE_ID = "duplicate_id";
+    /** a Kafka record whose processing ended in its node's death {@code kafka.poison_after_crashes} times */
+    public static final String POISON_SUSPECTED = "poison_suspected";
     public static final String INTERNAL = "internal_error";
 
     private final String code;
+    /** the id of the request refused, once it is known (a refusal before that has none) */
+    private String requestId;
 
     public RequestError(String code, String message) {
         super(message);
@@ -35,5 +41,18 @@ public class RequestError extends RuntimeException {
 
     public String code() {
         return code;
+    }
+
+    /** The id of the request this refuses, or null when it was refused before its id was known. */
+    public String requestId() {
+        return requestId;
+    }
+
+    /** Names the request this refuses (the first name sticks). */
+    public RequestError forRequest(String id) {
+        if (requestId == null) {
+            requestId = id;
+        }
+        return this;
     }
 }

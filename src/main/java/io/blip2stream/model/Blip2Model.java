@@ -27,6 +27,7 @@ import io.blip2stream.model.nn.Ops;
 import io.blip2stream.model.qformer.Blip2QFormerModel;
 import io.blip2stream.model.qformer.Blip2TextEmbeddings;
 import io.blip2stream.model.text.IncrementalDecoder;
+import io.blip2stream.model.text.PromptEncoder;
 import io.blip2stream.model.text.TextTokenizer;
 import io.blip2stream.model.vision.Blip2VisionModel;
 import io.blip2stream.model.weights.Weights;
@@ -61,7 +62,12 @@ public final class Blip2Model implements AutoCloseable {
                                 long visionNanos, long qformerNanos) {}
 
     /** One row to generate: the image's soft visual prompt [Q, W] and a text prompt (null: none). */
-    public record GenerationRequest(float[] visualPrompt, String prompt) {}
+    public record GenerationRequest(float[] visualPrompt, String prompt, int[] promptIds) {
+        /** A request whose prompt is tokenized when it runs (the command line, tests). */
+        public GenerationRequest(float[] visualPrompt, String prompt) {
+            this(visualPrompt, prompt, null);
+        }
+    }
 
     /** One row's outcome. {@code text} leaves out the prompt and special tokens. */
     public record GenerationResult(String text, int[] tokenIds, FinishReason finishReason, long prefillNanos, long decodeNanos) {}
@@ -102,6 +108,7 @@ public final class Blip2Model implements AutoCloseable {
     private final Blip2Config config;
     private final BlipImageProcessor processor;
     private final TextTokenizer tokenizer;
+    private final PromptEncoder prompts; // null for retrieval
     private final GenerationDefaults generationDefaults;
     private final NDManager manager;
     private final Weights weights;
@@ -120,6 +127,7 @@ public final class Blip2Model implements AutoCloseable {
         this.config = config;
         this.processor = processor;
         this.tokenizer = tokenizer;
+        this.prompts = languageModel == null ? null : new PromptEncoder(tokenizer, languageModel.config());
         this.generationDefaults = generationDefaults;
         this.manager = manager;
         this.weights = weights;
@@ -267,8 +275,13 @@ public final class Blip2Model implements AutoCloseable {
 
     /** The VQA prompt of the model family: "Question: {q} Answer:" for OPT, "Question: {q} Short answer:" for T5. */
     public String vqaPrompt(String question) {
-        String q = question.strip();
-        return lm().config().isEncoderDecoder() ? "Question: " + q + " Short answer:" : "Question: " + q + " Answer:";
+        return prompts().vqaPrompt(question);
+    }
+
+    /** The prompt rules of this checkpoint's language model (its VQA template, BOS). */
+    public PromptEncoder prompts() {
+        lm();
+        return prompts;
     }
 
     private LanguageModel lm() {
@@ -360,11 +373,12 @@ public final class Blip2Model implements AutoCloseable {
      * alone; T5 (which has no BOS) encodes the empty text, as BLIP-2's processor does.
      */
     public int[] promptIds(String prompt) {
-        if (prompt == null || prompt.isEmpty()) {
-            int bos = lm().config().bosTokenId();
-            return bos >= 0 ? new int[] {bos} : tokenizer.encode("");
-        }
-        return tokenizer.encode(prompt);
+        return prompts().promptIds(prompt);
+    }
+
+    /** A request's text ids: those it carries (tokenized before it reached the model), else its prompt's. */
+    private int[] textIds(GenerationRequest r) {
+        return r.promptIds() != null ? r.promptIds() : promptIds(r.prompt());
     }
 
     // ---- generation
@@ -381,7 +395,7 @@ public final class Blip2Model implements AutoCloseable {
             int[][] processorIds = new int[b][];
             IncrementalDecoder[] decoders = new IncrementalDecoder[b];
             for (int i = 0; i < b; i++) {
-                textIds[i] = promptIds(requests.get(i).prompt());
+                textIds[i] = textIds(requests.get(i));
                 processorIds[i] = processorView(textIds[i]);
                 decoders[i] = new IncrementalDecoder(tokenizer);
             }
@@ -408,9 +422,17 @@ public final class Blip2Model implements AutoCloseable {
             return Arrays.asList(out);
         }
         List<RowHandler> handlers = new ArrayList<>(b);
+        RuntimeException[] failed = new RuntimeException[1];
         for (int i = 0; i < b; i++) {
             int row = i;
             handlers.add(new RowHandler() {
+                @Override
+                public void onError(RuntimeException cause) {
+                    if (failed[0] == null) {
+                        failed[0] = cause;
+                    }
+                }
+
                 @Override
                 public void onToken(int index, int tokenId, String text) {
                     listener.onToken(row, index, tokenId, text);
@@ -433,6 +455,9 @@ public final class Blip2Model implements AutoCloseable {
                 batch.step();
             }
         }
+        if (failed[0] != null) {
+            throw failed[0]; // a row failed alone (the others finished): callers that need each row use admit
+        }
         return Arrays.asList(out);
     }
 
@@ -449,7 +474,7 @@ public final class Blip2Model implements AutoCloseable {
         int[] maxNew = new int[b];
         IncrementalDecoder[] decoders = new IncrementalDecoder[b];
         for (int i = 0; i < b; i++) {
-            textIds[i] = promptIds(requests.get(i).prompt());
+            textIds[i] = textIds(requests.get(i));
             processorIds[i] = processorView(textIds[i]);
             maxNew[i] = params.get(i).maxNewTokens();
             decoders[i] = new IncrementalDecoder(tokenizer);
@@ -501,7 +526,7 @@ public final class Blip2Model implements AutoCloseable {
     public DecoderSession startSession(List<GenerationRequest> requests, int maxNewTokens) {
         int[][] textIds = new int[requests.size()][];
         for (int i = 0; i < textIds.length; i++) {
-            textIds[i] = promptIds(requests.get(i).prompt());
+            textIds[i] = textIds(requests.get(i));
         }
         return startSession(requests, textIds, maxNewTokens(requests.size(), maxNewTokens));
     }
@@ -560,7 +585,7 @@ public final class Blip2Model implements AutoCloseable {
      * The ids transformers' logits processors see as the prompt: for T5 the decoder start token; for OPT the
      * image tokens (when the checkpoint has one) and the text.
      */
-    private int[] processorView(int[] textIds) {
+    int[] processorView(int[] textIds) {
         int[] decoderPrompt = lm().decoderPrompt();
         if (decoderPrompt != null) {
             return decoderPrompt;
@@ -613,6 +638,11 @@ public final class Blip2Model implements AutoCloseable {
      * outputs and the normalised projected [CLS] output of the text alone).
      */
     public List<MatchResult> match(float[] pixelValues, List<String> texts) {
+        return match(pixelValues, texts, encodeTexts(texts));
+    }
+
+    /** {@link #match(float[], List)} with the texts tokenized already ({@link #encodeTexts}). */
+    public List<MatchResult> match(float[] pixelValues, List<String> texts, List<int[]> textIds) {
         requireRetrieval();
         if (texts.isEmpty()) {
             return List.of();
@@ -624,7 +654,7 @@ public final class Blip2Model implements AutoCloseable {
             NDArray image = vision(scope, List.of(pixelValues));                                  // (1, S, E)
             float[] imageEmbeds = normalize(retrieval.visionProjection()
                     .forward(qformer.forward(queries(scope, 1), image))).toFloatArray();        // (1, Q, P)
-            Text text = text(scope, texts);
+            Text text = text(scope, textIds);
             // ITM: [queries, text] with the text's padding masked
             int l = text.length();
             float[] mask = new float[b * (q + l)];
@@ -660,10 +690,24 @@ public final class Blip2Model implements AutoCloseable {
 
     /** transformers' {@code text_embeds}: the normalised projected [CLS] output of each text, [B, P]. */
     public float[] embedTexts(List<String> texts) {
+        return embedTextIds(encodeTexts(texts));
+    }
+
+    /** {@link #embedTexts} with the texts tokenized already ({@link #encodeTexts}). */
+    public float[] embedTextIds(List<int[]> textIds) {
         requireRetrieval();
         try (NDManager scope = manager.newSubManager()) {
-            return textEmbeds(text(scope, texts));
+            return textEmbeds(text(scope, textIds));
         }
+    }
+
+    /** Each text's ids, with the tokenizer's special tokens ([CLS] ... [SEP] for the Q-Former's WordPiece). */
+    public List<int[]> encodeTexts(List<String> texts) {
+        List<int[]> ids = new ArrayList<>(texts.size());
+        for (String t : texts) {
+            ids.add(tokenizer.encode(t));
+        }
+        return ids;
     }
 
     private float[] textEmbeds(Text text) {
@@ -684,12 +728,11 @@ public final class Blip2Model implements AutoCloseable {
     /** Tokenised texts, right-padded: embeddings [B, T, D] and the mask. */
     private record Text(NDArray embeddings, int[][] mask, int length) {}
 
-    private Text text(NDManager scope, List<String> texts) {
-        int b = texts.size();
-        int[][] ids = new int[b][];
+    private Text text(NDManager scope, List<int[]> textIds) {
+        int b = textIds.size();
+        int[][] ids = textIds.toArray(new int[0][]);
         int l = 0;
         for (int i = 0; i < b; i++) {
-            ids[i] = tokenizer.encode(texts.get(i));
             l = Math.max(l, ids[i].length);
         }
         int max = retrieval.embeddings().maxPositions();

@@ -7,6 +7,8 @@ import io.blip2stream.engine.ModelLocations;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.engine.VisualPromptCache;
 import io.blip2stream.engine.InferenceRunner;
+import io.blip2stream.engine.RequestTexts;
+import io.blip2stream.service.request.RequestDecoder;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.kafka.EmbeddedKafka;
@@ -46,8 +48,6 @@ public final class Blip2Service {
     private final ServiceConfig config;
     private final VertxOptions vertxOptions;
     private final ServiceMetrics metrics = new ServiceMetrics();
-    /** Requests their owner cancelled; the workers stop generating them. */
-    private final java.util.Set<String> cancelled = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private EmbeddedKafka broker;
     private Vertx vertx;
     private String bootstrapServers;
@@ -62,6 +62,11 @@ public final class Blip2Service {
     private io.vertx.spi.cluster.hazelcast.HazelcastClusterManager clusterManager;
     private RequestStore store;
     private long clusterFormationMs;
+    /** Bounds and tokenizes requests' texts (worker threads), for every ingress. */
+    private RequestTexts texts;
+    private RequestDecoder decoder;
+    /** the Kafka ingress deployed now (null while none) */
+    private volatile KafkaIngressVerticle ingress;
 
     /** How long start() waits for the first partition assignment before it says ready anyway. */
     private static final long READY_WAIT_S = 60;
@@ -77,6 +82,8 @@ public final class Blip2Service {
 
     public synchronized Blip2Service start() throws Exception {
         resolveModels();
+        texts = RequestTexts.load(modelPath, retrievalPath, config.inference().maxPromptTokens());
+        decoder = new RequestDecoder(config.inference(), config.limits(), texts);
         if (config.kafka().embedded()) {
             Path dir = config.dataDir().resolve("kafka");
             LOG.info("no Kafka bootstrap servers configured (BLIP2_KAFKA_BOOTSTRAP_SERVERS): starting a single-node broker in-process");
@@ -114,16 +121,17 @@ public final class Blip2Service {
                 }
             }, config.inference().continuousBatching(), config.inference().maxBatchSize(), config.inference().maxBatchWaitMs(),
                     config.inference().maxJoinWaitMs(),
-                    metrics, cancelled);
+                    metrics);
             workers.add(w);
             workerDeployments.add(await(vertx.deployVerticle(w, new DeploymentOptions().setThreadingModel(ThreadingModel.WORKER)
                     .setWorkerPoolName("blip2-inference-" + device).setWorkerPoolSize(1)
                     .setMaxWorkerExecuteTime(Long.MAX_VALUE))));
         }
         warmUp();
-        http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(), cancelled, store);
+        http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(),
+                () -> ingress != null && ingress.firstAssignmentReady().isComplete(), decoder, store);
         httpDeployment = await(vertx.deployVerticle(http));
-        KafkaIngressVerticle ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, store);
+        ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store);
         ingressDeployment = await(vertx.deployVerticle(ingress));
         // ready once in the consumer group with its partitions open, so that what is sent after "ready" is taken at once
         try {
@@ -159,15 +167,14 @@ public final class Blip2Service {
             java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
             javax.imageio.ImageIO.write(img, "png", png);
             String b64 = java.util.Base64.getEncoder().encodeToString(png.toByteArray());
-            var decoder = new io.blip2stream.service.request.RequestDecoder(config.inference(), config.limits());
             for (int together = 1; together <= n; together++) {
                 List<io.blip2stream.engine.InferenceJob> jobs = new ArrayList<>();
                 for (int i = 0; i < together * Math.max(1, workers.size()); i++, sent++) {
                     String id = "warmup-" + sent;
                     String json = "{\"id\":\"" + id + "\",\"task\":\"caption\",\"image\":\"" + b64
                             + "\",\"params\":{\"max_new_tokens\":4,\"min_new_tokens\":4}}";
-                    jobs.add(decoder.decodeRecord(id.getBytes(java.nio.charset.StandardCharsets.UTF_8),
-                            json.getBytes(java.nio.charset.StandardCharsets.UTF_8), java.util.Map.of(), System.nanoTime()));
+                    jobs.add(decoder.validate(decoder.fromJson(json.getBytes(java.nio.charset.StandardCharsets.UTF_8), null),
+                            System.nanoTime()));
                 }
                 // decoded first, then sent back to back: a round reaches the batcher as one batch
                 List<Future<Object>> runs = new ArrayList<>();
@@ -268,6 +275,7 @@ public final class Blip2Service {
     /** Undeploys the Kafka ingress only (it drains and commits): what a restart of the consumer does. */
     public synchronized void stopIngress() throws Exception {
         if (ingressDeployment != null) {
+            ingress = null;
             await(vertx.undeploy(ingressDeployment));
             ingressDeployment = null;
         }
@@ -275,7 +283,8 @@ public final class Blip2Service {
 
     public synchronized void startIngress() throws Exception {
         if (ingressDeployment == null) {
-            ingressDeployment = await(vertx.deployVerticle(new KafkaIngressVerticle(config, bootstrapServers, metrics, store)));
+            ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store);
+            ingressDeployment = await(vertx.deployVerticle(ingress));
         }
     }
 
@@ -302,6 +311,10 @@ public final class Blip2Service {
             if (broker != null) {
                 broker.close();
                 broker = null;
+            }
+            if (texts != null) {
+                texts.close();
+                texts = null;
             }
         }
         LOG.info("stopped");

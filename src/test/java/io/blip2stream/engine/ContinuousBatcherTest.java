@@ -76,8 +76,11 @@ class ContinuousBatcherTest {
         }
     }
 
+    /** The fixtures' texts side: jobs carry their prompts' ids, as the service's decoder gives them. */
+    static final RequestTexts TEXTS = RequestTexts.load(Fixtures.model("blip2-opt-tiny"), Fixtures.model("blip2-itm-tiny"), 256);
+
     static InferenceJob caption(String id, byte[] image, GenerationParams p) {
-        return new InferenceJob(id, Task.CAPTION, image, null, null, null, p, true, System.nanoTime());
+        return withDeadline(id, Task.CAPTION, image, null, p, InferenceJob.NO_DEADLINE);
     }
 
     /**
@@ -149,8 +152,8 @@ class ContinuousBatcherTest {
             b.submit(caption("bad-image", new byte[] {1, 2, 3}, GenerationParams.greedy(5)));
             b.submit(caption("greedy", image, GenerationParams.greedy(12)));
             b.submit(caption("beam", image, GenerationParams.builder().maxNewTokens(8).numBeams(3).build()));
-            b.submit(new InferenceJob("match", Task.MATCH, Fixtures.image("blip2-itm-tiny", 0), null, null,
-                    List.of("a photo", "a dog"), null, false, System.nanoTime()));
+            b.submit(withDeadline("match", Task.MATCH, Fixtures.image("blip2-itm-tiny", 0), List.of("a photo", "a dog"), null,
+                    InferenceJob.NO_DEADLINE));
             b.close(60_000);
             assertTrue(r.stopped.await(1, TimeUnit.SECONDS), "the thread ended after the work handed over");
         } finally {
@@ -195,7 +198,8 @@ class ContinuousBatcherTest {
 
     static InferenceJob withDeadline(String id, Task task, byte[] image, List<String> texts, GenerationParams p,
                                      long deadlineNanos) {
-        return new InferenceJob(id, task, image, null, null, texts, p, true, System.nanoTime(), deadlineNanos);
+        return InferenceJob.of(id, task, image, null, null, texts, TEXTS.encode(task, null, null, texts, p), p, task.generates(),
+                System.nanoTime(), deadlineNanos);
     }
 
     /**

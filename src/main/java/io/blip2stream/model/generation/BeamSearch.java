@@ -164,6 +164,11 @@ final class BeamSearch {
         int v = logits[item * k].length;
         float[] flat = new float[k * v];
         for (int j = 0; j < k; j++) {
+            for (float x : logits[item * k + j]) {
+                if (Float.isNaN(x)) {
+                    throw new RowFailure("the model's scores for this request are not numbers (NaN) at new token " + step);
+                }
+            }
             float[] lp = LogitsProcessor.logSoftmax(logits[item * k + j]);
             int[] seq = running[j].seq();
             LogitsProcessor.process(lp, seq, seq.length, step, p, eosTokenId);

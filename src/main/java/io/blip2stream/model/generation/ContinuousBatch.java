@@ -34,7 +34,10 @@ public final class ContinuousBatch implements AutoCloseable {
         /** The row is done; it has left the batch. */
         void onFinish(Generated generated);
 
-        /** The row ended without a result: the model failed ({@link #abort}). */
+        /**
+         * The row ended without a result: it failed alone (a {@link RowFailure}, or this listener's own exception),
+         * or the model failed for every row ({@link #abort}).
+         */
         default void onError(RuntimeException cause) {}
     }
 
@@ -173,46 +176,93 @@ public final class ContinuousBatch implements AutoCloseable {
         rows.addAll(left);
     }
 
-    /** Picks the row's next token from its logits; false when the row is done (reported and left). */
+    /**
+     * Picks the row's next token from its logits; false when the row is done (reported and left). A failure of the
+     * row (scores that are not numbers, nothing left to pick, its listener failing) ends the row alone, reported to
+     * its listener; the caller's other rows are untouched.
+     */
     private boolean advance(Row r, float[] logits) {
-        if (r.listener.isCancelled()) {
-            finish(r, FinishReason.CANCELLED);
+        int token;
+        try {
+            if (r.listener.isCancelled()) {
+                finish(r, FinishReason.CANCELLED);
+                return false;
+            }
+            token = pick(r, logits);
+            r.seq[r.length++] = token;
+            r.listener.onToken(r.step, token);
+        } catch (RuntimeException e) {
+            fail(r, e);
             return false;
         }
-        float[] scores = logits.clone();
-        LogitsProcessor.process(scores, r.seq, r.length, r.step, r.params, eosTokenId);
-        int token;
-        if (r.params.doSample()) {
-            LogitsProcessor.warp(scores, r.params);
-            token = sample(LogitsProcessor.softmax(scores), r.rng);
-        } else {
-            token = LogitsProcessor.argmax(scores);
-        }
-        r.seq[r.length++] = token;
-        r.listener.onToken(r.step, token);
         r.step++;
         if (token == eosTokenId) {
-            finish(r, FinishReason.EOS);
-            return false;
+            return finishSafely(r, FinishReason.EOS);
         }
         if (r.step >= r.params.maxNewTokens()) {
-            finish(r, FinishReason.LENGTH);
-            return false;
+            return finishSafely(r, FinishReason.LENGTH);
         }
         r.next = token;
         return true;
+    }
+
+    /** The row's next token under its processors, warpers and strategy; a {@link RowFailure} if there is none. */
+    private int pick(Row r, float[] logits) {
+        for (float x : logits) {
+            if (Float.isNaN(x)) {
+                throw new RowFailure("the model's scores for this request are not numbers (NaN) at new token " + r.step);
+            }
+        }
+        float[] scores = logits.clone();
+        LogitsProcessor.process(scores, r.seq, r.length, r.step, r.params, eosTokenId);
+        if (!r.params.doSample()) {
+            int token = LogitsProcessor.argmax(scores);
+            if (scores[token] == Float.NEGATIVE_INFINITY) {
+                throw new RowFailure("no token is left to pick at new token " + r.step + " (every score is -inf after the logits processors)");
+            }
+            return token;
+        }
+        LogitsProcessor.warp(scores, r.params);
+        float[] probs = LogitsProcessor.softmax(scores);
+        int token = sample(probs, r.rng);
+        if (token < 0) {
+            throw new RowFailure("sampling found no token with a probability at new token " + r.step
+                    + " (the scores after temperature, top_k and top_p are not finite, or all -inf)");
+        }
+        return token;
+    }
+
+    private boolean finishSafely(Row r, FinishReason reason) {
+        try {
+            finish(r, reason);
+        } catch (RuntimeException e) {
+            r.listener.onError(e);
+        }
+        return false;
+    }
+
+    /** Ends a row that failed: its listener hears why (a listener that fails again is not asked twice). */
+    private static void fail(Row r, RuntimeException e) {
+        try {
+            r.listener.onError(e);
+        } catch (RuntimeException ignored) {
+            // the listener's own failure: nothing more to tell it
+        }
     }
 
     private static void finish(Row r, FinishReason reason) {
         r.listener.onFinish(new Generated(Arrays.copyOfRange(r.seq, r.promptLength, r.length), reason));
     }
 
-    /** Inverse-CDF draw from {@code probs}. */
+    /** Inverse-CDF draw from {@code probs}; -1 when no probability is a positive number (NaN, or all zero). */
     static int sample(float[] probs, SplittableRandom rng) {
         double u = rng.nextDouble();
         double cum = 0;
         int last = -1;
         for (int i = 0; i < probs.length; i++) {
+            if (Float.isNaN(probs[i])) {
+                return -1;
+            }
             if (probs[i] > 0) {
                 cum += probs[i];
                 last = i;

@@ -34,6 +34,11 @@ public record GenerationParams(
     public enum EarlyStopping { TRUE, FALSE, NEVER }
 
     public static final int MAX_NEW_TOKENS_LIMIT = 4096;
+    /** The range of temperature and repetition_penalty: scores divided or multiplied by them stay finite in float32. */
+    public static final double MIN_SCALE = 1e-4;
+    public static final double MAX_SCALE = 1e4;
+    /** A beam's score is divided by its length to this power: beyond it, the power overflows a double. */
+    public static final double MAX_LENGTH_PENALTY = 100;
 
     public GenerationParams {
         check(maxNewTokens >= 1 && maxNewTokens <= MAX_NEW_TOKENS_LIMIT,
@@ -42,12 +47,16 @@ public record GenerationParams(
                 "min_new_tokens must be between 0 and max_new_tokens (" + maxNewTokens + "), got " + minNewTokens);
         check(numBeams >= 1 && numBeams <= 64, "num_beams must be between 1 and 64, got " + numBeams);
         check(!(doSample && numBeams > 1), "do_sample with num_beams > 1 (beam sampling) is not supported");
-        check(temperature > 0 && Double.isFinite(temperature), "temperature must be a positive number, got " + temperature);
+        // bounded where float32 scores stay finite: transformers takes any positive temperature, and 1e-300 (0 in float32)
+        // turns its scores into inf and NaN, so torch.multinomial fails the whole batch; here it is refused
+        check(temperature >= MIN_SCALE && temperature <= MAX_SCALE, "temperature must be between " + MIN_SCALE + " and "
+                + MAX_SCALE + " (smaller ones overflow float32 scores; do_sample false picks the most likely token), got " + temperature);
         check(topK >= 0, "top_k must be 0 or more, got " + topK);
         check(topP > 0 && topP <= 1, "top_p must be in (0, 1], got " + topP);
-        check(repetitionPenalty > 0 && Double.isFinite(repetitionPenalty),
-                "repetition_penalty must be a positive number, got " + repetitionPenalty);
-        check(Double.isFinite(lengthPenalty), "length_penalty must be a number, got " + lengthPenalty);
+        check(repetitionPenalty >= MIN_SCALE && repetitionPenalty <= MAX_SCALE,
+                "repetition_penalty must be between " + MIN_SCALE + " and " + MAX_SCALE + ", got " + repetitionPenalty);
+        check(Math.abs(lengthPenalty) <= MAX_LENGTH_PENALTY, "length_penalty must be between -" + MAX_LENGTH_PENALTY + " and "
+                + MAX_LENGTH_PENALTY + ", got " + lengthPenalty);
         if (earlyStopping == null) {
             earlyStopping = EarlyStopping.FALSE;
         }

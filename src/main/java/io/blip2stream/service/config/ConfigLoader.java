@@ -60,6 +60,9 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_HTTP_SEND_BUFFER_BYTES", "http.send_buffer_bytes");
         ENVIRONMENT.put("BLIP2_HTTP_FOLLOW_TIMEOUT_MS", "http.follow_timeout_ms");
         ENVIRONMENT.put("BLIP2_HTTP_MAX_SOCKETS_PER_TOKEN", "http.max_sockets_per_token");
+        ENVIRONMENT.put("BLIP2_HTTP_ALLOWED_HOSTS", "http.allowed_hosts");
+        ENVIRONMENT.put("BLIP2_HTTP_HEADER_TIMEOUT_MS", "http.header_timeout_ms");
+        ENVIRONMENT.put("BLIP2_HTTP_BODY_TIMEOUT_MS", "http.body_timeout_ms");
         ENVIRONMENT.put("BLIP2_REQUEST_RETENTION_MS", "requests.retention_ms");
         ENVIRONMENT.put("BLIP2_REQUEST_MAX_ENTRIES", "requests.max_entries");
         ENVIRONMENT.put("BLIP2_KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers");
@@ -80,6 +83,7 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_KAFKA_MAX_POLL_RECORDS", "kafka.max_poll_records");
         ENVIRONMENT.put("BLIP2_KAFKA_COMMIT_INTERVAL_MS", "kafka.commit_interval_ms");
         ENVIRONMENT.put("BLIP2_KAFKA_EXACTLY_ONCE", "kafka.exactly_once");
+        ENVIRONMENT.put("BLIP2_KAFKA_POISON_AFTER_CRASHES", "kafka.poison_after_crashes");
         ENVIRONMENT.put("BLIP2_MAX_BATCH_SIZE", "inference.max_batch_size");
         ENVIRONMENT.put("BLIP2_MAX_BATCH_WAIT_MS", "inference.max_batch_wait_ms");
         ENVIRONMENT.put("BLIP2_MAX_JOIN_WAIT_MS", "inference.max_join_wait_ms");

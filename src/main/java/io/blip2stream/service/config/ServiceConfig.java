@@ -31,7 +31,8 @@ public record ServiceConfig(
     /** The HTTP and WebSocket limits. */
     public record Http(List<String> allowedOrigins, List<String> authTokens, int maxRequestsPerConnection, int maxInFlight,
                        int maxFrameBytes, int maxMessageBytes, int idleTimeoutS, int writeQueueMaxBytes, int sendBufferBytes,
-                       long followTimeoutMs, int maxSocketsPerToken) {}
+                       long followTimeoutMs, int maxSocketsPerToken, List<String> allowedHosts, long headerTimeoutMs,
+                       long bodyTimeoutMs) {}
 
     /** Hazelcast: how the nodes find each other. */
     public record Cluster(String name, String host, int port, List<String> members, boolean kubernetes, String serviceName,
@@ -46,7 +47,7 @@ public record ServiceConfig(
     public record Kafka(String bootstrapServers, int embeddedPort, int embeddedControllerPort, String groupId,
                         int partitions, short replicationFactor, Topics topics, int maxInFlightPerPartition,
                         int maxInFlight, int maxPollRecords, long commitIntervalMs, boolean exactlyOnce,
-                        Map<String, String> consumer, Map<String, String> producer) {
+                        Map<String, String> consumer, Map<String, String> producer, int poisonAfterCrashes) {
 
         /** Whether to start the in-process broker (no bootstrap servers configured). */
         public boolean embedded() {
@@ -92,7 +93,8 @@ public record ServiceConfig(
                         n.get("http").get("max_frame_bytes").asInt(), n.get("http").get("max_message_bytes").asInt(),
                         n.get("http").get("idle_timeout_s").asInt(), n.get("http").get("write_queue_max_bytes").asInt(),
                         n.get("http").get("send_buffer_bytes").asInt(), n.get("http").get("follow_timeout_ms").asLong(),
-                        n.get("http").get("max_sockets_per_token").asInt()),
+                        n.get("http").get("max_sockets_per_token").asInt(), list(n.get("http").get("allowed_hosts")),
+                        n.get("http").get("header_timeout_ms").asLong(), n.get("http").get("body_timeout_ms").asLong()),
                 new Requests(n.get("requests").get("retention_ms").asLong(), n.get("requests").get("max_entries").asInt()),
                 cluster(n.get("cluster")),
                 new Cache(n.get("cache").get("enabled").asBoolean(), n.get("cache").get("max_entries_per_node").asInt(),
@@ -105,7 +107,8 @@ public record ServiceConfig(
                                 t.get("dead_letter").asText()),
                         k.get("max_in_flight_per_partition").asInt(), k.get("max_in_flight").asInt(),
                         k.get("max_poll_records").asInt(), k.get("commit_interval_ms").asLong(),
-                        k.get("exactly_once").asBoolean(), strings(k.get("consumer")), strings(k.get("producer"))),
+                        k.get("exactly_once").asBoolean(), strings(k.get("consumer")), strings(k.get("producer")),
+                        k.get("poison_after_crashes").asInt()),
                 new Inference(batching(i.get("batching").asText()), i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
                         i.get("max_join_wait_ms").asLong(),
                         i.get("default_max_new_tokens").asInt(), i.get("max_new_tokens_cap").asInt(),
@@ -166,6 +169,8 @@ public record ServiceConfig(
         check(!kafka.exactlyOnce() || kafka.maxInFlightPerPartition() + kafka.maxPollRecords() <= 90,
                 "with kafka.exactly_once, max_in_flight_per_partition + max_poll_records must be at most 90");
         check(inference.maxBatchSize() > 0, "inference.max_batch_size must be positive");
+        check(kafka.poisonAfterCrashes() >= 1, "kafka.poison_after_crashes must be at least 1");
+        check(http.headerTimeoutMs() > 0 && http.bodyTimeoutMs() > 0, "http.header_timeout_ms and body_timeout_ms must be positive");
         check(inference.defaultMaxNewTokens() > 0 && inference.defaultMaxNewTokens() <= inference.maxNewTokensCap(),
                 "inference.default_max_new_tokens must be between 1 and max_new_tokens_cap");
         check(inference.defaultDeadlineMs() >= 0 && inference.defaultDeadlineMs() <= inference.requestTimeoutMs(),

@@ -82,29 +82,58 @@ final class HttpApi {
                         return;
                     }
                     InferenceJob job = ar.result();
-                    if (http.tracker.known(job.id())) {
-                        http.release();
-                        error(ctx, 409, RequestError.INVALID_REQUEST, "a request with id " + job.id() + " exists already");
-                        return;
-                    }
-                    if (sse) {
-                        stream(ctx, job);
-                    } else {
-                        ctx.request().connection().closeHandler(v -> http.cancelled.add(job.id()));
-                        http.submit(job, "http", principal(ctx)).onComplete(r -> {
-                            if (r.succeeded()) {
-                                ctx.response().putHeader("content-type", "application/json").end(r.result().toString());
-                            } else {
-                                RequestError e = (RequestError) r.cause();
-                                error(ctx, status(e.code()), e.code(), e.getMessage());
-                            }
-                        });
-                    }
+                    http.claim(job, "http", principal(ctx)).onComplete(c -> {
+                        if (c.failed()) {
+                            http.release();
+                            RequestError e = (RequestError) c.cause();
+                            error(ctx, status(e.code()), e.code(), e.getMessage());
+                        } else if (c.result().stored() != null) {
+                            http.release();
+                            replay(ctx, job, c.result().stored(), sse);
+                        } else if (sse) {
+                            stream(ctx, job, c.result().claim());
+                        } else {
+                            ctx.request().connection().closeHandler(v -> job.cancellation().cancel());
+                            http.submit(job, c.result().claim()).onComplete(r -> {
+                                if (r.succeeded()) {
+                                    ctx.response().putHeader("content-type", "application/json").end(r.result().toString());
+                                } else {
+                                    RequestError e = (RequestError) r.cause();
+                                    error(ctx, status(e.code()), e.code(), e.getMessage());
+                                }
+                            });
+                        }
+                    });
                 });
     }
 
+    /** The same request sent again (same id, content and owner) after it finished: its stored answer, run no more. */
+    private void replay(RoutingContext ctx, InferenceJob job, com.fasterxml.jackson.databind.JsonNode stored, boolean sse) {
+        JsonNode result = stored.get("result");
+        JsonNode err = stored.path("error");
+        if (sse) {
+            HttpServerResponse res = ctx.response();
+            res.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache");
+            event(res, "accepted", ResultJson.JSON.createObjectNode().put("type", "accepted").put("id", job.id()));
+            if (result != null && result.isObject()) {
+                ObjectNode d = ResultJson.JSON.createObjectNode().put("type", "done");
+                d.setAll((ObjectNode) result);
+                event(res, "done", d);
+            } else {
+                event(res, "error", ResultJson.JSON.createObjectNode().put("type", "error").put("id", job.id())
+                        .put("code", err.path("code").asText(RequestError.INTERNAL)).put("message", err.path("message").asText("")));
+            }
+            res.end();
+        } else if (result != null && result.isObject()) {
+            ctx.response().putHeader("content-type", "application/json").end(result.toString());
+        } else {
+            String code = err.path("code").asText(RequestError.INTERNAL);
+            error(ctx, status(code), code, err.path("message").asText(""));
+        }
+    }
+
     /** Server-Sent Events: accepted, then a token event per token, then done (or error). */
-    private void stream(RoutingContext ctx, InferenceJob job) {
+    private void stream(RoutingContext ctx, InferenceJob job, io.blip2stream.cluster.RequestStore.Claim claim) {
         HttpServerResponse res = ctx.response();
         res.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache")
                 .putHeader("x-accel-buffering", "no");
@@ -114,7 +143,7 @@ final class HttpApi {
             @Override
             public void token(TokenEvent t) {
                 if (res.writeQueueFull()) {
-                    http.cancelled.add(job.id()); // a client that does not read is let go
+                    job.cancellation().cancel(); // a client that does not read is let go
                     ctx.request().connection().close();
                     return;
                 }
@@ -140,9 +169,9 @@ final class HttpApi {
         http.tracker.follow(job.id(), l);
         ctx.request().connection().closeHandler(v -> {
             http.tracker.unfollow(job.id(), l);
-            http.cancelled.add(job.id());
+            job.cancellation().cancel();
         });
-        http.submit(job, "http", principal(ctx));
+        http.submit(job, claim);
     }
 
     /** The caller's identity (a token's fingerprint), or null on an open service. */
@@ -213,11 +242,11 @@ final class HttpApi {
                     return;
                 }
                 ObjectNode o = ResultJson.JSON.createObjectNode().put("id", id);
-                ar.result().fields().forEachRemaining(f -> {
-                    if (!f.getKey().equals("published") && !f.getKey().equals("kafka") && !f.getKey().equals("owner")) {
-                        o.set(f.getKey(), f.getValue());
+                for (String field : java.util.List.of("status", "task", "source", "result", "error")) {
+                    if (ar.result().has(field)) {
+                        o.set(field, ar.result().get(field)); // the store's bookkeeping (owner, member, digest) stays inside
                     }
-                });
+                }
                 ctx.response().putHeader("content-type", "application/json").end(o.toString());
             });
             return;
@@ -249,6 +278,7 @@ final class HttpApi {
             case RequestError.TIMEOUT -> 504;
             case RequestError.INTERNAL -> 500;
             case RequestError.UNSUPPORTED_TASK -> 422;
+            case RequestError.DUPLICATE_ID -> 409;
             default -> 400;
         };
     }

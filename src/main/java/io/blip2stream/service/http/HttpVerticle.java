@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.RequestError;
+import io.blip2stream.cluster.RequestStore;
+import io.blip2stream.service.ClientText;
 import io.blip2stream.service.ResultJson;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.TokenEvent;
@@ -28,6 +30,7 @@ import org.slf4j.LoggerFactory;
 
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
 /**
@@ -44,7 +47,7 @@ public final class HttpVerticle extends VerticleBase {
     private final String bootstrapServers;
     final ServiceMetrics metrics;
     private final BooleanSupplier modelsLoaded;
-    final Set<String> cancelled;
+    private final BooleanSupplier consumerAssigned;
     final RequestDecoder decoder;
     final RequestTracker tracker;
     final Access access;
@@ -56,18 +59,21 @@ public final class HttpVerticle extends VerticleBase {
     /** open WebSockets per token fingerprint (only when tokens are configured) */
     private final Map<String, Integer> socketsByPrincipal = new java.util.HashMap<>();
 
-    final io.blip2stream.cluster.RequestStore store;
+    final RequestStore store;
 
-    /** @param store the cluster's memory of finished requests; null: this node's tracker only */
+    /**
+     * @param consumerAssigned whether the Kafka consumer has had its first assignment (ready means it takes records)
+     * @param store            the cluster's memory of requests; null: this node's tracker only
+     */
     public HttpVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics, BooleanSupplier modelsLoaded,
-                        Set<String> cancelled, io.blip2stream.cluster.RequestStore store) {
+                        BooleanSupplier consumerAssigned, RequestDecoder decoder, RequestStore store) {
+        this.consumerAssigned = consumerAssigned;
         this.store = store;
         this.config = config;
         this.bootstrapServers = bootstrapServers;
         this.metrics = metrics;
         this.modelsLoaded = modelsLoaded;
-        this.cancelled = cancelled;
-        this.decoder = new RequestDecoder(config.inference(), config.limits());
+        this.decoder = decoder;
         this.tracker = new RequestTracker(config.requests().retentionMs(), config.requests().maxEntries());
         this.access = new Access(config.http());
     }
@@ -95,11 +101,15 @@ public final class HttpVerticle extends VerticleBase {
         Router router = Router.router(vertx);
         router.get("/health/live").handler(ctx -> ctx.json(new JsonObject().put("status", "UP")));
         router.get("/health/ready").handler(ctx -> {
+            // ready: it answers HTTP and takes records from Kafka; after a crash the consumer group gives the
+            // partitions back only once the dead member's session expired, and until then this node takes none
             boolean models = modelsLoaded.getAsBoolean();
-            boolean ready = models && kafkaUp;
+            boolean consumer = consumerAssigned.getAsBoolean();
+            boolean ready = models && kafkaUp && consumer;
             ctx.response().setStatusCode(ready ? 200 : 503);
             ctx.json(new JsonObject().put("status", ready ? "UP" : "DOWN")
-                    .put("models", models ? "loaded" : "loading").put("kafka", kafkaUp ? "up" : "down"));
+                    .put("models", models ? "loaded" : "loading").put("kafka", kafkaUp ? "up" : "down")
+                    .put("consumer", consumer ? "assigned" : "joining"));
         });
         router.get("/metrics").handler(ctx -> ctx.response()
                 .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8").end(metrics.scrape()));
@@ -204,39 +214,77 @@ public final class HttpVerticle extends VerticleBase {
     }
 
     /**
-     * Runs an interactive request: announces it, hands it to a worker, and publishes how it ended (the tracker
-     * and every follower learn it from the event bus). The returned future has the result JSON.
+     * How an interactive request's id stands in the cluster ({@link RequestStore#relate}): {@code stored} is the state
+     * of a finished request of the same content and owner (its answer is this one's; nothing runs), else null (the
+     * id is this request's now). Fails with {@code duplicate_id} when the id belongs to another request. The store
+     * unreachable: this node's own knowledge decides.
      */
-    Future<ObjectNode> submit(InferenceJob job, String source, String owner) { // uses the place of tryReserve
-        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), source, owner));
+    record Claimed(RequestStore.Claim claim, com.fasterxml.jackson.databind.JsonNode stored) {}
+
+    Future<Claimed> claim(InferenceJob job, String source, String owner) {
+        RequestStore.Claim c = new RequestStore.Claim(job.id(), job.task().wireName(), source, null, job.contentDigest(), owner);
+        RequestTracker.Entry local = tracker.get(job.id());
+        if (local != null && tracker.known(job.id()) && !local.status().finished()) {
+            return Future.failedFuture(duplicate(job.id()));
+        }
+        if (store == null) {
+            return local != null && tracker.known(job.id()) ? Future.failedFuture(duplicate(job.id()))
+                    : Future.succeededFuture(new Claimed(c, null));
+        }
+        return store.claim(c, context).timeout(3000, TimeUnit.MILLISECONDS).compose(prev -> switch (store.relate(c, prev)) {
+            case NEW -> Future.succeededFuture(new Claimed(c, null));
+            case ABANDONED -> store.takeOver(c, 0, context).map(v -> new Claimed(c, null));
+            case SAME_CONTENT_ANSWERED -> Future.succeededFuture(new Claimed(c, prev));
+            default -> Future.failedFuture(duplicate(job.id()));
+        }, e -> {
+            LOG.warn("the cluster's request store did not answer for {} ({}): going on", job.id(), e.toString());
+            return local != null && tracker.known(job.id()) ? Future.failedFuture(duplicate(job.id()))
+                    : Future.succeededFuture(new Claimed(c, null));
+        });
+    }
+
+    private static RequestError duplicate(String id) {
+        return new RequestError(RequestError.DUPLICATE_ID, "a request with id " + ClientText.quote(id)
+                + " exists already (live, or finished with other content)");
+    }
+
+    /**
+     * Runs an interactive request whose id it claimed ({@link #claim}): announces it, hands it to a worker, and
+     * publishes how it ended (the tracker and every follower learn it from the event bus). The returned future has
+     * the result JSON.
+     */
+    Future<ObjectNode> submit(InferenceJob job, RequestStore.Claim claim) { // uses the place of tryReserve
+        String owner = claim.owner();
+        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), claim.source(), owner));
         tracker.own(job.id(), owner); // at once, not only when the event comes back: a follow may come first
         return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(config.inference().requestTimeoutMs()))
                 .map(m -> m.body())
-                .recover(e -> Future.succeededFuture(new InferenceRunner.Outcome(job, null,
-                        new RequestError(RequestError.INTERNAL, "inference failed: " + e.getMessage()))))
+                .recover(e -> {
+                    LOG.warn("request {}: the inference worker did not answer: {}", job.id(), e.toString());
+                    return Future.succeededFuture(new InferenceRunner.Outcome(job, null,
+                            new RequestError(RequestError.INTERNAL, "the inference worker did not answer")));
+                })
                 .compose(o -> {
                     interactiveInFlight--;
-                    cancelled.remove(job.id());
                     if (o.error() != null) {
                         metrics.request(job.task().wireName(), RequestError.INTERNAL.equals(o.error().code()) ? "failed" : "rejected");
                         vertx.eventBus().publish(Addresses.REQUEST_EVENTS,
                                 RequestEvent.failed(job.id(), o.error().code(), o.error().getMessage()));
-                        remember(job, source, owner, null, o.error());
+                        remember(claim, null, o.error());
                         return Future.failedFuture(o.error());
                     }
                     metrics.request(job.task().wireName(), "ok");
                     ObjectNode json = ResultJson.of(o.result(), config.nodeId());
                     vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(job.id(), json));
-                    remember(job, source, owner, json, null);
+                    remember(claim, json, null);
                     return Future.succeededFuture(json);
                 });
     }
 
-    private void remember(InferenceJob job, String source, String owner, ObjectNode result, RequestError error) {
+    private void remember(RequestStore.Claim claim, ObjectNode result, RequestError error) {
         if (store != null) {
-            store.finished(job.id(), job.task().wireName(), source, owner, result, error == null ? null : error.code(),
-                    error == null ? null : error.getMessage(), false, null, context)
-                    .onFailure(e -> LOG.warn("could not record request {} in the cluster: {}", job.id(), e.toString()));
+            store.finished(claim, result, error == null ? null : error.code(), error == null ? null : error.getMessage(), false, context)
+                    .onFailure(e -> LOG.warn("could not record request {} in the cluster: {}", claim.id(), e.toString()));
         }
     }
 

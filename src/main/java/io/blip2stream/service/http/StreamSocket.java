@@ -2,9 +2,11 @@ package io.blip2stream.service.http;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.engine.Cancellation;
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.RequestError;
 import io.blip2stream.engine.Task;
+import io.blip2stream.service.ClientText;
 import io.blip2stream.service.ResultJson;
 import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.request.RequestDecoder;
@@ -12,9 +14,7 @@ import io.blip2stream.service.requests.RequestTracker;
 import io.vertx.core.http.ServerWebSocket;
 
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Map;
-import java.util.Set;
 import java.util.UUID;
 
 /**
@@ -31,8 +31,8 @@ import java.util.UUID;
 final class StreamSocket {
     private final HttpVerticle http;
     private final ServerWebSocket ws;
-    /** this socket's own requests in flight */
-    private final Set<String> own = new HashSet<>();
+    /** this socket's own requests in flight, each with its cancellation (the job's, once it is validated) */
+    private final Map<String, Cancellation> own = new HashMap<>();
     /** every request this socket hears about, own or followed */
     private final Map<String, RequestTracker.Listener> following = new HashMap<>();
     private boolean closed;
@@ -100,8 +100,8 @@ final class StreamSocket {
             error(id, RequestError.UNKNOWN_TASK, "task must be caption or vqa");
             return;
         }
-        if (own.contains(id) || following.containsKey(id) || http.tracker.known(id)) {
-            error(id, RequestError.INVALID_REQUEST, "a request with id " + id + " exists already");
+        if (own.containsKey(id) || following.containsKey(id)) {
+            error(id, RequestError.DUPLICATE_ID, "a request with id " + ClientText.quote(id) + " exists already on this connection");
             return;
         }
         if (own.size() >= http.config.http().maxRequestsPerConnection()) {
@@ -114,7 +114,7 @@ final class StreamSocket {
             error(id, "overloaded", "the service is at capacity; try again shortly");
             return;
         }
-        own.add(id);
+        own.put(id, new Cancellation()); // a cancel before the job exists is kept here
         long accepted = System.nanoTime();
         http.vertx().executeBlocking(() -> {
             RequestDecoder.Fields f = http.decoder.fromJson(msg, id);
@@ -136,11 +136,40 @@ final class StreamSocket {
                 return;
             }
             InferenceJob job = ar.result();
-            ObjectNode a = ResultJson.JSON.createObjectNode().put("type", "accepted").put("id", id);
-            send(a);
-            follow(id, false);
-            http.submit(job, "websocket", principal).onComplete(done -> own.remove(id));
+            http.claim(job, "websocket", principal).onComplete(c -> {
+                if (c.failed() || c.result().stored() != null || closed) {
+                    own.remove(id);
+                    http.release();
+                    if (c.failed()) {
+                        RequestError e = (RequestError) c.cause();
+                        error(id, e.code(), e.getMessage());
+                    } else if (c.result().stored() != null) {
+                        replay(id, c.result().stored());
+                    }
+                    return;
+                }
+                if (own.get(id).isCancelled()) {
+                    job.cancellation().cancel();
+                }
+                own.put(id, job.cancellation());
+                send(ResultJson.JSON.createObjectNode().put("type", "accepted").put("id", id));
+                follow(id, false);
+                http.submit(job, c.result().claim()).onComplete(done -> own.remove(id));
+            });
         });
+    }
+
+    /** The same request sent again (same id, content and owner) after it finished: its stored answer. */
+    private void replay(String id, JsonNode stored) {
+        send(ResultJson.JSON.createObjectNode().put("type", "accepted").put("id", id));
+        JsonNode result = stored.get("result");
+        if (result != null && result.isObject()) {
+            ObjectNode d = ResultJson.JSON.createObjectNode().put("type", "done");
+            d.setAll((ObjectNode) result);
+            send(d);
+        } else {
+            error(id, stored.path("error").path("code").asText(RequestError.INTERNAL), stored.path("error").path("message").asText(""));
+        }
     }
 
     /** Follows a request: its tokens so far, then the rest, then done or error. */
@@ -211,10 +240,10 @@ final class StreamSocket {
     private void cancel(String id) {
         if (id == null) {
             error(null, RequestError.INVALID_REQUEST, "cancel needs an id");
-        } else if (!own.contains(id)) {
+        } else if (!own.containsKey(id)) {
             error(id, "not_cancellable", "only this connection's own requests in flight can be cancelled");
         } else {
-            http.cancelled.add(id); // the worker stops it at its next token; the done frame says "cancelled"
+            own.get(id).cancel(); // the worker stops it at its next token; the done frame says "cancelled"
         }
     }
 
@@ -224,9 +253,7 @@ final class StreamSocket {
         }
         closed = true;
         http.socketClosed(principal);
-        for (String id : own) {
-            http.cancelled.add(id);
-        }
+        own.values().forEach(Cancellation::cancel);
         following.forEach((id, l) -> http.tracker.unfollow(id, l));
         following.clear();
     }

@@ -76,7 +76,7 @@ public final class PartitionTransactions {
         this.producerConfig = new HashMap<>(producerConfig);
         this.producerConfig.put("acks", "all");
         this.producerConfig.put("enable.idempotence", "true");
-        this.producerConfig.put("key.serializer", "org.apache.kafka.common.serialization.StringSerializer");
+        this.producerConfig.put("key.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer");
         this.producerConfig.put("value.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer");
         this.producerConfig.putIfAbsent("max.request.size", String.valueOf(32 << 20));
         this.producerConfig.putIfAbsent("compression.type", "lz4");
@@ -101,7 +101,7 @@ public final class PartitionTransactions {
         c.put("transactional.id", transactionalId(tp));
         c.put("client.id", transactionalId(tp) + "-" + Integer.toHexString(System.identityHashCode(p)));
         return vertx.executeBlocking(() -> {
-            KafkaProducer<String, byte[]> producer = new KafkaProducer<>(c);
+            KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(c);
             try {
                 producer.initTransactions();
             } catch (RuntimeException e) {
@@ -119,7 +119,7 @@ public final class PartitionTransactions {
     public final class Partition {
         final TopicPartition tp;
         final Offsets offsets;
-        KafkaProducer<String, byte[]> producer;
+        KafkaProducer<byte[], byte[]> producer;
         private final List<Pending> queue = new ArrayList<>();
         private boolean busy;
         private boolean lingering;
@@ -183,11 +183,17 @@ public final class PartitionTransactions {
             }
             queue.clear();
             busy = true;
-            KafkaProducer<String, byte[]> pr = producer;
+            KafkaProducer<byte[], byte[]> pr = producer;
+            List<java.util.concurrent.Future<org.apache.kafka.clients.producer.RecordMetadata>> sends = new ArrayList<>();
             vertx.executeBlocking(() -> {
                 pr.beginTransaction();
                 for (Pending q : batch) {
-                    pr.send(record(q.record())); // commitTransaction flushes, and fails if a send failed
+                    try {
+                        sends.add(pr.send(record(q.record()))); // commitTransaction flushes, and fails if a send failed
+                    } catch (KafkaException e) {
+                        sends.add(java.util.concurrent.CompletableFuture.failedFuture(e)); // refused before it was sent
+                        throw e;
+                    }
                 }
                 if (offset != null) {
                     pr.sendOffsetsToTransaction(Map.of(tp, offset), group);
@@ -212,7 +218,19 @@ public final class PartitionTransactions {
                         onFatal.accept(ar.cause());
                     }
                 } else {
-                    // abortable: abort, then try the same outputs again
+                    // abortable: abort, then try the same outputs again, but for those Kafka refused themselves (too
+                    // large, invalid): they fail alone, or they would fail every transaction after this one
+                    List<Pending> retry = new ArrayList<>(batch.size());
+                    for (int k = 0; k < batch.size(); k++) {
+                        Throwable refused = k < sends.size() ? refusal(sends.get(k)) : null;
+                        if (refused != null) {
+                            batch.get(k).done().fail(new RecordRefusedException(refused));
+                        } else {
+                            retry.add(batch.get(k));
+                        }
+                    }
+                    batch.clear();
+                    batch.addAll(retry);
                     LOG.warn("{}: transaction of {} outputs failed, retrying: {}", tp, batch.size(), ar.cause().toString());
                     busy = true;
                     vertx.executeBlocking(() -> {
@@ -262,7 +280,7 @@ public final class PartitionTransactions {
             if (closing == null) {
                 closing = Promise.promise();
             }
-            KafkaProducer<String, byte[]> pr = producer;
+            KafkaProducer<byte[], byte[]> pr = producer;
             Promise<Void> done = closing;
             if (pr == null) {
                 done.tryComplete();
@@ -275,8 +293,44 @@ public final class PartitionTransactions {
         }
     }
 
-    private static ProducerRecord<String, byte[]> record(OutboundRecord r) {
-        ProducerRecord<String, byte[]> pr = new ProducerRecord<>(r.topic(), r.key(), r.value());
+    /** Kafka refused an output record itself (too large, invalid, not serializable): sending it again cannot help. */
+    public static final class RecordRefusedException extends KafkaException {
+        RecordRefusedException(Throwable cause) {
+            super("Kafka refused the record: " + cause, cause);
+        }
+    }
+
+    /** Whether a send failed because of the record itself. */
+    public static boolean refusesRecord(Throwable e) {
+        for (Throwable c = e; c != null; c = c.getCause()) {
+            if (c instanceof org.apache.kafka.common.errors.RecordTooLargeException
+                    || c instanceof org.apache.kafka.common.errors.RecordBatchTooLargeException
+                    || c instanceof org.apache.kafka.common.InvalidRecordException
+                    || c instanceof org.apache.kafka.common.errors.SerializationException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The failure of a send that Kafka refused for the record itself, or null (it went, or failed otherwise). */
+    private static Throwable refusal(java.util.concurrent.Future<?> send) {
+        if (!send.isDone()) {
+            return null;
+        }
+        try {
+            send.get();
+            return null;
+        } catch (java.util.concurrent.ExecutionException e) {
+            return refusesRecord(e.getCause()) ? e.getCause() : null;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return null;
+        }
+    }
+
+    private static ProducerRecord<byte[], byte[]> record(OutboundRecord r) {
+        ProducerRecord<byte[], byte[]> pr = new ProducerRecord<>(r.topic(), r.key(), r.value());
         for (OutboundRecord.Header h : r.headers()) {
             pr.headers().add(new RecordHeader(h.name(), h.value()));
         }

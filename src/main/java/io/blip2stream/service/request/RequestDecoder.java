@@ -5,17 +5,27 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.RequestError;
+import io.blip2stream.engine.RequestTexts;
 import io.blip2stream.engine.Task;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
+import io.blip2stream.service.ClientText;
 import io.blip2stream.service.config.ServiceConfig;
 
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.header.Header;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 
@@ -29,20 +39,27 @@ import java.util.UUID;
  *       {@code blip2-texts} (a JSON array), {@code blip2-params} (JSON), {@code blip2-stream},
  *       {@code blip2-deadline-ms}.</li>
  * </ul>
- * A record is the raw form when it has a {@code blip2-task} header. The id is the JSON {@code id}, else the
- * record key, else a new UUID. The image's size is checked from its header, before any pixel is decoded.
+ * A record is the raw form when it has a {@code blip2-task} header. The id is the request's own (the JSON
+ * {@code id}, else the header {@code blip2-id}); a record without one gets {@link #recordId}, from where it is in
+ * Kafka (never from its key: producers reuse keys). The image's size is checked from its header, before any pixel
+ * is decoded; the texts are bounded and tokenized by {@link RequestTexts}. Runs on worker threads: it may take
+ * milliseconds.
  */
 public final class RequestDecoder {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** The longest id a request may give itself, in characters. */
+    public static final int MAX_ID_CHARS = 256;
 
     private final ServiceConfig.Inference inference;
     private final ServiceConfig.Limits limits;
     private final ImageDecoder probe;
+    private final RequestTexts texts;
 
-    public RequestDecoder(ServiceConfig.Inference inference, ServiceConfig.Limits limits) {
+    public RequestDecoder(ServiceConfig.Inference inference, ServiceConfig.Limits limits, RequestTexts texts) {
         this.inference = inference;
         this.limits = limits;
         this.probe = new ImageDecoder(limits.maxImagePixels());
+        this.texts = texts;
     }
 
     /** The fields of a request, however they arrived. */
@@ -51,11 +68,51 @@ public final class RequestDecoder {
                          JsonNode params, boolean stream, Long deadlineMs) {}
 
     /**
-     * A Kafka record's value, key and headers (by name, last one wins) to a job.
-     *
-     * @param key may be null
+     * The id of a Kafka record that gives none of its own: where it is in Kafka ({@code topic-partition-offset}) and
+     * when it was written, so a redelivery of the record keeps it, and no other record, not even one of the same
+     * topic created again, has it.
      */
-    public InferenceJob decodeRecord(byte[] key, byte[] value, Map<String, byte[]> headers, long acceptedNanos) {
+    public static String recordId(ConsumerRecord<?, ?> r) {
+        return r.topic() + "-" + r.partition() + "-" + r.offset() + "@" + r.timestamp();
+    }
+
+    /** A Kafka record (any shape: null key, value or header values, duplicate or binary headers) to a job. */
+    public InferenceJob decodeRecord(ConsumerRecord<byte[], byte[]> record, long acceptedNanos) {
+        return decodeRecord(record.value(), requestHeaders(record.headers()), recordId(record), acceptedNanos);
+    }
+
+    /**
+     * The request's headers by lower-case name. The {@code blip2-} ones must each appear once and be UTF-8 (a
+     * header the decoder reads twice could mean two things); a null value is an empty one. Others (tracing, the
+     * producer's own) are not read here.
+     */
+    static Map<String, byte[]> requestHeaders(Iterable<Header> headers) {
+        Map<String, byte[]> out = new LinkedHashMap<>();
+        for (Header h : headers) {
+            String name = h.key() == null ? "" : h.key().toLowerCase(Locale.ROOT);
+            if (!name.startsWith("blip2-")) {
+                continue;
+            }
+            byte[] v = h.value() == null ? new byte[0] : h.value();
+            if (out.put(name, v) != null) {
+                throw new RequestError(RequestError.INVALID_REQUEST, "header " + name + " appears more than once");
+            }
+            try {
+                StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                        .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(v));
+            } catch (CharacterCodingException e) {
+                throw new RequestError(RequestError.INVALID_REQUEST, "header " + name + " is not UTF-8 text");
+            }
+        }
+        return out;
+    }
+
+    /**
+     * A record's value and request headers (by lower-case name) to a job.
+     *
+     * @param recordId the id the record has when it gives none of its own
+     */
+    public InferenceJob decodeRecord(byte[] value, Map<String, byte[]> headers, String recordId, long acceptedNanos) {
         if (value == null || value.length == 0) {
             throw new RequestError(RequestError.INVALID_REQUEST, "the record has no value");
         }
@@ -63,14 +120,20 @@ public final class RequestDecoder {
             throw new RequestError(RequestError.RECORD_TOO_LARGE, "the record has " + value.length + " bytes; the limit is "
                     + limits.maxRecordBytes());
         }
-        String keyId = key == null || key.length == 0 ? null : new String(key, StandardCharsets.UTF_8);
+        String headerId = header(headers, "blip2-id");
         Fields f;
         if (headers.containsKey("blip2-task")) {
-            f = new Fields(keyId, header(headers, "blip2-task"), value, header(headers, "blip2-prompt"),
+            f = new Fields(headerId, header(headers, "blip2-task"), value, header(headers, "blip2-prompt"),
                     header(headers, "blip2-question"), jsonHeader(headers, "blip2-texts"), jsonHeader(headers, "blip2-params"),
                     bool(header(headers, "blip2-stream"), "blip2-stream"), deadlineMs(header(headers, "blip2-deadline-ms")));
         } else {
-            f = fromJson(value, keyId);
+            f = fromJson(value, headerId);
+            if (headerId != null && !headerId.isEmpty() && f.id() != null && !f.id().equals(headerId)) {
+                throw new RequestError(RequestError.INVALID_REQUEST, "the JSON id and the header blip2-id differ");
+            }
+        }
+        if (f.id() == null || f.id().isEmpty()) {
+            f = new Fields(recordId, f.task(), f.image(), f.prompt(), f.question(), f.texts(), f.params(), f.stream(), f.deadlineMs());
         }
         return validate(f, acceptedNanos);
     }
@@ -82,9 +145,9 @@ public final class RequestDecoder {
             n = JSON.readTree(value);
         } catch (JsonProcessingException e) {
             throw new RequestError(RequestError.INVALID_JSON, "the value is not JSON (and has no blip2-task header for the raw form): "
-                    + e.getOriginalMessage());
+                    + ClientText.detail(e.getOriginalMessage()));
         } catch (java.io.IOException e) {
-            throw new RequestError(RequestError.INVALID_JSON, "the value is not JSON: " + e.getMessage());
+            throw new RequestError(RequestError.INVALID_JSON, "the value is not JSON: " + ClientText.detail(e.getMessage()));
         }
         return fromJson(n, defaultId);
     }
@@ -105,7 +168,7 @@ public final class RequestDecoder {
             try {
                 image = Base64.getDecoder().decode((comma >= 0 ? b64.substring(comma + 1) : b64).replaceAll("\\s", ""));
             } catch (IllegalArgumentException e) {
-                throw new RequestError(RequestError.INVALID_IMAGE, "image is not valid base64: " + e.getMessage());
+                throw new RequestError(RequestError.INVALID_IMAGE, "image is not valid base64: " + ClientText.detail(e.getMessage()));
             }
         }
         JsonNode stream = n.get("stream");
@@ -116,18 +179,26 @@ public final class RequestDecoder {
                 n.get("texts"), n.get("params"), stream != null && stream.asBoolean(), deadlineMs(n.get("deadline_ms")));
     }
 
-    /** Checks the fields and builds the job. */
+    /**
+     * Checks the fields and builds the job; an absent id becomes a new UUID. A refusal names the request's id once
+     * that is known to be a valid one ({@link RequestError#requestId}).
+     */
     public InferenceJob validate(Fields f, long acceptedNanos) {
-        String id = f.id() == null || f.id().isBlank() ? UUID.randomUUID().toString() : f.id();
-        if (id.length() > 256) {
-            throw new RequestError(RequestError.INVALID_REQUEST, "id is longer than 256 characters");
+        String id = f.id() == null || f.id().isEmpty() ? UUID.randomUUID().toString() : checkId(f.id());
+        try {
+            return validate(id, f, acceptedNanos);
+        } catch (RequestError e) {
+            throw e.forRequest(id);
         }
+    }
+
+    private InferenceJob validate(String id, Fields f, long acceptedNanos) {
         if (f.task() == null) {
             throw new RequestError(RequestError.UNKNOWN_TASK, "task is missing (caption, vqa, match or embed)");
         }
         Task task = Task.parse(f.task());
         if (task == null) {
-            throw new RequestError(RequestError.UNKNOWN_TASK, "unknown task '" + f.task() + "' (caption, vqa, match or embed)");
+            throw new RequestError(RequestError.UNKNOWN_TASK, "unknown task '" + ClientText.quote(f.task()) + "' (caption, vqa, match or embed)");
         }
         byte[] image = f.image();
         if (image != null && image.length == 0) {
@@ -153,8 +224,34 @@ public final class RequestDecoder {
         }
         GenerationParams params = task.generates() ? params(f.params()) : null;
         long deadlineMs = f.deadlineMs() != null ? f.deadlineMs() : inference.defaultDeadlineMs();
-        return new InferenceJob(id, task, image, f.prompt(), question, texts, params, f.stream() && task.generates(), acceptedNanos,
-                InferenceJob.deadline(acceptedNanos, deadlineMs));
+        // last: the cheap checks first, and the tokenizer only sees texts that passed them
+        RequestTexts.Encoded encoded = this.texts.encode(task, f.prompt(), question, texts, params);
+        return InferenceJob.of(id, task, image, f.prompt(), question, texts, encoded, params, f.stream() && task.generates(),
+                acceptedNanos, InferenceJob.deadline(acceptedNanos, deadlineMs));
+    }
+
+    /**
+     * A request's own id: at most {@link #MAX_ID_CHARS} characters of text, no control characters (it goes into
+     * logs, headers and URLs), not blank.
+     */
+    public static String checkId(String id) {
+        if (id.length() > MAX_ID_CHARS) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "id is longer than " + MAX_ID_CHARS + " characters");
+        }
+        if (id.isBlank()) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "id is blank");
+        }
+        for (int i = 0; i < id.length(); ) {
+            int cp = id.codePointAt(i);
+            if (Character.isISOControl(cp) || cp == 0x2028 || cp == 0x2029) {
+                throw new RequestError(RequestError.INVALID_REQUEST, "id holds a control character at character " + i);
+            }
+            if (Character.getType(cp) == Character.SURROGATE) { // unpaired: codePointAt gives the char itself
+                throw new RequestError(RequestError.INVALID_REQUEST, "id holds a lone UTF-16 surrogate at character " + i);
+            }
+            i += Character.charCount(cp);
+        }
+        return id;
     }
 
     /**
@@ -166,7 +263,7 @@ public final class RequestDecoder {
             return null;
         }
         if (!v.isIntegralNumber() || !v.canConvertToLong()) {
-            throw new RequestError(RequestError.INVALID_REQUEST, "deadline_ms must be an integer number of milliseconds, got " + v);
+            throw new RequestError(RequestError.INVALID_REQUEST, "deadline_ms must be an integer number of milliseconds, got " + ClientText.quote(v));
         }
         return checkDeadline(v.asLong());
     }
@@ -180,7 +277,7 @@ public final class RequestDecoder {
             return checkDeadline(Long.parseLong(v.trim()));
         } catch (NumberFormatException e) {
             throw new RequestError(RequestError.INVALID_REQUEST, "deadline_ms must be an integer number of milliseconds, got '"
-                    + v + "'");
+                    + ClientText.quote(v) + "'");
         }
     }
 
@@ -267,7 +364,7 @@ public final class RequestDecoder {
                     }
                 }
                 case "seed" -> b.seed((long) integer(k, v));
-                default -> throw new RequestError(RequestError.INVALID_PARAMS, "unknown parameter '" + k + "'");
+                default -> throw new RequestError(RequestError.INVALID_PARAMS, "unknown parameter '" + ClientText.quote(k) + "'");
             }
         }
         try {
@@ -279,21 +376,21 @@ public final class RequestDecoder {
 
     private static int integer(String k, JsonNode v) {
         if (v == null || !v.canConvertToInt() || !v.isIntegralNumber()) {
-            throw new RequestError(RequestError.INVALID_PARAMS, k + " must be an integer, got " + v);
+            throw new RequestError(RequestError.INVALID_PARAMS, k + " must be an integer, got " + ClientText.quote(v));
         }
         return v.asInt();
     }
 
     private static double number(String k, JsonNode v) {
         if (v == null || !v.isNumber()) {
-            throw new RequestError(RequestError.INVALID_PARAMS, k + " must be a number, got " + v);
+            throw new RequestError(RequestError.INVALID_PARAMS, k + " must be a number, got " + ClientText.quote(v));
         }
         return v.asDouble();
     }
 
     private static boolean bool(JsonNode v, String k) {
         if (v == null || !v.isBoolean()) {
-            throw new RequestError(RequestError.INVALID_PARAMS, k + " must be true or false, got " + v);
+            throw new RequestError(RequestError.INVALID_PARAMS, k + " must be true or false, got " + ClientText.quote(v));
         }
         return v.asBoolean();
     }
@@ -312,7 +409,7 @@ public final class RequestDecoder {
             case "no":
                 return false;
             default:
-                throw new RequestError(RequestError.INVALID_REQUEST, name + " must be true or false, got '" + s + "'");
+                throw new RequestError(RequestError.INVALID_REQUEST, name + " must be true or false, got '" + ClientText.quote(s) + "'");
         }
     }
 
@@ -341,7 +438,8 @@ public final class RequestDecoder {
             return JSON.readTree(v);
         } catch (java.io.IOException e) {
             throw new RequestError(name.equals("blip2-params") ? RequestError.INVALID_PARAMS : RequestError.INVALID_JSON,
-                    "header " + name + " is not JSON: " + e.getMessage());
+                    "header " + name + " is not JSON: " + ClientText.detail(e instanceof JsonProcessingException j
+                            ? j.getOriginalMessage() : e.getMessage()));
         }
     }
 }

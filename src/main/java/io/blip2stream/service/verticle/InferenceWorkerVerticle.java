@@ -43,7 +43,6 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     private final long maxWaitMs;
     private final long maxJoinWaitMs;
     private final ServiceMetrics metrics;
-    private final Set<String> cancelled;
     private final boolean continuous;
     private final List<Message<InferenceJob>> queue = new ArrayList<>();
     private final Map<InferenceJob, Message<InferenceJob>> waiting = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
@@ -54,10 +53,8 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     private MessageConsumer<InferenceJob> consumer;
     private long timer = -1;
 
-    /** @param cancelled ids of requests their owner cancelled (shared, thread-safe): their generation stops */
     public InferenceWorkerVerticle(String device, Supplier<InferenceRunner> loader, boolean continuous, int maxBatchSize,
-                                   long maxWaitMs, long maxJoinWaitMs, ServiceMetrics metrics, Set<String> cancelled) {
-        this.cancelled = cancelled;
+                                   long maxWaitMs, long maxJoinWaitMs, ServiceMetrics metrics) {
         this.continuous = continuous;
         this.device = device;
         this.loader = loader;
@@ -140,7 +137,7 @@ public final class InferenceWorkerVerticle extends VerticleBase {
 
         @Override
         public boolean isCancelled(InferenceJob job) {
-            return cancelled.contains(job.id());
+            return job.cancelled();
         }
 
         @Override
@@ -211,7 +208,7 @@ public final class InferenceWorkerVerticle extends VerticleBase {
 
                     @Override
                     public boolean isCancelled(InferenceJob job) {
-                        return cancelled.contains(job.id());
+                        return job.cancelled();
                     }
                 });
             } catch (RuntimeException e) {

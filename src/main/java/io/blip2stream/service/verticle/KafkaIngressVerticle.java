@@ -20,7 +20,7 @@ import io.vertx.kafka.client.common.TopicPartition;
 import io.vertx.kafka.client.consumer.KafkaConsumer;
 import io.vertx.kafka.client.consumer.KafkaConsumerRecord;
 import io.vertx.kafka.client.consumer.OffsetAndMetadata;
-import io.vertx.kafka.client.producer.KafkaHeader;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -53,18 +53,12 @@ import java.util.concurrent.TimeUnit;
  */
 public final class KafkaIngressVerticle extends VerticleBase {
     private static final Logger LOG = LoggerFactory.getLogger(KafkaIngressVerticle.class);
-    /** Headers copied from a request to its outputs, so traces follow the request. */
-    static final Set<String> TRACE_HEADERS = Set.of("traceparent", "tracestate", "baggage", "b3", "x-b3-traceid",
-            "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "uber-trace-id", "x-request-id", "x-correlation-id");
-
-    /** How long the ingress waits for the cluster's request store before going on without it. */
-    private static final long STORE_TIMEOUT_MS = 3000;
-
     private final ServiceConfig config;
     private final String bootstrapServers;
     private final ServiceMetrics metrics;
     private final RequestDecoder decoder;
     private final io.blip2stream.cluster.RequestStore store;
+    private RecordAnswerer answerer;
     private KafkaConsumer<byte[], byte[]> consumer;
     private final Map<TopicPartition, PartitionState> partitions = new HashMap<>();
     private final Set<TopicPartition> assigned = new HashSet<>();
@@ -102,16 +96,16 @@ public final class KafkaIngressVerticle extends VerticleBase {
     }
 
     /** The record being answered: where it is in Kafka, and the assignment of its partition that took it. */
-    private record Origin(TopicPartition tp, long offset, PartitionState partition, String source) {}
+    private record Origin(TopicPartition tp, long offset, PartitionState partition) {}
 
     /** @param store the cluster's memory of answered requests (dedupe of redeliveries); null: none */
-    public KafkaIngressVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics,
+    public KafkaIngressVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics, RequestDecoder decoder,
                                 io.blip2stream.cluster.RequestStore store) {
         this.store = store;
         this.config = config;
         this.bootstrapServers = bootstrapServers;
         this.metrics = metrics;
-        this.decoder = new RequestDecoder(config.inference(), config.limits());
+        this.decoder = decoder;
     }
 
     @Override
@@ -150,6 +144,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
             admin = org.apache.kafka.clients.admin.Admin.create(ac);
         }
         c.putAll(k.consumer());
+        answerer = new RecordAnswerer(vertx, context, config, metrics, decoder, store);
         consumer = KafkaConsumer.create(vertx, c);
         consumer.exceptionHandler(e -> LOG.warn("Kafka consumer error: {}", e.toString()));
         consumer.partitionsAssignedHandler(this::assigned);
@@ -340,14 +335,20 @@ public final class KafkaIngressVerticle extends VerticleBase {
 
     // ---- one record
 
-    private void take(KafkaConsumerRecord<byte[], byte[]> record) {
+    /**
+     * Takes a record in: its offset pending and a place in flight, then {@link RecordAnswerer} answers it. Whatever
+     * happens, the place is given back; the offset is done unless the answer could not be written (then the record
+     * is read again).
+     */
+    private void take(KafkaConsumerRecord<byte[], byte[]> kafkaRecord) {
+        ConsumerRecord<byte[], byte[]> record = kafkaRecord.record(); // Kafka's own: null header values are fine there
         TopicPartition tp = new TopicPartition(record.topic(), record.partition());
         PartitionState p = transactions == null ? partitions.computeIfAbsent(tp, x -> new PartitionState()) : partitions.get(tp);
         if (p == null) {
             return; // exactly-once: revoked while the record was on its way; its next owner reads it
         }
         if (transactions != null && !p.ready) {
-            p.early.add(record); // taken once the transactions are open and the committed offset is known
+            p.early.add(kafkaRecord); // taken once the transactions are open and the committed offset is known
             return;
         }
         long offset = record.offset();
@@ -363,233 +364,49 @@ public final class KafkaIngressVerticle extends VerticleBase {
         inFlight++;
         metrics.inFlight().set(inFlight);
         applyLimits();
-        long accepted = System.nanoTime();
-        Map<String, byte[]> headers = new LinkedHashMap<>();
-        for (KafkaHeader h : record.headers()) {
-            headers.put(h.key().toLowerCase(Locale.ROOT), h.value().getBytes());
+        Origin source = new Origin(tp, offset, p);
+        Future<Void> answered;
+        try {
+            answered = answerer.answer(record, System.nanoTime(), out -> publish(source, out));
+        } catch (RuntimeException e) {
+            answered = Future.failedFuture(e);
         }
-        byte[] key = record.key();
-        byte[] value = record.value();
-        Origin source = new Origin(tp, offset, p, record.topic() + "/" + record.partition() + "/" + offset);
-        vertx.executeBlocking(() -> decoder.decodeRecord(key, value, headers, accepted), false)
-                .compose(job -> answeredBefore(job, source.source()).compose(prev -> prev != null
-                                ? republish(record, headers, job, prev, source)
-                                : infer(job).compose(outcome -> answer(record, headers, job, outcome, source))),
-                        err -> deadLetter(record, headers, idOf(key), null, asRequestError(err), source))
-                .onComplete(ar -> {
-                    if (ar.failed()) {
-                        // the output could not be written: keep the offset pending, so the record is read again
-                        if (transactions != null && partitions.get(tp) != p) {
-                            LOG.info("record {}-{}@{}: the partition moved before its answer was committed; its new owner answers it",
-                                    record.topic(), record.partition(), offset);
-                        } else {
-                            LOG.error("record {}-{}@{} is not answered and will be read again after a restart: {}",
-                                    record.topic(), record.partition(), offset, ar.cause().toString());
-                        }
-                        finish(p, offset, false);
-                    } else {
-                        finish(p, offset, true);
-                    }
-                });
-    }
-
-    private Future<InferenceRunner.Outcome> infer(InferenceJob job) {
-        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), "kafka"));
-        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(config.inference().requestTimeoutMs()))
-                .map(m -> m.body())
-                .recover(e -> {
-                    RequestError err = e instanceof ReplyException re && re.failureType() == io.vertx.core.eventbus.ReplyFailure.TIMEOUT
-                            ? new RequestError(RequestError.TIMEOUT, "no answer within " + config.inference().requestTimeoutMs() + " ms")
-                            : new RequestError(RequestError.INTERNAL, "inference failed: " + e.getMessage());
-                    return Future.succeededFuture(new InferenceRunner.Outcome(job, null, err));
-                });
-    }
-
-    /**
-     * The stored state of this very record (same topic, partition and offset) if it was answered before: Kafka
-     * delivers it again after a crash or a rebalance, and it must not be generated twice.
-     */
-    private Future<com.fasterxml.jackson.databind.node.ObjectNode> answeredBefore(InferenceJob job, String source) {
-        if (store == null) {
-            return Future.succeededFuture();
-        }
-        return claim(job, source, System.currentTimeMillis() + config.inference().requestTimeoutMs());
-    }
-
-    /**
-     * Claims the record in the cluster's store, or finds who has. Answered before: that state (not generated
-     * again). Claimed by a live node (a rebalance handed the partition over while it worked): wait for its answer.
-     * Claimed by a node that is gone: take over. The store unreachable (the cluster heals after a member dies):
-     * try again, and after the deadline generate anyway.
-     */
-    private Future<com.fasterxml.jackson.databind.node.ObjectNode> claim(InferenceJob job, String source, long deadline) {
-        // the store answers within milliseconds, except while the cluster moves the partitions of a member that
-        // died: then do not wait, generate (this node owns the Kafka partition now, nobody else will)
-        return store.claim(job.id(), job.task().wireName(), source, context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS).compose(prev -> {
-            if (prev == null || !source.equals(prev.path("kafka").asText(null))) {
-                return Future.succeededFuture(null); // ours now (a different record with the same id is its own request)
+        answered.onComplete(ar -> {
+            if (ar.failed()) {
+                // the output could not be written: keep the offset pending, so the record is read again
+                if (transactions != null && partitions.get(tp) != p) {
+                    LOG.info("record {}-{}@{}: the partition moved before its answer was committed; its new owner answers it",
+                            record.topic(), record.partition(), offset);
+                } else {
+                    LOG.error("record {}-{}@{} is not answered and will be read again after a restart: {}",
+                            record.topic(), record.partition(), offset, ar.cause().toString());
+                }
+                finish(p, offset, false);
+            } else {
+                finish(p, offset, true);
             }
-            String status = prev.path("status").asText();
-            if (!status.equals("running")) {
-                return Future.succeededFuture(prev); // answered before
-            }
-            if (store.member().equals(prev.path("member").asText())) {
-                return Future.succeededFuture(null); // our own earlier claim (this node read the record again)
-            }
-            if (!store.claimantAlive(prev)) {
-                LOG.info("request {} ({}) was claimed by a node that left: taking it over", job.id(), source);
-                store.takeOver(job.id(), prev, job.task().wireName(), source, context); // no need to wait for it
-                return Future.succeededFuture(null);
-            }
-            if (System.currentTimeMillis() > deadline) {
-                return Future.succeededFuture(null);
-            }
-            return later(50).compose(v -> claim(job, source, deadline)); // another node is answering it
-        }, e -> {
-            LOG.warn("the cluster's request store did not answer for {} ({}): generating it", job.id(), e.toString());
-            return Future.succeededFuture(null);
         });
-    }
-
-    private Future<Void> later(long ms) {
-        Promise<Void> p = Promise.promise();
-        vertx.setTimer(ms, t -> p.complete());
-        return p.future();
-    }
-
-    /** A redelivered record: its answer is on the output topic already, or is written now from the stored result. */
-    private Future<Void> republish(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, InferenceJob job,
-                                   com.fasterxml.jackson.databind.node.ObjectNode prev, Origin source) {
-        metrics.request(job.task().wireName(), "redelivered");
-        if (prev.path("published").asBoolean()) {
-            LOG.info("request {} ({}) was answered before; not generated again", job.id(), source);
-            return Future.succeededFuture();
-        }
-        LOG.info("request {} ({}) was answered before but its answer is not on Kafka: publishing the stored one", job.id(), source);
-        if (prev.has("result")) {
-            return published(source, new OutboundRecord(topicFor(job.task()), job.id(),
-                            ResultJson.bytes((com.fasterxml.jackson.databind.node.ObjectNode) prev.get("result")), traceHeaders(headers)),
-                    job.id(), job.task(), prev.get("result"), null);
-        }
-        return deadLetter(record, headers, job.id(), job.task(),
-                new RequestError(prev.path("error").path("code").asText(RequestError.INTERNAL), prev.path("error").path("message").asText("")), source);
-    }
-
-    /**
-     * Publishes a request's output, then records it in the cluster's store as published. If it could not be published
-     * (with exactly-once output: the partition moved to another node first), records the answer as not published,
-     * so the partition's new owner, which may be waiting on this node's claim, publishes it instead of generating it.
-     */
-    private Future<Void> published(Origin source, OutboundRecord r, String id, Task task,
-                                   com.fasterxml.jackson.databind.JsonNode result, RequestError error) {
-        return publish(source, r).transform(ar -> ar.succeeded()
-                ? remember(id, task, result, error, source.source(), true)
-                : remember(id, task, result, error, source.source(), false).transform(x -> Future.<Void>failedFuture(ar.cause())));
-    }
-
-    private Future<Void> remember(String id, Task task, com.fasterxml.jackson.databind.JsonNode result, RequestError error, String source,
-                                  boolean published) {
-        if (store == null) {
-            return Future.succeededFuture();
-        }
-        Future<Void> f = store.finished(id, task == null ? null : task.wireName(), "kafka", null, result, error == null ? null : error.code(),
-                error == null ? null : error.getMessage(), published, source, context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
-        return f.recover(e -> {
-            LOG.warn("could not record request {} in the cluster: {}", id, e.toString());
-            return Future.succeededFuture();
-        });
-    }
-
-    private Future<Void> answer(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, InferenceJob job,
-                                InferenceRunner.Outcome outcome, Origin source) {
-        if (outcome.error() != null) {
-            return deadLetter(record, headers, job.id(), job.task(), outcome.error(), source);
-        }
-        var r = outcome.result();
-        metrics.request(job.task().wireName(), "ok");
-        var t = r.timings();
-        metrics.stage("queued", t.queuedMs());
-        metrics.stage("preprocess", t.preprocessMs());
-        metrics.stage("vision", t.visionMs());
-        metrics.stage("qformer", t.qformerMs());
-        metrics.stage("prefill", t.prefillMs());
-        metrics.stage("decode", t.decodeMs());
-        metrics.stage("total", t.totalMs());
-        var json = ResultJson.of(r, config.nodeId());
-        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(job.id(), json));
-        return published(source, new OutboundRecord(topicFor(job.task()), job.id(), ResultJson.bytes(json), traceHeaders(headers)),
-                job.id(), job.task(), json, null);
-    }
-
-    private Future<Void> deadLetter(KafkaConsumerRecord<byte[], byte[]> record, Map<String, byte[]> headers, String id, Task task,
-                                    RequestError error, Origin source) {
-        metrics.request(task == null ? null : task.wireName(),
-                RequestError.INTERNAL.equals(error.code()) || RequestError.TIMEOUT.equals(error.code()) ? "failed" : "rejected");
-        List<OutboundRecord.Header> out = new ArrayList<>();
-        for (KafkaHeader h : record.headers()) {
-            out.add(new OutboundRecord.Header(h.key(), h.value().getBytes()));
-        }
-        out.add(header("blip2-error-code", error.code()));
-        out.add(header("blip2-error-message", error.getMessage() == null ? error.code() : error.getMessage()));
-        out.add(header("blip2-source-topic", record.topic()));
-        out.add(header("blip2-source-partition", String.valueOf(record.partition())));
-        out.add(header("blip2-source-offset", String.valueOf(record.offset())));
-        LOG.info("request {} ({}-{}@{}) to the DLT: {} {}", id, record.topic(), record.partition(), record.offset(),
-                error.code(), error.getMessage());
-        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(id, error.code(), error.getMessage()));
-        return published(source, new OutboundRecord(config.kafka().topics().deadLetter(), id,
-                record.value() == null ? new byte[0] : record.value(), out), id, task, null, error);
     }
 
     /**
      * Writes an output: with exactly-once output in the partition's next transaction (completes when it committed),
-     * else through the result publisher (completes when Kafka acknowledged it).
+     * else through the result publisher (completes when Kafka acknowledged it). Fails with
+     * {@link RecordAnswerer.RecordRefused} when Kafka refused the record itself, else with
+     * {@link RecordAnswerer.NotPublished}.
      */
     private Future<Void> publish(Origin source, OutboundRecord r) {
         if (transactions != null) {
             PartitionState p = source.partition();
             if (partitions.get(source.tp()) != p || p.txn == null) {
-                return Future.failedFuture(new IllegalStateException(source.tp() + " was revoked"));
+                return Future.failedFuture(new RecordAnswerer.NotPublished(new IllegalStateException(source.tp() + " was revoked")));
             }
-            return p.txn.send(source.offset(), r);
+            return p.txn.send(source.offset(), r).recover(e -> Future.failedFuture(
+                    e instanceof io.blip2stream.service.kafka.PartitionTransactions.RecordRefusedException
+                            ? new RecordAnswerer.RecordRefused(e.getMessage()) : new RecordAnswerer.NotPublished(e)));
         }
-        return vertx.eventBus().request(Addresses.PUBLISH, r, Addresses.local(120_000)).mapEmpty();
-    }
-
-    private String topicFor(Task task) {
-        ServiceConfig.Topics t = config.kafka().topics();
-        return switch (task) {
-            case CAPTION -> t.captions();
-            case VQA -> t.answers();
-            case MATCH -> t.matches();
-            case EMBED -> t.embeddings();
-        };
-    }
-
-    private static List<OutboundRecord.Header> traceHeaders(Map<String, byte[]> headers) {
-        List<OutboundRecord.Header> out = new ArrayList<>();
-        headers.forEach((k, v) -> {
-            if (TRACE_HEADERS.contains(k)) {
-                out.add(new OutboundRecord.Header(k, v));
-            }
-        });
-        return out;
-    }
-
-    private static OutboundRecord.Header header(String name, String value) {
-        return new OutboundRecord.Header(name, value.getBytes(StandardCharsets.UTF_8));
-    }
-
-    private static String idOf(byte[] key) {
-        return key == null || key.length == 0 ? UUID.randomUUID().toString() : new String(key, StandardCharsets.UTF_8);
-    }
-
-    private static RequestError asRequestError(Throwable e) {
-        if (e instanceof RequestError re) {
-            return re;
-        }
-        LOG.error("decoding a request failed", e);
-        return new RequestError(RequestError.INTERNAL, "decoding failed: " + e);
+        return vertx.eventBus().request(Addresses.PUBLISH, r, Addresses.local(120_000)).<Void>mapEmpty().recover(e -> Future.failedFuture(
+                e instanceof ReplyException re && re.failureCode() == ResultPublisherVerticle.RECORD_REFUSED
+                        ? new RecordAnswerer.RecordRefused(re.getMessage()) : new RecordAnswerer.NotPublished(e)));
     }
 
     // ---- offsets and flow control

@@ -26,7 +26,9 @@ public final class ResultPublisherVerticle extends VerticleBase {
 
     private final Map<String, String> config;
     private final String tokensTopic;
-    private KafkaProducer<String, byte[]> producer;
+    private KafkaProducer<byte[], byte[]> producer;
+    /** The failure code of a record Kafka refused itself (too large, invalid): sending it again cannot help. */
+    public static final int RECORD_REFUSED = 413;
 
     /** @param tokensTopic where token events of streaming requests go, one record per token keyed by request id */
     public ResultPublisherVerticle(String bootstrapServers, Map<String, String> extra, String tokensTopic) {
@@ -39,7 +41,7 @@ public final class ResultPublisherVerticle extends VerticleBase {
         c.put("linger.ms", "2");
         c.put("compression.type", "lz4");
         c.put("max.request.size", String.valueOf(32 << 20));
-        c.put("key.serializer", "org.apache.kafka.common.serialization.StringSerializer");
+        c.put("key.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer");
         c.put("value.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer");
         c.putAll(extra);
         this.config = c;
@@ -64,7 +66,8 @@ public final class ResultPublisherVerticle extends VerticleBase {
         o.put("token_id", t.tokenId());
         o.put("text", t.text());
         try {
-            producer.send(KafkaProducerRecord.create(tokensTopic, t.id(), JSON.writeValueAsBytes(o)))
+            producer.send(KafkaProducerRecord.create(tokensTopic, t.id().getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                            JSON.writeValueAsBytes(o)))
                     .onFailure(e -> LOG.warn("could not write a token of {}: {}", t.id(), e.toString()));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalStateException(e);
@@ -73,16 +76,17 @@ public final class ResultPublisherVerticle extends VerticleBase {
 
     private void publish(Message<OutboundRecord> message) {
         OutboundRecord r = message.body();
-        KafkaProducerRecord<String, byte[]> record = KafkaProducerRecord.create(r.topic(), r.key(), r.value());
+        KafkaProducerRecord<byte[], byte[]> record = KafkaProducerRecord.create(r.topic(), r.key(), r.value());
         for (OutboundRecord.Header h : r.headers()) {
-            record.addHeader(h.name(), Buffer.buffer(h.value()));
+            record.addHeader(io.vertx.kafka.client.producer.KafkaHeader.header(h.name(), h.value() == null ? null : Buffer.buffer(h.value())));
         }
         producer.send(record).onComplete(ar -> {
             if (ar.succeeded()) {
                 message.reply(null);
             } else {
-                LOG.warn("could not write {} to {}: {}", r.key(), r.topic(), ar.cause().toString());
-                message.fail(503, "Kafka did not take the record: " + ar.cause());
+                LOG.warn("could not write {} to {}: {}", io.blip2stream.service.ClientText.log(r.keyText()), r.topic(), ar.cause().toString());
+                boolean refused = io.blip2stream.service.kafka.PartitionTransactions.refusesRecord(ar.cause());
+                message.fail(refused ? RECORD_REFUSED : 503, "Kafka did not take the record: " + ar.cause());
             }
         });
     }

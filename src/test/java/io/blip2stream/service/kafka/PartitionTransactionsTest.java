@@ -98,7 +98,7 @@ class PartitionTransactionsTest {
     }
 
     static OutboundRecord out(String key, String value) {
-        return new OutboundRecord("tx.out", key, value.getBytes(StandardCharsets.UTF_8), List.of());
+        return new OutboundRecord("tx.out", key.getBytes(StandardCharsets.UTF_8), value.getBytes(StandardCharsets.UTF_8), List.of());
     }
 
     static List<String> read(String isolation, String keyPrefix) {

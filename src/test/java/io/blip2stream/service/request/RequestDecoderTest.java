@@ -1,11 +1,13 @@
 package io.blip2stream.service.request;
 
 import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.RequestTexts;
 import io.blip2stream.engine.RequestError;
 import io.blip2stream.engine.Task;
 import io.blip2stream.model.Fixtures;
 import io.blip2stream.service.config.ConfigLoader;
 import io.blip2stream.service.config.ServiceConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.Test;
 
 import java.nio.charset.StandardCharsets;
@@ -20,12 +22,24 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class RequestDecoderTest {
     final ServiceConfig config = ConfigLoader.load(null, Map.of(), Map.of());
-    final RequestDecoder decoder = new RequestDecoder(config.inference(), config.limits());
+    static final RequestTexts TEXTS = RequestTexts.load(Fixtures.model("blip2-opt-tiny"), Fixtures.model("blip2-itm-tiny"), 256);
+    final RequestDecoder decoder = new RequestDecoder(config.inference(), config.limits(), TEXTS);
     final byte[] png = Fixtures.image("blip2-opt-tiny", 0);
     final String b64 = Base64.getEncoder().encodeToString(png);
 
+    /** A record of blip2.requests partition 1 at offset 42, with these headers. */
+    static ConsumerRecord<byte[], byte[]> record(String key, byte[] value, Map<String, byte[]> headers) {
+        ConsumerRecord<byte[], byte[]> r = new ConsumerRecord<>("blip2.requests", 1, 42, key == null ? null : key.getBytes(StandardCharsets.UTF_8), value);
+        headers.forEach((k, v) -> r.headers().add(k, v));
+        return r;
+    }
+
     InferenceJob json(String json, String key) {
-        return decoder.decodeRecord(key == null ? null : key.getBytes(), json.getBytes(StandardCharsets.UTF_8), Map.of(), 0);
+        return decoder.decodeRecord(record(key, json.getBytes(StandardCharsets.UTF_8), Map.of()), 0);
+    }
+
+    InferenceJob decode(RequestDecoder d, byte[] value, Map<String, byte[]> headers, long accepted) {
+        return d.decodeRecord(record("some-key", value, headers), accepted);
     }
 
     String code(Runnable r) {
@@ -42,8 +56,9 @@ class RequestDecoderTest {
         assertEquals(5, j.params().maxNewTokens());
         assertEquals(2, j.params().numBeams());
         assertTrue(j.stream());
-        assertEquals("k", json("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}", "k").id(), "the key when there is no id");
-        assertEquals(36, json("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}", null).id().length(), "else a UUID");
+        ConsumerRecord<byte[], byte[]> noId = record("camera-7", ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of());
+        assertEquals("blip2.requests-1-42@" + noId.timestamp(), decoder.decodeRecord(noId, 0).id(),
+                "without an id of its own, where the record is: never its key");
         assertEquals(config.inference().defaultMaxNewTokens(), json("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}", null).params().maxNewTokens());
     }
 
@@ -52,14 +67,15 @@ class RequestDecoderTest {
         Map<String, byte[]> h = new HashMap<>();
         h.put("blip2-task", "match".getBytes());
         h.put("blip2-texts", "[\"a cat\",\"a dog\"]".getBytes());
-        InferenceJob j = decoder.decodeRecord("r1".getBytes(), png, h, 0);
-        assertEquals("r1", j.id());
+        h.put("blip2-id", "r1".getBytes());
+        InferenceJob j = decode(decoder, png, h, 0);
+        assertEquals("r1", j.id(), "the header blip2-id");
         assertEquals(Task.MATCH, j.task());
         assertEquals(2, j.texts().size());
         h.put("blip2-task", "caption".getBytes());
         h.put("blip2-params", "{\"max_new_tokens\":7}".getBytes());
         h.put("blip2-stream", "true".getBytes());
-        j = decoder.decodeRecord(null, png, h, 0);
+        j = decode(decoder, png, h, 0);
         assertEquals(7, j.params().maxNewTokens());
         assertTrue(j.stream());
     }
@@ -83,45 +99,44 @@ class RequestDecoderTest {
         assertEquals(RequestError.INVALID_PARAMS, code(() -> json("{\"task\":\"caption\",\"image\":\"" + b64 + "\",\"params\":{\"top_p\":\"x\"}}", null)));
         Map<String, byte[]> h = new HashMap<>();
         h.put("blip2-task", "caption".getBytes());
-        assertEquals(RequestError.INVALID_IMAGE, code(() -> decoder.decodeRecord(null, "not an image".getBytes(), h, 0)));
+        assertEquals(RequestError.INVALID_IMAGE, code(() -> decode(decoder, "not an image".getBytes(), h, 0)));
         h.put("blip2-params", "{oops".getBytes());
-        assertEquals(RequestError.INVALID_PARAMS, code(() -> decoder.decodeRecord(null, png, h, 0)));
+        assertEquals(RequestError.INVALID_PARAMS, code(() -> decode(decoder, png, h, 0)));
     }
 
     @Test
     void sizesAreCheckedBeforeDecoding() {
-        RequestDecoder small = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1000, 40_000_000, 1 << 20));
-        assertEquals(RequestError.IMAGE_TOO_LARGE, code(() -> small.decodeRecord(null, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
-        RequestDecoder fewPixels = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1 << 20, 1000, 1 << 20));
-        assertEquals(RequestError.IMAGE_TOO_LARGE, code(() -> fewPixels.decodeRecord(null, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
-        RequestDecoder tinyRecords = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1 << 20, 40_000_000, 100));
-        assertEquals(RequestError.RECORD_TOO_LARGE, code(() -> tinyRecords.decodeRecord(null, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
+        RequestDecoder small = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1000, 40_000_000, 1 << 20), TEXTS);
+        assertEquals(RequestError.IMAGE_TOO_LARGE, code(() -> decode(small, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
+        RequestDecoder fewPixels = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1 << 20, 1000, 1 << 20), TEXTS);
+        assertEquals(RequestError.IMAGE_TOO_LARGE, code(() -> decode(fewPixels, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
+        RequestDecoder tinyRecords = new RequestDecoder(config.inference(), new ServiceConfig.Limits(1 << 20, 40_000_000, 100), TEXTS);
+        assertEquals(RequestError.RECORD_TOO_LARGE, code(() -> decode(tinyRecords, ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of(), 0)));
     }
 
     @Test
     void deadlines() {
         long ms = 1_000_000L;
         String caption = "{\"task\":\"caption\",\"image\":\"" + b64 + "\"";
-        InferenceJob given = decoder.decodeRecord(null, (caption + ",\"deadline_ms\":1500}").getBytes(), Map.of(), 7 * ms);
+        InferenceJob given = decode(decoder, (caption + ",\"deadline_ms\":1500}").getBytes(), Map.of(), 7 * ms);
         assertEquals(7 * ms + 1500 * ms, given.deadlineNanos(), "deadline_ms counts from acceptance");
         assertTrue(!given.pastDeadline(7 * ms + 1500 * ms) && given.pastDeadline(7 * ms + 1501 * ms));
-        InferenceJob byDefault = decoder.decodeRecord(null, (caption + "}").getBytes(), Map.of(), 0);
+        InferenceJob byDefault = decode(decoder, (caption + "}").getBytes(), Map.of(), 0);
         assertEquals(config.inference().defaultDeadlineMs() * ms, byDefault.deadlineNanos(), "the default deadline");
         Map<String, byte[]> h = new HashMap<>();
         h.put("blip2-task", "caption".getBytes());
         h.put("blip2-deadline-ms", "250".getBytes());
-        assertEquals(250 * ms, decoder.decodeRecord(null, png, h, 0).deadlineNanos(), "the raw form's header");
+        assertEquals(250 * ms, decode(decoder, png, h, 0).deadlineNanos(), "the raw form's header");
         for (String bad : new String[] {"0", "-5", "1.5", "\"soon\"", "true", String.valueOf(config.inference().requestTimeoutMs() + 1)}) {
             RequestError e = assertThrows(RequestError.class,
-                    () -> decoder.decodeRecord(null, (caption + ",\"deadline_ms\":" + bad + "}").getBytes(), Map.of(), 0), bad);
+                    () -> decode(decoder, (caption + ",\"deadline_ms\":" + bad + "}").getBytes(), Map.of(), 0), bad);
             assertEquals(RequestError.INVALID_REQUEST, e.code(), bad);
             assertTrue(e.getMessage().contains("deadline_ms"), e.getMessage());
         }
         h.put("blip2-deadline-ms", "later".getBytes());
-        assertEquals(RequestError.INVALID_REQUEST, code(() -> decoder.decodeRecord(null, png, h, 0)));
+        assertEquals(RequestError.INVALID_REQUEST, code(() -> decode(decoder, png, h, 0)));
         ServiceConfig none = ConfigLoader.load(null, Map.of("BLIP2_DEFAULT_DEADLINE_MS", "0"), Map.of());
-        InferenceJob unlimited = new RequestDecoder(none.inference(), none.limits())
-                .decodeRecord(null, (caption + "}").getBytes(), Map.of(), 0);
+        InferenceJob unlimited = decode(new RequestDecoder(none.inference(), none.limits(), TEXTS), (caption + "}").getBytes(), Map.of(), 0);
         assertEquals(InferenceJob.NO_DEADLINE, unlimited.deadlineNanos(), "0: no default deadline");
         assertTrue(!unlimited.pastDeadline(Long.MAX_VALUE - 1));
     }

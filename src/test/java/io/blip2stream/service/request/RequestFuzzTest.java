@@ -41,7 +41,7 @@ class RequestFuzzTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final int CASES = 600;
     final ServiceConfig config = ConfigLoader.load(null, Map.of(), Map.of());
-    final RequestDecoder decoder = new RequestDecoder(config.inference(), config.limits());
+    final RequestDecoder decoder = new RequestDecoder(config.inference(), config.limits(), RequestDecoderTest.TEXTS);
     final byte[] png = Fixtures.image("blip2-opt-tiny", 0);
     final byte[] jpeg = jpeg(png);
 
@@ -61,7 +61,8 @@ class RequestFuzzTest {
     /** A job, or a RequestError with a code and a message; anything else fails with the case's seed. */
     InferenceJob answerOrRefusal(long seed, byte[] key, byte[] value, Map<String, byte[]> headers) {
         try {
-            InferenceJob job = decoder.decodeRecord(key, value, headers, 0);
+            InferenceJob job = decoder.decodeRecord(RequestDecoderTest.record(key == null ? null : new String(key, StandardCharsets.UTF_8),
+                    value, headers), 0);
             assertTrue(job.id() != null && job.task() != null, "seed " + seed);
             return job;
         } catch (RequestError e) {

@@ -1,0 +1,417 @@
+package io.blip2stream.service.verticle;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.cluster.RequestStore;
+import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.InferenceRunner;
+import io.blip2stream.engine.RequestError;
+import io.blip2stream.engine.Task;
+import io.blip2stream.service.ClientText;
+import io.blip2stream.service.ResultJson;
+import io.blip2stream.service.bus.Addresses;
+import io.blip2stream.service.bus.OutboundRecord;
+import io.blip2stream.service.config.ServiceConfig;
+import io.blip2stream.service.metrics.ServiceMetrics;
+import io.blip2stream.service.request.RequestDecoder;
+import io.blip2stream.service.requests.RequestEvent;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.eventbus.ReplyException;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.header.Header;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Answers one Kafka record, exactly one way, whatever the record holds: a result on its task's topic, or a dead
+ * letter with the reason. The steps, each a method:
+ * <ol>
+ *   <li>{@link #decode}: the record to a job (on a worker thread), or the reason it is refused;</li>
+ *   <li>{@link #claim}: its id in the cluster's request store, which says whether the id is free, is this very
+ *       record answered before or being answered elsewhere, is another request's (refused, {@code duplicate_id}),
+ *       or is a record whose node died with it too often (refused, {@code poison_suspected});</li>
+ *   <li>{@link #infer}, then {@link #answer} or {@link #deadLetter}, through the {@link Output} the ingress gives
+ *       (the partition's transaction, or the publisher), then the outcome remembered in the store.</li>
+ * </ol>
+ * The returned future fails only with {@link NotPublished}: the answer could not be written (the partition moved,
+ * or Kafka is down), and the record stays pending, to be read again. Any other failure, anywhere, becomes a dead
+ * letter with {@code internal_error} and its reason, so a record never holds its partition or its in-flight place.
+ *
+ * <p>Outputs are keyed as the input was (its key, byte for byte), or by the request id when it had no key. The
+ * request id is the record's own ({@code id} or the header {@code blip2-id}), else {@link RequestDecoder#recordId}.
+ */
+final class RecordAnswerer {
+    private static final Logger LOG = LoggerFactory.getLogger(RecordAnswerer.class);
+    /** Headers copied from a request to its outputs, so traces follow the request. */
+    static final Set<String> TRACE_HEADERS = Set.of("traceparent", "tracestate", "baggage", "b3", "x-b3-traceid",
+            "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "uber-trace-id", "x-request-id", "x-correlation-id");
+    /** A trace header longer than this is not copied. */
+    static final int MAX_TRACE_HEADER_BYTES = 8192;
+    /** A dead letter carries the record's headers up to this much in all (and none larger than a quarter of it). */
+    static final int MAX_DEAD_LETTER_HEADER_BYTES = 1 << 20;
+    /** How long the ingress waits for the cluster's request store before going on without it. */
+    static final long STORE_TIMEOUT_MS = 3000;
+
+    /** Where an answer goes: the partition's next transaction, or the publisher. */
+    interface Output {
+        Future<Void> publish(OutboundRecord r);
+    }
+
+    /** The answer was not written: the record stays pending and is read again. */
+    static final class NotPublished extends RuntimeException {
+        NotPublished(Throwable cause) {
+            super(cause.toString(), cause);
+        }
+    }
+
+    /** Kafka refused the record itself (too large, invalid): writing it again cannot help, a smaller one may. */
+    static final class RecordRefused extends RuntimeException {
+        RecordRefused(String message) {
+            super(message);
+        }
+    }
+
+    private final Vertx vertx;
+    private final Context context;
+    private final ServiceConfig config;
+    private final ServiceMetrics metrics;
+    private final RequestDecoder decoder;
+    private final RequestStore store; // null: none (no identity across nodes, no redelivery memory)
+
+    RecordAnswerer(Vertx vertx, Context context, ServiceConfig config, ServiceMetrics metrics, RequestDecoder decoder, RequestStore store) {
+        this.vertx = vertx;
+        this.context = context;
+        this.config = config;
+        this.metrics = metrics;
+        this.decoder = decoder;
+        this.store = store;
+    }
+
+    /** One record on its way: where it is, what it was decoded to (or why not), and what it claims its id with. */
+    private record Taken(ConsumerRecord<byte[], byte[]> record, String source, Output out, InferenceJob job, RequestError refused,
+                         RequestStore.Claim claim) {
+        String id() {
+            return claim.id();
+        }
+
+        Task task() {
+            return job == null ? null : job.task();
+        }
+
+        byte[] outputKey() {
+            return record.key() != null ? record.key() : id().getBytes(StandardCharsets.UTF_8);
+        }
+    }
+
+    /** Answers the record; see the class comment for what the future says. */
+    Future<Void> answer(ConsumerRecord<byte[], byte[]> record, long acceptedNanos, Output out) {
+        String source = record.topic() + "/" + record.partition() + "/" + record.offset();
+        Future<Void> answered;
+        try {
+            answered = decode(record, acceptedNanos)
+                    .map(job -> taken(record, source, out, job, null))
+                    .recover(e -> Future.succeededFuture(taken(record, source, out, null, refusal(e))))
+                    .compose(this::claim);
+        } catch (RuntimeException e) {
+            answered = Future.failedFuture(e);
+        }
+        return answered.recover(e -> e instanceof NotPublished ? Future.failedFuture(e) : lastResort(record, source, out, e));
+    }
+
+    private Taken taken(ConsumerRecord<byte[], byte[]> record, String source, Output out, InferenceJob job, RequestError refused) {
+        String id = job != null ? job.id() : refused.requestId() != null ? refused.requestId() : RequestDecoder.recordId(record);
+        String task = job != null ? job.task().wireName() : null;
+        return new Taken(record, source, out, job, refused,
+                new RequestStore.Claim(id, task, "kafka", source, job == null ? null : job.contentDigest(), null));
+    }
+
+    // ---- the steps
+
+    /** The record to a job, on a worker thread (images are decoded and texts tokenized there). */
+    private Future<InferenceJob> decode(ConsumerRecord<byte[], byte[]> record, long acceptedNanos) {
+        return vertx.executeBlocking(() -> decoder.decodeRecord(record, acceptedNanos), false);
+    }
+
+    /**
+     * Claims the record's id and acts on what the store says: run it, answer it from the store, wait for the node
+     * answering it, or refuse it. The store unreachable (the cluster heals after a member dies): as if the id were
+     * free (this node owns the Kafka partition now; nobody else answers the record).
+     */
+    private Future<Void> claim(Taken t) {
+        if (store == null) {
+            return run(t);
+        }
+        long deadline = System.currentTimeMillis() + config.inference().requestTimeoutMs();
+        return claim(t, deadline);
+    }
+
+    private Future<Void> claim(Taken t, long deadline) {
+        return store.claim(t.claim(), context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS).compose(prev -> {
+            RequestStore.Relation rel = store.relate(t.claim(), prev);
+            return switch (rel) {
+                case NEW, SAME_RECORD_OURS -> run(t);
+                case ABANDONED -> store.takeOver(t.claim(), 0, context).transform(x -> run(t));
+                case SAME_RECORD_ORPHANED -> orphaned(t, prev);
+                case SAME_RECORD_ANSWERED -> republish(t, prev);
+                case SAME_CONTENT_ANSWERED -> republish(t, prev);
+                case SAME_RECORD_ELSEWHERE -> System.currentTimeMillis() > deadline ? run(t)
+                        : later(50).compose(v -> claim(t, deadline)); // another node is answering it
+                case DUPLICATE -> deadLetter(t, new RequestError(RequestError.DUPLICATE_ID, "id " + ClientText.quote(t.id())
+                        + " belongs to another request (live, or finished with other content)"), false);
+            };
+        }, e -> {
+            LOG.warn("the cluster's request store did not answer for {} ({}): answering it", t.id(), e.toString());
+            return run(t);
+        });
+    }
+
+    /**
+     * This very record, claimed by a node that is gone: it died while the record was in its hands. After
+     * {@code kafka.poison_after_crashes} such deaths the record is suspected of causing them and dead-lettered.
+     */
+    private Future<Void> orphaned(Taken t, JsonNode prev) {
+        int crashes = prev.path("crashes").asInt(0) + 1;
+        if (crashes >= config.kafka().poisonAfterCrashes()) {
+            LOG.warn("request {} ({}): its node died {} times while it held it: suspected poison, not processed again", t.id(),
+                    t.source(), crashes);
+            metrics.request(t.task() == null ? null : t.task().wireName(), "poison");
+            return deadLetter(t, new RequestError(RequestError.POISON_SUSPECTED, "the node processing this record died " + crashes
+                    + " times; it is not processed again (kafka.poison_after_crashes)"), true);
+        }
+        LOG.info("request {} ({}) was claimed by a node that left ({} time(s)): taking it over", t.id(), t.source(), crashes);
+        return store.takeOver(t.claim(), crashes, context).transform(x -> run(t));
+    }
+
+    /** The id is this record's: refused records go to the DLT, the others to the model. */
+    private Future<Void> run(Taken t) {
+        if (t.refused() != null) {
+            return deadLetter(t, t.refused(), true);
+        }
+        return infer(t.job()).compose(outcome -> outcome.error() != null ? deadLetter(t, outcome.error(), true) : answer(t, outcome));
+    }
+
+    private Future<InferenceRunner.Outcome> infer(InferenceJob job) {
+        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), "kafka"));
+        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(config.inference().requestTimeoutMs()))
+                .map(m -> m.body())
+                .recover(e -> {
+                    RequestError err = e instanceof ReplyException re && re.failureType() == io.vertx.core.eventbus.ReplyFailure.TIMEOUT
+                            ? new RequestError(RequestError.TIMEOUT, "no answer within " + config.inference().requestTimeoutMs() + " ms")
+                            : new RequestError(RequestError.INTERNAL, "the inference worker did not answer");
+                    LOG.warn("request {}: the inference worker did not answer: {}", job.id(), e.toString());
+                    return Future.succeededFuture(new InferenceRunner.Outcome(job, null, err));
+                });
+    }
+
+    private Future<Void> answer(Taken t, InferenceRunner.Outcome outcome) {
+        var r = outcome.result();
+        metrics.request(t.task().wireName(), "ok");
+        var timings = r.timings();
+        metrics.stage("queued", timings.queuedMs());
+        metrics.stage("preprocess", timings.preprocessMs());
+        metrics.stage("vision", timings.visionMs());
+        metrics.stage("qformer", timings.qformerMs());
+        metrics.stage("prefill", timings.prefillMs());
+        metrics.stage("decode", timings.decodeMs());
+        metrics.stage("total", timings.totalMs());
+        ObjectNode json = ResultJson.of(r, config.nodeId());
+        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(t.id(), json));
+        OutboundRecord out = new OutboundRecord(topicFor(t.task()), t.outputKey(), ResultJson.bytes(json), traceHeaders(t.record()));
+        return published(t, out, json, null).recover(e -> e instanceof RecordRefused
+                ? deadLetter(t, new RequestError(RequestError.INTERNAL, "the answer could not be written to Kafka: " + e.getMessage()), false)
+                : Future.failedFuture(e));
+    }
+
+    /**
+     * A record answered before (this very record, or one of the same content under the same id): its answer is on
+     * Kafka already, or is written now from the stored one, keyed as this record.
+     */
+    private Future<Void> republish(Taken t, JsonNode prev) {
+        metrics.request(prev.path("task").asText(null), "redelivered");
+        boolean sameRecord = t.source().equals(prev.path("kafka").asText(null));
+        if (sameRecord && prev.path("published").asBoolean()) {
+            LOG.info("request {} ({}) was answered before; not generated again", t.id(), t.source());
+            return Future.succeededFuture();
+        }
+        LOG.info("request {} ({}) was answered before ({}): publishing the stored answer", t.id(), t.source(),
+                sameRecord ? "its answer is not on Kafka" : "the same content under the same id");
+        Task task = Task.parse(prev.path("task").asText(null));
+        if (prev.hasNonNull("result") && task != null) {
+            OutboundRecord out = new OutboundRecord(topicFor(task), t.outputKey(), ResultJson.bytes((ObjectNode) prev.get("result")),
+                    traceHeaders(t.record()));
+            return sameRecord ? published(t, out, prev.get("result"), null) : t.out().publish(out);
+        }
+        RequestError e = new RequestError(prev.path("error").path("code").asText(RequestError.INTERNAL), prev.path("error").path("message").asText(""));
+        return deadLetter(t, e, false, sameRecord);
+    }
+
+    private Future<Void> deadLetter(Taken t, RequestError error, boolean own) {
+        return deadLetter(t, error, own, own);
+    }
+
+    /**
+     * Sends the record to the DLT with the reason.
+     *
+     * @param tell     publish the failure as the request's event (false when the id belongs to another request)
+     * @param remember record the failure in the store under the id (false likewise)
+     */
+    private Future<Void> deadLetter(Taken t, RequestError error, boolean tell, boolean remember) {
+        metrics.request(t.task() == null ? null : t.task().wireName(),
+                RequestError.INTERNAL.equals(error.code()) || RequestError.TIMEOUT.equals(error.code()) ? "failed" : "rejected");
+        LOG.info("request {} ({}, key {}) to the DLT: {} {}", ClientText.log(t.id()), t.source(), ClientText.log(t.record().key()),
+                error.code(), ClientText.log(error.getMessage()));
+        if (tell) {
+            vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(t.id(), error.code(), error.getMessage()));
+        }
+        OutboundRecord full = deadLetterRecord(dlt(), t.record(), t.outputKey(), error, true);
+        Future<Void> written = remember ? published(t, full, null, error) : t.out().publish(full);
+        return written.recover(e -> {
+            if (!(e instanceof RecordRefused)) {
+                return Future.failedFuture(e);
+            }
+            LOG.warn("the dead letter of {} was refused by Kafka ({}): sending it without the record's value and headers",
+                    t.source(), e.getMessage());
+            OutboundRecord bare = deadLetterRecord(dlt(), t.record(), t.outputKey(), error, false);
+            return remember ? published(t, bare, null, error) : t.out().publish(bare);
+        });
+    }
+
+    /**
+     * A failure no step expected (a bug, or an exception in a step's own code): the record is dead-lettered with
+     * {@code internal_error} and the reason, so it neither holds its partition nor is read again forever.
+     */
+    private Future<Void> lastResort(ConsumerRecord<byte[], byte[]> record, String source, Output out, Throwable e) {
+        LOG.error("record {} could not be answered normally; to the DLT", source, e);
+        RequestError error = new RequestError(RequestError.INTERNAL, "the service failed on this record: " + e.getClass().getSimpleName());
+        byte[] key = record.key() != null ? record.key() : RequestDecoder.recordId(record).getBytes(StandardCharsets.UTF_8);
+        return out.publish(deadLetterRecord(dlt(), record, key, error, true))
+                .recover(x -> x instanceof RecordRefused ? out.publish(deadLetterRecord(dlt(), record, key, error, false)) : Future.failedFuture(x))
+                .recover(x -> Future.failedFuture(x instanceof NotPublished ? x : new NotPublished(x)));
+    }
+
+    /**
+     * The dead letter of a record: its value and headers (bounded: a header over a quarter of
+     * {@link #MAX_DEAD_LETTER_HEADER_BYTES}, or past that total, is left out and counted), then the reason and where
+     * the record is. Without {@code withRecord}, the reason and the record's place only.
+     */
+    static OutboundRecord deadLetterRecord(String topic, ConsumerRecord<byte[], byte[]> record, byte[] key, RequestError error,
+                                           boolean withRecord) {
+        List<OutboundRecord.Header> out = new ArrayList<>();
+        byte[] value = new byte[0];
+        if (withRecord) {
+            int total = 0;
+            int dropped = 0;
+            for (Header h : record.headers()) {
+                byte[] v = h.value();
+                int size = (h.key() == null ? 0 : h.key().length()) + (v == null ? 0 : v.length);
+                if (h.key() == null || size > MAX_DEAD_LETTER_HEADER_BYTES / 4 || total + size > MAX_DEAD_LETTER_HEADER_BYTES) {
+                    dropped++;
+                    continue;
+                }
+                total += size;
+                out.add(new OutboundRecord.Header(h.key(), v));
+            }
+            if (dropped > 0) {
+                out.add(header("blip2-headers-dropped", String.valueOf(dropped)));
+            }
+            value = record.value() == null ? new byte[0] : record.value();
+        } else {
+            out.add(header("blip2-value-dropped", String.valueOf(record.value() == null ? 0 : record.value().length)));
+        }
+        String message = error.getMessage() == null ? error.code() : error.getMessage();
+        out.add(header("blip2-error-code", error.code()));
+        out.add(header("blip2-error-message", message.length() > 1000 ? message.substring(0, 1000) + "..." : message));
+        out.add(header("blip2-source-topic", record.topic()));
+        out.add(header("blip2-source-partition", String.valueOf(record.partition())));
+        out.add(header("blip2-source-offset", String.valueOf(record.offset())));
+        return new OutboundRecord(topic, key, value, out);
+    }
+
+    // ---- writing
+
+    /**
+     * Writes an answer and records it in the store as published. If it could not be written (the partition moved
+     * to another node first), records it as not published, so that the partition's new owner, which may be waiting
+     * on this node's claim, publishes it instead of generating it again.
+     */
+    private Future<Void> published(Taken t, OutboundRecord r, JsonNode result, RequestError error) {
+        return t.out().publish(r).transform(ar -> {
+            if (ar.succeeded()) {
+                return remember(t, result, error, true);
+            }
+            if (ar.cause() instanceof RecordRefused) {
+                return Future.failedFuture(ar.cause());
+            }
+            return remember(t, result, error, false).transform(x -> Future.<Void>failedFuture(
+                    ar.cause() instanceof NotPublished ? ar.cause() : new NotPublished(ar.cause())));
+        });
+    }
+
+    private Future<Void> remember(Taken t, JsonNode result, RequestError error, boolean published) {
+        if (store == null) {
+            return Future.succeededFuture();
+        }
+        return store.finished(t.claim(), result, error == null ? null : error.code(), error == null ? null : error.getMessage(), published,
+                context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS).recover(e -> {
+                    LOG.warn("could not record request {} in the cluster: {}", t.id(), e.toString());
+                    return Future.succeededFuture();
+                });
+    }
+
+    // ---- helpers
+
+    private String dlt() {
+        return config.kafka().topics().deadLetter();
+    }
+
+    private String topicFor(Task task) {
+        ServiceConfig.Topics t = config.kafka().topics();
+        return switch (task) {
+            case CAPTION -> t.captions();
+            case VQA -> t.answers();
+            case MATCH -> t.matches();
+            case EMBED -> t.embeddings();
+        };
+    }
+
+    /** The record's tracing headers (a request's trace follows it to its outputs), each at most 8 KiB. */
+    static List<OutboundRecord.Header> traceHeaders(ConsumerRecord<byte[], byte[]> record) {
+        List<OutboundRecord.Header> out = new ArrayList<>();
+        for (Header h : record.headers()) {
+            if (h.key() != null && h.value() != null && h.value().length <= MAX_TRACE_HEADER_BYTES
+                    && TRACE_HEADERS.contains(h.key().toLowerCase(Locale.ROOT))) {
+                out.add(new OutboundRecord.Header(h.key(), h.value()));
+            }
+        }
+        return out;
+    }
+
+    private static OutboundRecord.Header header(String name, String value) {
+        return new OutboundRecord.Header(name, value.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** A failure of decoding as the reason to refuse the record: a bug there is an internal error, not the client's. */
+    private static RequestError refusal(Throwable e) {
+        if (e instanceof RequestError re) {
+            return re;
+        }
+        LOG.error("decoding a request failed", e);
+        return new RequestError(RequestError.INTERNAL, "decoding the record failed: " + e.getClass().getSimpleName());
+    }
+
+    private Future<Void> later(long ms) {
+        Promise<Void> p = Promise.promise();
+        vertx.setTimer(ms, t -> p.complete());
+        return p.future();
+    }
+}
