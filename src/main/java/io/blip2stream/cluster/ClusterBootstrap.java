@@ -24,6 +24,7 @@ import io.vertx.spi.cluster.hazelcast.HazelcastClusterManager;
 public final class ClusterBootstrap {
     public static final String REQUESTS_MAP = "blip2-requests";
     public static final String VISUAL_PROMPTS_MAP = "blip2-visual-prompts";
+    public static final String RECORDS_IN_FLIGHT_MAP = "blip2-records-in-flight";
 
     private ClusterBootstrap() {}
 
@@ -73,6 +74,9 @@ public final class ClusterBootstrap {
                 .setPerEntryStatsEnabled(true); // each entry's last update time, which the merge policy compares
         requests.getMergePolicyConfig().setPolicy(RequestStateMergePolicy.class.getName());
         hz.addMapConfig(requests);
+        // which Kafka records each node has in hand, and how often a node died holding them (poison pills)
+        hz.addMapConfig(new MapConfig(RECORDS_IN_FLIGHT_MAP).setBackupCount(Math.max(0, c.stateBackups()))
+                .setTimeToLiveSeconds((int) Math.max(1, config.requests().retentionMs() / 1000)));
         hz.addMapConfig(new MapConfig(VISUAL_PROMPTS_MAP).setBackupCount(0)
                 .setTimeToLiveSeconds(Math.max(1, config.cache().ttlS()))
                 .setEvictionConfig(new EvictionConfig().setEvictionPolicy(EvictionPolicy.LRU)

@@ -11,8 +11,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The cluster's memory of requests, by id: a Hazelcast map (with backups and a TTL) from request id to
- * {@code {"status", "task", "source", "owner"?, "digest"?, "member"?, "kafka"?, "crashes"?, "result"?, "error"?,
- * "published"?}}. It makes an id name one request across every ingress and node: a request claims its id before it
+ * {@code {"status", "task", "source", "owner"?, "digest"?, "member"?, "kafka"?, "result"?, "error"?, "published"?}}. It makes an id name one request across every ingress and node: a request claims its id before it
  * runs ({@link #claim}), and {@link #relate} says what an earlier claim means for it. Any node answers
  * {@code GET /v1/requests/{id}} from it, and a Kafka record delivered again is recognised as itself. Calls are
  * asynchronous: safe on an event loop.
@@ -98,7 +97,7 @@ public final class RequestStore {
         return member;
     }
 
-    private ObjectNode running(Claim c, int crashes) {
+    private ObjectNode running(Claim c) {
         ObjectNode o = JSON.createObjectNode().put("status", "running").put("task", c.task()).put("source", c.source());
         if (c.kafkaRecord() != null) {
             o.put("kafka", c.kafkaRecord());
@@ -109,9 +108,6 @@ public final class RequestStore {
         if (c.digest() != null) {
             o.put("digest", c.digest());
         }
-        if (crashes > 0) {
-            o.put("crashes", crashes); // how often the node working on this record died meanwhile
-        }
         return o.put("member", member);
     }
 
@@ -121,7 +117,7 @@ public final class RequestStore {
      */
     public Future<ObjectNode> claim(Claim c, Context context) {
         // an entry processor: an asynchronous putIfAbsent (the map's TTL applies), no thread blocked
-        return Future.fromCompletionStage(map.submitToKey(c.id(), new PutIfAbsent(running(c, 0).toString())), context)
+        return Future.fromCompletionStage(map.submitToKey(c.id(), new PutIfAbsent(running(c).toString())), context)
                 .map(RequestStore::parse);
     }
 
@@ -130,12 +126,9 @@ public final class RequestStore {
         return claim(new Claim(id, task, "kafka", kafkaRecord, null, null), context);
     }
 
-    /**
-     * Takes over the id from a claim whose node is gone ({@link Relation#SAME_RECORD_ORPHANED},
-     * {@link Relation#ABANDONED}); {@code crashes} counts how often this very record's node died while it held it.
-     */
-    public Future<Void> takeOver(Claim c, int crashes, Context context) {
-        return Future.fromCompletionStage(map.setAsync(c.id(), running(c, crashes).toString(), ttlMs, TimeUnit.MILLISECONDS), context);
+    /** Takes over the id from a claim whose node is gone ({@link Relation#SAME_RECORD_ORPHANED}, {@link Relation#ABANDONED}). */
+    public Future<Void> takeOver(Claim c, Context context) {
+        return Future.fromCompletionStage(map.setAsync(c.id(), running(c).toString(), ttlMs, TimeUnit.MILLISECONDS), context);
     }
 
     /** Sets the value if there is none; returns the value there was (null if none). Runs on the key's owner. */

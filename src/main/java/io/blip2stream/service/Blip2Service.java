@@ -61,6 +61,7 @@ public final class Blip2Service {
     private Path retrievalPath;
     private io.vertx.spi.cluster.hazelcast.HazelcastClusterManager clusterManager;
     private RequestStore store;
+    private io.blip2stream.cluster.RecordsInFlight recordsInFlight;
     private long clusterFormationMs;
     /** Bounds and tokenizes requests' texts (worker threads), for every ingress. */
     private RequestTexts texts;
@@ -103,6 +104,8 @@ public final class Blip2Service {
         String me = hz.getCluster().getLocalMember().getUuid().toString();
         store = new RequestStore(hz.getMap(ClusterBootstrap.REQUESTS_MAP), config.requests().retentionMs(), me,
                 uuid -> hz.getCluster().getMembers().stream().anyMatch(m -> m.getUuid().toString().equals(uuid)));
+        recordsInFlight = new io.blip2stream.cluster.RecordsInFlight(hz.getMap(ClusterBootstrap.RECORDS_IN_FLIGHT_MAP), me,
+                uuid -> hz.getCluster().getMembers().stream().anyMatch(m -> m.getUuid().toString().equals(uuid)));
         VisualPromptCache cache = config.cache().enabled()
                 ? new HazelcastVisualPromptCache(hz.getMap(ClusterBootstrap.VISUAL_PROMPTS_MAP)) : VisualPromptCache.NONE;
         Addresses.registerCodecs(vertx);
@@ -131,7 +134,7 @@ public final class Blip2Service {
         http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(),
                 () -> ingress != null && ingress.firstAssignmentReady().isComplete(), decoder, store);
         httpDeployment = await(vertx.deployVerticle(http));
-        ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store);
+        ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store, recordsInFlight);
         ingressDeployment = await(vertx.deployVerticle(ingress));
         // ready once in the consumer group with its partitions open, so that what is sent after "ready" is taken at once
         try {
@@ -283,7 +286,7 @@ public final class Blip2Service {
 
     public synchronized void startIngress() throws Exception {
         if (ingressDeployment == null) {
-            ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store);
+            ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store, recordsInFlight);
             ingressDeployment = await(vertx.deployVerticle(ingress));
         }
     }

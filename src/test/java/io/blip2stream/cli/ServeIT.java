@@ -97,8 +97,9 @@ class ServeIT {
                     }
                 }
             }
-            assertEquals("blip2.captions", byKey.get("json-1").topic());
-            JsonNode caption = JSON.readTree(byKey.get("json-1").value());
+            assertEquals("blip2.captions", byKey.get("k1").topic(), "keyed as its input was");
+            JsonNode caption = JSON.readTree(byKey.get("k1").value());
+            assertEquals("json-1", caption.get("id").asText(), "named by its own id");
             assertEquals(Fixtures.cases("blip2-opt-tiny").get(0).get("greedy_new_tokens"), caption.get("token_ids"));
             assertEquals(12, tokens, "one token record per generated token");
             assertEquals("blip2.answers", byKey.get("raw-1").topic());

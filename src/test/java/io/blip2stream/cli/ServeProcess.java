@@ -20,6 +20,7 @@ import java.util.concurrent.TimeUnit;
  */
 final class ServeProcess {
     final int kafkaPort;
+    final int controllerPort;
     final int httpPort;
     final Process process;
     final StringBuffer log = new StringBuffer();
@@ -32,18 +33,25 @@ final class ServeProcess {
      * @param env       more environment variables
      */
     ServeProcess(Path dataDir, List<String> jvmArgs, List<String> serveArgs, Map<String, String> env) throws IOException {
-        this(dataDir, jvmArgs, serveArgs, env, true);
+        this(dataDir, jvmArgs, serveArgs, env, true, TestPorts.free(), TestPorts.free(), TestPorts.free());
     }
 
     /** {@code serve} with the models it uses when none is configured (the shipped scene models). */
     static ServeProcess withDefaultModels(Path dataDir) throws IOException {
-        return new ServeProcess(dataDir, List.of(), List.of(), Map.of(), false);
+        return new ServeProcess(dataDir, List.of(), List.of(), Map.of(), false, TestPorts.free(), TestPorts.free(), TestPorts.free());
+    }
+
+    /** The same {@code serve} again, on the same data and ports (its in-process broker keeps its voters' ports). */
+    static ServeProcess again(ServeProcess before, Path dataDir, List<String> jvmArgs, List<String> serveArgs, Map<String, String> env)
+            throws IOException {
+        return new ServeProcess(dataDir, jvmArgs, serveArgs, env, true, before.kafkaPort, before.controllerPort, before.httpPort);
     }
 
     private ServeProcess(Path dataDir, List<String> jvmArgs, List<String> serveArgs, Map<String, String> env,
-                         boolean tinyModel) throws IOException {
-        kafkaPort = TestPorts.free();
-        httpPort = TestPorts.free();
+                         boolean tinyModel, int kafkaPort, int controllerPort, int httpPort) throws IOException {
+        this.kafkaPort = kafkaPort;
+        this.controllerPort = controllerPort;
+        this.httpPort = httpPort;
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(jvmArgs);
@@ -55,7 +63,7 @@ final class ServeProcess {
         }
         pb.environment().put("BLIP2_DATA_DIR", dataDir.toString());
         pb.environment().put("BLIP2_KAFKA_EMBEDDED_PORT", String.valueOf(kafkaPort));
-        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(TestPorts.free()));
+        pb.environment().put("BLIP2_KAFKA_EMBEDDED_CONTROLLER_PORT", String.valueOf(controllerPort));
         pb.environment().put("BLIP2_HTTP_PORT", String.valueOf(httpPort));
         pb.environment().putAll(env);
         process = pb.start();

@@ -131,6 +131,18 @@ class HostileInputTest {
         assertTrue(harness.blockedEventLoops.isEmpty(), harness.blockedEventLoops.toString());
     }
 
+    void awaitStatus(String id, String status) throws Exception {
+        long end = System.currentTimeMillis() + 20_000;
+        while (System.currentTimeMillis() < end) {
+            HttpResponse<Buffer> s = await(web.get(port, "127.0.0.1", "/v1/requests/" + id).send());
+            if (s.statusCode() == 200 && JSON.readTree(s.bodyAsString()).path("status").asText().equals(status)) {
+                return;
+            }
+            Thread.sleep(20);
+        }
+        throw new AssertionError(id + " never " + status);
+    }
+
     @Test
     void kafkaRecordsOfAnyShapeAreAnsweredOrDeadLetteredAndThePartitionFlows() throws Exception {
         String run = UUID.randomUUID().toString().substring(0, 8) + "-";
@@ -229,6 +241,7 @@ class HostileInputTest {
         ObjectNode first = caption(run + "same");
         ((ObjectNode) first.get("params")).put("max_new_tokens", 20).put("min_new_tokens", 20);
         harness.send(json(run + "a", first));
+        awaitStatus(run + "same", "running");
         ObjectNode vqa = JSON.createObjectNode().put("id", run + "same").put("task", "vqa").put("image", b64).put("question", "what?");
         harness.send(json(run + "b", vqa));
         var out = outputs(Map.of(run + "camera-7", 2, run + "a", 1, run + "b", 1), 60_000);
@@ -300,14 +313,7 @@ class HostileInputTest {
         ObjectNode slow = caption(id);
         ((ObjectNode) slow.get("params")).put("max_new_tokens", 40).put("min_new_tokens", 40);
         harness.send(json("k-" + id, slow));
-        long end = System.currentTimeMillis() + 20_000;
-        while (System.currentTimeMillis() < end) {
-            HttpResponse<Buffer> s = await(web.get(port, "127.0.0.1", "/v1/requests/" + id).send());
-            if (s.statusCode() == 200 && JSON.readTree(s.bodyAsString()).path("status").asText().equals("running")) {
-                break;
-            }
-            Thread.sleep(20);
-        }
+        awaitStatus(id, "running");
         try (WsClient c = WsClient.connect(client, port, "/v1/stream", null, null, null)) {
             ObjectNode f = JSON.createObjectNode().put("type", "generate").put("id", id).put("task", "caption").put("image", b64);
             c.send(f);

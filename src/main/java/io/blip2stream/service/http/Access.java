@@ -7,24 +7,41 @@ import java.net.URI;
 import java.util.List;
 
 /**
- * Who may use {@code /v1}: browsers from allowed origins (the page's own origin always; others when listed, or
- * any with "*"), and, when tokens are configured, only callers presenting one ({@code Authorization: Bearer},
- * or {@code ?access_token=} where a browser cannot set headers, as on a WebSocket).
+ * Who may use {@code /v1}: browsers from allowed origins, and, when tokens are configured, only callers presenting
+ * one ({@code Authorization: Bearer}, or {@code ?access_token=} where a browser cannot set headers, as on a
+ * WebSocket).
+ *
+ * <p>A browser origin is allowed when it is listed ({@code http.allowed_origins}, or "*"), or when it is the page's
+ * own: the same as the request's {@code Host}, and that host one this service answers to: {@code localhost}, an IP
+ * address, or a name in {@code http.allowed_hosts} (or {@code http.host}). The Host alone is never trusted: a
+ * DNS-rebinding page (its own name pointed at this service's address) sends its own name as Host and Origin alike,
+ * and is refused. An open service (no tokens) also refuses any request whose Host is not such a host (421), so the
+ * rebinding page cannot read it with same-origin requests that carry no Origin.
  */
 final class Access {
     private final List<String> origins;
     private final List<String> tokens;
+    /** host names (lower case) this service answers to, besides localhost and IP addresses */
+    private final java.util.Set<String> hosts = new java.util.HashSet<>();
 
-    Access(ServiceConfig.Http http) {
+    Access(ServiceConfig.Http http, String bindHost) {
         this.origins = http.allowedOrigins();
         this.tokens = http.authTokens();
+        http.allowedHosts().forEach(h -> hosts.add(h.toLowerCase(java.util.Locale.ROOT)));
+        if (bindHost != null && !bindHost.isBlank()) {
+            hosts.add(bindHost.toLowerCase(java.util.Locale.ROOT));
+        }
     }
 
-    /** 0 when allowed, else the HTTP status to refuse with (401 or 403). */
+    /** 0 when allowed, else the HTTP status to refuse with (401, 403 or 421). */
     int check(MultiMap headers, String query) {
         String origin = headers.get("Origin");
-        if (origin != null && !originAllowed(origin, headers.get("Host"))) {
+        String host = headers.get("Host");
+        if (origin != null && !originAllowed(origin, host)) {
             return 403;
+        }
+        if (tokens.isEmpty() && !hostAllowed(host)) {
+            return 421;
         }
         if (!tokens.isEmpty() && !tokenPresented(headers.get("Authorization"), query)) {
             return 401;
@@ -38,11 +55,33 @@ final class Access {
         }
         try {
             URI u = URI.create(origin);
+            if (u.getHost() == null) {
+                return false;
+            }
             String authority = u.getPort() < 0 ? u.getHost() : u.getHost() + ":" + u.getPort();
-            return host != null && host.equalsIgnoreCase(authority); // same origin as the page
+            // the page's own origin: the host it was loaded from, if that is a host this service answers to
+            return host != null && host.equalsIgnoreCase(authority) && hostAllowed(host);
         } catch (IllegalArgumentException e) {
             return false;
         }
+    }
+
+    /** Whether a Host header names this service: localhost, an IP address, or a configured name (any port). */
+    boolean hostAllowed(String hostHeader) {
+        if (hostHeader == null || hostHeader.isBlank()) {
+            return false;
+        }
+        String h = hostHeader.trim().toLowerCase(java.util.Locale.ROOT);
+        if (h.startsWith("[")) { // an IPv6 literal, [::1]:8080
+            int end = h.indexOf(']');
+            return end > 1 && h.substring(1, end).matches("[0-9a-f:.]+");
+        }
+        int colon = h.lastIndexOf(':');
+        String name = colon >= 0 ? h.substring(0, colon) : h;
+        if (name.endsWith(".")) {
+            name = name.substring(0, name.length() - 1);
+        }
+        return name.equals("localhost") || name.matches("\\d{1,3}(\\.\\d{1,3}){3}") || hosts.contains(name);
     }
 
     private boolean tokenPresented(String authorization, String query) {

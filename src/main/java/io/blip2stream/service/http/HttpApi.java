@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.RequestError;
+import io.blip2stream.service.ClientText;
 import io.blip2stream.service.ResultJson;
 import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.request.RequestDecoder;
@@ -13,7 +14,6 @@ import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServerResponse;
-import io.vertx.ext.web.FileUpload;
 import io.vertx.ext.web.RoutingContext;
 
 import java.util.UUID;
@@ -52,6 +52,9 @@ final class HttpApi {
         int refused = http.access.check(h, ctx.request().query());
         if (refused == 403) {
             error(ctx, 403, "forbidden", "origin " + origin + " is not allowed");
+        } else if (refused == 421) {
+            error(ctx, 421, "misdirected_request", "this service does not answer to the host " + ClientText.quote(h.get("Host"))
+                    + " (an open service answers localhost, IP addresses and http.allowed_hosts)");
         } else if (refused == 401) {
             ctx.response().putHeader("WWW-Authenticate", "Bearer");
             error(ctx, 401, "unauthorized", "a bearer token is required");
@@ -93,7 +96,7 @@ final class HttpApi {
                         } else if (sse) {
                             stream(ctx, job, c.result().claim());
                         } else {
-                            ctx.request().connection().closeHandler(v -> job.cancellation().cancel());
+                            ctx.response().closeHandler(v -> job.cancellation().cancel()); // the client left before its answer
                             http.submit(job, c.result().claim()).onComplete(r -> {
                                 if (r.succeeded()) {
                                     ctx.response().putHeader("content-type", "application/json").end(r.result().toString());
@@ -167,7 +170,7 @@ final class HttpApi {
             }
         };
         http.tracker.follow(job.id(), l);
-        ctx.request().connection().closeHandler(v -> {
+        res.closeHandler(v -> {
             http.tracker.unfollow(job.id(), l);
             job.cancellation().cancel();
         });
@@ -187,35 +190,45 @@ final class HttpApi {
         }
     }
 
-    /** The request's fields from a multipart form (an image file) or a JSON body (a base64 image). */
+    /**
+     * The request's fields from a multipart form (an image file) or a JSON body (a base64 image), as
+     * {@link RequestBody} read them into memory.
+     */
     private Future<RequestDecoder.Fields> fields(RoutingContext ctx) {
-        String type = String.valueOf(ctx.request().getHeader("Content-Type"));
-        if (type.startsWith("multipart/form-data")) {
+        String type = String.valueOf(ctx.request().getHeader("Content-Type")).toLowerCase(java.util.Locale.ROOT);
+        if (type.startsWith("multipart/form-data") || type.startsWith("application/x-www-form-urlencoded")) {
             MultiMap form = ctx.request().formAttributes();
             JsonNode params;
             try {
                 params = form.get("params") == null || form.get("params").isBlank() ? null : ResultJson.JSON.readTree(form.get("params"));
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                return Future.failedFuture(new RequestError(RequestError.INVALID_PARAMS, "params is not JSON: "
+                        + ClientText.detail(e.getOriginalMessage())));
             } catch (Exception e) {
-                return Future.failedFuture(new RequestError(RequestError.INVALID_PARAMS, "params is not JSON: " + e.getMessage()));
+                return Future.failedFuture(new RequestError(RequestError.INVALID_PARAMS, "params is not JSON"));
             }
-            FileUpload upload = ctx.fileUploads().stream().filter(u -> u.name().equals("image")).findFirst().orElse(null);
-            Future<byte[]> image = upload == null ? Future.succeededFuture(null)
-                    : http.vertx().fileSystem().readFile(upload.uploadedFileName()).map(b -> b.getBytes());
+            java.util.Map<String, io.vertx.core.buffer.Buffer> files = ctx.get(RequestBody.FILES);
+            io.vertx.core.buffer.Buffer image = files == null ? null : files.get("image");
+            if (image == null && files != null && !files.isEmpty()) {
+                return Future.failedFuture(new RequestError(RequestError.MISSING_IMAGE, "the form has no file field named image (it has "
+                        + ClientText.quote(String.join(", ", files.keySet())) + ")"));
+            }
             Long deadlineMs;
             try {
                 deadlineMs = http.decoder.deadlineMs(form.get("deadline_ms"));
             } catch (RequestError e) {
                 return Future.failedFuture(e);
             }
-            return image.map(bytes -> new RequestDecoder.Fields(form.get("id"), null, bytes, form.get("prompt"), form.get("question"),
-                    null, params, false, deadlineMs));
+            return Future.succeededFuture(new RequestDecoder.Fields(form.get("id"), null, image == null ? null : image.getBytes(),
+                    form.get("prompt"), form.get("question"), null, params, false, deadlineMs));
         }
-        if (ctx.body() == null || ctx.body().buffer() == null || ctx.body().length() == 0) {
+        io.vertx.core.buffer.Buffer body = ctx.get(RequestBody.BODY);
+        if (body == null || body.length() == 0) {
             return Future.failedFuture(new RequestError(RequestError.INVALID_REQUEST,
                     "send JSON {\"image\": \"<base64>\", ...} or a multipart form with an image file"));
         }
-        byte[] body = ctx.body().buffer().getBytes();
-        return http.vertx().executeBlocking(() -> http.decoder.fromJson(body, null), false);
+        byte[] bytes = body.getBytes();
+        return http.vertx().executeBlocking(() -> http.decoder.fromJson(bytes, null), false);
     }
 
     void status(RoutingContext ctx) {

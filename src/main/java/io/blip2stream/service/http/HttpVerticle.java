@@ -22,7 +22,6 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
-import io.vertx.ext.web.handler.BodyHandler;
 import io.vertx.ext.web.handler.StaticHandler;
 import io.vertx.kafka.admin.KafkaAdminClient;
 import org.slf4j.Logger;
@@ -75,7 +74,8 @@ public final class HttpVerticle extends VerticleBase {
         this.modelsLoaded = modelsLoaded;
         this.decoder = decoder;
         this.tracker = new RequestTracker(config.requests().retentionMs(), config.requests().maxEntries());
-        this.access = new Access(config.http());
+        this.access = new Access(config.http(), config.httpHost());
+        removeStaleUploads(); // here, on the thread that deploys, not on the event loop
     }
 
     io.vertx.core.Vertx vertx() {
@@ -115,14 +115,12 @@ public final class HttpVerticle extends VerticleBase {
                 .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8").end(metrics.scrape()));
         HttpApi api = new HttpApi(this);
         router.route("/v1/*").handler(api::guard);
-        router.post("/v1/caption").handler(BodyHandler.create().setBodyLimit(h.maxMessageBytes())
-                .setUploadsDirectory(config.dataDir().resolve("uploads").toString()).setDeleteUploadedFilesOnEnd(true))
-                .handler(ctx -> api.generate(ctx, "caption"));
-        router.post("/v1/ask").handler(BodyHandler.create().setBodyLimit(h.maxMessageBytes())
-                .setUploadsDirectory(config.dataDir().resolve("uploads").toString()).setDeleteUploadedFilesOnEnd(true))
-                .handler(ctx -> api.generate(ctx, "vqa"));
+        RequestBody body = new RequestBody(h.maxMessageBytes(), h.bodyTimeoutMs()); // in memory: nothing on disk, ever
+        router.post("/v1/caption").handler(body).handler(ctx -> api.generate(ctx, "caption"));
+        router.post("/v1/ask").handler(body).handler(ctx -> api.generate(ctx, "vqa"));
         router.get("/v1/requests/:id").handler(api::status);
-        router.route("/v1/*").handler(ctx -> HttpApi.error(ctx, 404, "not_found", "no such endpoint: " + ctx.request().method() + " " + ctx.request().path()));
+        router.route("/v1/*").handler(ctx -> HttpApi.error(ctx, 404, "not_found", "no such endpoint: " + ctx.request().method() + " "
+                + ClientText.quote(ctx.request().path())));
         router.route("/*").handler(StaticHandler.create("webroot").setCachingEnabled(false));
         router.route().failureHandler(ctx -> {
             int status = ctx.statusCode() > 0 ? ctx.statusCode() : 500;
@@ -136,19 +134,30 @@ public final class HttpVerticle extends VerticleBase {
                 default -> status >= 500 ? RequestError.INTERNAL : "http_" + status;
             };
             String message = status == 413 ? "the body is larger than " + h.maxMessageBytes() + " bytes"
-                    : ctx.failure() != null ? String.valueOf(ctx.failure().getMessage()) : "request failed with " + status;
+                    : status >= 500 ? "the request failed on the server" : "request failed with " + status;
             HttpApi.error(ctx, status, code, message);
         });
 
         HttpServerOptions opts = new HttpServerOptions()
                 .setMaxWebSocketFrameSize(h.maxFrameBytes())
                 .setMaxWebSocketMessageSize(h.maxMessageBytes())
-                .setIdleTimeout(h.idleTimeoutS());
+                .setIdleTimeout(h.idleTimeoutS())
+                .setHandle100ContinueAutomatically(true)
+                // HTTP/1 from the first byte (no HTTP/2 prior-knowledge sniffing): a connection that sends nothing is
+                // a connection, and its header deadline runs
+                .setHttp2ClearTextEnabled(false)
+                // form fields (prompt, question, params) up to what a prompt may be; the image is a file part
+                .setMaxFormAttributeSize(1 << 20);
         if (h.sendBufferBytes() > 0) {
             opts.setSendBufferSize(h.sendBufferBytes());
         }
         return vertx.createHttpServer(opts)
+                .connectionHandler(conn -> {
+                    headerDeadline(conn);
+                    conn.closeHandler(v -> headersArrived(conn.remoteAddress())); // its timer goes with it
+                })
                 .webSocketHandshakeHandler(hs -> {
+                    headersArrived(hs.remoteAddress()); // an upgrade: the WebSocket's own rules apply from here
                     if (!"/v1/stream".equals(hs.path())) {
                         hs.reject(404);
                         return;
@@ -173,9 +182,69 @@ public final class HttpVerticle extends VerticleBase {
                     }
                 })
                 .webSocketHandler(ws -> new StreamSocket(this, ws, access.principal(ws.headers(), ws.query())).start())
-                .requestHandler(router)
+                .requestHandler(req -> {
+                    io.vertx.core.http.HttpConnection conn = req.connection();
+                    headersArrived(conn.remoteAddress());
+                    req.response().endHandler(v -> {
+                        if (!req.response().closed()) {
+                            headerDeadline(conn); // kept alive: the next request's headers are due in time too
+                        }
+                    });
+                    router.handle(req);
+                })
                 .listen(config.httpPort(), config.httpHost())
                 .onSuccess(s -> server = s);
+    }
+
+    /**
+     * Per connection (by its remote address: a WebSocket handshake does not show its connection), the timer that
+     * closes it unless a request's headers arrive in time (slow-header clients).
+     */
+    private final Map<String, Long> headerTimers = new java.util.HashMap<>();
+
+    /**
+     * A connection must send a request's headers within {@code http.header_timeout_ms} of opening, and of each
+     * response's end while it is kept alive: a client that trickles its headers, or opens connections and sends
+     * nothing, is closed (the idle timeout alone lets one byte every few minutes hold a connection for ever).
+     */
+    private void headerDeadline(io.vertx.core.http.HttpConnection conn) {
+        String key = String.valueOf(conn.remoteAddress());
+        Long old = headerTimers.put(key, vertx.setTimer(config.http().headerTimeoutMs(), t -> {
+            headerTimers.remove(key);
+            metrics.request("http", "header_timeout");
+            conn.close();
+        }));
+        if (old != null) {
+            vertx.cancelTimer(old);
+        }
+    }
+
+    /** A request's headers (or a WebSocket handshake) arrived on the connection from {@code remote}. */
+    private void headersArrived(io.vertx.core.net.SocketAddress remote) {
+        Long t = headerTimers.remove(String.valueOf(remote));
+        if (t != null) {
+            vertx.cancelTimer(t);
+        }
+    }
+
+    /** Deletes what older versions left in data/uploads (request bodies are read in memory now). */
+    private void removeStaleUploads() {
+        java.nio.file.Path dir = config.dataDir().resolve("uploads");
+        if (!java.nio.file.Files.isDirectory(dir)) {
+            return;
+        }
+        try (var files = java.nio.file.Files.list(dir)) {
+            files.forEach(f -> {
+                try {
+                    java.nio.file.Files.deleteIfExists(f);
+                } catch (java.io.IOException e) {
+                    LOG.warn("could not delete the stale upload {}: {}", f, e.toString());
+                }
+            });
+            java.nio.file.Files.deleteIfExists(dir);
+        } catch (java.io.IOException e) {
+            LOG.warn("could not clean {}: {}", dir, e.toString());
+        }
     }
 
     private void probeKafka() {
@@ -233,7 +302,7 @@ public final class HttpVerticle extends VerticleBase {
         }
         return store.claim(c, context).timeout(3000, TimeUnit.MILLISECONDS).compose(prev -> switch (store.relate(c, prev)) {
             case NEW -> Future.succeededFuture(new Claimed(c, null));
-            case ABANDONED -> store.takeOver(c, 0, context).map(v -> new Claimed(c, null));
+            case ABANDONED -> store.takeOver(c, context).map(v -> new Claimed(c, null));
             case SAME_CONTENT_ANSWERED -> Future.succeededFuture(new Claimed(c, prev));
             default -> Future.failedFuture(duplicate(job.id()));
         }, e -> {

@@ -53,12 +53,22 @@ final class StreamSocket {
         ws.closeHandler(v -> onClose());
     }
 
-    /** Vert.x drops a message over the size limit and tells us here: say so, and close with 1009. */
+    /**
+     * Vert.x drops a message over the size limit, and Netty a frame over its limit (then it reads nothing more from
+     * the socket), and tells us here: say so, and close with 1009 (1002 for another protocol violation).
+     */
     private void onError(Throwable e) {
         String m = String.valueOf(e.getMessage());
         if (e instanceof IllegalStateException && m.contains("max message size")) {
             error(null, "message_too_large", "a message may have at most " + http.config.http().maxMessageBytes() + " bytes");
             ws.close((short) 1009, "message too big");
+            onClose();
+        } else if (e instanceof io.netty.handler.codec.http.websocketx.CorruptedWebSocketFrameException c) {
+            boolean tooBig = c.closeStatus() != null && c.closeStatus().code() == 1009;
+            if (tooBig) {
+                error(null, "message_too_large", "a frame may have at most " + http.config.http().maxFrameBytes() + " bytes");
+            }
+            ws.close((short) (tooBig ? 1009 : 1002), tooBig ? "frame too big" : "protocol error");
             onClose();
         } else {
             HttpVerticle.log().debug("WebSocket error: {}", e.toString());

@@ -59,6 +59,18 @@ public final class KafkaIngressVerticle extends VerticleBase {
     private final RequestDecoder decoder;
     private final io.blip2stream.cluster.RequestStore store;
     private RecordAnswerer answerer;
+    /** This node's journal of records in hand, across its own deaths (poison records). */
+    private final io.blip2stream.service.kafka.CrashJournal journal;
+    /** The cluster's markers of records in hand; null: none. */
+    private final io.blip2stream.cluster.RecordsInFlight recordsInFlight;
+    /** Suspected records (a node died with them in hand) waiting to run alone, and whether one runs now. */
+    private final java.util.ArrayDeque<Waiting> alone = new java.util.ArrayDeque<>();
+    private boolean runningAlone;
+    /** Records taken while suspects wait or run: they start once the suspects are done. */
+    private final java.util.ArrayDeque<Waiting> held = new java.util.ArrayDeque<>();
+
+    /** A record waiting to start: how to run it, and how to hand it back unrun (the node stops). */
+    private record Waiting(Runnable run, Runnable handBack) {}
     private KafkaConsumer<byte[], byte[]> consumer;
     private final Map<TopicPartition, PartitionState> partitions = new HashMap<>();
     private final Set<TopicPartition> assigned = new HashSet<>();
@@ -99,8 +111,15 @@ public final class KafkaIngressVerticle extends VerticleBase {
     private record Origin(TopicPartition tp, long offset, PartitionState partition) {}
 
     /** @param store the cluster's memory of answered requests (dedupe of redeliveries); null: none */
+    /**
+     * @param store           the cluster's memory of requests (identity, redeliveries); null: none
+     * @param recordsInFlight the cluster's markers of records in hand (poison records across nodes); null: none
+     */
     public KafkaIngressVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics, RequestDecoder decoder,
-                                io.blip2stream.cluster.RequestStore store) {
+                                io.blip2stream.cluster.RequestStore store, io.blip2stream.cluster.RecordsInFlight recordsInFlight) {
+        this.recordsInFlight = recordsInFlight;
+        // opened here, on the deploying thread: it reads the last run's journal (what this node died with)
+        this.journal = io.blip2stream.service.kafka.CrashJournal.open(config.dataDir().resolve("crashes"), config.kafka().groupId());
         this.store = store;
         this.config = config;
         this.bootstrapServers = bootstrapServers;
@@ -365,13 +384,68 @@ public final class KafkaIngressVerticle extends VerticleBase {
         metrics.inFlight().set(inFlight);
         applyLimits();
         Origin source = new Origin(tp, offset, p);
-        Future<Void> answered;
+        String where = record.topic() + "/" + record.partition() + "/" + offset;
+        long accepted = System.nanoTime();
+        journal.taken(where); // before anything runs on it: if this node dies now, the record was in its hands
+        crashes(where).onComplete(c -> {
+            int crashes = c.succeeded() ? c.result() : 0;
+            RecordAnswerer.Output out = r -> publish(source, r);
+            if (crashes >= config.kafka().poisonAfterCrashes()) {
+                answered(record, p, where, answerer.quarantine(record, crashes, out), false);
+            } else if (crashes > 0) {
+                // suspected: it runs alone, so that if it kills the node again, it alone is blamed
+                LOG.warn("record {}: the node holding it died {} time(s); it runs alone", where, crashes);
+                alone.add(new Waiting(() -> {
+                    journal.alone(where);
+                    answered(record, p, where, answer(record, accepted, out), true);
+                }, () -> finish(p, offset, false)));
+                applyLimits();
+            } else if (runningAlone || !alone.isEmpty()) {
+                held.add(new Waiting(() -> answered(record, p, where, answer(record, accepted, out), false),
+                        () -> finish(p, offset, false))); // after the suspects
+            } else {
+                answered(record, p, where, answer(record, accepted, out), false);
+            }
+        });
+    }
+
+    private Future<Void> answer(ConsumerRecord<byte[], byte[]> record, long accepted, RecordAnswerer.Output out) {
         try {
-            answered = answerer.answer(record, System.nanoTime(), out -> publish(source, out));
+            return answerer.answer(record, accepted, out);
         } catch (RuntimeException e) {
-            answered = Future.failedFuture(e);
+            return Future.failedFuture(e);
         }
+    }
+
+    /**
+     * How often a node died with the record at {@code where} in hand: this node's own journal, or the cluster's
+     * markers (a record whose partition moved here after its node died); the larger.
+     */
+    private Future<Integer> crashes(String where) {
+        int local = journal.crashes(where);
+        if (recordsInFlight == null) {
+            return Future.succeededFuture(local);
+        }
+        return recordsInFlight.take(where, context).timeout(RecordAnswerer.STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS)
+                .map(cluster -> Math.max(local, cluster))
+                .recover(e -> {
+                    LOG.warn("the cluster did not say whether {} was in a dead node's hands ({}): going by this node's", where, e.toString());
+                    return Future.succeededFuture(local);
+                });
+    }
+
+    /** A record's answer settled: its place is given back, and it is out of this node's hands. */
+    private void answered(ConsumerRecord<byte[], byte[]> record, PartitionState p, String where, Future<Void> answered, boolean wasAlone) {
+        TopicPartition tp = new TopicPartition(record.topic(), record.partition());
+        long offset = record.offset();
         answered.onComplete(ar -> {
+            if (wasAlone) {
+                runningAlone = false;
+            }
+            journal.done(where);
+            if (recordsInFlight != null) {
+                recordsInFlight.done(where, context);
+            }
             if (ar.failed()) {
                 // the output could not be written: keep the offset pending, so the record is read again
                 if (transactions != null && partitions.get(tp) != p) {
@@ -420,6 +494,26 @@ public final class KafkaIngressVerticle extends VerticleBase {
         applyLimits();
     }
 
+    /**
+     * Runs the next suspected record alone once nothing else is in hand: until then, and while it runs, every
+     * partition is paused.
+     */
+    private void runAloneIfClear() {
+        if (runningAlone) {
+            return;
+        }
+        if (!alone.isEmpty()) {
+            if (inFlight == alone.size() + held.size()) { // nothing else running (and no crash count still being looked up)
+                runningAlone = true;
+                alone.poll().run().run();
+            }
+            return;
+        }
+        while (!held.isEmpty()) {
+            held.poll().run().run(); // the suspects are done: what waited behind them runs as usual
+        }
+    }
+
     /** Pauses partitions over their bound (all of them over the total bound) and resumes the others. */
     private void applyLimits() {
         if (consumer == null) {
@@ -435,7 +529,8 @@ public final class KafkaIngressVerticle extends VerticleBase {
                 continue;
             }
             // exactly-once: paused until its transactions are open and its committed offset is read
-            boolean full = (transactions != null && !p.ready) || stopping || totalFull || p.pending.size() >= k.maxInFlightPerPartition();
+            boolean full = (transactions != null && !p.ready) || stopping || totalFull || p.pending.size() >= k.maxInFlightPerPartition()
+                    || runningAlone || !alone.isEmpty();
             if (full && !p.paused) {
                 pause.add(tp);
                 p.paused = true;
@@ -450,6 +545,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
         if (!resume.isEmpty()) {
             consumer.resume(resume);
         }
+        runAloneIfClear();
     }
 
     /**
@@ -521,6 +617,11 @@ public final class KafkaIngressVerticle extends VerticleBase {
     @Override
     public Future<?> stop() {
         stopping = true;
+        List<Waiting> unrun = new ArrayList<>(alone);
+        unrun.addAll(held);
+        alone.clear();
+        held.clear();
+        unrun.forEach(w -> w.handBack().run()); // read again by whoever owns their partitions next
         applyLimits();
         Future<Void> handedOver = transactions == null || store == null || !othersInCluster() ? Future.succeededFuture() : consumer.unsubscribe()
                 .map(v -> {
@@ -560,6 +661,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
                 })
                 .eventually(() -> {
                     vertx.cancelTimer(commitTimer);
+                    journal.close(); // a graceful stop: what is still in hand is handed back, not a crash
                     if (admin == null) {
                         return consumer.close();
                     }

@@ -38,8 +38,7 @@ import java.util.concurrent.TimeUnit;
  * <ol>
  *   <li>{@link #decode}: the record to a job (on a worker thread), or the reason it is refused;</li>
  *   <li>{@link #claim}: its id in the cluster's request store, which says whether the id is free, is this very
- *       record answered before or being answered elsewhere, is another request's (refused, {@code duplicate_id}),
- *       or is a record whose node died with it too often (refused, {@code poison_suspected});</li>
+ *       record answered before or being answered elsewhere, or is another request's (refused, {@code duplicate_id});</li>
  *   <li>{@link #infer}, then {@link #answer} or {@link #deadLetter}, through the {@link Output} the ingress gives
  *       (the partition's transaction, or the publisher), then the outcome remembered in the store.</li>
  * </ol>
@@ -128,6 +127,19 @@ final class RecordAnswerer {
         return answered.recover(e -> e instanceof NotPublished ? Future.failedFuture(e) : lastResort(record, source, out, e));
     }
 
+    /**
+     * A record whose node died with it in hand {@code crashes} times ({@code kafka.poison_after_crashes}): it is
+     * suspected of killing it and dead-lettered ({@code poison_suspected}) without being decoded or run again.
+     */
+    Future<Void> quarantine(ConsumerRecord<byte[], byte[]> record, int crashes, Output out) {
+        String source = record.topic() + "/" + record.partition() + "/" + record.offset();
+        LOG.warn("record {} (key {}): the node holding it died {} times: suspected poison, dead-lettered without running it",
+                source, ClientText.log(record.key()), crashes);
+        metrics.request(null, "poison");
+        return deadLetterUndecoded(record, new RequestError(RequestError.POISON_SUSPECTED, "the service died " + crashes
+                + " times while it processed this record (kafka.poison_after_crashes); it is not processed again"), out);
+    }
+
     private Taken taken(ConsumerRecord<byte[], byte[]> record, String source, Output out, InferenceJob job, RequestError refused) {
         String id = job != null ? job.id() : refused.requestId() != null ? refused.requestId() : RequestDecoder.recordId(record);
         String task = job != null ? job.task().wireName() : null;
@@ -139,7 +151,35 @@ final class RecordAnswerer {
 
     /** The record to a job, on a worker thread (images are decoded and texts tokenized there). */
     private Future<InferenceJob> decode(ConsumerRecord<byte[], byte[]> record, long acceptedNanos) {
-        return vertx.executeBlocking(() -> decoder.decodeRecord(record, acceptedNanos), false);
+        return vertx.executeBlocking(() -> {
+            crashIfMarked(record);
+            return decoder.decodeRecord(record, acceptedNanos);
+        }, false);
+    }
+
+    /**
+     * Tests only ({@code -Dblip2.test.crash_marker=TEXT}, never set in production): a record whose value holds the
+     * marker kills the process while it is decoded, as a native library aborting on its input would, so that the
+     * quarantine of poison records is tested on the path production takes.
+     */
+    private static final byte[] CRASH_MARKER = System.getProperty("blip2.test.crash_marker") == null ? null
+            : System.getProperty("blip2.test.crash_marker").getBytes(StandardCharsets.UTF_8);
+
+    private static void crashIfMarked(ConsumerRecord<byte[], byte[]> record) {
+        byte[] v = record.value();
+        if (CRASH_MARKER == null || v == null) {
+            return;
+        }
+        outer:
+        for (int i = 0; i + CRASH_MARKER.length <= v.length; i++) {
+            for (int j = 0; j < CRASH_MARKER.length; j++) {
+                if (v[i + j] != CRASH_MARKER[j]) {
+                    continue outer;
+                }
+            }
+            LOG.error("record {}-{}@{} holds the test crash marker: the process dies now", record.topic(), record.partition(), record.offset());
+            Runtime.getRuntime().halt(134);
+        }
     }
 
     /**
@@ -160,8 +200,11 @@ final class RecordAnswerer {
             RequestStore.Relation rel = store.relate(t.claim(), prev);
             return switch (rel) {
                 case NEW, SAME_RECORD_OURS -> run(t);
-                case ABANDONED -> store.takeOver(t.claim(), 0, context).transform(x -> run(t));
-                case SAME_RECORD_ORPHANED -> orphaned(t, prev);
+                case ABANDONED -> store.takeOver(t.claim(), context).transform(x -> run(t));
+                case SAME_RECORD_ORPHANED -> {
+                    LOG.info("request {} ({}) was claimed by a node that left: taking it over", t.id(), t.source());
+                    yield store.takeOver(t.claim(), context).transform(x -> run(t));
+                }
                 case SAME_RECORD_ANSWERED -> republish(t, prev);
                 case SAME_CONTENT_ANSWERED -> republish(t, prev);
                 case SAME_RECORD_ELSEWHERE -> System.currentTimeMillis() > deadline ? run(t)
@@ -173,23 +216,6 @@ final class RecordAnswerer {
             LOG.warn("the cluster's request store did not answer for {} ({}): answering it", t.id(), e.toString());
             return run(t);
         });
-    }
-
-    /**
-     * This very record, claimed by a node that is gone: it died while the record was in its hands. After
-     * {@code kafka.poison_after_crashes} such deaths the record is suspected of causing them and dead-lettered.
-     */
-    private Future<Void> orphaned(Taken t, JsonNode prev) {
-        int crashes = prev.path("crashes").asInt(0) + 1;
-        if (crashes >= config.kafka().poisonAfterCrashes()) {
-            LOG.warn("request {} ({}): its node died {} times while it held it: suspected poison, not processed again", t.id(),
-                    t.source(), crashes);
-            metrics.request(t.task() == null ? null : t.task().wireName(), "poison");
-            return deadLetter(t, new RequestError(RequestError.POISON_SUSPECTED, "the node processing this record died " + crashes
-                    + " times; it is not processed again (kafka.poison_after_crashes)"), true);
-        }
-        LOG.info("request {} ({}) was claimed by a node that left ({} time(s)): taking it over", t.id(), t.source(), crashes);
-        return store.takeOver(t.claim(), crashes, context).transform(x -> run(t));
     }
 
     /** The id is this record's: refused records go to the DLT, the others to the model. */
@@ -292,7 +318,12 @@ final class RecordAnswerer {
      */
     private Future<Void> lastResort(ConsumerRecord<byte[], byte[]> record, String source, Output out, Throwable e) {
         LOG.error("record {} could not be answered normally; to the DLT", source, e);
-        RequestError error = new RequestError(RequestError.INTERNAL, "the service failed on this record: " + e.getClass().getSimpleName());
+        return deadLetterUndecoded(record, new RequestError(RequestError.INTERNAL, "the service failed on this record: "
+                + e.getClass().getSimpleName()), out);
+    }
+
+    /** A dead letter of a record whose request is not known (never decoded): no event, nothing in the store. */
+    private Future<Void> deadLetterUndecoded(ConsumerRecord<byte[], byte[]> record, RequestError error, Output out) {
         byte[] key = record.key() != null ? record.key() : RequestDecoder.recordId(record).getBytes(StandardCharsets.UTF_8);
         return out.publish(deadLetterRecord(dlt(), record, key, error, true))
                 .recover(x -> x instanceof RecordRefused ? out.publish(deadLetterRecord(dlt(), record, key, error, false)) : Future.failedFuture(x))

@@ -1,0 +1,86 @@
+package io.blip2stream.cluster;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.hazelcast.map.IMap;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+
+import java.util.function.Predicate;
+
+/**
+ * The Kafka records each node has in hand, cluster-wide, by {@code topic/partition/offset}: {@code {"member",
+ * "crashes"}}. A node takes a record by writing its marker; when the record's partition moves to another node after
+ * the first died, the new owner finds the dead member's marker: one crash more for that record (the node that died
+ * was running it alone if it suspected it, so the count stays on the record that killed it). Calls are
+ * asynchronous: safe on an event loop.
+ */
+public final class RecordsInFlight {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private final IMap<String, String> map;
+    private final String member;
+    private final Predicate<String> alive;
+
+    /**
+     * @param member this node's cluster member id
+     * @param alive  whether a member id is in the cluster now
+     */
+    public RecordsInFlight(IMap<String, String> map, String member, Predicate<String> alive) {
+        this.map = map;
+        this.member = member;
+        this.alive = alive;
+    }
+
+    /**
+     * Takes the record at {@code source} into this node's hands; completes with how often a node died holding it
+     * (its marker's count, one more if the member that holds it now is gone).
+     */
+    public Future<Integer> take(String source, Context context) {
+        return Future.fromCompletionStage(map.getAsync(source), context).compose(old -> {
+            int crashes = 0;
+            if (old != null) {
+                JsonNode o = parse(old);
+                crashes = o.path("crashes").asInt(0);
+                String holder = o.path("member").asText("");
+                if (!holder.equals(member) && !alive.test(holder)) {
+                    crashes++; // its node died with it in hand
+                }
+            }
+            int n = crashes;
+            String now = JSON.createObjectNode().put("member", member).put("crashes", n).toString();
+            return Future.fromCompletionStage(map.setAsync(source, now), context).map(v -> n);
+        });
+    }
+
+    /** The record is answered (or handed back): its marker goes, if it is still this node's. */
+    public Future<Void> done(String source, Context context) {
+        return Future.fromCompletionStage(map.submitToKey(source, new RemoveIfHeldBy(member)), context).mapEmpty();
+    }
+
+    /** Removes a marker held by {@code member} (not one another node wrote since). Runs on the key's owner. */
+    static final class RemoveIfHeldBy implements com.hazelcast.map.EntryProcessor<String, String, Boolean> {
+        private static final long serialVersionUID = 1L;
+        private final String member;
+
+        RemoveIfHeldBy(String member) {
+            this.member = member;
+        }
+
+        @Override
+        public Boolean process(java.util.Map.Entry<String, String> entry) {
+            if (entry.getValue() != null && member.equals(parse(entry.getValue()).path("member").asText())) {
+                entry.setValue(null);
+                return true;
+            }
+            return false;
+        }
+    }
+
+    private static JsonNode parse(String s) {
+        try {
+            return JSON.readTree(s);
+        } catch (Exception e) {
+            return JSON.createObjectNode();
+        }
+    }
+}
