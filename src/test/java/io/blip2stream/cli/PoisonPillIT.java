@@ -59,8 +59,12 @@ class PoisonPillIT {
         List<String> ids = new ArrayList<>();
         try {
             assertTrue(first.awaitReady(120), "the service starts: " + first.log);
+            // in one transaction: the service (read_committed) sees all seven at once, so the poison cannot kill the
+            // process, and the in-process broker with it, before the records behind it are written
             try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(Map.of("bootstrap.servers", "localhost:" + first.kafkaPort,
-                    "acks", "all"), new StringSerializer(), new ByteArraySerializer())) {
+                    "acks", "all", "transactional.id", "poison-it"), new StringSerializer(), new ByteArraySerializer())) {
+                producer.initTransactions();
+                producer.beginTransaction();
                 for (int i = 0; i < 7; i++) {
                     String id = i == 1 ? "poison" : "good-" + i;
                     ids.add(id);
@@ -70,8 +74,9 @@ class PoisonPillIT {
                     }
                     o.putObject("params").put("max_new_tokens", 3);
                     // one key: one partition, the records behind the poison wait on it
-                    producer.send(new ProducerRecord<>("blip2.requests", "camera-1", JSON.writeValueAsBytes(o))).get();
+                    producer.send(new ProducerRecord<>("blip2.requests", "camera-1", JSON.writeValueAsBytes(o)));
                 }
+                producer.commitTransaction();
             }
             assertTrue(first.process.waitFor(120, TimeUnit.SECONDS), "the poison record killed the service: " + tail(first));
             assertEquals(134, first.process.exitValue());
@@ -91,6 +96,11 @@ class PoisonPillIT {
         ServeProcess third = ServeProcess.again(first, data, jvm, args, env);
         try {
             assertTrue(third.awaitReady(180), "the third start stays up: " + tail(third));
+            var ready = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
+                    java.net.URI.create("http://127.0.0.1:" + third.httpPort + "/health/ready")).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, ready.statusCode(), ready.body());
+            assertTrue(ready.body().contains("\"consumer\":\"assigned\""), "ready after a crash means assigned: " + ready.body());
             Map<String, List<ConsumerRecord<String, byte[]>>> byId = read(third.kafkaPort, ids.size(), 120_000);
             List<ConsumerRecord<String, byte[]>> poison = byId.get("poison");
             assertEquals(1, poison == null ? 0 : poison.size(), "the poison record is answered once: " + byId.keySet());

@@ -406,6 +406,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
             } else {
                 answered(record, p, where, answer(record, accepted, out), false);
             }
+            runAloneIfClear(); // this record's place is known now: a suspect may be clear to run
         });
     }
 
