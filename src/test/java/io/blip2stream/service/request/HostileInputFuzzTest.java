@@ -46,7 +46,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Cases per property: {@code blip2.fuzz.cases} (1,000 in CI; {@code -Plong-tests}: 100,000). Each property prints
  * how its cases ended, so a generator that stopped reaching a path shows.
  */
-class HostileInputProperties {
+class HostileInputFuzzTest {
     static final int CASES = Integer.getInteger("blip2.fuzz.cases", 1000);
     static final Long ONE_SEED = Long.getLong("blip2.fuzz.seed");
     static final JsonNodeFactory F = JsonNodeFactory.instance;
