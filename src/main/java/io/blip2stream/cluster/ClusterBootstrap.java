@@ -55,7 +55,10 @@ public final class ClusterBootstrap {
             }
         } else {
             if (c.host().matches("[0-9.]+")) {
-                net.getInterfaces().setEnabled(true).addInterface(c.host()); // bind to that address only
+                net.getInterfaces().setEnabled(true).addInterface(c.host());
+                // listen on that address only: Hazelcast binds every interface (*:5701) by default, whatever address it
+                // announces, so any process that reaches the machine could join or read the cluster
+                hz.setProperty("hazelcast.socket.bind.any", "false");
             } else {
                 net.setPublicAddress(c.host() + ":" + c.port()); // a host name (docker compose): announce it
             }
@@ -82,6 +85,29 @@ public final class ClusterBootstrap {
                 .setEvictionConfig(new EvictionConfig().setEvictionPolicy(EvictionPolicy.LRU)
                         .setMaxSizePolicy(MaxSizePolicy.PER_NODE).setSize(Math.max(1, config.cache().maxEntriesPerNode()))));
         return hz;
+    }
+
+    /**
+     * The key the node seals the cluster's state with: {@code cluster.key_file}; for a node alone, a random key of its
+     * own; for several nodes without one, a refusal, unless {@code cluster.insecure} (then a key derived from the
+     * cluster's name, which anyone can derive: no protection, said in the log).
+     */
+    public static ClusterCipher cipher(ServiceConfig.Cluster c) {
+        if (!c.keyFile().isBlank()) {
+            return ClusterCipher.fromFile(java.nio.file.Path.of(c.keyFile()));
+        }
+        if (!c.expectsOthers()) {
+            return ClusterCipher.ephemeral();
+        }
+        if (!c.insecure()) {
+            throw new IllegalArgumentException("several nodes (cluster.members or cluster.kubernetes) need a cluster key: set "
+                    + "BLIP2_CLUSTER_KEY_FILE (cluster.key_file) to the same file on every node, made with "
+                    + "`head -c 32 /dev/urandom | base64 > cluster.key`; or BLIP2_CLUSTER_INSECURE=true to run without (anyone "
+                    + "who reaches the Hazelcast port can then read and forge the cluster's state)");
+        }
+        org.slf4j.LoggerFactory.getLogger(ClusterBootstrap.class).warn("cluster.insecure: the cluster's state is readable and "
+                + "forgeable by anyone who reaches this node's Hazelcast port");
+        return ClusterCipher.insecure(c.name());
     }
 
     /** A clustered Vert.x, its event bus on this node's cluster host. */

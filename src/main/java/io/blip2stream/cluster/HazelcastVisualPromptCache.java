@@ -9,24 +9,29 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * The visual-prompt cache shared by the cluster: a Hazelcast map from image hash and model id to the projected
- * query outputs, float32 little-endian. Bounded per member (LRU) and with a TTL, set in {@link ClusterBootstrap}.
+ * The visual-prompt cache shared by the cluster: a Hazelcast map from a keyed hash of the image hash and model id
+ * to the projected query outputs (float32 little-endian), sealed under the cluster's key ({@link ClusterCipher}):
+ * a foreign member learns no image hash and cannot plant a visual prompt. Bounded per member (LRU) and with a TTL, set in {@link ClusterBootstrap}.
  * Called from inference worker threads (the calls block on the network).
  */
 public final class HazelcastVisualPromptCache implements VisualPromptCache {
     private static final Logger LOG = LoggerFactory.getLogger(HazelcastVisualPromptCache.class);
     private final IMap<String, byte[]> map;
+    private final ClusterCipher cipher;
 
-    public HazelcastVisualPromptCache(IMap<String, byte[]> map) {
+    /** @param cipher seals the values and hides the keys (image hashes) under the cluster's key */
+    public HazelcastVisualPromptCache(IMap<String, byte[]> map, ClusterCipher cipher) {
         this.map = map;
+        this.cipher = cipher;
     }
 
     @Override
     public float[] get(String key) {
         try {
-            byte[] b = map.get(key);
-            if (b == null) {
-                return null;
+            String hidden = cipher.hashKey(key);
+            byte[] b = cipher.open(ClusterBootstrap.VISUAL_PROMPTS_MAP, hidden, map.get(hidden));
+            if (b == null || b.length % 4 != 0) {
+                return null; // absent, or not ours (a foreign member's, damaged): computed again
             }
             float[] out = new float[b.length / 4];
             ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
@@ -42,7 +47,8 @@ public final class HazelcastVisualPromptCache implements VisualPromptCache {
         ByteBuffer b = ByteBuffer.allocate(visualPrompt.length * 4).order(ByteOrder.LITTLE_ENDIAN);
         b.asFloatBuffer().put(visualPrompt);
         try {
-            map.set(key, b.array());
+            String hidden = cipher.hashKey(key);
+            map.set(hidden, cipher.seal(ClusterBootstrap.VISUAL_PROMPTS_MAP, hidden, b.array()));
         } catch (RuntimeException e) {
             LOG.warn("visual-prompt cache unavailable: {}", e.toString());
         }

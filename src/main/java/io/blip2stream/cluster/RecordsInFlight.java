@@ -18,15 +18,19 @@ import java.util.function.Predicate;
 public final class RecordsInFlight {
     private static final ObjectMapper JSON = new ObjectMapper();
     private final IMap<String, String> map;
+    private final ClusterCipher cipher;
     private final String member;
+    /** the sealed markers this node wrote, by record: {@link #done} removes its own marker only */
+    private final java.util.Map<String, String> written = new java.util.concurrent.ConcurrentHashMap<>();
     private final Predicate<String> alive;
 
     /**
      * @param member this node's cluster member id
      * @param alive  whether a member id is in the cluster now
      */
-    public RecordsInFlight(IMap<String, String> map, String member, Predicate<String> alive) {
+    public RecordsInFlight(IMap<String, String> map, ClusterCipher cipher, String member, Predicate<String> alive) {
         this.map = map;
+        this.cipher = cipher;
         this.member = member;
         this.alive = alive;
     }
@@ -38,8 +42,9 @@ public final class RecordsInFlight {
     public Future<Integer> take(String source, Context context) {
         return Future.fromCompletionStage(map.getAsync(source), context).compose(old -> {
             int crashes = 0;
-            if (old != null) {
-                JsonNode o = parse(old);
+            String opened = cipher.open(ClusterBootstrap.RECORDS_IN_FLIGHT_MAP, source, old);
+            if (opened != null) {
+                JsonNode o = parse(opened);
                 crashes = o.path("crashes").asInt(0);
                 String holder = o.path("member").asText("");
                 if (!holder.equals(member) && !alive.test(holder)) {
@@ -47,28 +52,34 @@ public final class RecordsInFlight {
                 }
             }
             int n = crashes;
-            String now = JSON.createObjectNode().put("member", member).put("crashes", n).toString();
+            String now = cipher.seal(ClusterBootstrap.RECORDS_IN_FLIGHT_MAP, source,
+                    JSON.createObjectNode().put("member", member).put("crashes", n).toString());
+            written.put(source, now);
             return Future.fromCompletionStage(map.setAsync(source, now), context).map(v -> n);
         });
     }
 
-    /** The record is answered (or handed back): its marker goes, if it is still this node's. */
+    /** The record is answered (or handed back): its marker goes, if it is still the one this node wrote. */
     public Future<Void> done(String source, Context context) {
-        return Future.fromCompletionStage(map.submitToKey(source, new RemoveIfHeldBy(member)), context).mapEmpty();
+        String mine = written.remove(source);
+        if (mine == null) {
+            return Future.succeededFuture();
+        }
+        return Future.fromCompletionStage(map.submitToKey(source, new RemoveIfEquals(mine)), context).mapEmpty();
     }
 
-    /** Removes a marker held by {@code member} (not one another node wrote since). Runs on the key's owner. */
-    static final class RemoveIfHeldBy implements com.hazelcast.map.EntryProcessor<String, String, Boolean> {
+    /** Removes a marker if it is still {@code value} (not one another node wrote since). Runs on the key's owner. */
+    static final class RemoveIfEquals implements com.hazelcast.map.EntryProcessor<String, String, Boolean> {
         private static final long serialVersionUID = 1L;
-        private final String member;
+        private final String value;
 
-        RemoveIfHeldBy(String member) {
-            this.member = member;
+        RemoveIfEquals(String value) {
+            this.value = value;
         }
 
         @Override
         public Boolean process(java.util.Map.Entry<String, String> entry) {
-            if (entry.getValue() != null && member.equals(parse(entry.getValue()).path("member").asText())) {
+            if (value.equals(entry.getValue())) {
                 entry.setValue(null);
                 return true;
             }

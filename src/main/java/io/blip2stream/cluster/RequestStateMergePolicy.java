@@ -16,14 +16,21 @@ import com.hazelcast.spi.merge.SplitBrainMergeTypes.MapMergeTypes;
  */
 public final class RequestStateMergePolicy implements SplitBrainMergePolicy<Object, MapMergeTypes<Object, Object>, Object> {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** The cluster's key, to read the states (Hazelcast creates the policy itself): set when a member starts. */
+    static volatile ClusterCipher cipher;
+
+    /** The key the states are sealed with (the member's own, set before it joins). */
+    public static void use(ClusterCipher c) {
+        cipher = c;
+    }
 
     @Override
     public Object merge(MapMergeTypes<Object, Object> merging, MapMergeTypes<Object, Object> existing) {
         if (existing == null) {
             return merging.getRawValue();
         }
-        int a = rank(merging.getValue());
-        int b = rank(existing.getValue());
+        int a = rank(merging.getKey(), merging.getValue());
+        int b = rank(existing.getKey(), existing.getValue());
         if (a != b) {
             return a > b ? merging.getRawValue() : existing.getRawValue();
         }
@@ -31,9 +38,14 @@ public final class RequestStateMergePolicy implements SplitBrainMergePolicy<Obje
     }
 
     /** 0: unreadable or running; 1: answered, not on Kafka; 2: answered and on Kafka (or not a Kafka request). */
-    static int rank(Object value) {
-        if (!(value instanceof String s)) {
+    static int rank(Object key, Object value) {
+        ClusterCipher c = cipher;
+        if (!(value instanceof String sealed) || c == null) {
             return 0;
+        }
+        String s = c.open(ClusterBootstrap.REQUESTS_MAP, String.valueOf(key), sealed);
+        if (s == null) {
+            return 0; // a state that does not open ranks last
         }
         try {
             JsonNode state = JSON.readTree(s);

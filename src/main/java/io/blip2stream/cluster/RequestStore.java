@@ -14,11 +14,13 @@ import java.util.concurrent.TimeUnit;
  * {@code {"status", "task", "source", "owner"?, "digest"?, "member"?, "kafka"?, "result"?, "error"?, "published"?}}. It makes an id name one request across every ingress and node: a request claims its id before it
  * runs ({@link #claim}), and {@link #relate} says what an earlier claim means for it. Any node answers
  * {@code GET /v1/requests/{id}} from it, and a Kafka record delivered again is recognised as itself. Calls are
- * asynchronous: safe on an event loop.
+ * asynchronous: safe on an event loop. Values are sealed under the cluster's key ({@link ClusterCipher}): one that does
+ * not open is absent.
  */
 public final class RequestStore {
     private static final ObjectMapper JSON = new ObjectMapper();
     private final IMap<String, String> map;
+    private final ClusterCipher cipher;
     private final long ttlMs;
     private final String member;
     private final java.util.function.Predicate<String> alive;
@@ -27,8 +29,10 @@ public final class RequestStore {
      * @param member this node's cluster member id (claims name it)
      * @param alive  whether a member id is in the cluster now
      */
-    public RequestStore(IMap<String, String> map, long ttlMs, String member, java.util.function.Predicate<String> alive) {
+    public RequestStore(IMap<String, String> map, ClusterCipher cipher, long ttlMs, String member,
+                        java.util.function.Predicate<String> alive) {
         this.map = map;
+        this.cipher = cipher;
         this.ttlMs = ttlMs;
         this.member = member;
         this.alive = alive;
@@ -117,8 +121,19 @@ public final class RequestStore {
      */
     public Future<ObjectNode> claim(Claim c, Context context) {
         // an entry processor: an asynchronous putIfAbsent (the map's TTL applies), no thread blocked
-        return Future.fromCompletionStage(map.submitToKey(c.id(), new PutIfAbsent(running(c).toString())), context)
-                .map(RequestStore::parse);
+        String sealed = seal(c.id(), running(c));
+        return Future.fromCompletionStage(map.submitToKey(c.id(), new PutIfAbsent(sealed)), context).compose(old -> {
+            if (old == null) {
+                return Future.succeededFuture(null);
+            }
+            ObjectNode prev = parse(c.id(), old);
+            if (prev == null) {
+                // a value that does not open (a foreign member's, or damaged) is absent: the id is this request's
+                return Future.fromCompletionStage(map.setAsync(c.id(), sealed, ttlMs, TimeUnit.MILLISECONDS), context)
+                        .map(v -> (ObjectNode) null);
+            }
+            return Future.succeededFuture(prev);
+        });
     }
 
     /** A Kafka record's claim, for the tests that write states directly. */
@@ -128,7 +143,7 @@ public final class RequestStore {
 
     /** Takes over the id from a claim whose node is gone ({@link Relation#SAME_RECORD_ORPHANED}, {@link Relation#ABANDONED}). */
     public Future<Void> takeOver(Claim c, Context context) {
-        return Future.fromCompletionStage(map.setAsync(c.id(), running(c).toString(), ttlMs, TimeUnit.MILLISECONDS), context);
+        return Future.fromCompletionStage(map.setAsync(c.id(), seal(c.id(), running(c)), ttlMs, TimeUnit.MILLISECONDS), context);
     }
 
     /** Sets the value if there is none; returns the value there was (null if none). Runs on the key's owner. */
@@ -150,7 +165,9 @@ public final class RequestStore {
         }
     }
 
-    private static ObjectNode parse(String s) {
+    /** A stored value, opened: null when absent, or when it does not open (then it is counted as rejected). */
+    private ObjectNode parse(String id, String sealed) {
+        String s = cipher.open(ClusterBootstrap.REQUESTS_MAP, id, sealed);
         if (s == null) {
             return null;
         }
@@ -161,9 +178,13 @@ public final class RequestStore {
         }
     }
 
+    private String seal(String id, ObjectNode state) {
+        return cipher.seal(ClusterBootstrap.REQUESTS_MAP, id, state.toString());
+    }
+
     /** The stored state of a request, or null. Completes on {@code context}. */
     public Future<ObjectNode> get(String id, Context context) {
-        return Future.fromCompletionStage(map.getAsync(id), context).map(RequestStore::parse);
+        return Future.fromCompletionStage(map.getAsync(id), context).map(v -> parse(id, v));
     }
 
     /**
@@ -196,7 +217,7 @@ public final class RequestStore {
             o.put("kafka", c.kafkaRecord()); // topic/partition/offset: a redelivery of this very record is recognised
         }
         o.put("member", member);
-        return Future.fromCompletionStage(map.setAsync(c.id(), o.toString(), ttlMs, TimeUnit.MILLISECONDS), context);
+        return Future.fromCompletionStage(map.setAsync(c.id(), seal(c.id(), o), ttlMs, TimeUnit.MILLISECONDS), context);
     }
 
     /** {@link #finished(Claim, JsonNode, String, String, boolean, Context)} for the tests that write states directly. */

@@ -1,6 +1,7 @@
 package io.blip2stream.service;
 
 import io.blip2stream.cluster.ClusterBootstrap;
+import io.blip2stream.cluster.ClusterCipher;
 import io.blip2stream.cluster.HazelcastVisualPromptCache;
 import io.blip2stream.cluster.RequestStore;
 import io.blip2stream.engine.ModelLocations;
@@ -94,6 +95,9 @@ public final class Blip2Service {
             bootstrapServers = config.kafka().bootstrapServers();
         }
         Topics.ensure(bootstrapServers, config.kafka());
+        ClusterCipher cipher = ClusterBootstrap.cipher(config.cluster());
+        io.blip2stream.cluster.RequestStateMergePolicy.use(cipher); // before joining: a merge may come at once
+        LOG.info("the cluster's state is sealed with {}", cipher.origin());
         long c0 = System.nanoTime();
         clusterManager = new io.vertx.spi.cluster.hazelcast.HazelcastClusterManager(ClusterBootstrap.hazelcastConfig(config));
         vertx = await(ClusterBootstrap.start(config, vertxOptions, clusterManager));
@@ -102,12 +106,15 @@ public final class Blip2Service {
         LOG.info("joined cluster '{}' in {} ms: {} member(s) {}", config.cluster().name(), clusterFormationMs,
                 hz.getCluster().getMembers().size(), hz.getCluster().getMembers());
         String me = hz.getCluster().getLocalMember().getUuid().toString();
-        store = new RequestStore(hz.getMap(ClusterBootstrap.REQUESTS_MAP), config.requests().retentionMs(), me,
+        store = new RequestStore(hz.getMap(ClusterBootstrap.REQUESTS_MAP), cipher, config.requests().retentionMs(), me,
                 uuid -> hz.getCluster().getMembers().stream().anyMatch(m -> m.getUuid().toString().equals(uuid)));
-        recordsInFlight = new io.blip2stream.cluster.RecordsInFlight(hz.getMap(ClusterBootstrap.RECORDS_IN_FLIGHT_MAP), me,
+        recordsInFlight = new io.blip2stream.cluster.RecordsInFlight(hz.getMap(ClusterBootstrap.RECORDS_IN_FLIGHT_MAP), cipher, me,
                 uuid -> hz.getCluster().getMembers().stream().anyMatch(m -> m.getUuid().toString().equals(uuid)));
         VisualPromptCache cache = config.cache().enabled()
-                ? new HazelcastVisualPromptCache(hz.getMap(ClusterBootstrap.VISUAL_PROMPTS_MAP)) : VisualPromptCache.NONE;
+                ? new HazelcastVisualPromptCache(hz.getMap(ClusterBootstrap.VISUAL_PROMPTS_MAP), cipher) : VisualPromptCache.NONE;
+        io.micrometer.core.instrument.FunctionCounter.builder("blip2_cluster_rejected_values", cipher, ClusterCipher::rejected)
+                .description("values in the cluster's maps that did not open under the cluster key (foreign, damaged): treated as absent")
+                .register(metrics.registry());
         Addresses.registerCodecs(vertx);
         await(vertx.deployVerticle(new io.blip2stream.service.verticle.EventRelayVerticle()));
         publisherDeployment = await(vertx.deployVerticle(
@@ -260,6 +267,11 @@ public final class Blip2Service {
 
     public RequestStore store() {
         return store;
+    }
+
+    /** This node's Hazelcast member (tests look at what it holds and where it listens). */
+    public com.hazelcast.core.HazelcastInstance hazelcast() {
+        return clusterManager.getHazelcastInstance();
     }
 
     /** The members of the cluster this node is in. */

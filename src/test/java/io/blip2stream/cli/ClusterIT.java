@@ -135,6 +135,7 @@ class ClusterIT {
             env.put("BLIP2_CLUSTER_NAME", cluster);
             env.put("BLIP2_CLUSTER_PORT", String.valueOf(n.clusterPort));
             env.put("BLIP2_CLUSTER_MEMBERS", String.join(",", others));
+            env.put("BLIP2_CLUSTER_KEY_FILE", ClusterNodes.keyFile(tmp).toString());
             env.put("BLIP2_NODE_ID", n.name);
             n.process = pb.start();
             Thread t = new Thread(() -> {

@@ -134,6 +134,17 @@ final class ClusterNodes implements AutoCloseable {
         return out;
     }
 
+    /** The cluster key file of the nodes under {@code tmp} (made once: a random key, as the README says to make one). */
+    static synchronized Path keyFile(Path tmp) throws java.io.IOException {
+        Path f = tmp.resolve("cluster.key");
+        if (!Files.exists(f)) {
+            byte[] k = new byte[32];
+            new java.security.SecureRandom().nextBytes(k);
+            Files.writeString(f, java.util.Base64.getEncoder().encodeToString(k) + "\n");
+        }
+        return f;
+    }
+
     /** Node {@code i} of a cluster: its cluster port, the others as members, the test's broker; data under {@code tmp}. */
     private static ServeProcess node(Path tmp, int i, Path conf, EmbeddedKafka broker, String cluster, int[] clusterPorts) throws Exception {
         List<String> others = new ArrayList<>();
@@ -147,6 +158,7 @@ final class ClusterNodes implements AutoCloseable {
         env.put("BLIP2_CLUSTER_NAME", cluster);
         env.put("BLIP2_CLUSTER_PORT", String.valueOf(clusterPorts[i]));
         env.put("BLIP2_CLUSTER_MEMBERS", String.join(",", others));
+        env.put("BLIP2_CLUSTER_KEY_FILE", keyFile(tmp).toString()); // several nodes share the cluster's key
         env.put("BLIP2_NODE_ID", "node-" + i);
         env.put("BLIP2_RETRIEVAL_MODEL", Fixtures.model("blip2-itm-tiny").toString());
         return new ServeProcess(Files.createDirectories(tmp.resolve("node-" + i + "-" + UUID.randomUUID())),

@@ -38,6 +38,7 @@ class MemberLossTest {
         List<HazelcastInstance> hz = new ArrayList<>();
         Vertx vertx = Vertx.vertx();
         try {
+            RequestStateMergePolicy.use(KEY);
             for (ServiceConfig c : memberConfigs("loss-", Map.of("cluster.state_backups", String.valueOf(backups)))) {
                 hz.add(Hazelcast.newHazelcastInstance(ClusterBootstrap.hazelcastConfig(c)));
             }
@@ -115,8 +116,11 @@ class MemberLossTest {
         return out;
     }
 
+    /** The cluster key the tests' members share. */
+    static final ClusterCipher KEY = ClusterCipher.of("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+
     static RequestStore store(HazelcastInstance h) {
-        return new RequestStore(h.getMap(ClusterBootstrap.REQUESTS_MAP), 3_600_000, h.getCluster().getLocalMember().getUuid().toString(),
+        return new RequestStore(h.getMap(ClusterBootstrap.REQUESTS_MAP), KEY, 3_600_000, h.getCluster().getLocalMember().getUuid().toString(),
                 m -> true);
     }
 

@@ -54,6 +54,7 @@ class NetworkSplitTest {
     static Outcome splitAndHeal(boolean serviceMergePolicy) throws Exception {
         List<HazelcastInstance> hz = new ArrayList<>();
         Vertx vertx = Vertx.vertx();
+        RequestStateMergePolicy.use(MemberLossTest.KEY); // the states are sealed: the policy opens them to rank them
         try {
             for (ServiceConfig c : MemberLossTest.memberConfigs("split-", Map.of("cluster.merge_delay_s", "3"))) {
                 Config config = ClusterBootstrap.hazelcastConfig(c);

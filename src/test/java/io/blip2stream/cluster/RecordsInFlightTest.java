@@ -30,7 +30,8 @@ class RecordsInFlightTest {
     }
 
     static RecordsInFlight of(HazelcastInstance h, List<HazelcastInstance> all) {
-        return new RecordsInFlight(h.getMap(ClusterBootstrap.RECORDS_IN_FLIGHT_MAP), h.getCluster().getLocalMember().getUuid().toString(),
+        return new RecordsInFlight(h.getMap(ClusterBootstrap.RECORDS_IN_FLIGHT_MAP), MemberLossTest.KEY,
+                h.getCluster().getLocalMember().getUuid().toString(),
                 uuid -> all.stream().anyMatch(x -> x.getLifecycleService().isRunning()
                         && x.getCluster().getLocalMember().getUuid().toString().equals(uuid)));
     }

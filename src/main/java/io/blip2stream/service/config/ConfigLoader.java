@@ -43,6 +43,8 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_CLUSTER_FAILURE_DETECTION_S", "cluster.failure_detection_s");
         ENVIRONMENT.put("BLIP2_CLUSTER_STATE_BACKUPS", "cluster.state_backups");
         ENVIRONMENT.put("BLIP2_CLUSTER_MERGE_DELAY_S", "cluster.merge_delay_s");
+        ENVIRONMENT.put("BLIP2_CLUSTER_KEY_FILE", "cluster.key_file");
+        ENVIRONMENT.put("BLIP2_CLUSTER_INSECURE", "cluster.insecure");
         ENVIRONMENT.put("BLIP2_CACHE_ENABLED", "cache.enabled");
         ENVIRONMENT.put("BLIP2_CACHE_MAX_ENTRIES_PER_NODE", "cache.max_entries_per_node");
         ENVIRONMENT.put("BLIP2_CACHE_TTL_S", "cache.ttl_s");

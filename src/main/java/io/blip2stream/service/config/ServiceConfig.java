@@ -35,8 +35,19 @@ public record ServiceConfig(
                        long bodyTimeoutMs) {}
 
     /** Hazelcast: how the nodes find each other. */
+    /**
+     * @param keyFile  the cluster key file (base64 keys, one a line, the first seals), or blank
+     * @param insecure several nodes without a key: their state readable and forgeable by anyone who reaches them
+     */
     public record Cluster(String name, String host, int port, List<String> members, boolean kubernetes, String serviceName,
-                          String namespace, int eventBusPort, int failureDetectionS, int stateBackups, int mergeDelayS) {}
+                          String namespace, int eventBusPort, int failureDetectionS, int stateBackups, int mergeDelayS,
+                          String keyFile, boolean insecure) {
+
+        /** Whether this node expects others (members listed, or discovered in Kubernetes). */
+        public boolean expectsOthers() {
+            return kubernetes || !members.isEmpty();
+        }
+    }
 
     /** The cluster-wide visual-prompt cache. */
     public record Cache(boolean enabled, int maxEntriesPerNode, int ttlS) {}
@@ -133,7 +144,7 @@ public record ServiceConfig(
         return new Cluster(c.get("name").asText(), c.get("host").asText(), c.get("port").asInt(), list(c.get("members")),
                 c.get("kubernetes").asBoolean(), c.get("service_name").asText(), c.get("namespace").asText(),
                 c.get("event_bus_port").asInt(), c.get("failure_detection_s").asInt(), c.get("state_backups").asInt(),
-                c.get("merge_delay_s").asInt());
+                c.get("merge_delay_s").asInt(), c.get("key_file").asText(), c.get("insecure").asBoolean());
     }
 
     private static List<String> list(JsonNode n) {
