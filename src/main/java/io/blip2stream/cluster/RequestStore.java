@@ -19,6 +19,11 @@ import java.util.concurrent.TimeUnit;
  */
 public final class RequestStore {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * How long a caller waits for the store before going on without it: it answers in milliseconds, except while the
+     * cluster moves the partitions of a member that died.
+     */
+    public static final long TIMEOUT_MS = 3000;
     private final IMap<String, String> map;
     private final ClusterCipher cipher;
     private final long ttlMs;
@@ -102,9 +107,20 @@ public final class RequestStore {
     }
 
     private ObjectNode running(Claim c) {
-        ObjectNode o = JSON.createObjectNode().put("status", "running").put("task", c.task()).put("source", c.source());
+        return state("running", c);
+    }
+
+    /** A state of the request {@code c} claims: its status, and the claim's parts (which recognise it later). */
+    private ObjectNode state(String status, Claim c) {
+        ObjectNode o = JSON.createObjectNode().put("status", status);
+        if (c.task() != null) {
+            o.put("task", c.task());
+        }
+        if (c.source() != null) {
+            o.put("source", c.source());
+        }
         if (c.kafkaRecord() != null) {
-            o.put("kafka", c.kafkaRecord());
+            o.put("kafka", c.kafkaRecord()); // topic/partition/offset: a redelivery of this very record is recognised
         }
         if (c.owner() != null) {
             o.put("owner", c.owner());
@@ -192,20 +208,7 @@ public final class RequestStore {
      * claim's parts stay (a request with the same content sent again is recognised by them).
      */
     public Future<Void> finished(Claim c, JsonNode result, String errorCode, String errorMessage, boolean published, Context context) {
-        ObjectNode o = JSON.createObjectNode();
-        o.put("status", result != null ? "done" : "failed");
-        if (c.task() != null) {
-            o.put("task", c.task());
-        }
-        if (c.source() != null) {
-            o.put("source", c.source());
-        }
-        if (c.owner() != null) {
-            o.put("owner", c.owner());
-        }
-        if (c.digest() != null) {
-            o.put("digest", c.digest());
-        }
+        ObjectNode o = state(result != null ? "done" : "failed", c);
         if (result != null) {
             o.set("result", result);
         }
@@ -213,10 +216,6 @@ public final class RequestStore {
             o.putObject("error").put("code", errorCode).put("message", errorMessage);
         }
         o.put("published", published);
-        if (c.kafkaRecord() != null) {
-            o.put("kafka", c.kafkaRecord()); // topic/partition/offset: a redelivery of this very record is recognised
-        }
-        o.put("member", member);
         return Future.fromCompletionStage(map.setAsync(c.id(), seal(c.id(), o), ttlMs, TimeUnit.MILLISECONDS), context);
     }
 

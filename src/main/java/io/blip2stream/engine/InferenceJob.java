@@ -22,18 +22,31 @@ import java.util.List;
  * @param deadlineNanos the System.nanoTime after which no work starts for it and its generation stops
  *                      (finish_reason timeout); {@link #NO_DEADLINE} for none
  * @param cancellation  this request's own cancellation (its generation stops at its next token once set)
+ * @param imageDigest   the image's SHA-256 (hex), or null without an image: the visual-prompt cache's key
+ * @param contentDigest a fingerprint of what the request asks ({@link #digest}): the same request sent again under
+ *                      the same id is recognised by it
  */
 public record InferenceJob(String id, Task task, byte[] image, String prompt, String question, List<String> texts,
                            int[] promptIds, List<int[]> textIds, GenerationParams params, boolean stream, long acceptedNanos,
-                           long deadlineNanos, Cancellation cancellation) {
+                           long deadlineNanos, Cancellation cancellation, String imageDigest, String contentDigest) {
     public static final long NO_DEADLINE = Long.MAX_VALUE;
 
+    /**
+     * The digests are computed here, once, on the thread that builds the job (the decoder's worker thread): hashing
+     * an image of megabytes takes milliseconds, which neither an event loop nor the decode loop should pay.
+     */
     public InferenceJob {
         if (task.generates() && promptIds == null) {
             throw new IllegalArgumentException("a " + task.wireName() + " job carries its prompt's ids (RequestTexts)");
         }
         if (cancellation == null) {
             cancellation = new Cancellation();
+        }
+        if (imageDigest == null && image != null) {
+            imageDigest = java.util.HexFormat.of().formatHex(sha256().digest(image));
+        }
+        if (contentDigest == null) {
+            contentDigest = digest(task, imageDigest, prompt, question, texts, params);
         }
     }
 
@@ -42,7 +55,7 @@ public record InferenceJob(String id, Task task, byte[] image, String prompt, St
                                   RequestTexts.Encoded encoded, GenerationParams params, boolean stream, long acceptedNanos,
                                   long deadlineNanos) {
         return new InferenceJob(id, task, image, prompt, question, texts, encoded.promptIds(), encoded.textIds(), params, stream,
-                acceptedNanos, deadlineNanos, new Cancellation());
+                acceptedNanos, deadlineNanos, new Cancellation(), null, null);
     }
 
     /** The deadline {@code deadlineMs} after acceptance; 0 or less: none. */
@@ -56,32 +69,33 @@ public record InferenceJob(String id, Task task, byte[] image, String prompt, St
     }
 
     /**
-     * A fingerprint of what the request asks (task, image, texts, parameters; not its id, deadline or streaming):
-     * the same request sent again under the same id is recognised by it. SHA-256 of the parts, each length-prefixed.
+     * A fingerprint of what a request asks (task, image, texts, parameters; not its id, deadline or streaming):
+     * SHA-256 of the parts, each length-prefixed, the image by its own digest.
      */
-    public String contentDigest() {
+    static String digest(Task task, String imageDigest, String prompt, String question, List<String> texts, GenerationParams params) {
+        java.security.MessageDigest d = sha256();
+        update(d, task.wireName());
+        update(d, imageDigest);
+        update(d, prompt);
+        update(d, question);
+        update(d, texts == null ? null : String.valueOf(texts.size()));
+        if (texts != null) {
+            texts.forEach(t -> update(d, t));
+        }
+        update(d, params == null ? null : params.toString());
+        return java.util.HexFormat.of().formatHex(d.digest());
+    }
+
+    private static java.security.MessageDigest sha256() {
         try {
-            java.security.MessageDigest d = java.security.MessageDigest.getInstance("SHA-256");
-            update(d, task.wireName());
-            update(d, image == null ? new byte[0] : image);
-            update(d, prompt);
-            update(d, question);
-            update(d, texts == null ? null : String.valueOf(texts.size()));
-            if (texts != null) {
-                texts.forEach(t -> update(d, t));
-            }
-            update(d, params == null ? null : params.toString());
-            return java.util.HexFormat.of().formatHex(d.digest());
+            return java.security.MessageDigest.getInstance("SHA-256");
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
     }
 
     private static void update(java.security.MessageDigest d, String s) {
-        update(d, s == null ? null : s.getBytes(java.nio.charset.StandardCharsets.UTF_8));
-    }
-
-    private static void update(java.security.MessageDigest d, byte[] b) {
+        byte[] b = s == null ? null : s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
         d.update(java.nio.ByteBuffer.allocate(8).putLong(b == null ? -1 : b.length).array());
         if (b != null) {
             d.update(b);

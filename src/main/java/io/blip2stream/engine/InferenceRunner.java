@@ -206,7 +206,7 @@ public final class InferenceRunner implements AutoCloseable {
                 }
                 checkPrompt(job);
                 long t0 = System.nanoTime();
-                keys[i] = sha256(job.image()) + "|" + generationId;
+                keys[i] = job.imageDigest() + "|" + generationId; // hashed when the job was built, not here
                 prompts[i] = cache.get(keys[i]);
                 cached[i] = prompts[i] != null;
                 if (!cached[i]) {
@@ -263,18 +263,10 @@ public final class InferenceRunner implements AutoCloseable {
      * request came in; this keeps a job made for another model from failing the rows it would join).
      */
     private void checkPrompt(InferenceJob job) {
-        int n = job.promptIds().length;
-        if (n > limits.maxPromptTokens()) {
-            throw new RequestError(RequestError.PROMPT_TOO_LONG, "the prompt has " + n + " tokens; the limit is " + limits.maxPromptTokens());
-        }
-        var lm = generation.config().text();
-        if (!lm.isEncoderDecoder()) {
-            int positions = generation.numQueryTokens() + n + job.params().maxNewTokens();
-            int max = generation.config().opt().maxPositionEmbeddings();
-            if (positions > max) {
-                throw new RequestError(RequestError.PROMPT_TOO_LONG, "the prompt (" + n + " tokens after " + generation.numQueryTokens()
-                        + " queries) plus max_new_tokens " + job.params().maxNewTokens() + " exceeds the model's " + max + " positions");
-            }
+        RequestError tooLong = RequestTexts.tooLong(generation.config(), "prompt", job.promptIds().length, job.params().maxNewTokens(),
+                limits.maxPromptTokens());
+        if (tooLong != null) {
+            throw tooLong;
         }
     }
 
@@ -482,14 +474,6 @@ public final class InferenceRunner implements AutoCloseable {
             return failed(job, new RequestError(RequestError.PROMPT_TOO_LONG, e.getMessage(), e));
         } catch (RuntimeException e) {
             return failed(job, internal(job, e));
-        }
-    }
-
-    static String sha256(byte[] bytes) {
-        try {
-            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
         }
     }
 

@@ -120,9 +120,9 @@ public final class RequestTexts implements AutoCloseable {
 
     private void checkPrompt(String field, int[] ids, GenerationParams params) {
         Blip2Config c = generation.config();
-        if (ids.length > maxPromptTokens) {
-            throw new RequestError(RequestError.PROMPT_TOO_LONG, "the " + field + " has " + ids.length + " tokens with the template; the limit is "
-                    + maxPromptTokens + " (inference.max_prompt_tokens)");
+        RequestError tooLong = tooLong(c, field, ids.length, params.maxNewTokens(), maxPromptTokens);
+        if (tooLong != null) {
+            throw tooLong;
         }
         Integer image = c.imageTokenIndex();
         if (image != null) {
@@ -133,14 +133,27 @@ public final class RequestTexts implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /**
+     * Why a prompt of {@code n} ids (its template included) cannot run with {@code maxNewTokens} on the checkpoint of
+     * {@code c}, or null when it can: more than {@code max_prompt_tokens}, or (decoder-only) more positions than the
+     * language model has after the queries. The one place for the rule: the runner checks a job's ids by it too.
+     */
+    static RequestError tooLong(Blip2Config c, String field, int n, int maxNewTokens, int maxPromptTokens) {
+        if (n > maxPromptTokens) {
+            return new RequestError(RequestError.PROMPT_TOO_LONG, "the " + field + " has " + n + " tokens with the template; the limit is "
+                    + maxPromptTokens + " (inference.max_prompt_tokens)");
+        }
         if (!c.text().isEncoderDecoder() && c.text() instanceof io.blip2stream.model.config.OptConfig opt) {
-            int positions = c.numQueryTokens() + ids.length + params.maxNewTokens();
+            int positions = c.numQueryTokens() + n + maxNewTokens;
             if (positions > opt.maxPositionEmbeddings()) {
-                throw new RequestError(RequestError.PROMPT_TOO_LONG, "the " + field + " (" + ids.length + " tokens after " + c.numQueryTokens()
-                        + " queries) plus max_new_tokens " + params.maxNewTokens() + " exceeds the model's " + opt.maxPositionEmbeddings()
+                return new RequestError(RequestError.PROMPT_TOO_LONG, "the " + field + " (" + n + " tokens after " + c.numQueryTokens()
+                        + " queries) plus max_new_tokens " + maxNewTokens + " exceeds the model's " + opt.maxPositionEmbeddings()
                         + " positions");
             }
         }
+        return null;
     }
 
     /**
@@ -170,6 +183,18 @@ public final class RequestTexts implements AutoCloseable {
                         + limitName + " can hold");
             }
         }
+    }
+
+    /** The index of the first lone UTF-16 surrogate in {@code s} (half a pair, not text), or -1. */
+    public static int loneSurrogate(String s) {
+        for (int i = 0; i < s.length(); ) {
+            int cp = s.codePointAt(i); // an unpaired surrogate comes back as itself
+            if (Character.getType(cp) == Character.SURROGATE) {
+                return i;
+            }
+            i += Character.charCount(cp);
+        }
+        return -1;
     }
 
     @Override

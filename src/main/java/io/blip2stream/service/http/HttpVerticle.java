@@ -300,7 +300,7 @@ public final class HttpVerticle extends VerticleBase {
             return local != null && tracker.known(job.id()) ? Future.failedFuture(duplicate(job.id()))
                     : Future.succeededFuture(new Claimed(c, null));
         }
-        return store.claim(c, context).timeout(3000, TimeUnit.MILLISECONDS).compose(prev -> switch (store.relate(c, prev)) {
+        return store.claim(c, context).timeout(RequestStore.TIMEOUT_MS, TimeUnit.MILLISECONDS).compose(prev -> switch (store.relate(c, prev)) {
             case NEW -> Future.succeededFuture(new Claimed(c, null));
             case ABANDONED -> store.takeOver(c, context).map(v -> new Claimed(c, null));
             case SAME_CONTENT_ANSWERED -> Future.succeededFuture(new Claimed(c, prev));

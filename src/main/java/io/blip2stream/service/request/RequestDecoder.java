@@ -241,15 +241,15 @@ public final class RequestDecoder {
         if (id.isBlank()) {
             throw new RequestError(RequestError.INVALID_REQUEST, "id is blank");
         }
-        for (int i = 0; i < id.length(); ) {
-            int cp = id.codePointAt(i);
-            if (Character.isISOControl(cp) || cp == 0x2028 || cp == 0x2029) {
+        for (int i = 0; i < id.length(); i++) {
+            char c = id.charAt(i);
+            if (Character.isISOControl(c) || c == '\u2028' || c == '\u2029') {
                 throw new RequestError(RequestError.INVALID_REQUEST, "id holds a control character at character " + i);
             }
-            if (Character.getType(cp) == Character.SURROGATE) { // unpaired: codePointAt gives the char itself
-                throw new RequestError(RequestError.INVALID_REQUEST, "id holds a lone UTF-16 surrogate at character " + i);
-            }
-            i += Character.charCount(cp);
+        }
+        int lone = RequestTexts.loneSurrogate(id);
+        if (lone >= 0) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "id holds a lone UTF-16 surrogate at character " + lone);
         }
         return id;
     }

@@ -1,20 +1,13 @@
 package io.blip2stream.service.verticle;
 
-import io.blip2stream.engine.InferenceJob;
-import io.blip2stream.engine.InferenceRunner;
-import io.blip2stream.engine.RequestError;
-import io.blip2stream.engine.Task;
-import io.blip2stream.service.ResultJson;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.OutboundRecord;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.request.RequestDecoder;
-import io.blip2stream.service.requests.RequestEvent;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
-import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.kafka.client.common.TopicPartition;
 import io.vertx.kafka.client.consumer.KafkaConsumer;
@@ -24,18 +17,14 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.SortedSet;
 import java.util.TreeSet;
-import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -110,7 +99,6 @@ public final class KafkaIngressVerticle extends VerticleBase {
     /** The record being answered: where it is in Kafka, and the assignment of its partition that took it. */
     private record Origin(TopicPartition tp, long offset, PartitionState partition) {}
 
-    /** @param store the cluster's memory of answered requests (dedupe of redeliveries); null: none */
     /**
      * @param store           the cluster's memory of requests (identity, redeliveries); null: none
      * @param recordsInFlight the cluster's markers of records in hand (poison records across nodes); null: none
@@ -384,7 +372,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
         metrics.inFlight().set(inFlight);
         applyLimits();
         Origin source = new Origin(tp, offset, p);
-        String where = record.topic() + "/" + record.partition() + "/" + offset;
+        String where = RecordAnswerer.where(record);
         long accepted = System.nanoTime();
         journal.taken(where); // before anything runs on it: if this node dies now, the record was in its hands
         crashes(where).onComplete(c -> {
@@ -427,7 +415,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
         if (recordsInFlight == null) {
             return Future.succeededFuture(local);
         }
-        return recordsInFlight.take(where, context).timeout(RecordAnswerer.STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS)
+        return recordsInFlight.take(where, context).timeout(io.blip2stream.cluster.RequestStore.TIMEOUT_MS, TimeUnit.MILLISECONDS)
                 .map(cluster -> Math.max(local, cluster))
                 .recover(e -> {
                     LOG.warn("the cluster did not say whether {} was in a dead node's hands ({}): going by this node's", where, e.toString());

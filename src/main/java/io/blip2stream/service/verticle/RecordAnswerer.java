@@ -58,8 +58,6 @@ final class RecordAnswerer {
     static final int MAX_TRACE_HEADER_BYTES = 8192;
     /** A dead letter carries the record's headers up to this much in all (and none larger than a quarter of it). */
     static final int MAX_DEAD_LETTER_HEADER_BYTES = 1 << 20;
-    /** How long the ingress waits for the cluster's request store before going on without it. */
-    static final long STORE_TIMEOUT_MS = 3000;
 
     /** Where an answer goes: the partition's next transaction, or the publisher. */
     interface Output {
@@ -114,7 +112,7 @@ final class RecordAnswerer {
 
     /** Answers the record; see the class comment for what the future says. */
     Future<Void> answer(ConsumerRecord<byte[], byte[]> record, long acceptedNanos, Output out) {
-        String source = record.topic() + "/" + record.partition() + "/" + record.offset();
+        String source = where(record);
         Future<Void> answered;
         try {
             answered = decode(record, acceptedNanos)
@@ -132,7 +130,7 @@ final class RecordAnswerer {
      * suspected of killing it and dead-lettered ({@code poison_suspected}) without being decoded or run again.
      */
     Future<Void> quarantine(ConsumerRecord<byte[], byte[]> record, int crashes, Output out) {
-        String source = record.topic() + "/" + record.partition() + "/" + record.offset();
+        String source = where(record);
         LOG.warn("record {} (key {}): the node holding it died {} times: suspected poison, dead-lettered without running it",
                 source, ClientText.log(record.key()), crashes);
         metrics.request(null, "poison");
@@ -196,7 +194,7 @@ final class RecordAnswerer {
     }
 
     private Future<Void> claim(Taken t, long deadline) {
-        return store.claim(t.claim(), context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS).compose(prev -> {
+        return store.claim(t.claim(), context).timeout(RequestStore.TIMEOUT_MS, TimeUnit.MILLISECONDS).compose(prev -> {
             RequestStore.Relation rel = store.relate(t.claim(), prev);
             return switch (rel) {
                 case NEW, SAME_RECORD_OURS -> run(t);
@@ -393,13 +391,18 @@ final class RecordAnswerer {
             return Future.succeededFuture();
         }
         return store.finished(t.claim(), result, error == null ? null : error.code(), error == null ? null : error.getMessage(), published,
-                context).timeout(STORE_TIMEOUT_MS, TimeUnit.MILLISECONDS).recover(e -> {
+                context).timeout(RequestStore.TIMEOUT_MS, TimeUnit.MILLISECONDS).recover(e -> {
                     LOG.warn("could not record request {} in the cluster: {}", t.id(), e.toString());
                     return Future.succeededFuture();
                 });
     }
 
     // ---- helpers
+
+    /** Where a record is in Kafka, {@code topic/partition/offset}: how the store, the journal and the logs name it. */
+    static String where(ConsumerRecord<?, ?> record) {
+        return record.topic() + "/" + record.partition() + "/" + record.offset();
+    }
 
     private String dlt() {
         return config.kafka().topics().deadLetter();
