@@ -147,23 +147,27 @@ final class StreamSocket {
             }
             InferenceJob job = ar.result();
             http.claim(job, "websocket", principal).onComplete(c -> {
-                if (c.failed() || c.result().stored() != null || closed) {
+                if (c.failed() || c.result().stored() != null) {
                     own.remove(id);
                     http.release();
                     if (c.failed()) {
                         RequestError e = (RequestError) c.cause();
                         error(id, e.code(), e.getMessage());
-                    } else if (c.result().stored() != null) {
+                    } else {
                         replay(id, c.result().stored());
                     }
                     return;
                 }
-                if (own.get(id).isCancelled()) {
+                if (own.get(id).isCancelled() || closed) {
+                    // cancelled (or the socket closed) while its id was claimed: it runs to its first step and ends
+                    // cancelled, so that its claim ends as a finished request rather than holding the id
                     job.cancellation().cancel();
                 }
-                own.put(id, job.cancellation());
-                send(ResultJson.JSON.createObjectNode().put("type", "accepted").put("id", id));
-                follow(id, false);
+                if (!closed) {
+                    own.put(id, job.cancellation());
+                    send(ResultJson.JSON.createObjectNode().put("type", "accepted").put("id", id));
+                    follow(id, false);
+                }
                 http.submit(job, c.result().claim()).onComplete(done -> own.remove(id));
             });
         });

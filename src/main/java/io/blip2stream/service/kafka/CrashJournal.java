@@ -42,6 +42,7 @@ public final class CrashJournal implements AutoCloseable {
     private final Map<String, Integer> counts = new LinkedHashMap<>();
     private final Set<String> open = new LinkedHashSet<>();
     private FileChannel journal;
+    private FileChannel lock; // held while this node runs (the lock goes with the process, however it ends)
 
     private CrashJournal(Path dir, String name) {
         this.journalFile = dir.resolve(name + ".journal");
@@ -49,14 +50,26 @@ public final class CrashJournal implements AutoCloseable {
     }
 
     /**
-     * Opens the journal of consumer group {@code groupId} under {@code dir}, counting a crash for each record the
-     * last run left open (see the class comment), then starts a new journal.
+     * Opens the journal {@code name} (a node's: its consumer group, node id and cluster port, so that nodes sharing a
+     * data folder on one machine keep their own) under {@code dir}, counting a crash for each record the last run left
+     * open (see the class comment), then starts a new journal. A journal another live process holds is refused.
      */
-    public static CrashJournal open(Path dir, String groupId) {
-        String name = groupId.replaceAll("[^A-Za-z0-9._-]", "_");
-        CrashJournal j = new CrashJournal(dir, name);
+    public static CrashJournal open(Path dir, String name) {
+        CrashJournal j = new CrashJournal(dir, name.replaceAll("[^A-Za-z0-9._-]", "_"));
         try {
             Files.createDirectories(dir);
+            j.lock = FileChannel.open(dir.resolve(j.journalFile.getFileName() + ".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            java.nio.channels.FileLock held;
+            try {
+                held = j.lock.tryLock();
+            } catch (java.nio.channels.OverlappingFileLockException e) {
+                held = null; // this very process holds it (another ingress still open)
+            }
+            if (held == null) {
+                j.lock.close();
+                throw new IllegalStateException("another running node keeps its crash journal in " + j.journalFile
+                        + ": give each node on this machine its own BLIP2_DATA_DIR (or node id and cluster port)");
+            }
             j.load();
             j.journal = FileChannel.open(j.journalFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                     StandardOpenOption.TRUNCATE_EXISTING);
@@ -171,6 +184,19 @@ public final class CrashJournal implements AutoCloseable {
         }
     }
 
+    /** Tests: what the death of the process does (its lock released, its journal left as it is). */
+    Runnable dieForTest() {
+        return () -> {
+            try {
+                journal.close();
+                lock.close();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            journal = null;
+        };
+    }
+
     /**
      * A graceful stop: whatever is still in hand is handed back (it is read again), not a crash, so the journal is
      * emptied.
@@ -183,6 +209,7 @@ public final class CrashJournal implements AutoCloseable {
         try {
             journal.truncate(0);
             journal.close();
+            lock.close();
         } catch (IOException e) {
             LOG.warn("could not close the crash journal {}: {}", journalFile, e.toString());
         }

@@ -107,7 +107,8 @@ public final class KafkaIngressVerticle extends VerticleBase {
                                 io.blip2stream.cluster.RequestStore store, io.blip2stream.cluster.RecordsInFlight recordsInFlight) {
         this.recordsInFlight = recordsInFlight;
         // opened here, on the deploying thread: it reads the last run's journal (what this node died with)
-        this.journal = io.blip2stream.service.kafka.CrashJournal.open(config.dataDir().resolve("crashes"), config.kafka().groupId());
+        this.journal = io.blip2stream.service.kafka.CrashJournal.open(config.dataDir().resolve("crashes"),
+                config.kafka().groupId() + "-" + config.nodeId() + "-" + config.cluster().port());
         this.store = store;
         this.config = config;
         this.bootstrapServers = bootstrapServers;

@@ -51,4 +51,23 @@ class ConfigLoaderTest {
         e = assertThrows(IllegalArgumentException.class, () -> ConfigLoader.load(null, Map.of("BLIP2_DEVICES", "tpu"), Map.of()));
         assertTrue(e.getMessage().contains("tpu"), e.getMessage());
     }
+
+    /** Issues 19 and 20: the new settings refuse what would switch their protection off by accident. */
+    @Test
+    void theHostileInputAndClusterSettingsRefuseEmptyValues() {
+        for (var bad : List.of(Map.of("BLIP2_KAFKA_POISON_AFTER_CRASHES", "0"), Map.of("BLIP2_HTTP_HEADER_TIMEOUT_MS", "0"),
+                Map.of("BLIP2_HTTP_BODY_TIMEOUT_MS", "-1"))) {
+            assertThrows(IllegalArgumentException.class, () -> ConfigLoader.load(null, bad, Map.of()), bad.toString());
+        }
+        ServiceConfig c = ConfigLoader.load(null, Map.of("BLIP2_HTTP_ALLOWED_HOSTS", "blip2.example.com, blip2-stream"), Map.of());
+        assertEquals(List.of("blip2.example.com", "blip2-stream"), c.http().allowedHosts());
+        ServiceConfig several = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_MEMBERS", "127.0.0.1:5702"), Map.of());
+        var e = assertThrows(IllegalArgumentException.class, () -> io.blip2stream.cluster.ClusterBootstrap.cipher(several.cluster()));
+        assertTrue(e.getMessage().contains("BLIP2_CLUSTER_KEY_FILE"), "several nodes without a key refuse: " + e.getMessage());
+        ServiceConfig insecure = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_MEMBERS", "127.0.0.1:5702", "BLIP2_CLUSTER_INSECURE", "true"),
+                Map.of());
+        assertTrue(io.blip2stream.cluster.ClusterBootstrap.cipher(insecure.cluster()).origin().contains("insecure"));
+        assertTrue(io.blip2stream.cluster.ClusterBootstrap.cipher(ConfigLoader.load(null, Map.of(), Map.of()).cluster())
+                .origin().contains("random"), "a node alone needs no key");
+    }
 }
