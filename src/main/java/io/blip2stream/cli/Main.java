@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
         description = "BLIP-2 captioning, visual question answering and image embeddings on the JVM.",
         subcommands = {ServeCommand.class, CaptionCommand.class, AskCommand.class, MatchCommand.class, EmbedCommand.class,
                 ProduceCommand.class, LoadCommand.class, BenchCommand.class, SyntheticCommand.class, TrainCommand.class,
-                EvaluateCommand.class, ScenesCommand.class, BrokerCommand.class,
+                EvaluateCommand.class, ScenesCommand.class, BrokerCommand.class, CertsCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 

@@ -44,6 +44,18 @@ public final class ClusterBootstrap {
         JoinConfig join = net.getJoin();
         join.getMulticastConfig().setEnabled(false);
         join.getAutoDetectionConfig().setEnabled(false);
+        String host = bindHost(c);
+        boolean ip = host.matches("[0-9.]+");
+        if (ip && !(c.kubernetes() && host.startsWith("127."))) {
+            net.getInterfaces().setEnabled(true).addInterface(host);
+            // listen on that address only: Hazelcast binds every interface (*:5701) by default, whatever address it
+            // announces, so any process that reaches the machine could join or read the cluster
+            hz.setProperty("hazelcast.socket.bind.any", "false");
+        } // (in Kubernetes without the pod's IP, POD_IP or BLIP2_CLUSTER_HOST, every interface of the pod)
+        String announced = c.publicHost().isBlank() ? host : c.publicHost();
+        if (!announced.equals(host) || !ip) {
+            net.setPublicAddress(announced + ":" + c.port()); // a host name (docker compose), or NAT: announce it
+        }
         if (c.kubernetes()) {
             join.getTcpIpConfig().setEnabled(false);
             var k = join.getKubernetesConfig().setEnabled(true);
@@ -54,16 +66,8 @@ public final class ClusterBootstrap {
                 k.setProperty("namespace", c.namespace());
             }
         } else {
-            if (c.host().matches("[0-9.]+")) {
-                net.getInterfaces().setEnabled(true).addInterface(c.host());
-                // listen on that address only: Hazelcast binds every interface (*:5701) by default, whatever address it
-                // announces, so any process that reaches the machine could join or read the cluster
-                hz.setProperty("hazelcast.socket.bind.any", "false");
-            } else {
-                net.setPublicAddress(c.host() + ":" + c.port()); // a host name (docker compose): announce it
-            }
             var tcp = join.getTcpIpConfig().setEnabled(true);
-            tcp.addMember(c.host() + ":" + c.port());
+            tcp.addMember(announced + ":" + c.port());
             for (String m : c.members()) {
                 tcp.addMember(m);
             }
@@ -110,17 +114,47 @@ public final class ClusterBootstrap {
         return ClusterCipher.insecure(c.name());
     }
 
-    /** A clustered Vert.x, its event bus on this node's cluster host. */
-    public static Future<Vertx> start(ServiceConfig config, VertxOptions options, HazelcastClusterManager manager) {
-        String host = config.cluster().kubernetes() ? podAddress(config) : config.cluster().host();
-        options.setEventBusOptions(new EventBusOptions().setHost(host).setPort(config.cluster().eventBusPort())
-                .setClusterPublicHost(host));
+    /**
+     * The event bus's mutual TLS: {@code cluster.tls_dir}; for a node alone without one, none (nothing reaches its
+     * event bus but itself); for several nodes without one, a refusal, unless {@code cluster.insecure}.
+     */
+    public static java.util.Optional<ClusterTls> tls(ServiceConfig.Cluster c) {
+        if (!c.tlsDir().isBlank()) {
+            return java.util.Optional.of(ClusterTls.load(java.nio.file.Path.of(c.tlsDir())));
+        }
+        if (c.expectsOthers() && !c.insecure()) {
+            throw new IllegalArgumentException("several nodes (cluster.members or cluster.kubernetes) need certificates for "
+                    + "their event bus: set BLIP2_CLUSTER_TLS_DIR (cluster.tls_dir) on each node to its folder made by "
+                    + "`blip2-stream certs --out certs --nodes N`; or BLIP2_CLUSTER_INSECURE=true to run without (anyone who "
+                    + "reaches the event bus port can then read and send the cluster's messages)");
+        }
+        if (c.expectsOthers()) {
+            org.slf4j.LoggerFactory.getLogger(ClusterBootstrap.class).warn("cluster.insecure: the event bus is plain TCP; anyone "
+                    + "who reaches this node's event bus port can read and send the cluster's messages");
+        }
+        return java.util.Optional.empty();
+    }
+
+    /** The event bus on this node's cluster host, announced as its public host, over mutual TLS where configured. */
+    public static EventBusOptions eventBusOptions(ServiceConfig config, java.util.Optional<ClusterTls> tls) {
+        String host = bindHost(config.cluster());
+        String announced = config.cluster().publicHost().isBlank() ? host : config.cluster().publicHost();
+        EventBusOptions options = new EventBusOptions().setHost(host).setPort(config.cluster().eventBusPort())
+                .setClusterPublicHost(announced);
+        tls.ifPresent(t -> t.applyTo(options));
+        return options;
+    }
+
+    /** A clustered Vert.x with {@link #eventBusOptions}. */
+    public static Future<Vertx> start(ServiceConfig config, java.util.Optional<ClusterTls> tls, VertxOptions options,
+                                      HazelcastClusterManager manager) {
+        options.setEventBusOptions(eventBusOptions(config, tls));
         return Vertx.builder().with(options).withClusterManager(manager).buildClustered();
     }
 
-    /** In Kubernetes the pod's IP, which the Downward API puts in POD_IP; else the configured host. */
-    private static String podAddress(ServiceConfig config) {
-        String ip = System.getenv("POD_IP");
-        return ip == null || ip.isBlank() ? config.cluster().host() : ip;
+    /** The address Hazelcast and the event bus listen on: in Kubernetes the pod's IP (POD_IP, the Downward API) where given, else cluster.host. */
+    static String bindHost(ServiceConfig.Cluster c) {
+        String ip = c.kubernetes() ? System.getenv("POD_IP") : null;
+        return ip == null || ip.isBlank() ? c.host() : ip;
     }
 }

@@ -96,11 +96,13 @@ public final class Blip2Service {
         }
         Topics.ensure(bootstrapServers, config.kafka());
         ClusterCipher cipher = ClusterBootstrap.cipher(config.cluster());
+        java.util.Optional<io.blip2stream.cluster.ClusterTls> tls = ClusterBootstrap.tls(config.cluster());
+        tls.ifPresent(t -> LOG.info("the event bus speaks mutual TLS as {}", t.describe()));
         io.blip2stream.cluster.RequestStateMergePolicy.use(cipher); // before joining: a merge may come at once
         LOG.info("the cluster's state is sealed with {}", cipher.origin());
         long c0 = System.nanoTime();
         clusterManager = new io.vertx.spi.cluster.hazelcast.HazelcastClusterManager(ClusterBootstrap.hazelcastConfig(config));
-        vertx = await(ClusterBootstrap.start(config, vertxOptions, clusterManager));
+        vertx = await(ClusterBootstrap.start(config, tls, vertxOptions, clusterManager));
         clusterFormationMs = (System.nanoTime() - c0) / 1_000_000;
         var hz = clusterManager.getHazelcastInstance();
         LOG.info("joined cluster '{}' in {} ms: {} member(s) {}", config.cluster().name(), clusterFormationMs,
@@ -115,6 +117,13 @@ public final class Blip2Service {
         io.micrometer.core.instrument.FunctionCounter.builder("blip2_cluster_rejected_values", cipher, ClusterCipher::rejected)
                 .description("values in the cluster's maps that did not open under the cluster key (foreign, damaged): treated as absent")
                 .register(metrics.registry());
+        tls.ifPresent(t -> {
+            io.micrometer.core.instrument.Gauge.builder("blip2_cluster_certificate_expiry_seconds", t, x -> x.remaining().toSeconds())
+                    .description("seconds until this node's event-bus certificate (cluster.tls_dir) expires").register(metrics.registry());
+            if (t.remaining().toDays() < 30) {
+                LOG.warn("this node's event-bus certificate expires in {} days: make a new one (blip2-stream certs)", t.remaining().toDays());
+            }
+        });
         Addresses.registerCodecs(vertx);
         await(vertx.deployVerticle(new io.blip2stream.service.verticle.EventRelayVerticle()));
         publisherDeployment = await(vertx.deployVerticle(

@@ -136,6 +136,7 @@ class ClusterIT {
             env.put("BLIP2_CLUSTER_PORT", String.valueOf(n.clusterPort));
             env.put("BLIP2_CLUSTER_MEMBERS", String.join(",", others));
             env.put("BLIP2_CLUSTER_KEY_FILE", ClusterNodes.keyFile(tmp).toString());
+            env.put("BLIP2_CLUSTER_TLS_DIR", io.blip2stream.TestCerts.node(nodes.indexOf(n) + 1).toString()); // the event bus's mutual TLS
             env.put("BLIP2_NODE_ID", n.name);
             n.process = pb.start();
             Thread t = new Thread(() -> {
@@ -157,6 +158,8 @@ class ClusterIT {
                 Thread.sleep(200);
             }
             assertTrue(n.log.toString().contains("Blip2Service - ready"), n.name + " starts:\n" + n.log);
+            assertTrue(n.log.toString().contains("the event bus speaks mutual TLS as CN=node-"),
+                    n.name + " talks over mutual TLS");
         }
         // every node sees the three members, and each consumer owns one of the three partitions
         while (System.currentTimeMillis() < end && !nodes.stream().allMatch(n -> n.assignedPartitions() == 1)) {

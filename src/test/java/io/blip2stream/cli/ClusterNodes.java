@@ -159,6 +159,7 @@ final class ClusterNodes implements AutoCloseable {
         env.put("BLIP2_CLUSTER_PORT", String.valueOf(clusterPorts[i]));
         env.put("BLIP2_CLUSTER_MEMBERS", String.join(",", others));
         env.put("BLIP2_CLUSTER_KEY_FILE", keyFile(tmp).toString()); // several nodes share the cluster's key
+        env.put("BLIP2_CLUSTER_TLS_DIR", io.blip2stream.TestCerts.node(i + 1).toString()); // and talk over mutual TLS
         env.put("BLIP2_NODE_ID", "node-" + i);
         env.put("BLIP2_RETRIEVAL_MODEL", Fixtures.model("blip2-itm-tiny").toString());
         return new ServeProcess(Files.createDirectories(tmp.resolve("node-" + i + "-" + UUID.randomUUID())),

@@ -98,7 +98,7 @@ class ManifestTest {
         List<HasMetadata> base = resourcesOf(K8S.resolve("base"));
         Set<String> kinds = new HashSet<>();
         base.forEach(r -> kinds.add(r.getKind()));
-        assertEquals(Set.of("Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "PodDisruptionBudget"), kinds);
+        assertEquals(Set.of("Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "PodDisruptionBudget", "NetworkPolicy"), kinds);
 
         Deployment d = one(base, Deployment.class, "blip2-stream");
         var pod = d.getSpec().getTemplate().getSpec();

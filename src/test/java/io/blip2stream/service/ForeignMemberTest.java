@@ -45,6 +45,87 @@ class ForeignMemberTest {
         return f.toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
     }
 
+    /** A Hazelcast member that knows only the node's cluster name and address. */
+    static HazelcastInstance foreignMember(HazelcastInstance node) throws Exception {
+        Config c = new Config().setClusterName(node.getConfig().getClusterName());
+        c.setProperty("hazelcast.phone.home.enabled", "false");
+        c.setProperty("hazelcast.wait.seconds.before.join", "0");
+        c.getNetworkConfig().setPort(TestPorts.free()).setPortAutoIncrement(false);
+        c.getNetworkConfig().getJoin().getMulticastConfig().setEnabled(false);
+        c.getNetworkConfig().getJoin().getAutoDetectionConfig().setEnabled(false);
+        c.getNetworkConfig().getInterfaces().setEnabled(true).addInterface("127.0.0.1");
+        var address = node.getCluster().getLocalMember().getAddress();
+        c.getNetworkConfig().getJoin().getTcpIpConfig().setEnabled(true).addMember(address.getHost() + ":" + address.getPort());
+        return Hazelcast.newHazelcastInstance(c);
+    }
+
+    /**
+     * Item 4: a foreign member clears every map of the service (request states, records in flight, visual prompts)
+     * again and again while Kafka records are being answered: each record's caption still reaches the output topic
+     * exactly once (read committed), none goes to the DLT, and the node stays ready.
+     */
+    @Test
+    void answersInFlightReachKafkaOnceWhenAForeignMemberClearsTheMaps() throws Exception {
+        HazelcastInstance foreign = null;
+        try (ServiceHarness h = new ServiceHarness(tmp.resolve("data"), Map.of("inference.step_delay_ms", "40"))) {
+            foreign = foreignMember(h.service.hazelcast());
+            byte[] png = Fixtures.image("blip2-opt-tiny", 0);
+            java.util.Set<String> ids = new java.util.TreeSet<>();
+            for (int i = 0; i < 24; i++) {
+                String id = "inflight-" + i;
+                ids.add(id);
+                String v = new JsonObject().put("id", id).put("task", "caption").put("image", Base64.getEncoder().encodeToString(png))
+                        .put("params", new JsonObject().put("max_new_tokens", 16)).encode();
+                h.send(new org.apache.kafka.clients.producer.ProducerRecord<>(h.topics().requests(), id, v.getBytes(StandardCharsets.UTF_8)));
+            }
+            Map<String, Object> cc = new java.util.HashMap<>();
+            cc.put("bootstrap.servers", h.service.bootstrapServers());
+            cc.put("group.id", "check-" + java.util.UUID.randomUUID());
+            cc.put("auto.offset.reset", "earliest");
+            cc.put("isolation.level", "read_committed");
+            Map<String, Integer> answers = new java.util.TreeMap<>();
+            int dead = 0;
+            try (var consumer = new org.apache.kafka.clients.consumer.KafkaConsumer<String, byte[]>(cc,
+                    new org.apache.kafka.common.serialization.StringDeserializer(), new org.apache.kafka.common.serialization.ByteArrayDeserializer())) {
+                consumer.subscribe(java.util.List.of(h.topics().captions(), h.topics().deadLetter()));
+                long end = System.currentTimeMillis() + 120_000;
+                long settle = Long.MAX_VALUE;
+                int clears = 0;
+                while (System.currentTimeMillis() < Math.min(end, settle)) {
+                    for (var r : consumer.poll(java.time.Duration.ofMillis(100))) {
+                        if (r.topic().equals(h.topics().deadLetter())) {
+                            dead++;
+                        } else {
+                            answers.merge(JSON.readTree(r.value()).path("id").asText(), 1, Integer::sum);
+                        }
+                    }
+                    if (clears < 20 && answers.size() < ids.size()) { // every 100 ms while records are in flight
+                        for (String m : java.util.List.of(ClusterBootstrap.REQUESTS_MAP, ClusterBootstrap.RECORDS_IN_FLIGHT_MAP,
+                                ClusterBootstrap.VISUAL_PROMPTS_MAP)) {
+                            foreign.getMap(m).clear();
+                        }
+                        clears++;
+                    }
+                    if (settle == Long.MAX_VALUE && answers.keySet().containsAll(ids)) {
+                        settle = System.currentTimeMillis() + 3_000; // late duplicates would show by then
+                        assertTrue(clears > 3, "the maps were cleared while records were in flight: " + clears);
+                    }
+                }
+            }
+            assertEquals(ids, answers.keySet(), "every record answered");
+            answers.forEach((id, n) -> assertEquals(1, n, id + " answered once"));
+            assertEquals(0, dead, "none to the DLT");
+            var ready = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
+                    java.net.URI.create("http://127.0.0.1:" + h.service.httpPort() + "/health/ready")).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, ready.statusCode(), ready.body());
+        } finally {
+            if (foreign != null) {
+                foreign.getLifecycleService().terminate();
+            }
+        }
+    }
+
     @Test
     void aForeignMemberReadsNothingAndWhatItWritesIsNeverServed() throws Exception {
         Vertx client = Vertx.vertx();
@@ -61,16 +142,7 @@ class ForeignMemberTest {
 
             // the foreign member: the node's cluster name and address, nothing else
             HazelcastInstance node = h.service.hazelcast();
-            Config c = new Config().setClusterName(node.getConfig().getClusterName());
-            c.setProperty("hazelcast.phone.home.enabled", "false");
-            c.setProperty("hazelcast.wait.seconds.before.join", "0");
-            c.getNetworkConfig().setPort(TestPorts.free()).setPortAutoIncrement(false);
-            c.getNetworkConfig().getJoin().getMulticastConfig().setEnabled(false);
-            c.getNetworkConfig().getJoin().getAutoDetectionConfig().setEnabled(false);
-            c.getNetworkConfig().getInterfaces().setEnabled(true).addInterface("127.0.0.1");
-            var address = node.getCluster().getLocalMember().getAddress();
-            c.getNetworkConfig().getJoin().getTcpIpConfig().setEnabled(true).addMember(address.getHost() + ":" + address.getPort());
-            foreign = Hazelcast.newHazelcastInstance(c);
+            foreign = foreignMember(node);
             assertEquals(2, node.getCluster().getMembers().size(), "it joins: the open-source edition cannot refuse it");
 
             IMap<String, String> states = foreign.getMap(ClusterBootstrap.REQUESTS_MAP);

@@ -45,6 +45,8 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_CLUSTER_MERGE_DELAY_S", "cluster.merge_delay_s");
         ENVIRONMENT.put("BLIP2_CLUSTER_KEY_FILE", "cluster.key_file");
         ENVIRONMENT.put("BLIP2_CLUSTER_INSECURE", "cluster.insecure");
+        ENVIRONMENT.put("BLIP2_CLUSTER_PUBLIC_HOST", "cluster.public_host");
+        ENVIRONMENT.put("BLIP2_CLUSTER_TLS_DIR", "cluster.tls_dir");
         ENVIRONMENT.put("BLIP2_CACHE_ENABLED", "cache.enabled");
         ENVIRONMENT.put("BLIP2_CACHE_MAX_ENTRIES_PER_NODE", "cache.max_entries_per_node");
         ENVIRONMENT.put("BLIP2_CACHE_TTL_S", "cache.ttl_s");
@@ -65,6 +67,8 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_HTTP_ALLOWED_HOSTS", "http.allowed_hosts");
         ENVIRONMENT.put("BLIP2_HTTP_HEADER_TIMEOUT_MS", "http.header_timeout_ms");
         ENVIRONMENT.put("BLIP2_HTTP_BODY_TIMEOUT_MS", "http.body_timeout_ms");
+        ENVIRONMENT.put("BLIP2_HTTP_TLS_CERT_FILE", "http.tls_cert_file");
+        ENVIRONMENT.put("BLIP2_HTTP_TLS_KEY_FILE", "http.tls_key_file");
         ENVIRONMENT.put("BLIP2_REQUEST_RETENTION_MS", "requests.retention_ms");
         ENVIRONMENT.put("BLIP2_REQUEST_MAX_ENTRIES", "requests.max_entries");
         ENVIRONMENT.put("BLIP2_KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers");

@@ -32,16 +32,27 @@ public record ServiceConfig(
     public record Http(List<String> allowedOrigins, List<String> authTokens, int maxRequestsPerConnection, int maxInFlight,
                        int maxFrameBytes, int maxMessageBytes, int idleTimeoutS, int writeQueueMaxBytes, int sendBufferBytes,
                        long followTimeoutMs, int maxSocketsPerToken, List<String> allowedHosts, long headerTimeoutMs,
-                       long bodyTimeoutMs) {}
+                       long bodyTimeoutMs, String tlsCertFile, String tlsKeyFile) {
+
+        /** Whether HTTP and WebSocket are served over TLS (a PEM certificate and key configured). */
+        public boolean tls() {
+            return !tlsCertFile.isBlank();
+        }
+    }
 
     /** Hazelcast: how the nodes find each other. */
     /**
      * @param keyFile  the cluster key file (base64 keys, one a line, the first seals), or blank
-     * @param insecure several nodes without a key: their state readable and forgeable by anyone who reaches them
+     * @param insecure several nodes without a key or certificates: their state readable and forgeable, their event
+     *                 bus open, to anyone who reaches them
+     * @param publicHost the address peers reach this node at, where it differs from {@code host} (NAT, a container's
+     *                 name); blank: {@code host}
+     * @param tlsDir   the event bus's mutual TLS: a folder with {@code ca.pem}, {@code node.pem} and {@code node-key.pem}
+     *                 (the {@code certs} command makes them), or blank
      */
     public record Cluster(String name, String host, int port, List<String> members, boolean kubernetes, String serviceName,
                           String namespace, int eventBusPort, int failureDetectionS, int stateBackups, int mergeDelayS,
-                          String keyFile, boolean insecure) {
+                          String keyFile, boolean insecure, String publicHost, String tlsDir) {
 
         /** Whether this node expects others (members listed, or discovered in Kubernetes). */
         public boolean expectsOthers() {
@@ -63,6 +74,23 @@ public record ServiceConfig(
         /** Whether to start the in-process broker (no bootstrap servers configured). */
         public boolean embedded() {
             return bootstrapServers == null || bootstrapServers.isBlank();
+        }
+
+        /**
+         * An admin client's settings: {@code bootstrap}, {@code extra}, and how to reach a secured broker, which is the
+         * consumer's ({@code security.*}, {@code sasl.*}, {@code ssl.*} of {@code kafka.consumer}): every admin client
+         * (topic creation, the readiness probe, the ingress's offsets) connects as the consumer does.
+         */
+        public Map<String, String> admin(String bootstrap, Map<String, String> extra) {
+            Map<String, String> out = new LinkedHashMap<>();
+            consumer.forEach((key, v) -> {
+                if (key.startsWith("security.") || key.startsWith("sasl.") || key.startsWith("ssl.")) {
+                    out.put(key, v);
+                }
+            });
+            out.putAll(extra);
+            out.put("bootstrap.servers", bootstrap);
+            return out;
         }
     }
 
@@ -105,7 +133,8 @@ public record ServiceConfig(
                         n.get("http").get("idle_timeout_s").asInt(), n.get("http").get("write_queue_max_bytes").asInt(),
                         n.get("http").get("send_buffer_bytes").asInt(), n.get("http").get("follow_timeout_ms").asLong(),
                         n.get("http").get("max_sockets_per_token").asInt(), list(n.get("http").get("allowed_hosts")),
-                        n.get("http").get("header_timeout_ms").asLong(), n.get("http").get("body_timeout_ms").asLong()),
+                        n.get("http").get("header_timeout_ms").asLong(), n.get("http").get("body_timeout_ms").asLong(),
+                        n.get("http").get("tls_cert_file").asText(), n.get("http").get("tls_key_file").asText()),
                 new Requests(n.get("requests").get("retention_ms").asLong(), n.get("requests").get("max_entries").asInt()),
                 cluster(n.get("cluster")),
                 new Cache(n.get("cache").get("enabled").asBoolean(), n.get("cache").get("max_entries_per_node").asInt(),
@@ -118,7 +147,8 @@ public record ServiceConfig(
                                 t.get("dead_letter").asText()),
                         k.get("max_in_flight_per_partition").asInt(), k.get("max_in_flight").asInt(),
                         k.get("max_poll_records").asInt(), k.get("commit_interval_ms").asLong(),
-                        k.get("exactly_once").asBoolean(), strings(k.get("consumer")), strings(k.get("producer")),
+                        k.get("exactly_once").asBoolean(), strings("kafka.consumer", k.get("consumer")),
+                        strings("kafka.producer", k.get("producer")),
                         k.get("poison_after_crashes").asInt()),
                 new Inference(batching(i.get("batching").asText()), i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
                         i.get("max_join_wait_ms").asLong(),
@@ -144,7 +174,8 @@ public record ServiceConfig(
         return new Cluster(c.get("name").asText(), c.get("host").asText(), c.get("port").asInt(), list(c.get("members")),
                 c.get("kubernetes").asBoolean(), c.get("service_name").asText(), c.get("namespace").asText(),
                 c.get("event_bus_port").asInt(), c.get("failure_detection_s").asInt(), c.get("state_backups").asInt(),
-                c.get("merge_delay_s").asInt(), c.get("key_file").asText(), c.get("insecure").asBoolean());
+                c.get("merge_delay_s").asInt(), c.get("key_file").asText(), c.get("insecure").asBoolean(),
+                c.get("public_host").asText(), c.get("tls_dir").asText());
     }
 
     private static List<String> list(JsonNode n) {
@@ -159,11 +190,17 @@ public record ServiceConfig(
         return List.copyOf(out);
     }
 
-    private static Map<String, String> strings(JsonNode n) {
+    /** A map of client properties; anything else (a YAML alias, which the loader does not follow, a list) refused. */
+    private static Map<String, String> strings(String name, JsonNode n) {
         Map<String, String> m = new LinkedHashMap<>();
-        if (n != null) {
-            n.fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asText()));
+        if (n == null || n.isNull()) {
+            return m;
         }
+        if (!n.isObject()) {
+            throw new IllegalArgumentException(name + " must be a map of client properties (YAML anchors and aliases are not "
+                    + "followed: write the properties out), not " + n.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
+        }
+        n.fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asText()));
         return m;
     }
 
@@ -182,6 +219,11 @@ public record ServiceConfig(
         check(inference.maxBatchSize() > 0, "inference.max_batch_size must be positive");
         check(kafka.poisonAfterCrashes() >= 1, "kafka.poison_after_crashes must be at least 1");
         check(http.headerTimeoutMs() > 0 && http.bodyTimeoutMs() > 0, "http.header_timeout_ms and body_timeout_ms must be positive");
+        check(http.tlsCertFile().isBlank() == http.tlsKeyFile().isBlank(), "http.tls_cert_file and http.tls_key_file go together: "
+                + "set both (PEM files) for HTTPS, or neither");
+        for (String f : List.of(http.tlsCertFile(), http.tlsKeyFile())) {
+            check(f.isBlank() || java.nio.file.Files.isReadable(java.nio.file.Path.of(f)), "http.tls_*_file: cannot read " + f);
+        }
         check(inference.defaultMaxNewTokens() > 0 && inference.defaultMaxNewTokens() <= inference.maxNewTokensCap(),
                 "inference.default_max_new_tokens must be between 1 and max_new_tokens_cap");
         check(inference.defaultDeadlineMs() >= 0 && inference.defaultDeadlineMs() <= inference.requestTimeoutMs(),

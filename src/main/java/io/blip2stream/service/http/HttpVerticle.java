@@ -88,8 +88,8 @@ public final class HttpVerticle extends VerticleBase {
 
     @Override
     public Future<?> start() {
-        admin = KafkaAdminClient.create(vertx, Map.of("bootstrap.servers", bootstrapServers, "request.timeout.ms", "3000",
-                "default.api.timeout.ms", "5000"));
+        admin = KafkaAdminClient.create(vertx, config.kafka().admin(bootstrapServers, Map.of("request.timeout.ms", "3000",
+                "default.api.timeout.ms", "5000")));
         probeKafka();
         vertx.setPeriodic(2000, t -> probeKafka());
         vertx.setPeriodic(10_000, t -> tracker.expire(System.currentTimeMillis()));
@@ -150,6 +150,12 @@ public final class HttpVerticle extends VerticleBase {
                 .setMaxFormAttributeSize(1 << 20);
         if (h.sendBufferBytes() > 0) {
             opts.setSendBufferSize(h.sendBufferBytes());
+        }
+        if (h.tls()) {
+            // HTTPS and wss:// on the same port; a handshake must end within the header deadline too
+            opts.setSsl(true).setKeyCertOptions(new io.vertx.core.net.PemKeyCertOptions().setCertPath(h.tlsCertFile()).setKeyPath(h.tlsKeyFile()))
+                    .setEnabledSecureTransportProtocols(java.util.Set.of("TLSv1.2", "TLSv1.3"))
+                    .setSslHandshakeTimeout(h.headerTimeoutMs()).setSslHandshakeTimeoutUnit(java.util.concurrent.TimeUnit.MILLISECONDS);
         }
         return vertx.createHttpServer(opts)
                 .connectionHandler(conn -> {

@@ -18,6 +18,7 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.Properties;
 
 /**
@@ -31,6 +32,11 @@ public final class EmbeddedKafka implements AutoCloseable {
     private final int port;
     private final int controllerPort;
     private KafkaRaftServer server;
+    /** A listener beside PLAINTEXT (a secured one, for the clients), and the broker settings it needs. */
+    private String extraName;
+    private String extraProtocol;
+    private int extraPort;
+    private final Map<String, String> extraSettings = new java.util.LinkedHashMap<>();
 
     /** @param port the client listener on localhost (0: a free port); controllerPort likewise */
     public EmbeddedKafka(Path dir, int port, int controllerPort) {
@@ -41,6 +47,24 @@ public final class EmbeddedKafka implements AutoCloseable {
 
     public String bootstrapServers() {
         return "localhost:" + port;
+    }
+
+    /**
+     * Before {@link #start}: a second client listener {@code name} on localhost:{@code listenerPort} speaking
+     * {@code protocol} (SSL, SASL_PLAINTEXT, SASL_SSL), with the broker settings it needs ({@code listener.name.NAME.*},
+     * {@code sasl.enabled.mechanisms}, ...). The PLAINTEXT listener stays for the broker's own use.
+     */
+    public synchronized EmbeddedKafka listener(String name, String protocol, int listenerPort, Map<String, String> settings) {
+        this.extraName = name.toUpperCase(java.util.Locale.ROOT);
+        this.extraProtocol = protocol;
+        this.extraPort = listenerPort == 0 ? freePort() : listenerPort;
+        this.extraSettings.putAll(settings);
+        return this;
+    }
+
+    /** The second listener's bootstrap address. */
+    public String listenerBootstrapServers() {
+        return "localhost:" + extraPort;
     }
 
     public Path dir() {
@@ -79,6 +103,12 @@ public final class EmbeddedKafka implements AutoCloseable {
         props.put("auto.create.topics.enable", "false");
         props.put("message.max.bytes", String.valueOf(32 << 20));
         props.put("log.retention.hours", "24");
+        if (extraName != null) {
+            props.put("listeners", props.get("listeners") + "," + extraName + "://localhost:" + extraPort);
+            props.put("advertised.listeners", props.get("advertised.listeners") + "," + extraName + "://localhost:" + extraPort);
+            props.put("listener.security.protocol.map", props.get("listener.security.protocol.map") + "," + extraName + ":" + extraProtocol);
+            props.putAll(extraSettings);
+        }
         Path propsFile = dir.resolve("server.properties");
         try (OutputStream out = Files.newOutputStream(propsFile)) {
             props.store(out, "written by blip2-stream for its in-process broker");
@@ -95,6 +125,9 @@ public final class EmbeddedKafka implements AutoCloseable {
         s.startup();
         server = s;
         waitForPort(port, 30_000);
+        if (extraName != null) {
+            waitForPort(extraPort, 30_000);
+        }
         LOG.info("in-process Kafka broker (KRaft) listening on localhost:{}, data in {}", port, dir.toAbsolutePath());
         return this;
     }

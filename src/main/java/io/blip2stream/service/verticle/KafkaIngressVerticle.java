@@ -142,14 +142,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
             Map<String, String> pc = new HashMap<>(k.producer());
             pc.put("bootstrap.servers", bootstrapServers);
             transactions = new io.blip2stream.service.kafka.PartitionTransactions(vertx, pc, k.groupId(), k.groupId());
-            Map<String, Object> ac = new HashMap<>();
-            k.consumer().forEach((key, v) -> {
-                if (key.startsWith("security.") || key.startsWith("sasl.") || key.startsWith("ssl.")) {
-                    ac.put(key, v);
-                }
-            });
-            ac.put("bootstrap.servers", bootstrapServers);
-            admin = org.apache.kafka.clients.admin.Admin.create(ac);
+            admin = org.apache.kafka.clients.admin.Admin.create(new HashMap<>(k.admin(bootstrapServers, Map.of())));
         }
         c.putAll(k.consumer());
         answerer = new RecordAnswerer(vertx, context, config, metrics, decoder, store);
