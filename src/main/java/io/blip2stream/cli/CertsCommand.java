@@ -14,7 +14,8 @@ import java.util.concurrent.Callable;
         description = {"Make the cluster's CA and a certificate for each node, for the event bus's mutual TLS (cluster.tls_dir),",
                 "with the JDK's keytool: OUT/ca.pem, OUT/ca-key.p12 (keep it off the nodes) and a folder OUT/NODE per node",
                 "(ca.pem, node.pem, node-key.pem) to give that node as BLIP2_CLUSTER_TLS_DIR. Run again on the same folder,",
-                "it keeps the CA and the nodes it has and signs the missing ones."})
+                "it keeps the CA and the nodes whose certificate it signed with more than 30 days left, and signs the others",
+                "(new nodes, certificates near their end); --renew signs the named nodes again in any case."})
 final class CertsCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "DIR", defaultValue = "certs", description = "where to write them (default: ${DEFAULT-VALUE})")
     Path out;
@@ -29,6 +30,9 @@ final class CertsCommand implements Callable<Integer> {
     @Option(names = "--days", paramLabel = "DAYS", defaultValue = "825",
             description = "how long the node certificates are valid (default: ${DEFAULT-VALUE}; the CA at least 3650)")
     int days;
+
+    @Option(names = "--renew", description = "sign the nodes' certificates again even where they are current")
+    boolean renew;
 
     @Override
     public Integer call() throws Exception {
@@ -45,7 +49,7 @@ final class CertsCommand implements Callable<Integer> {
         }
         ClusterCertificates.Made made;
         try {
-            made = ClusterCertificates.make(out, nodeNames, days);
+            made = ClusterCertificates.make(out, nodeNames, days, renew);
         } catch (IllegalArgumentException e) {
             throw new Main.UserError(e.getMessage());
         }

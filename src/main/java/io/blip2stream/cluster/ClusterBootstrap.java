@@ -44,17 +44,19 @@ public final class ClusterBootstrap {
         JoinConfig join = net.getJoin();
         join.getMulticastConfig().setEnabled(false);
         join.getAutoDetectionConfig().setEnabled(false);
-        String host = bindHost(c);
+        String host = bindHost(c, System.getenv());
         boolean ip = host.matches("[0-9.]+");
-        if (ip && !(c.kubernetes() && host.startsWith("127."))) {
+        if (ip) {
             net.getInterfaces().setEnabled(true).addInterface(host);
             // listen on that address only: Hazelcast binds every interface (*:5701) by default, whatever address it
             // announces, so any process that reaches the machine could join or read the cluster
             hz.setProperty("hazelcast.socket.bind.any", "false");
-        } // (in Kubernetes without the pod's IP, POD_IP or BLIP2_CLUSTER_HOST, every interface of the pod)
+        }
         String announced = c.publicHost().isBlank() ? host : c.publicHost();
         if (!announced.equals(host) || !ip) {
-            net.setPublicAddress(announced + ":" + c.port()); // a host name (docker compose), or NAT: announce it
+            // a host name (docker compose), or NAT: announce it, on the port given (not the next one: peers dial this one)
+            net.setPublicAddress(announced + ":" + c.port());
+            net.setPortAutoIncrement(false);
         }
         if (c.kubernetes()) {
             join.getTcpIpConfig().setEnabled(false);
@@ -115,20 +117,24 @@ public final class ClusterBootstrap {
     }
 
     /**
-     * The event bus's mutual TLS: {@code cluster.tls_dir}; for a node alone without one, none (nothing reaches its
-     * event bus but itself); for several nodes without one, a refusal, unless {@code cluster.insecure}.
+     * The event bus's mutual TLS: {@code cluster.tls_dir}; for a node alone on loopback without one, none (nothing
+     * but its own machine reaches its ports); for several nodes, or a node on an address other machines reach (a
+     * foreign member could join it there), a refusal without one, unless {@code cluster.insecure}.
      */
     public static java.util.Optional<ClusterTls> tls(ServiceConfig.Cluster c) {
         if (!c.tlsDir().isBlank()) {
             return java.util.Optional.of(ClusterTls.load(java.nio.file.Path.of(c.tlsDir())));
         }
-        if (c.expectsOthers() && !c.insecure()) {
-            throw new IllegalArgumentException("several nodes (cluster.members or cluster.kubernetes) need certificates for "
-                    + "their event bus: set BLIP2_CLUSTER_TLS_DIR (cluster.tls_dir) on each node to its folder made by "
-                    + "`blip2-stream certs --out certs --nodes N`; or BLIP2_CLUSTER_INSECURE=true to run without (anyone who "
-                    + "reaches the event bus port can then read and send the cluster's messages)");
+        String host = bindHost(c, System.getenv());
+        boolean reachable = !loopback(host);
+        if ((c.expectsOthers() || reachable) && !c.insecure()) {
+            String who = c.expectsOthers() ? "several nodes (cluster.members or cluster.kubernetes) need"
+                    : "a node on " + host + " (cluster.host), which other machines reach, needs";
+            throw new IllegalArgumentException(who + " certificates for their event bus: set BLIP2_CLUSTER_TLS_DIR (cluster.tls_dir) "
+                    + "on each node to its folder made by `blip2-stream certs --out certs --nodes N`; or BLIP2_CLUSTER_INSECURE=true to "
+                    + "run without (anyone who reaches the event bus port can then read and send the cluster's messages)");
         }
-        if (c.expectsOthers()) {
+        if (c.expectsOthers() || reachable) {
             org.slf4j.LoggerFactory.getLogger(ClusterBootstrap.class).warn("cluster.insecure: the event bus is plain TCP; anyone "
                     + "who reaches this node's event bus port can read and send the cluster's messages");
         }
@@ -137,7 +143,7 @@ public final class ClusterBootstrap {
 
     /** The event bus on this node's cluster host, announced as its public host, over mutual TLS where configured. */
     public static EventBusOptions eventBusOptions(ServiceConfig config, java.util.Optional<ClusterTls> tls) {
-        String host = bindHost(config.cluster());
+        String host = bindHost(config.cluster(), System.getenv());
         String announced = config.cluster().publicHost().isBlank() ? host : config.cluster().publicHost();
         EventBusOptions options = new EventBusOptions().setHost(host).setPort(config.cluster().eventBusPort())
                 .setClusterPublicHost(announced);
@@ -152,9 +158,22 @@ public final class ClusterBootstrap {
         return Vertx.builder().with(options).withClusterManager(manager).buildClustered();
     }
 
-    /** The address Hazelcast and the event bus listen on: in Kubernetes the pod's IP (POD_IP, the Downward API) where given, else cluster.host. */
-    static String bindHost(ServiceConfig.Cluster c) {
-        String ip = c.kubernetes() ? System.getenv("POD_IP") : null;
-        return ip == null || ip.isBlank() ? c.host() : ip;
+    /**
+     * The address Hazelcast and the event bus listen on: in Kubernetes the pod's IP (POD_IP, the Downward API) where
+     * given, else cluster.host; in Kubernetes never loopback (each pod would then reach only itself, silently).
+     */
+    static String bindHost(ServiceConfig.Cluster c, java.util.Map<String, String> env) {
+        String ip = c.kubernetes() ? env.get("POD_IP") : null;
+        String host = ip == null || ip.isBlank() ? c.host() : ip;
+        if (c.kubernetes() && loopback(host)) {
+            throw new IllegalArgumentException("cluster.kubernetes: the pod's address is needed (POD_IP from the Downward API, "
+                    + "or BLIP2_CLUSTER_HOST), not " + host + ": on loopback each pod would reach only itself");
+        }
+        return host;
+    }
+
+    /** Whether only this machine reaches {@code host}. */
+    static boolean loopback(String host) {
+        return host.startsWith("127.") || host.equals("localhost");
     }
 }

@@ -30,8 +30,9 @@ import java.util.stream.Stream;
  * OUT/NODE/node-key.pem    and its key (PKCS#8 PEM, readable by its owner only)
  * </pre>
  *
- * Run again on the same folder, it keeps the CA and the nodes it has and makes the missing ones: a node added later
- * is signed by the same CA.
+ * Run again on the same folder, it keeps the CA, and the nodes whose certificate that CA signed with more than 30 days
+ * left; it makes the others (a node added later, a certificate near its end) with the same CA. Passwords go to
+ * keytool through its environment, never its command line.
  */
 public final class ClusterCertificates {
     /** What a run made. */
@@ -39,7 +40,18 @@ public final class ClusterCertificates {
 
     private ClusterCertificates() {}
 
+    /** A node certificate with less than this left is made again. */
+    static final java.time.Duration RENEW_BEFORE = java.time.Duration.ofDays(30);
+
     public static Made make(Path out, List<String> nodes, int days) throws IOException {
+        return make(out, nodes, days, false);
+    }
+
+    /**
+     * Makes the CA if {@code out} has none, and each node's certificate unless it has one that the current CA signed
+     * with more than {@link #RENEW_BEFORE} left ({@code renew}: made again in any case).
+     */
+    public static Made make(Path out, List<String> nodes, int days, boolean renew) throws IOException {
         if (nodes.isEmpty()) {
             throw new IllegalArgumentException("name at least one node");
         }
@@ -65,15 +77,26 @@ public final class ClusterCertificates {
         boolean newCa = !Files.exists(caStore);
         String password;
         if (newCa) {
+            if (Files.exists(caPem)) {
+                throw new IllegalArgumentException(out + " has a CA certificate (ca.pem) but not its key (ca-key.p12): the nodes it "
+                        + "signed could not be told from a new CA's; move " + out + " away, or put the key back");
+            }
             password = randomPassword();
-            writePrivate(caPassword, password + "\n");
-            keytool("-genkeypair", "-alias", "ca", "-keyalg", "EC", "-groupname", "secp256r1", "-sigalg", "SHA256withECDSA",
-                    "-dname", "CN=blip2-stream cluster CA", "-ext", "bc:c", "-ext", "ku:c=keyCertSign,cRLSign",
-                    "-validity", String.valueOf(Math.max(days, 3650)),
-                    "-keystore", caStore.toString(), "-storetype", "PKCS12", "-storepass", password);
-            owned(caStore);
-            keytool("-exportcert", "-rfc", "-alias", "ca", "-keystore", caStore.toString(), "-storepass", password,
-                    "-file", caPem.toString());
+            // made in a folder of its own (0700) and moved into place: never readable by others, whatever out's mode
+            Path work = Files.createTempDirectory("blip2-ca");
+            try {
+                Path store = work.resolve("ca-key.p12");
+                keytool(password, "-genkeypair", "-alias", "ca", "-keyalg", "EC", "-groupname", "secp256r1", "-sigalg", "SHA256withECDSA",
+                        "-dname", "CN=blip2-stream cluster CA", "-ext", "bc:c", "-ext", "ku:c=keyCertSign,cRLSign",
+                        "-validity", String.valueOf(Math.max(days, 3650)),
+                        "-keystore", store.toString(), "-storetype", "PKCS12");
+                owned(store);
+                keytool(password, "-exportcert", "-rfc", "-alias", "ca", "-keystore", store.toString(), "-file", caPem.toString());
+                writePrivate(caPassword, password + "\n");
+                Files.move(store, caStore);
+            } finally {
+                delete(work);
+            }
         } else {
             password = Files.readString(caPassword).strip();
         }
@@ -81,7 +104,7 @@ public final class ClusterCertificates {
         List<Path> kept = new ArrayList<>();
         for (String name : nodes) {
             Path dir = out.resolve(name);
-            if (Files.exists(dir.resolve(ClusterTls.CERT)) && Files.exists(dir.resolve(ClusterTls.KEY))) {
+            if (!renew && current(dir, caPem)) {
                 kept.add(dir);
                 continue;
             }
@@ -92,6 +115,20 @@ public final class ClusterCertificates {
         return new Made(caPem, newCa, made, kept);
     }
 
+    /** Whether {@code dir} holds a node certificate of the CA in {@code caPem} with more than {@link #RENEW_BEFORE} left. */
+    private static boolean current(Path dir, Path caPem) {
+        if (!Files.exists(dir.resolve(ClusterTls.CERT)) || !Files.exists(dir.resolve(ClusterTls.KEY))) {
+            return false;
+        }
+        try {
+            ClusterTls tls = ClusterTls.load(dir);
+            return java.util.Arrays.equals(Files.readAllBytes(dir.resolve(ClusterTls.CA)), Files.readAllBytes(caPem))
+                    && tls.remaining().compareTo(RENEW_BEFORE) > 0;
+        } catch (IllegalArgumentException | IOException e) {
+            return false; // damaged, expired, another CA's: made again
+        }
+    }
+
     private static void node(Path dir, String name, Path caStore, String caPassword, Path caPem, int days) throws IOException {
         Files.createDirectories(dir);
         Path work = Files.createTempDirectory("blip2-certs");
@@ -99,12 +136,12 @@ public final class ClusterCertificates {
             String password = randomPassword();
             Path store = work.resolve("node.p12");
             Path csr = work.resolve("node.csr");
-            keytool("-genkeypair", "-alias", "node", "-keyalg", "EC", "-groupname", "secp256r1", "-sigalg", "SHA256withECDSA",
+            keytool(password, "-genkeypair", "-alias", "node", "-keyalg", "EC", "-groupname", "secp256r1", "-sigalg", "SHA256withECDSA",
                     "-dname", "CN=" + name, "-validity", String.valueOf(days),
-                    "-keystore", store.toString(), "-storetype", "PKCS12", "-storepass", password);
-            keytool("-certreq", "-alias", "node", "-keystore", store.toString(), "-storepass", password, "-file", csr.toString());
-            Path cert = dir.resolve(ClusterTls.CERT);
-            keytool("-gencert", "-rfc", "-alias", "ca", "-keystore", caStore.toString(), "-storepass", caPassword,
+                    "-keystore", store.toString(), "-storetype", "PKCS12");
+            keytool(password, "-certreq", "-alias", "node", "-keystore", store.toString(), "-file", csr.toString());
+            Path cert = work.resolve(ClusterTls.CERT);
+            keytool(caPassword, "-gencert", "-rfc", "-alias", "ca", "-keystore", caStore.toString(),
                     "-infile", csr.toString(), "-outfile", cert.toString(), "-validity", String.valueOf(days),
                     "-sigalg", "SHA256withECDSA", "-ext", "ku:c=digitalSignature", "-ext", "eku=serverAuth,clientAuth",
                     "-ext", "san=dns:" + name);
@@ -116,24 +153,34 @@ public final class ClusterCertificates {
             writePrivate(dir.resolve(ClusterTls.KEY), "-----BEGIN PRIVATE KEY-----\n"
                     + Base64.getMimeEncoder(64, "\n".getBytes(StandardCharsets.US_ASCII)).encodeToString(pkcs8)
                     + "\n-----END PRIVATE KEY-----\n");
+            Files.copy(cert, dir.resolve(ClusterTls.CERT), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
             Files.copy(caPem, dir.resolve(ClusterTls.CA), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         } catch (GeneralSecurityException e) {
             throw new IOException("reading the key keytool made: " + e.getMessage(), e);
         } finally {
-            try (Stream<Path> s = Files.walk(work)) {
-                s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-            }
+            delete(work);
         }
     }
 
-    /** keytool of the JDK this runs on. */
-    private static void keytool(String... args) throws IOException {
+    private static void delete(Path dir) throws IOException {
+        try (Stream<Path> s = Files.walk(dir)) {
+            s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+    }
+
+    /**
+     * keytool of the JDK this runs on, the store's password in its environment ({@code -storepass:env}), not on its
+     * command line, which other users of the machine can read.
+     */
+    private static void keytool(String storePassword, String... args) throws IOException {
         Path tool = Path.of(System.getProperty("java.home"), "bin", "keytool");
         List<String> cmd = new ArrayList<>();
         cmd.add(tool.toString());
         cmd.addAll(List.of(args));
-        cmd.add("-noprompt");
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        cmd.addAll(List.of("-storepass:env", "BLIP2_KEYTOOL_STOREPASS", "-noprompt"));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        pb.environment().put("BLIP2_KEYTOOL_STOREPASS", storePassword);
+        Process p = pb.start();
         try {
             byte[] output = p.getInputStream().readAllBytes();
             if (!p.waitFor(120, TimeUnit.SECONDS)) {

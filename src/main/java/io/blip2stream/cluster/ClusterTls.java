@@ -65,12 +65,12 @@ public final class ClusterTls {
         if (!matches(key, node.getPublicKey())) {
             throw new IllegalArgumentException(dir.resolve(KEY) + " is not the key of the certificate in " + dir.resolve(CERT));
         }
-        if (cas.stream().noneMatch(ca -> signed(node, ca.getPublicKey()))) {
-            throw new IllegalArgumentException(dir.resolve(CERT) + " (" + node.getSubjectX500Principal().getName()
-                    + ") is not signed by the CA in " + dir.resolve(CA));
-        }
+        X509Certificate issuer = cas.stream().filter(ca -> signed(node, ca.getPublicKey())).findFirst().orElseThrow(() ->
+                new IllegalArgumentException(dir.resolve(CERT) + " (" + node.getSubjectX500Principal().getName()
+                        + ") is not signed by the CA in " + dir.resolve(CA)));
+        // the node's certificate and its CA must be valid now; another CA of the bundle (an old one, while rotating) may not be
         Instant now = Instant.now();
-        for (X509Certificate c : concat(cas, List.of(node))) {
+        for (X509Certificate c : List.of(issuer, node)) {
             if (now.isBefore(c.getNotBefore().toInstant()) || now.isAfter(c.getNotAfter().toInstant())) {
                 throw new IllegalArgumentException("the certificate " + c.getSubjectX500Principal().getName() + " in " + dir
                         + " is valid from " + c.getNotBefore().toInstant() + " to " + c.getNotAfter().toInstant() + ", not now");
@@ -84,6 +84,9 @@ public final class ClusterTls {
         return options.setSsl(true)
                 .setKeyCertOptions(new PemKeyCertOptions().setCertPath(dir.resolve(CERT).toString()).setKeyPath(dir.resolve(KEY).toString()))
                 .setTrustOptions(new PemTrustOptions().addCertPath(dir.resolve(CA).toString()))
+                // the event bus's default is to trust every server (EventBusOptions.DEFAULT_TRUST_ALL): as a client too,
+                // a node accepts only peers of the cluster's CA
+                .setTrustAll(false)
                 .setClientAuth(ClientAuth.REQUIRED)
                 .setEnabledSecureTransportProtocols(PROTOCOLS)
                 .setSslHandshakeTimeout(10).setSslHandshakeTimeoutUnit(java.util.concurrent.TimeUnit.SECONDS);
@@ -168,11 +171,5 @@ public final class ClusterTls {
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read " + file + " (" + e.getClass().getSimpleName() + ")");
         }
-    }
-
-    private static <T> List<T> concat(List<T> a, List<T> b) {
-        List<T> out = new ArrayList<>(a);
-        out.addAll(b);
-        return out;
     }
 }

@@ -83,6 +83,10 @@ public final class Blip2Service {
     }
 
     public synchronized Blip2Service start() throws Exception {
+        // the cluster's key and certificates first: a node that may not start says so before loading anything
+        ClusterCipher cipher = ClusterBootstrap.cipher(config.cluster());
+        java.util.Optional<io.blip2stream.cluster.ClusterTls> tls = ClusterBootstrap.tls(config.cluster());
+        tls.ifPresent(t -> LOG.info("the event bus speaks mutual TLS as {}", t.describe()));
         resolveModels();
         texts = RequestTexts.load(modelPath, retrievalPath, config.inference().maxPromptTokens());
         decoder = new RequestDecoder(config.inference(), config.limits(), texts);
@@ -95,9 +99,6 @@ public final class Blip2Service {
             bootstrapServers = config.kafka().bootstrapServers();
         }
         Topics.ensure(bootstrapServers, config.kafka());
-        ClusterCipher cipher = ClusterBootstrap.cipher(config.cluster());
-        java.util.Optional<io.blip2stream.cluster.ClusterTls> tls = ClusterBootstrap.tls(config.cluster());
-        tls.ifPresent(t -> LOG.info("the event bus speaks mutual TLS as {}", t.describe()));
         io.blip2stream.cluster.RequestStateMergePolicy.use(cipher); // before joining: a merge may come at once
         LOG.info("the cluster's state is sealed with {}", cipher.origin());
         long c0 = System.nanoTime();
@@ -121,7 +122,8 @@ public final class Blip2Service {
             io.micrometer.core.instrument.Gauge.builder("blip2_cluster_certificate_expiry_seconds", t, x -> x.remaining().toSeconds())
                     .description("seconds until this node's event-bus certificate (cluster.tls_dir) expires").register(metrics.registry());
             if (t.remaining().toDays() < 30) {
-                LOG.warn("this node's event-bus certificate expires in {} days: make a new one (blip2-stream certs)", t.remaining().toDays());
+                LOG.warn("this node's event-bus certificate expires in {} days: sign a new one with the same CA "
+                        + "(blip2-stream certs --out DIR --name NAME, which renews certificates with less than 30 days left)", t.remaining().toDays());
             }
         });
         Addresses.registerCodecs(vertx);

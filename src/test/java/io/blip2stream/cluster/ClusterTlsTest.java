@@ -31,29 +31,48 @@ class ClusterTlsTest {
     @Test
     void theCertsCommandMakesWhatTheNodesCheck() throws Exception {
         Path out = tmp.resolve("certs");
-        ClusterCertificates.Made first = ClusterCertificates.make(out, List.of("a", "b"), 30);
+        ClusterCertificates.Made first = ClusterCertificates.make(out, List.of("a", "b"), 90);
         assertTrue(first.newCa());
         assertEquals(2, first.made().size());
         for (String n : List.of("a", "b")) {
             ClusterTls tls = ClusterTls.load(out.resolve(n));
             assertTrue(tls.describe().contains("CN=" + n), tls.describe());
-            assertTrue(tls.remaining().toDays() >= 29 && tls.remaining().toDays() <= 30, tls.remaining().toString());
+            assertTrue(tls.remaining().toDays() >= 89 && tls.remaining().toDays() <= 90, tls.remaining().toString());
             assertEquals(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE),
                     Files.getPosixFilePermissions(out.resolve(n).resolve(ClusterTls.KEY)), "a key is its owner's alone");
         }
         assertEquals(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_EXECUTE),
                 Files.getPosixFilePermissions(out), "the folder with the CA's key too");
+        for (String f : List.of("ca-key.p12", "ca-key.password")) {
+            assertEquals(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE), Files.getPosixFilePermissions(out.resolve(f)), f);
+        }
         byte[] ca = Files.readAllBytes(out.resolve("ca.pem"));
         byte[] certA = Files.readAllBytes(out.resolve("a").resolve(ClusterTls.CERT));
 
         // again, with a node more: the CA and a, b kept; c signed by the same CA
-        ClusterCertificates.Made second = ClusterCertificates.make(out, List.of("a", "b", "c"), 30);
+        ClusterCertificates.Made second = ClusterCertificates.make(out, List.of("a", "b", "c"), 90);
         assertFalse(second.newCa());
         assertEquals(List.of(out.resolve("c")), second.made());
         assertEquals(2, second.kept().size());
         assertTrue(java.util.Arrays.equals(ca, Files.readAllBytes(out.resolve("ca.pem"))));
         assertTrue(java.util.Arrays.equals(certA, Files.readAllBytes(out.resolve("a").resolve(ClusterTls.CERT))));
         ClusterTls.load(out.resolve("c"));
+
+        // --renew signs again; a certificate with less than 30 days left is signed again without it
+        ClusterCertificates.Made renewed = ClusterCertificates.make(out, List.of("a"), 90, true);
+        assertEquals(List.of(out.resolve("a")), renewed.made());
+        assertFalse(java.util.Arrays.equals(certA, Files.readAllBytes(out.resolve("a").resolve(ClusterTls.CERT))));
+        ClusterCertificates.Made shortLived = ClusterCertificates.make(out, List.of("short"), 10);
+        assertEquals(1, shortLived.made().size());
+        assertEquals(List.of(out.resolve("short")), ClusterCertificates.make(out, List.of("short"), 400).made(),
+                "10 days left: made again");
+        assertEquals(List.of(out.resolve("short")), ClusterCertificates.make(out, List.of("short"), 400).kept(), "400 days left: kept");
+        // a CA certificate without its key: refused rather than a second CA beside the nodes of the first
+        Path lost = tmp.resolve("lost");
+        ClusterCertificates.make(lost, List.of("a"), 30);
+        Files.delete(lost.resolve("ca-key.p12"));
+        var e = assertThrows(IllegalArgumentException.class, () -> ClusterCertificates.make(lost, List.of("a", "b"), 30));
+        assertTrue(e.getMessage().contains("ca-key.p12"), e.getMessage());
 
         for (String bad : List.of("", "../x", "a/b", "ca-key.p12", "-a", "x".repeat(64))) {
             assertThrows(IllegalArgumentException.class, () -> ClusterCertificates.make(out, List.of(bad), 30), bad);
@@ -95,8 +114,22 @@ class ClusterTlsTest {
         ServiceConfig several = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_MEMBERS", "127.0.0.1:5702"), Map.of());
         var e = assertThrows(IllegalArgumentException.class, () -> ClusterBootstrap.tls(several.cluster()));
         assertTrue(e.getMessage().contains("BLIP2_CLUSTER_TLS_DIR") && e.getMessage().contains("blip2-stream certs"), e.getMessage());
-        ServiceConfig k8s = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_KUBERNETES", "true"), Map.of());
-        assertThrows(IllegalArgumentException.class, () -> ClusterBootstrap.tls(k8s.cluster()));
+        ServiceConfig k8s = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_KUBERNETES", "true", "BLIP2_CLUSTER_HOST", "10.1.2.3"), Map.of());
+        var k8sRefused = assertThrows(IllegalArgumentException.class, () -> ClusterBootstrap.tls(k8s.cluster()));
+        assertTrue(k8sRefused.getMessage().contains("BLIP2_CLUSTER_TLS_DIR"), k8sRefused.getMessage());
+        // a node alone on an address other machines reach needs them too (a foreign member could join it)
+        ServiceConfig exposed = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_HOST", "10.1.2.3"), Map.of());
+        var exposedRefused = assertThrows(IllegalArgumentException.class, () -> ClusterBootstrap.tls(exposed.cluster()));
+        assertTrue(exposedRefused.getMessage().contains("other machines reach"), exposedRefused.getMessage());
+        // in Kubernetes the pod's IP, and never loopback
+        ServiceConfig k8sDefault = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_KUBERNETES", "true"), Map.of());
+        assertEquals("10.9.8.7", ClusterBootstrap.bindHost(k8sDefault.cluster(), Map.of("POD_IP", "10.9.8.7")));
+        var loop = assertThrows(IllegalArgumentException.class, () -> ClusterBootstrap.bindHost(k8sDefault.cluster(), Map.of()));
+        assertTrue(loop.getMessage().contains("POD_IP"), loop.getMessage());
+        assertEquals("127.0.0.1", ClusterBootstrap.bindHost(alone(), Map.of("POD_IP", "10.9.8.7")), "POD_IP only in Kubernetes");
+        for (String bad : List.of("0.0.0.0", "fd00::5", " ")) {
+            assertThrows(IllegalArgumentException.class, () -> ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_HOST", bad), Map.of()), bad);
+        }
         ServiceConfig insecure = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_MEMBERS", "127.0.0.1:5702", "BLIP2_CLUSTER_INSECURE", "true"), Map.of());
         assertEquals(Optional.empty(), ClusterBootstrap.tls(insecure.cluster()));
         ServiceConfig alone = ConfigLoader.load(null, Map.of(), Map.of());
@@ -109,6 +142,9 @@ class ClusterTlsTest {
         assertTrue(bus.isSsl());
         assertEquals(io.vertx.core.http.ClientAuth.REQUIRED, bus.getClientAuth(), "peers must present a certificate");
         assertEquals(Set.of("TLSv1.3"), bus.getEnabledSecureTransportProtocols());
+        assertFalse(bus.isTrustAll(), "peers are checked against the CA, as servers too");
+        var trust = (io.vertx.core.net.PemTrustOptions) bus.getTrustOptions();
+        assertEquals(List.of(TestCerts.node(1).resolve(ClusterTls.CA).toString()), trust.getCertPaths());
 
         // binds cluster.host, announces cluster.public_host
         ServiceConfig natted = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_HOST", "10.0.0.5", "BLIP2_CLUSTER_PUBLIC_HOST", "203.0.113.7",
@@ -125,6 +161,10 @@ class ClusterTlsTest {
         assertEquals(null, plain.getNetworkConfig().getPublicAddress());
         assertEquals("10.0.0.5", ClusterBootstrap.eventBusOptions(ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_HOST", "10.0.0.5"), Map.of()),
                 Optional.empty()).getClusterPublicHost());
+    }
+
+    private static ServiceConfig.Cluster alone() {
+        return ConfigLoader.load(null, Map.of(), Map.of()).cluster();
     }
 
     private static void assertMessage(Path dir, String part) {

@@ -125,6 +125,12 @@ class KustomizeTest {
 
             // the restricted Pod Security Standard, and a read-only root filesystem
             assertRestricted(pod, where);
+            if (overlay.equals("gpu")) {
+                // its image extracts the natives at start (deploy/Dockerfile.gpu has no GPU to run them at build time)
+                assertTrue(Files.readString(Path.of("deploy/Dockerfile.gpu")).contains("cachedir=/app/.javacpp"));
+                assertTrue(c.getVolumeMounts().stream().anyMatch(m -> m.getMountPath().equals("/app/.javacpp") && !Boolean.TRUE.equals(m.getReadOnly())),
+                        where + "the natives' cache on a writable volume");
+            }
 
             // Secrets: the key and the certificates mounted from Secrets, where the settings point; nothing secret in ConfigMaps
             Map<String, String> env = new HashMap<>();

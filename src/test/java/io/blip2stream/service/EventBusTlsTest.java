@@ -37,7 +37,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * its Hazelcast cluster knowing its name and address, as the issue's attacker did: a peer with a certificate of the
  * cluster's CA sees the request events and tokens of another client's HTTP request and can publish to the node; a
  * peer without a certificate, and one whose certificate another CA signed (with the same CN), see nothing and
- * publish nothing the node receives. At the socket: a plain TCP client, a TLS client without a certificate and one
+ * publish nothing the node receives; nor does a peer whose server takes anyone (the node, as a client, checks the
+ * server's certificate too). At the socket: a plain TCP client, a TLS client without a certificate and one
  * with the other CA's are cut off at the handshake; one with the cluster's certificate is let in.
  */
 class EventBusTlsTest {
@@ -52,11 +53,22 @@ class EventBusTlsTest {
     record Peer(String name, Vertx vertx, List<TokenEvent> tokens, List<RequestEvent> events) {}
 
     static Peer peer(String name, String clusterName, String member, Path tlsDir) throws Exception {
+        return peer(name, clusterName, member, tlsDir, false);
+    }
+
+    /**
+     * {@code careless}: its event bus server takes any client and its client trusts any server: what it receives shows
+     * whether the node, as a client, checks the server's certificate against the cluster's CA.
+     */
+    static Peer peer(String name, String clusterName, String member, Path tlsDir, boolean careless) throws Exception {
         var config = ConfigLoader.load(null, Map.of(), Map.of("cluster.name", clusterName, "cluster.port", String.valueOf(TestPorts.free()),
                 "cluster.members", member, "cluster.insecure", "true"));
         EventBusOptions bus = new EventBusOptions().setHost("127.0.0.1").setPort(0).setClusterPublicHost("127.0.0.1");
         if (tlsDir != null) {
             ClusterTls.load(tlsDir).applyTo(bus);
+        }
+        if (careless) {
+            bus.setClientAuth(io.vertx.core.http.ClientAuth.NONE).setTrustAll(true).setTrustOptions(null);
         }
         Vertx v = await(Vertx.builder().with(new VertxOptions().setEventBusOptions(bus))
                 .withClusterManager(new HazelcastClusterManager(ClusterBootstrap.hazelcastConfig(config))).buildClustered());
@@ -75,7 +87,7 @@ class EventBusTlsTest {
         WebClient web = WebClient.create(client);
         List<Peer> peers = new ArrayList<>();
         try (ServiceHarness h = new ServiceHarness(tmp.resolve("data"), Map.of("cluster.tls_dir", TestCerts.node(1).toString(),
-                "cluster.event_bus_port", String.valueOf(eventBusPort)))) {
+                "cluster.event_bus_port", String.valueOf(eventBusPort), "http.follow_timeout_ms", "4000"))) {
             var hz = h.service.hazelcast();
             var address = hz.getCluster().getLocalMember().getAddress();
             String member = address.getHost() + ":" + address.getPort();
@@ -83,8 +95,9 @@ class EventBusTlsTest {
             Peer legit = peer("member", name, member, TestCerts.node(2));
             Peer plain = peer("plain", name, member, null);
             Peer rogue = peer("rogue", name, member, TestCerts.rogue());
-            peers.addAll(List.of(legit, plain, rogue));
-            assertEquals(4, hz.getCluster().getMembers().size(), "all three join Hazelcast: the open-source edition cannot refuse them");
+            Peer careless = peer("careless", name, member, TestCerts.rogue(), true);
+            peers.addAll(List.of(legit, plain, rogue, careless));
+            assertEquals(5, hz.getCluster().getMembers().size(), "all four join Hazelcast: the open-source edition cannot refuse them");
 
             // what the node receives from its peers
             List<String> received = new CopyOnWriteArrayList<>();
@@ -104,20 +117,35 @@ class EventBusTlsTest {
                     "a peer with the cluster's certificate sees the request's events: " + legit.events());
             assertTrue(legit.tokens().stream().anyMatch(t -> t.id().equals("eb-secret")), "and its tokens");
 
-            // each peer forges a result for a request of its own name
+            // each peer forges a result for a request of its own name, which a WebSocket client of the node follows
+            WsClient follower = WsClient.connect(client, h.service.httpPort(), "/v1/stream", null, null, null);
             for (Peer p : peers) {
-                p.vertx().eventBus().publish(Addresses.REQUEST_EVENTS, new RequestEvent("forged-by-" + p.name(),
-                        RequestEvent.Status.DONE, "caption", "http", null, null, null, null));
+                follower.send(Map.of("type", "follow", "id", "forged-by-" + p.name()));
             }
+            Thread.sleep(300); // followed before the forgeries are published
+            for (Peer p : peers) {
+                var result = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode()
+                        .put("id", "forged-by-" + p.name()).put("text", "FORGED BY " + p.name());
+                p.vertx().eventBus().publish(Addresses.REQUEST_EVENTS, new RequestEvent("forged-by-" + p.name(),
+                        RequestEvent.Status.DONE, "caption", "http", result, null, null, null));
+            }
+            WsClient.Frame served = follower.next(f -> "forged-by-member".equals(f.id()), 15_000);
+            assertEquals("done", served.type(), "a peer with the cluster's certificate is trusted: " + served.json());
+            for (Peer p : List.of(plain, rogue, careless)) {
+                WsClient.Frame f = follower.next(x -> ("forged-by-" + p.name()).equals(x.id()), 15_000);
+                assertEquals("error", f.type(), p.name() + "'s forgery is not served to a follower: " + f.json());
+                assertEquals("not_found", f.json().get("code").asText());
+            }
+            follower.close();
             end = System.currentTimeMillis() + 30_000;
             while (!received.contains("forged-by-member") && System.currentTimeMillis() < end) {
                 Thread.sleep(50);
             }
             Thread.sleep(2_000); // time for anything else to arrive
             assertTrue(received.contains("forged-by-member"), "a peer with the cluster's certificate reaches the node: " + received);
-            for (Peer p : List.of(plain, rogue)) {
-                // (its own publish is delivered to its own consumer)
-                List<RequestEvent> fromOthers = p.events().stream().filter(e -> !e.id().equals("forged-by-" + p.name())).toList();
+            for (Peer p : List.of(plain, rogue, careless)) {
+                // (forgeries the foreign peers exchange among themselves are theirs: what matters is the node's own)
+                List<RequestEvent> fromOthers = p.events().stream().filter(e -> !e.id().startsWith("forged-by-")).toList();
                 assertTrue(fromOthers.isEmpty() && p.tokens().isEmpty(), p.name() + " sees nothing: " + fromOthers + " " + p.tokens());
                 assertTrue(!received.contains("forged-by-" + p.name()), p.name() + " reaches nothing: " + received);
             }

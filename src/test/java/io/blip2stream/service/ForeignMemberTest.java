@@ -30,8 +30,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Issue 20, items 3 and 4, with a real node and a real foreign Hazelcast member that knows the cluster's name and
- * address (what the issue's attacker knew): it joins, but reads no result and no image hash in plaintext; a state
+ * Issue 20, items 3 and 4, with a real node, a real foreign Hazelcast client and a real foreign member that know the
+ * cluster's name and address (what the issue's attacker knew): the client reads the state only sealed and what it
+ * forges gets 404; the member joins, but reads no result and no image hash in plaintext; a state
  * it forges is never served (GET answers 404) and is counted; visual prompts it plants are not used (the caption
  * stays the node's own); and when it clears both maps the node goes on answering.
  */
@@ -131,7 +132,7 @@ class ForeignMemberTest {
         Vertx client = Vertx.vertx();
         WebClient web = WebClient.create(client);
         HazelcastInstance foreign = null;
-        try (ServiceHarness h = new ServiceHarness(tmp.resolve("data"), Map.of())) {
+        try (ServiceHarness h = new ServiceHarness(tmp.resolve("data"), Map.of("http.follow_timeout_ms", "2000"))) {
             int port = h.service.httpPort();
             byte[] png = Fixtures.image("blip2-opt-tiny", 0);
             JsonObject body = new JsonObject().put("id", "secret-1").put("image", Base64.getEncoder().encodeToString(png))
@@ -144,6 +145,25 @@ class ForeignMemberTest {
             HazelcastInstance node = h.service.hazelcast();
             foreign = foreignMember(node);
             assertEquals(2, node.getCluster().getMembers().size(), "it joins: the open-source edition cannot refuse it");
+
+            // a Hazelcast client, too, with nothing but the name and address: it reads only sealed values
+            var clientConfig = new com.hazelcast.client.config.ClientConfig().setClusterName(node.getConfig().getClusterName());
+            clientConfig.setProperty("hazelcast.phone.home.enabled", "false");
+            var a = node.getCluster().getLocalMember().getAddress();
+            clientConfig.getNetworkConfig().addAddress(a.getHost() + ":" + a.getPort());
+            HazelcastInstance hzClient = com.hazelcast.client.HazelcastClient.newHazelcastClient(clientConfig);
+            try {
+                String seen = (String) hzClient.getMap(ClusterBootstrap.REQUESTS_MAP).get("secret-1");
+                assertTrue(seen != null && seen.startsWith("s1.") && !seen.contains(result.path("text").asText()),
+                        "a client reads the state sealed: " + seen);
+                hzClient.getMap(ClusterBootstrap.REQUESTS_MAP).put("forged-by-client",
+                        "{\"status\":\"done\",\"task\":\"caption\",\"result\":{\"text\":\"FORGED BY A FOREIGN CLIENT\"}}");
+                HttpResponse<Buffer> r = await(web.get(port, "127.0.0.1", "/v1/requests/forged-by-client").send());
+                assertEquals(404, r.statusCode(), r.bodyAsString());
+                hzClient.getMap(ClusterBootstrap.REQUESTS_MAP).delete("forged-by-client");
+            } finally {
+                hzClient.shutdown();
+            }
 
             IMap<String, String> states = foreign.getMap(ClusterBootstrap.REQUESTS_MAP);
             String stored = states.get("secret-1");
@@ -163,7 +183,17 @@ class ForeignMemberTest {
                 assertEquals(404, r.statusCode(), id + ": " + r.bodyAsString());
                 assertFalse(r.bodyAsString().contains("FORGED"));
             }
-            assertTrue(h.service.metrics().scrape().contains("blip2_cluster_rejected_values_total 2.0"), "counted");
+            assertTrue(h.service.metrics().scrape().contains("blip2_cluster_rejected_values_total 3.0"), "counted (the client's too)");
+            // nor to a WebSocket follower (which hears a request's events, never the map): not_found after the follow timeout
+            try (WsClient ws = WsClient.connect(client, port, "/v1/stream", null, null, null)) {
+                for (String id : new String[] {"forged-1", "forged-2"}) {
+                    ws.send(Map.of("type", "follow", "id", id));
+                    WsClient.Frame f = ws.next(x -> id.equals(x.id()), 15_000);
+                    assertEquals("error", f.type(), id + ": " + f.json());
+                    assertEquals("not_found", f.json().get("code").asText(), id + ": " + f.json());
+                    assertFalse(f.json().toString().contains("FORGED"));
+                }
+            }
 
             // planted visual prompts: random floats under every key; the same image's caption stays the node's own
             java.util.Random random = new java.util.Random(7);

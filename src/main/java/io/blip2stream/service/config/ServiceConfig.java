@@ -219,6 +219,9 @@ public record ServiceConfig(
         check(inference.maxBatchSize() > 0, "inference.max_batch_size must be positive");
         check(kafka.poisonAfterCrashes() >= 1, "kafka.poison_after_crashes must be at least 1");
         check(http.headerTimeoutMs() > 0 && http.bodyTimeoutMs() > 0, "http.header_timeout_ms and body_timeout_ms must be positive");
+        check(!cluster.host().isBlank() && !cluster.host().equals("0.0.0.0") && !cluster.host().contains(":"),
+                "cluster.host must be this node's IPv4 address or host name (not 0.0.0.0: Hazelcast and the event bus listen "
+                + "on one address and announce it; IPv6 is not supported yet), not '" + cluster.host() + "'");
         check(http.tlsCertFile().isBlank() == http.tlsKeyFile().isBlank(), "http.tls_cert_file and http.tls_key_file go together: "
                 + "set both (PEM files) for HTTPS, or neither");
         for (String f : List.of(http.tlsCertFile(), http.tlsKeyFile())) {
