@@ -149,27 +149,56 @@ public final class Weights implements AutoCloseable {
         return entries.keySet();
     }
 
-    /** A float32 array holding the tensor, in {@code manager}; fails naming the tensor if absent or mis-shaped. */
+    /**
+     * A float32 array holding the tensor, in {@code manager}; fails naming the tensor if absent or mis-shaped. The
+     * tensor's mapping and its converted copy are released as soon as the engine holds the values (see
+     * {@link #adopt}): loading a model never holds more than one tensor beyond the model itself.
+     */
     public NDArray load(NDManager manager, String name, long... expectedShape) {
         SafetensorsFile.Entry e = entry(name);
         checkShape(e, expectedShape);
-        ByteBuffer data = float32(e);
-        NDArray array = manager.create(data, new Shape(e.shape()), DataType.FLOAT32);
-        if (recorded != null) {
-            // PyTorch wraps a direct buffer without copying it: training updates its arrays in place, and the
-            // memory-mapped file is read-only
+        ByteBuffer mapped = e.file().map(e);
+        ByteBuffer data = float32(e, mapped);
+        if (data != mapped) {
+            DirectBuffers.free(mapped); // converted: the mapping is no longer read
+        }
+        boolean zeroCopy = data == mapped && wrapsBuffers(manager) && recorded == null;
+        NDArray array = zeroCopy
+                // PyTorch computes straight from the mapped file (float32 as stored): the page cache is the only copy
+                ? manager.create(data, new Shape(e.shape()), DataType.FLOAT32)
+                : adopt(manager, data, new Shape(e.shape()));
+        return record(array, name, e.shape(), false);
+    }
+
+    /**
+     * An array of the engine's own holding {@code data}'s float32 values, {@code data} released. TensorFlow copies
+     * the buffer into its own tensor; PyTorch wraps it without copying (the whole model would then live in the JVM's
+     * direct memory, bounded by -Xmx unless told otherwise), so its array is copied into PyTorch's own memory first.
+     * Training also needs that copy: it updates its arrays in place, and a mapping is read-only.
+     */
+    private static NDArray adopt(NDManager manager, ByteBuffer data, Shape shape) {
+        NDArray array = manager.create(data, shape, DataType.FLOAT32);
+        if (wrapsBuffers(manager)) {
             NDArray own = array.duplicate();
             array.close();
             array = own;
         }
-        return record(array, name, e.shape(), false);
+        DirectBuffers.free(data);
+        return array;
+    }
+
+    /** Whether {@code manager}'s engine computes on a direct buffer it is given rather than on a copy (PyTorch). */
+    private static boolean wrapsBuffers(NDManager manager) {
+        return "PyTorch".equals(manager.getEngine().getEngineName());
     }
 
     /**
      * The transpose of a tensor read as a matrix [shape[0], rest], as a contiguous float32 array [rest, shape[0]]
      * in {@code manager}: a Linear weight [out, in] becomes [in, out]. The transpose is done here, in Java,
      * because PyTorch's copy of a transposed view keeps the view's strides, and a GEMM against such a weight
-     * takes the slow path (13 against 7.5 ms for OPT's LM head at batch 1).
+     * takes the slow path (13 against 7.5 ms for OPT's LM head at batch 1). Written into a direct buffer of its
+     * own (not a heap array the engine would copy into one more), released with the tensor's mapping once the
+     * engine holds the values.
      */
     public NDArray loadTransposed(NDManager manager, String name, long... expectedShape) {
         SafetensorsFile.Entry e = entry(name);
@@ -181,8 +210,11 @@ public final class Weights implements AutoCloseable {
             rest *= shape[i];
         }
         int cols = Math.toIntExact(rest);
-        FloatBuffer src = float32(e).asFloatBuffer();
-        float[] dst = new float[Math.multiplyExact(rows, cols)];
+        ByteBuffer mapped = e.file().map(e);
+        ByteBuffer converted = float32(e, mapped);
+        FloatBuffer src = converted.asFloatBuffer();
+        ByteBuffer out = ByteBuffer.allocateDirect(Math.multiplyExact(Math.multiplyExact(rows, cols), 4)).order(ByteOrder.LITTLE_ENDIAN);
+        FloatBuffer dst = out.asFloatBuffer();
         final int block = 64;
         for (int r0 = 0; r0 < rows; r0 += block) {
             int r1 = Math.min(rows, r0 + block);
@@ -191,19 +223,28 @@ public final class Weights implements AutoCloseable {
                 for (int r = r0; r < r1; r++) {
                     long base = (long) r * cols;
                     for (int c = c0; c < c1; c++) {
-                        dst[c * rows + r] = src.get((int) (base + c));
+                        dst.put(c * rows + r, src.get((int) (base + c)));
                     }
                 }
             }
         }
-        return record(manager.create(dst, new Shape(cols, rows)), name, shape, true);
+        if (converted != mapped) {
+            DirectBuffers.free(converted);
+        }
+        DirectBuffers.free(mapped);
+        return record(adopt(manager, out, new Shape(cols, rows)), name, shape, true);
     }
 
     /** The tensor as a float32 buffer (memory-mapped when the checkpoint stores F32; converted off-heap otherwise). */
     public FloatBuffer floats(String name, long... expectedShape) {
         SafetensorsFile.Entry e = entry(name);
         checkShape(e, expectedShape);
-        return float32(e).asFloatBuffer();
+        ByteBuffer mapped = e.file().map(e);
+        ByteBuffer data = float32(e, mapped);
+        if (data != mapped) {
+            DirectBuffers.free(mapped);
+        }
+        return data.asFloatBuffer();
     }
 
     private SafetensorsFile.Entry entry(String name) {
@@ -233,8 +274,8 @@ public final class Weights implements AutoCloseable {
         }
     }
 
-    private ByteBuffer float32(SafetensorsFile.Entry e) {
-        ByteBuffer raw = e.file().map(e);
+    /** {@code raw} (the tensor's mapping) itself when the checkpoint stores F32, else a float32 copy in a direct buffer of its own. */
+    private static ByteBuffer float32(SafetensorsFile.Entry e, ByteBuffer raw) {
         switch (e.dtype()) {
             case "F32":
                 return raw;
