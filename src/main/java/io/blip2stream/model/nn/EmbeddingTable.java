@@ -6,7 +6,6 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import io.blip2stream.model.weights.Weights;
 
-import java.nio.FloatBuffer;
 
 /**
  * An embedding table [rows, dim]. For inference it is read in Java from the memory-mapped checkpoint: DJL's
@@ -16,12 +15,12 @@ import java.nio.FloatBuffer;
  */
 public final class EmbeddingTable {
     private final String name;
-    private final FloatBuffer table; // (rows, dim), or null when array-backed
+    private final Weights.Rows table; // (rows, dim), read from the mapped checkpoint; or null when array-backed
     private final NDArray array;     // (rows, dim), or null when read in Java
     private final int rows;
     private final int dim;
 
-    private EmbeddingTable(String name, FloatBuffer table, NDArray array, int rows, int dim) {
+    private EmbeddingTable(String name, Weights.Rows table, NDArray array, int rows, int dim) {
         this.name = name;
         this.table = table;
         this.array = array;
@@ -31,7 +30,7 @@ public final class EmbeddingTable {
 
     /** A table read in Java. */
     public static EmbeddingTable load(Weights w, String name, long rows, long dim) {
-        return new EmbeddingTable(name, w.floats(name, rows, dim), null, Math.toIntExact(rows), Math.toIntExact(dim));
+        return new EmbeddingTable(name, w.rows(name, rows, dim), null, Math.toIntExact(rows), Math.toIntExact(dim));
     }
 
     /** A table read in Java, or an array in {@code m} when {@code w} is recording (training). */
@@ -82,14 +81,10 @@ public final class EmbeddingTable {
     /** Adds row {@code id} to {@code dst} at {@code offset}. */
     public void addRow(int id, float[] dst, int offset) {
         check(id);
-        FloatBuffer t = javaTable();
-        int base = id * dim;
-        for (int i = 0; i < dim; i++) {
-            dst[offset + i] += t.get(base + i);
-        }
+        javaTable().add(id * dim, dst, offset, dim);
     }
 
-    private FloatBuffer javaTable() {
+    private Weights.Rows javaTable() {
         if (table == null) {
             throw new IllegalStateException(name + " is a training array; look rows up with lookup()");
         }
