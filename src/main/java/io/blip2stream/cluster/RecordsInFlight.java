@@ -11,8 +11,9 @@ import java.util.function.Predicate;
 /**
  * The Kafka records each node has in hand, cluster-wide, by {@code topic/partition/offset}: {@code {"member",
  * "crashes"}}. A node takes a record by writing its marker; when the record's partition moves to another node after
- * the first died, the new owner finds the dead member's marker: one crash more for that record (the node that died
- * was running it alone if it suspected it, so the count stays on the record that killed it). Calls are
+ * the first died, the new owner finds the dead member's marker: one crash more for that record, unless it was
+ * waiting behind a suspect then ({@link #armed}); a suspect runs alone, so the count stays on the record that
+ * killed the node. Calls are
  * asynchronous: safe on an event loop.
  */
 public final class RecordsInFlight {
@@ -47,8 +48,8 @@ public final class RecordsInFlight {
                 JsonNode o = parse(opened);
                 crashes = o.path("crashes").asInt(0);
                 String holder = o.path("member").asText("");
-                if (!holder.equals(member) && !alive.test(holder)) {
-                    crashes++; // its node died with it in hand
+                if (!holder.equals(member) && !alive.test(holder) && o.path("armed").asBoolean(true)) {
+                    crashes++; // its node died with it running (not waiting behind a suspect)
                 }
             }
             int n = crashes;
@@ -57,6 +58,20 @@ public final class RecordsInFlight {
             written.put(source, now);
             return Future.fromCompletionStage(map.setAsync(source, now), context).map(v -> n);
         });
+    }
+
+    /**
+     * The record waits to start, behind a suspect running alone ({@code false}), or starts ({@code true}): a node that
+     * dies holding a waiting record does not count against it (only what ran can have killed the node).
+     */
+    public Future<Void> armed(String source, int crashes, boolean armed, Context context) {
+        if (!written.containsKey(source)) {
+            return Future.succeededFuture();
+        }
+        String now = cipher.seal(ClusterBootstrap.RECORDS_IN_FLIGHT_MAP, source,
+                JSON.createObjectNode().put("member", member).put("crashes", crashes).put("armed", armed).toString());
+        written.put(source, now);
+        return Future.fromCompletionStage(map.setAsync(source, now), context).mapEmpty();
     }
 
     /** The record is answered (or handed back): its marker goes, if it is still the one this node wrote. */

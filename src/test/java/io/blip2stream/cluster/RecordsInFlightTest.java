@@ -57,6 +57,8 @@ class RecordsInFlightTest {
             assertEquals(0, await(a.take("t/0/1", ctx)), "a new record");
             assertEquals(0, await(a.take("t/0/2", ctx)));
             assertEquals(0, await(a.take("t/0/3", ctx)));
+            assertEquals(0, await(a.take("t/0/4", ctx)));
+            await(a.armed("t/0/4", 0, false, ctx)); // waiting behind a suspect when a dies
             await(a.done("t/0/3", ctx)); // answered
             assertEquals(0, await(b.take("t/0/2", ctx)), "handed over by a live member (a rebalance): no crash");
             await(a.done("t/0/2", ctx)); // the old holder finishing does not remove b's marker
@@ -70,6 +72,7 @@ class RecordsInFlightTest {
             MemberLossTest.awaitSafe(hz.subList(1, 3)); // the backups of a's partitions promoted and copied again
             assertEquals(1, await(c.take("t/0/1", ctx)), "its holder died with it in hand");
             assertEquals(0, await(c.take("t/0/3", ctx)), "answered before the crash: no marker left");
+            assertEquals(0, await(c.take("t/0/4", ctx)), "waiting to start when its holder died: not counted");
             hz.get(1).getLifecycleService().terminate(); // b crashes with t/0/2 (its own marker) in hand
             end = System.currentTimeMillis() + 60_000;
             while (hz.get(2).getCluster().getMembers().size() > 1 && System.currentTimeMillis() < end) {

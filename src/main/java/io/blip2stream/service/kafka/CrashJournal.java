@@ -22,7 +22,8 @@ import java.util.Set;
 
 /**
  * This node's memory, across its own deaths, of the Kafka records it had in hand: an append-only journal on local
- * disk ({@code + source} when a record is taken, {@code ! source} when it runs alone, {@code - source} when it is
+ * disk ({@code + source} when a record is taken, {@code ~ source} while it waits behind a suspect and {@code > source}
+ * when it then starts, {@code ! source} when it runs alone, {@code - source} when it is
  * done) and the crash count of each record ({@code counts.json}). When the node starts, the records the journal
  * leaves open were in its hands when it died: each gets one crash more, or, if one was running alone, that one
  * alone. The cluster's {@code RecordsInFlight} does the same for a record whose partition moves to another node;
@@ -41,6 +42,10 @@ public final class CrashJournal implements AutoCloseable {
     private final Path countsFile;
     private final Map<String, Integer> counts = new LinkedHashMap<>();
     private final Set<String> open = new LinkedHashSet<>();
+    /** Records in hand that wait to start (behind a suspect running alone): not blamed if the node dies. */
+    private final Set<String> waiting = new LinkedHashSet<>();
+    /** The record running alone, or null. */
+    private String runningAlone;
     private FileChannel journal;
     private FileChannel lock; // held while this node runs (the lock goes with the process, however it ends)
 
@@ -91,6 +96,7 @@ public final class CrashJournal implements AutoCloseable {
             return;
         }
         Set<String> left = new LinkedHashSet<>();
+        Set<String> idle = new LinkedHashSet<>();
         String solo = null;
         for (String line : Files.readAllLines(journalFile, StandardCharsets.UTF_8)) {
             if (line.length() < 3) {
@@ -99,9 +105,15 @@ public final class CrashJournal implements AutoCloseable {
             String source = line.substring(2);
             switch (line.charAt(0)) {
                 case '+' -> left.add(source);
-                case '!' -> solo = source;
+                case '~' -> idle.add(source);
+                case '>' -> idle.remove(source);
+                case '!' -> {
+                    solo = source;
+                    idle.remove(source);
+                }
                 case '-' -> {
                     left.remove(source);
+                    idle.remove(source);
                     if (source.equals(solo)) {
                         solo = null;
                     }
@@ -109,8 +121,10 @@ public final class CrashJournal implements AutoCloseable {
                 default -> { }
             }
         }
-        // a record running alone when the node died is the one suspected; else every record in hand
-        List<String> suspects = solo != null && left.contains(solo) ? List.of(solo) : List.copyOf(left);
+        // a record running alone when the node died is the one suspected; else every record in hand that had started
+        // (not those waiting behind suspects: they never ran, and two such deaths would condemn them unrun)
+        List<String> started = left.stream().filter(x -> !idle.contains(x)).toList();
+        List<String> suspects = solo != null && left.contains(solo) ? List.of(solo) : started;
         for (String s : suspects) {
             counts.merge(s, 1, Integer::sum);
         }
@@ -132,13 +146,33 @@ public final class CrashJournal implements AutoCloseable {
         append('+', source);
     }
 
+    /** A record in hand waits to start (behind a suspect): if the node dies now, it is not suspected. */
+    public void waiting(String source) {
+        if (open.contains(source) && waiting.add(source)) {
+            append('~', source);
+        }
+    }
+
+    /** A waiting record starts (with others): if the node dies now, it is suspected with them. */
+    public void started(String source) {
+        if (waiting.remove(source)) {
+            append('>', source);
+        }
+    }
+
     /** A record runs alone: if the node dies now, it alone is suspected. */
     public void alone(String source) {
+        waiting.remove(source);
+        runningAlone = source;
         append('!', source);
     }
 
     /** A record is answered (or handed back): no longer in hand; its crash count is forgotten. */
     public void done(String source) {
+        waiting.remove(source);
+        if (source.equals(runningAlone)) {
+            runningAlone = null;
+        }
         if (open.remove(source)) {
             append('-', source);
         }
@@ -166,6 +200,10 @@ public final class CrashJournal implements AutoCloseable {
         Path tmp = journalFile.resolveSibling(journalFile.getFileName() + ".tmp");
         StringBuilder b = new StringBuilder();
         open.forEach(s -> b.append("+ ").append(s).append('\n'));
+        waiting.forEach(s -> b.append("~ ").append(s).append('\n'));
+        if (runningAlone != null && open.contains(runningAlone)) {
+            b.append("! ").append(runningAlone).append('\n');
+        }
         Files.writeString(tmp, b, StandardCharsets.UTF_8);
         journal.close();
         Files.move(tmp, journalFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

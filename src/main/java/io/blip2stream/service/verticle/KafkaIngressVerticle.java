@@ -375,21 +375,43 @@ public final class KafkaIngressVerticle extends VerticleBase {
             if (crashes >= config.kafka().poisonAfterCrashes()) {
                 answered(record, p, where, answerer.quarantine(record, crashes, out), false);
             } else if (crashes > 0) {
-                // suspected: it runs alone, so that if it kills the node again, it alone is blamed
+                // suspected: it runs alone, so that if it kills the node again, it alone is blamed; until then it
+                // waits, and a death meanwhile is not counted against it
                 LOG.warn("record {}: the node holding it died {} time(s); it runs alone", where, crashes);
+                waiting(where, crashes);
                 alone.add(new Waiting(() -> {
                     journal.alone(where);
+                    arm(where, crashes);
                     answered(record, p, where, answer(record, accepted, out), true);
                 }, () -> finish(p, offset, false)));
                 applyLimits();
             } else if (runningAlone || !alone.isEmpty()) {
-                held.add(new Waiting(() -> answered(record, p, where, answer(record, accepted, out), false),
-                        () -> finish(p, offset, false))); // after the suspects
+                waiting(where, 0);
+                held.add(new Waiting(() -> {
+                    journal.started(where);
+                    arm(where, 0);
+                    answered(record, p, where, answer(record, accepted, out), false);
+                }, () -> finish(p, offset, false))); // after the suspects
             } else {
                 answered(record, p, where, answer(record, accepted, out), false);
             }
             runAloneIfClear(); // this record's place is known now: a suspect may be clear to run
         });
+    }
+
+    /** A record in hand waits to start: a death of this node meanwhile is not counted against it. */
+    private void waiting(String where, int crashes) {
+        journal.waiting(where);
+        if (recordsInFlight != null) {
+            recordsInFlight.armed(where, crashes, false, context);
+        }
+    }
+
+    /** A waiting record starts: a death of this node from now on counts against it. */
+    private void arm(String where, int crashes) {
+        if (recordsInFlight != null) {
+            recordsInFlight.armed(where, crashes, true, context);
+        }
     }
 
     private Future<Void> answer(ConsumerRecord<byte[], byte[]> record, long accepted, RecordAnswerer.Output out) {

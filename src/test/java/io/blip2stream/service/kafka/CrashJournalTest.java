@@ -50,4 +50,44 @@ class CrashJournalTest {
         assertEquals(2, fourth.crashes("t/0/1"), "counts outlive restarts until the record is answered");
         assertEquals(0, CrashJournal.open(dir, "g-node-5702").crashes("t/0/1"), "another node's journal is its own");
     }
+
+    /**
+     * Records waiting behind suspects (not yet started) are not blamed for a death between two suspects: before,
+     * every queued suspect got its second death at once and went to the DLT unrun (ExactlyOnceIT, 23 of 500).
+     */
+    @Test
+    void recordsWaitingToStartAreNotBlamed() {
+        CrashJournal first = CrashJournal.open(dir, "g-node-5801");
+        for (String s : new String[] {"t/1/1", "t/1/2", "t/1/3", "t/1/4"}) {
+            first.taken(s);
+        }
+        first.waiting("t/1/1"); // suspects queued to run alone
+        first.waiting("t/1/2");
+        first.waiting("t/1/3"); // held behind them, then started
+        first.started("t/1/3");
+        first.dieForTest().run(); // between two suspects: none runs alone
+
+        CrashJournal second = CrashJournal.open(dir, "g-node-5801");
+        assertEquals(0, second.crashes("t/1/1"), "waiting: not blamed");
+        assertEquals(0, second.crashes("t/1/2"), "waiting: not blamed");
+        assertEquals(1, second.crashes("t/1/3"), "started: blamed");
+        assertEquals(1, second.crashes("t/1/4"), "running: blamed");
+        // the states survive the journal's compaction
+        for (int i = 0; i < 20_000; i++) {
+            second.taken("t/2/" + i);
+            second.done("t/2/" + i);
+        }
+        second.taken("t/1/1");
+        second.waiting("t/1/1");
+        second.taken("t/1/5");
+        second.alone("t/1/5");
+        for (int i = 0; i < 60_000; i++) { // more than a journal's worth (1 MB): compacted at least once
+            second.taken("t/3/" + i);
+            second.done("t/3/" + i);
+        }
+        second.dieForTest().run();
+        CrashJournal third = CrashJournal.open(dir, "g-node-5801");
+        assertEquals(1, third.crashes("t/1/5"), "the one running alone, after compaction");
+        assertEquals(0, third.crashes("t/1/1"), "still waiting, after compaction");
+    }
 }
