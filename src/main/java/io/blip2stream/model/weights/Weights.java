@@ -334,39 +334,17 @@ public final class Weights implements AutoCloseable {
 
     /** {@code raw} (the tensor's mapping) itself when the checkpoint stores F32, else a float32 copy in a direct buffer of its own. */
     private static ByteBuffer float32(SafetensorsFile.Entry e, ByteBuffer raw) {
-        switch (e.dtype()) {
-            case "F32":
-                return raw;
-            case "BF16": {
-                ShortBuffer in = raw.asShortBuffer();
-                ByteBuffer out = ByteBuffer.allocateDirect(in.remaining() * 4).order(ByteOrder.LITTLE_ENDIAN);
-                FloatBuffer o = out.asFloatBuffer();
-                while (in.hasRemaining()) {
-                    o.put(Float.intBitsToFloat((in.get() & 0xffff) << 16));
-                }
-                return out;
-            }
-            case "F16": {
-                ShortBuffer in = raw.asShortBuffer();
-                ByteBuffer out = ByteBuffer.allocateDirect(in.remaining() * 4).order(ByteOrder.LITTLE_ENDIAN);
-                FloatBuffer o = out.asFloatBuffer();
-                while (in.hasRemaining()) {
-                    o.put(Half.toFloat(in.get()));
-                }
-                return out;
-            }
-            case "F64": {
-                java.nio.DoubleBuffer in = raw.asDoubleBuffer();
-                ByteBuffer out = ByteBuffer.allocateDirect(in.remaining() * 4).order(ByteOrder.LITTLE_ENDIAN);
-                FloatBuffer o = out.asFloatBuffer();
-                while (in.hasRemaining()) {
-                    o.put((float) in.get());
-                }
-                return out;
-            }
-            default:
-                throw new IllegalArgumentException("tensor '" + e.name() + "' has unsupported dtype " + e.dtype());
+        if (e.dtype().equals("F32")) {
+            return raw;
         }
+        Elements in = elements(e, raw); // the one place that knows each stored type
+        int n = Math.toIntExact(e.numel());
+        ByteBuffer out = ByteBuffer.allocateDirect(Math.multiplyExact(n, 4)).order(ByteOrder.LITTLE_ENDIAN);
+        FloatBuffer o = out.asFloatBuffer();
+        for (int i = 0; i < n; i++) {
+            o.put(i, in.get(i));
+        }
+        return out;
     }
 
     @Override
