@@ -47,7 +47,8 @@ final class EmbedCommand implements Callable<Integer> {
             throw new Main.UserError("output folder " + parent + " does not exist");
         }
         try (NDManager manager = Engines.newManager(model.engineKind());
-             Blip2Model m = Blip2Model.load(model.model, manager)) {
+             Blip2Model m = Blip2Model.load(model.model, manager, model.dtype())) {
+            ModelOptions.noteKernels(m);
             SafetensorsWriter w = new SafetensorsWriter();
             int q = c.numQueryTokens();
             if (img != null) {

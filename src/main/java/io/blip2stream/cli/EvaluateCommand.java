@@ -27,6 +27,10 @@ final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--engine", defaultValue = "${env:BLIP2_ENGINE:-tensorflow}", description = "tensorflow (default) or pytorch")
     String engine;
 
+    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "${env:BLIP2_DTYPE:-auto}",
+            description = "the precision the weights are kept in: float32, bfloat16, int8, or auto (default)")
+    String dtype;
+
     @Option(names = "--json", description = "the report as one JSON object")
     boolean json;
 
@@ -35,6 +39,7 @@ final class EvaluateCommand implements Callable<Integer> {
         ModelOptions m = new ModelOptions();
         m.model = model;
         m.engine = engine;
+        m.dtype = dtype;
         m.checkGenerationModel();
         model = m.model;
         Path retrieval = null;
@@ -45,13 +50,14 @@ final class EvaluateCommand implements Callable<Integer> {
             retrieval = Path.of(retrievalModel);
             ModelOptions r = new ModelOptions();
             r.model = retrieval;
+            r.dtype = dtype;
             r.checkRetrievalModel();
         }
         if (scenes < 1) {
             throw new Main.UserError("--scenes must be at least 1");
         }
-        SceneEvaluation.Report rep = SceneEvaluation.run(model.getFileName().toString(), model, retrieval, m.engineKind(), scenes,
-                System.err);
+        SceneEvaluation.Report rep = SceneEvaluation.run(model.getFileName().toString(), model, retrieval, m.engineKind(), dtype,
+                scenes, System.err);
         if (json) {
             System.out.println(new ObjectMapper().writeValueAsString(rep));
         } else {

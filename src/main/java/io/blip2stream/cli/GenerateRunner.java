@@ -27,7 +27,8 @@ final class GenerateRunner {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long load0 = System.nanoTime();
         try (NDManager manager = Engines.newManager(m.engineKind());
-             Blip2Model model = Blip2Model.load(m.model, manager)) {
+             Blip2Model model = Blip2Model.load(m.model, manager, m.dtype())) {
+            ModelOptions.noteKernels(model);
             long loadNanos = System.nanoTime() - load0;
             String prompt = promptFor.prompt(model);
             long t0 = System.nanoTime();
@@ -59,7 +60,7 @@ final class GenerateRunner {
                 out.println();
             }
             if (m.stats) {
-                Stats.print(loadNanos);
+                Stats.print(loadNanos, model);
             }
         }
         return 0;

@@ -39,7 +39,8 @@ final class MatchCommand implements Callable<Integer> {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long load0 = System.nanoTime();
         try (NDManager manager = Engines.newManager(model.engineKind());
-             Blip2Model m = Blip2Model.load(model.model, manager)) {
+             Blip2Model m = Blip2Model.load(model.model, manager, model.dtype())) {
+            ModelOptions.noteKernels(m);
             long loadNanos = System.nanoTime() - load0;
             List<Blip2Model.MatchResult> results = m.match(m.processor().preprocess(img.rgb()), texts);
             if (json) {
@@ -61,7 +62,7 @@ final class MatchCommand implements Callable<Integer> {
                 }
             }
             if (model.stats) {
-                Stats.print(loadNanos);
+                Stats.print(loadNanos, m);
             }
         }
         return 0;

@@ -6,6 +6,7 @@ import io.blip2stream.model.config.Blip2Config;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
 import io.blip2stream.model.image.RgbImage;
+import io.blip2stream.model.weights.Precision;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -23,8 +24,32 @@ final class ModelOptions {
             description = "tensorflow (default) or pytorch")
     String engine;
 
-    @Option(names = "--stats", description = "print load time, peak heap and peak RSS on stderr")
+    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "${env:BLIP2_DTYPE:-auto}",
+            description = "the precision the weights are kept in: float32, bfloat16, int8, or auto (default: the "
+                    + "checkpoint's own where it runs fast, else float32; see models/README.md)")
+    String dtype;
+
+    @Option(names = "--stats", description = "print load time, peak heap, peak RSS and dtype on stderr")
     boolean stats;
+
+    /** The --dtype setting, checked before any engine starts. */
+    String dtype() {
+        return checkDtype(dtype);
+    }
+
+    /** Says on stderr when a low-precision model runs on the slow scalar kernels (the JVM lacks the vector module). */
+    static void noteKernels(io.blip2stream.model.Blip2Model model) {
+        if (model.precision() != Precision.FLOAT32 && !io.blip2stream.model.nn.WeightStreaming.vectorized()) {
+            System.err.println("note: " + model.precision() + " weights on " + io.blip2stream.model.nn.WeightStreaming.describe());
+        }
+    }
+
+    static String checkDtype(String dtype) {
+        if (!Precision.isSetting(dtype)) {
+            throw new Main.UserError("--dtype must be float32, bfloat16, int8 or auto, not '" + dtype + "'");
+        }
+        return dtype;
+    }
 
     Engines.Kind engineKind() {
         try {
@@ -40,6 +65,12 @@ final class ModelOptions {
      * @return its config
      */
     Blip2Config checkModel() {
+        checkDtype(dtype);
+        String d = dtype.strip().toLowerCase(java.util.Locale.ROOT);
+        if ((d.equals("bfloat16") || d.equals("int8")) && engineKind() == Engines.Kind.PYTORCH) {
+            throw new Main.UserError("--dtype " + d + " runs on the TensorFlow engine only (DJL's PyTorch engine has no "
+                    + "bfloat16 arrays): use --engine tensorflow, or --dtype float32 on PyTorch");
+        }
         if (model == null) {
             model = ModelLocations.find(ModelLocations.DEFAULT_RETRIEVAL);
         }

@@ -70,12 +70,18 @@ public final class InferenceRunner implements AutoCloseable {
     /** @param cache where visual prompts are remembered across requests (and nodes) */
     public static InferenceRunner load(Path generationPath, Path retrievalPath, Engines.Kind engine, String device,
                                        Limits limits, VisualPromptCache cache) throws IOException {
+        return load(generationPath, retrievalPath, engine, "float32", device, limits, cache);
+    }
+
+    /** @param dtype the precision the models' weights are kept in: float32, bfloat16, int8 or auto (model.dtype) */
+    public static InferenceRunner load(Path generationPath, Path retrievalPath, Engines.Kind engine, String dtype, String device,
+                                       Limits limits, VisualPromptCache cache) throws IOException {
         NDManager m = Engines.newManager(engine, device);
         Blip2Model gen = null;
         Blip2Model ret = null;
         try {
             if (generationPath != null) {
-                Blip2Model first = Blip2Model.load(generationPath, m);
+                Blip2Model first = Blip2Model.load(generationPath, m, dtype);
                 if (first.canGenerate()) {
                     gen = first;
                 } else {
@@ -83,7 +89,7 @@ public final class InferenceRunner implements AutoCloseable {
                 }
             }
             if (retrievalPath != null && ret == null) {
-                ret = Blip2Model.load(retrievalPath, m);
+                ret = Blip2Model.load(retrievalPath, m, dtype);
                 if (!ret.canMatch()) {
                     throw new IllegalArgumentException(retrievalPath + " is not a retrieval checkpoint (Blip2ForImageTextRetrieval)");
                 }

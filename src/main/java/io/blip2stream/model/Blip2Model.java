@@ -30,6 +30,8 @@ import io.blip2stream.model.text.IncrementalDecoder;
 import io.blip2stream.model.text.PromptEncoder;
 import io.blip2stream.model.text.TextTokenizer;
 import io.blip2stream.model.vision.Blip2VisionModel;
+import io.blip2stream.model.nn.WeightStreaming;
+import io.blip2stream.model.weights.Precision;
 import io.blip2stream.model.weights.Weights;
 
 import java.io.IOException;
@@ -112,6 +114,7 @@ public final class Blip2Model implements AutoCloseable {
     private final GenerationDefaults generationDefaults;
     private final NDManager manager;
     private final Weights weights;
+    private final Precision precision;
     private final Blip2VisionModel vision;
     private final NDArray queryTokens; // (1, Q, D)
     private final Blip2QFormerModel qformer;
@@ -120,7 +123,8 @@ public final class Blip2Model implements AutoCloseable {
     private final RetrievalHeads retrieval;    // null for generation
 
     private Blip2Model(Path dir, Blip2Config config, BlipImageProcessor processor, TextTokenizer tokenizer,
-                       GenerationDefaults generationDefaults, NDManager manager, Weights weights, Blip2VisionModel vision,
+                       GenerationDefaults generationDefaults, NDManager manager, Weights weights, Precision precision,
+                       Blip2VisionModel vision,
                        NDArray queryTokens, Blip2QFormerModel qformer, Linear languageProjection, LanguageModel languageModel,
                        RetrievalHeads retrieval) {
         this.dir = dir;
@@ -131,6 +135,7 @@ public final class Blip2Model implements AutoCloseable {
         this.generationDefaults = generationDefaults;
         this.manager = manager;
         this.weights = weights;
+        this.precision = precision;
         this.vision = vision;
         this.queryTokens = queryTokens;
         this.qformer = qformer;
@@ -144,17 +149,36 @@ public final class Blip2Model implements AutoCloseable {
      * sub-manager of it and closes that on {@link #close()}.
      */
     public static Blip2Model load(Path dir, NDManager engineManager) throws IOException {
+        return load(dir, engineManager, Precision.FLOAT32.id());
+    }
+
+    /**
+     * Loads a checkpoint with its weights kept in the precision {@code dtype} names (float32, bfloat16, int8, or auto:
+     * see {@link Precision}).
+     */
+    public static Blip2Model load(Path dir, NDManager engineManager, String dtype) throws IOException {
         if (!Files.isDirectory(dir)) {
             throw new IllegalArgumentException("model folder " + dir + " does not exist");
         }
+        if (!Precision.isSetting(dtype)) {
+            throw new IllegalArgumentException("dtype '" + dtype + "' is not one of float32, bfloat16, int8, auto");
+        }
         Blip2Config config = Blip2Config.load(dir);
         PreprocessorConfig pre = PreprocessorConfig.load(dir, config.vision().imageSize());
-        Weights weights = Weights.open(dir);
+        Weights stored = Weights.open(dir);
+        boolean tensorflow = "TensorFlow".equals(engineManager.getEngine().getEngineName());
+        Precision precision = Precision.resolve(dtype, stored.storedDtype(), tensorflow && WeightStreaming.vectorized());
+        Weights weights = stored.withPrecision(precision);
         NDManager m = engineManager.newSubManager();
         TextTokenizer tokenizer = null;
         try {
+            if (precision != Precision.FLOAT32 && !tensorflow) {
+                throw new IllegalArgumentException("dtype " + precision + " runs on the TensorFlow engine only (DJL's PyTorch "
+                        + "engine has no bfloat16 arrays): use --engine tensorflow, or --dtype float32 on PyTorch");
+            }
             tokenizer = TextTokenizer.load(dir);
-            Blip2VisionModel vision = Blip2VisionModel.load(weights, m, config.vision(), "vision_model");
+            Blip2VisionModel vision = Blip2VisionModel.load(weights.withPrecision(precision.forVisionEncoder()).forManyRows(), m,
+                    config.vision(), "vision_model");
             int q = config.numQueryTokens();
             int d = config.qformer().hiddenSize();
             NDArray queries = weights.load(m, "query_tokens", 1, q, d);
@@ -180,13 +204,13 @@ public final class Blip2Model implements AutoCloseable {
                 proj = Linear.load(weights, m, "language_projection", d, lm.hiddenSize(), true);
             }
             return new Blip2Model(dir, config, new BlipImageProcessor(pre), tokenizer, GenerationDefaults.load(dir),
-                    m, weights, vision, queries, qformer, proj, lm, heads);
+                    m, stored, precision, vision, queries, qformer, proj, lm, heads);
         } catch (RuntimeException e) {
             if (tokenizer != null) {
                 tokenizer.close();
             }
             m.close();
-            weights.close();
+            stored.close();
             throw e;
         }
     }
@@ -196,16 +220,23 @@ public final class Blip2Model implements AutoCloseable {
     }
 
     /**
-     * An id that changes when the model does: its name and a hash of its config.json. Caches key on it.
+     * An id that changes when the model's outputs can: its name, a hash of its config.json and, unless float32, the
+     * precision its weights are kept in (a bfloat16 replica's visual prompts differ from a float32 one's). Caches key on it.
      */
     public String id() {
+        String suffix = precision == Precision.FLOAT32 ? "" : "/" + precision.id();
         try {
             byte[] cfg = java.nio.file.Files.readAllBytes(dir.resolve("config.json"));
             byte[] h = java.security.MessageDigest.getInstance("SHA-256").digest(cfg);
-            return name() + "@" + java.util.HexFormat.of().formatHex(h, 0, 6);
+            return name() + "@" + java.util.HexFormat.of().formatHex(h, 0, 6) + suffix;
         } catch (Exception e) {
-            return name();
+            return name() + suffix;
         }
+    }
+
+    /** The precision the model's weights are kept in ({@code auto} resolved). */
+    public Precision precision() {
+        return precision;
     }
 
     /**

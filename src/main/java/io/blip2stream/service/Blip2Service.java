@@ -136,7 +136,7 @@ public final class Blip2Service {
         for (String device : config.devices()) {
             InferenceWorkerVerticle w = new InferenceWorkerVerticle(device, () -> {
                 try {
-                    return InferenceRunner.load(modelPath, retrievalPath, engine, device, limits, cache);
+                    return InferenceRunner.load(modelPath, retrievalPath, engine, config.dtype(), device, limits, cache);
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }
@@ -248,7 +248,8 @@ public final class Blip2Service {
                 .append("  (the page at /, WebSocket /v1/stream, POST /v1/caption, POST /v1/ask, GET /v1/requests/{id},\n")
                 .append("             /health/live, /health/ready, /metrics)\n");
         b.append("  models:   ").append(modelPath.toAbsolutePath()).append(retrievalPath == null ? "" : ", " + retrievalPath.toAbsolutePath())
-                .append(" on ").append(config.engine()).append(' ').append(config.devices()).append('\n');
+                .append(" on ").append(config.engine()).append(' ').append(config.devices()).append(", dtype ")
+                .append(dtypes()).append('\n');
         b.append("  try it:\n");
         b.append("    echo '{\"id\":\"req-1\",\"task\":\"caption\",\"image\":\"'$(base64 -w0 photo.png)'\"}' \\\n")
                 .append("      | kcat -P -b ").append(bootstrapServers).append(" -t ").append(t.requests()).append(" -k req-1\n");
@@ -348,5 +349,21 @@ public final class Blip2Service {
 
     private <T> T await(Future<T> f) throws Exception {
         return f.toCompletionStage().toCompletableFuture().get(config.drainTimeoutMs() + 600_000, TimeUnit.MILLISECONDS);
+    }
+
+    /** The precision each loaded model's weights are kept in (model.dtype, auto resolved), as the banner shows it. */
+    private String dtypes() {
+        java.util.Set<String> d = new java.util.LinkedHashSet<>();
+        for (InferenceWorkerVerticle w : workers) {
+            if (w.runner() == null) {
+                continue;
+            }
+            for (io.blip2stream.model.Blip2Model m : new io.blip2stream.model.Blip2Model[] {w.runner().generationModel(), w.runner().retrievalModel()}) {
+                if (m != null) {
+                    d.add(m.precision().id());
+                }
+            }
+        }
+        return d.isEmpty() ? config.dtype() : String.join("/", d);
     }
 }

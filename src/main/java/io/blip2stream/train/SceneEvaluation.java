@@ -48,13 +48,19 @@ public final class SceneEvaluation {
      */
     public static Report run(String name, Path generation, Path retrieval, Engines.Kind engine, int n, PrintStream progress)
             throws IOException {
+        return run(name, generation, retrieval, engine, "float32", n, progress);
+    }
+
+    /** @param dtype the precision the models' weights are kept in (float32, bfloat16, int8, auto) */
+    public static Report run(String name, Path generation, Path retrieval, Engines.Kind engine, String dtype, int n,
+                             PrintStream progress) throws IOException {
         List<Scene> scenes = heldOut(n);
         try (NDManager manager = Engines.newManager(engine)) {
             double caption;
             double vqa;
             Map<String, Double> byKind = new LinkedHashMap<>();
             List<String[]> examples = new ArrayList<>();
-            try (Blip2Model model = Blip2Model.load(generation, manager)) {
+            try (Blip2Model model = Blip2Model.load(generation, manager, dtype)) {
                 int size = model.processor().width();
                 List<float[]> prompts = new ArrayList<>();
                 for (int from = 0; from < n; from += BATCH) {
@@ -105,7 +111,7 @@ public final class SceneEvaluation {
             }
             Double[] r = {null, null, null, null};
             if (retrieval != null) {
-                r = retrieval(retrieval, manager, scenes);
+                r = retrieval(retrieval, manager, dtype, scenes);
                 progress.printf(java.util.Locale.ROOT, "%s: recall@1 ITC i2t %.1f%% t2i %.1f%%, ITM re-ranked i2t %.1f%% t2i %.1f%%%n",
                         name, 100 * r[0], 100 * r[1], 100 * r[2], 100 * r[3]);
             }
@@ -126,9 +132,9 @@ public final class SceneEvaluation {
     }
 
     /** Recall@1 image-to-text and text-to-image, by ITC and by ITM over ITC's top candidates. */
-    private static Double[] retrieval(Path dir, NDManager manager, List<Scene> scenes) throws IOException {
+    private static Double[] retrieval(Path dir, NDManager manager, String dtype, List<Scene> scenes) throws IOException {
         int n = scenes.size();
-        try (Blip2Model model = Blip2Model.load(dir, manager)) {
+        try (Blip2Model model = Blip2Model.load(dir, manager, dtype)) {
             int size = model.processor().width();
             int q = model.numQueryTokens();
             int p = model.embeddingSize();

@@ -220,7 +220,10 @@ class CommandLineIT {
                 new String[] {"caption", "--model", Fixtures.model("blip2-itm-tiny").toString(), "--image", image(0)},
                 new String[] {"embed", "--model", model(), "--text", "a", "--out", tmp.resolve("x.safetensors").toString()},
                 new String[] {"load", "--image", image(0), "--warmup", "-1", "--in-process", "--model", model()},
-                new String[] {"load", "--image", image(0), "--warmup", "2", "--websocket", "ws://127.0.0.1:9/v1/stream"});
+                new String[] {"load", "--image", image(0), "--warmup", "2", "--websocket", "ws://127.0.0.1:9/v1/stream"},
+                new String[] {"caption", "--model", model(), "--image", image(0), "--dtype", "fp16"},
+                new String[] {"match", "--model", Fixtures.model("blip2-itm-tiny").toString(), "--image", image(0), "--text", "a", "--dtype", "int4"},
+                new String[] {"caption", "--model", model(), "--image", image(0), "--dtype", "int8", "--engine", "pytorch"});
         for (String[] args : cases) {
             Run r = run(args);
             assertNotEquals(0, r.exit(), String.join(" ", args));
@@ -228,6 +231,27 @@ class CommandLineIT {
             assertTrue(r.errLines().get(0).startsWith("error: "), r.err());
             assertEquals("", r.out().strip());
         }
+    }
+
+    /**
+     * Issue 21: --dtype keeps the weights in bfloat16 or int8, and --stats says which. Run as a user runs the jar,
+     * without --add-modules jdk.incubator.vector: the scalar kernels then compute the same greedy ids, and a note on
+     * stderr says how to get the fast ones.
+     */
+    @Test
+    void dtypeIsNamedInTheStatsAndRunsWithoutTheVectorModule() throws Exception {
+        for (String dtype : List.of("bfloat16", "int8")) {
+            Run r = run("caption", "--model", model(), "--image", image(0), "--max-new-tokens", "12", "--json", "--stats", "--dtype", dtype);
+            assertEquals(0, r.exit(), r.err());
+            assertTrue(r.err().contains(", dtype " + dtype), r.err());
+            assertTrue(r.err().contains("note: " + dtype + " weights on scalar") && r.err().contains("--add-modules jdk.incubator.vector"), r.err());
+            JsonNode out = new ObjectMapper().readTree(r.out());
+            assertEquals(12, out.get("token_ids").size(), r.out());
+        }
+        // auto on a float32 checkpoint: float32, no note
+        Run auto = run("caption", "--model", model(), "--image", image(0), "--max-new-tokens", "2", "--stats");
+        assertEquals(0, auto.exit(), auto.err());
+        assertTrue(auto.err().contains(", dtype float32") && !auto.err().contains("note:"), auto.err());
     }
 
     static String read(Path p) throws IOException {

@@ -75,13 +75,13 @@ public final class Blip2VisionModel {
         long d = c.hiddenSize();
         Linear noBias = Linear.load(w, m, prefix + ".qkv", d, 3 * d, false);
         if (w.contains(prefix + ".qkv.bias")) {
-            return new Linear(noBias.weightT(), w.load(m, prefix + ".qkv.bias", 3 * d));
+            return noBias.withBias(w.load(m, prefix + ".qkv.bias", 3 * d));
         }
         if (c.qkvBias() && w.contains(prefix + ".q_bias")) {
             NDArray q = w.load(m, prefix + ".q_bias", d);
             NDArray v = w.load(m, prefix + ".v_bias", d);
             NDArray bias = NDArrays.concat(new NDList(q, m.zeros(q.getShape()), v), 0);
-            return new Linear(noBias.weightT(), bias);
+            return noBias.withBias(bias);
         }
         if (c.qkvBias()) {
             w.load(m, prefix + ".qkv.bias", 3 * d); // fails naming the missing tensor

@@ -33,12 +33,69 @@ public final class Weights implements AutoCloseable {
     private final Path dir;
     private final List<SafetensorsFile> files;
     private final Map<String, SafetensorsFile.Entry> entries;
+    private final Precision precision; // what Linear layers loaded through these weights keep
+    private final boolean manyRows;    // their products always have many rows (the vision encoder)
+    private final boolean owner;       // false for a view (withPrecision): closing it leaves the files open
     private List<LoadedTensor> recorded; // null unless recording (training)
 
-    private Weights(Path dir, List<SafetensorsFile> files, Map<String, SafetensorsFile.Entry> entries) {
+    private Weights(Path dir, List<SafetensorsFile> files, Map<String, SafetensorsFile.Entry> entries, Precision precision,
+                    boolean manyRows, boolean owner) {
         this.dir = dir;
         this.files = files;
         this.entries = entries;
+        this.precision = precision;
+        this.manyRows = manyRows;
+        this.owner = owner;
+    }
+
+    /**
+     * The same tensors, for loading layers that keep their weights in {@code p} ({@link #precision()}); shares the
+     * open files with this one, which alone closes them.
+     */
+    public Weights withPrecision(Precision p) {
+        return view(p, manyRows);
+    }
+
+    /**
+     * The same tensors, for layers whose products always have many rows (an image's 257 patches, never one decoded
+     * token): their low-precision weights are laid out for the engine's GEMM rather than for streaming.
+     */
+    public Weights forManyRows() {
+        return view(precision, true);
+    }
+
+    /** Whether layers loaded through these weights multiply many rows at a time ({@link #forManyRows}). */
+    public boolean manyRows() {
+        return manyRows;
+    }
+
+    private Weights view(Precision p, boolean many) {
+        if (p == precision && many == manyRows) {
+            return this;
+        }
+        if (recorded != null && p != Precision.FLOAT32) {
+            throw new IllegalStateException("training records float32 weights only, not " + p);
+        }
+        Weights view = new Weights(dir, files, entries, p, many, false);
+        view.recorded = recorded;
+        return view;
+    }
+
+    /** The precision Linear layers loaded through these weights keep their weights in: float32 unless {@link #withPrecision}. */
+    public Precision precision() {
+        return precision;
+    }
+
+    /**
+     * The safetensors type most of the checkpoint's values are stored in (F32, BF16, F16, ...), by element count: what
+     * {@code auto} precision follows.
+     */
+    public String storedDtype() {
+        Map<String, Long> counts = new LinkedHashMap<>();
+        for (SafetensorsFile.Entry e : entries.values()) {
+            counts.merge(e.dtype(), e.numel(), Long::sum);
+        }
+        return counts.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse("F32");
     }
 
     public static Weights open(Path modelDir) throws IOException {
@@ -80,7 +137,7 @@ public final class Weights implements AutoCloseable {
             }
             throw e;
         }
-        return new Weights(modelDir, files, entries);
+        return new Weights(modelDir, files, entries, Precision.FLOAT32, false, true);
     }
 
     /**
@@ -267,15 +324,39 @@ public final class Weights implements AutoCloseable {
     public Rows rows(String name, long rows, long dim) {
         SafetensorsFile.Entry e = entry(name);
         checkShape(e, new long[] {rows, dim});
-        return new Rows(elements(e, e.file().map(e)));
+        ByteBuffer mapped = e.file().map(e);
+        return new Rows(elements(e, mapped), mapped, e.dtype());
     }
 
-    /** A tensor's values read in Java from its mapping (see {@link #rows}). */
-    public static final class Rows {
+    /**
+     * A tensor's values read in Java from its mapping (see {@link #rows}). An embedding table keeps its rows open as
+     * long as the model lives; a loader that reads a tensor once closes them, which unmaps it at once.
+     */
+    public static final class Rows implements AutoCloseable {
         private final Elements elements;
+        private final ByteBuffer mapping;
+        private final String dtype;
 
-        private Rows(Elements elements) {
+        private Rows(Elements elements, ByteBuffer mapping, String dtype) {
             this.elements = elements;
+            this.mapping = mapping;
+            this.dtype = dtype;
+        }
+
+        /** The safetensors type the values are stored in (F32, BF16, F16, F64). */
+        public String dtype() {
+            return dtype;
+        }
+
+        /** The raw little-endian mapping (of {@link #dtype} values), to be read only. */
+        public ByteBuffer mapping() {
+            return mapping;
+        }
+
+        /** Unmaps the tensor: nothing may read these rows afterwards. */
+        @Override
+        public void close() {
+            DirectBuffers.free(mapping);
         }
 
         /** Copies {@code length} values from {@code from} (row-major) into {@code dst} at {@code offset}. */
@@ -349,6 +430,9 @@ public final class Weights implements AutoCloseable {
 
     @Override
     public void close() {
+        if (!owner) {
+            return;
+        }
         for (SafetensorsFile f : files) {
             try {
                 f.close();

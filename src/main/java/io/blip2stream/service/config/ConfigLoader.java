@@ -31,6 +31,7 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_MODEL", "model.path");
         ENVIRONMENT.put("BLIP2_RETRIEVAL_MODEL", "model.retrieval_path");
         ENVIRONMENT.put("BLIP2_ENGINE", "model.engine");
+        ENVIRONMENT.put("BLIP2_DTYPE", "model.dtype");
         ENVIRONMENT.put("BLIP2_DEVICES", "model.devices");
         ENVIRONMENT.put("BLIP2_CLUSTER_NAME", "cluster.name");
         ENVIRONMENT.put("BLIP2_CLUSTER_HOST", "cluster.host");

@@ -15,6 +15,7 @@ public record ServiceConfig(
         String modelPath,
         String retrievalModelPath,
         String engine,
+        String dtype,
         List<String> devices,
         Path dataDir,
         String httpHost,
@@ -123,6 +124,7 @@ public record ServiceConfig(
                 n.get("model").get("path").asText(),
                 n.get("model").get("retrieval_path").asText(),
                 n.get("model").get("engine").asText(),
+                n.get("model").get("dtype").asText(),
                 List.copyOf(devices),
                 Path.of(n.get("data_dir").asText()),
                 n.get("http").get("host").asText(),
@@ -207,6 +209,7 @@ public record ServiceConfig(
     private void validate() {
         check(httpPort >= 0 && httpPort < 65536, "http.port must be a port number");
         check(!devices.isEmpty(), "model.devices must name at least one device");
+        check(io.blip2stream.model.weights.Precision.isSetting(dtype), "model.dtype (BLIP2_DTYPE) must be float32, bfloat16, int8 or auto, not '" + dtype + "'");
         for (String d : devices) {
             check(d.equals("cpu") || d.matches("gpu:\\d+"), "model.devices: '" + d + "' is not cpu or gpu:N");
         }

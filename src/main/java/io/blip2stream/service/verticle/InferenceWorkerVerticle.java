@@ -72,11 +72,24 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     public Future<?> start() {
         long t0 = System.nanoTime();
         runner = loader.get(); // a worker thread: loading the models may block
-        LOG.info("inference worker on {} ready in {} ms: generation {} (decode: {}), retrieval {}", device,
+        LOG.info("inference worker on {} ready in {} ms: generation {} (dtype {}, decode: {}), retrieval {}", device,
                 (System.nanoTime() - t0) / 1_000_000,
                 runner.generationModel() == null ? "none" : runner.generationModel().dir(),
+                runner.generationModel() == null ? "none" : runner.generationModel().precision(),
                 runner.generationModel() == null ? "none" : runner.generationModel().decodePath(),
                 runner.retrievalModel() == null ? "none" : runner.retrievalModel().dir());
+        for (io.blip2stream.model.Blip2Model model : new io.blip2stream.model.Blip2Model[] {runner.generationModel(), runner.retrievalModel()}) {
+            if (model != null && model.precision() != io.blip2stream.model.weights.Precision.FLOAT32
+                    && !io.blip2stream.model.nn.WeightStreaming.vectorized()) {
+                LOG.warn("{}: {} weights on {}", model.name(), model.precision(), io.blip2stream.model.nn.WeightStreaming.describe());
+            }
+            if (model != null && metrics != null) {
+                io.micrometer.core.instrument.Gauge.builder("blip2_model_dtype_info", () -> 1)
+                        .description("the precision a model's weights are kept in (model.dtype, auto resolved): 1 per model and device")
+                        .tag("model", model.name()).tag("device", device).tag("dtype", model.precision().id())
+                        .register(metrics.registry());
+            }
+        }
         context = vertx.getOrCreateContext();
         if (continuous) {
             batcherStopped = Promise.promise();

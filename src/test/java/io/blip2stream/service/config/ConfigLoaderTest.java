@@ -52,6 +52,20 @@ class ConfigLoaderTest {
         assertTrue(e.getMessage().contains("tpu"), e.getMessage());
     }
 
+    /** Issue 21: model.dtype (BLIP2_DTYPE) is one of the precisions or auto, by default auto; anything else is named. */
+    @Test
+    void theDtypeIsAPrecisionOrAuto() {
+        assertEquals("auto", ConfigLoader.load(null, Map.of(), Map.of()).dtype());
+        assertThrows(IllegalArgumentException.class, () -> ConfigLoader.load(null, Map.of(), Map.of("model.dtype", "")));
+        for (String ok : List.of("float32", "bfloat16", "int8", "auto", " INT8 ")) {
+            assertEquals(ok, ConfigLoader.load(null, Map.of("BLIP2_DTYPE", ok), Map.of()).dtype());
+        }
+        for (String bad : List.of("fp16", "float16", "bf16", "int4", "float32; rm -rf /")) {
+            var e = assertThrows(IllegalArgumentException.class, () -> ConfigLoader.load(null, Map.of("BLIP2_DTYPE", bad), Map.of()), bad);
+            assertTrue(e.getMessage().contains("model.dtype") && e.getMessage().contains("bfloat16"), e.getMessage());
+        }
+    }
+
     /** Issues 19 and 20: the new settings refuse what would switch their protection off by accident. */
     @Test
     void theHostileInputAndClusterSettingsRefuseEmptyValues() {

@@ -11,7 +11,10 @@ import io.blip2stream.model.llm.LanguageModel;
 import io.blip2stream.model.nn.EmbeddingTable;
 import io.blip2stream.model.nn.LayerNorm;
 import io.blip2stream.model.nn.Linear;
+import io.blip2stream.model.nn.LowPrecisionWeight;
+import io.blip2stream.model.nn.WeightStreaming;
 import io.blip2stream.model.nn.Ops;
+import io.blip2stream.model.weights.Precision;
 import io.blip2stream.model.weights.Weights;
 
 import java.util.ArrayList;
@@ -44,13 +47,15 @@ public final class OptForCausalLM implements LanguageModel {
     private final Linear projectOut;     // (D, W) or null
     private final List<DecoderLayer> layers;
     private final LayerNorm finalLayerNorm; // null for post-LN models
-    private final NDArray lmHeadT;          // (W, V); null when training ties it to the embedding array
+    private final NDArray lmHeadT;          // (W, V); null when training ties it to the embedding array, or in low precision
+    private final LowPrecisionWeight lmHead; // (V, W) in bfloat16 or int8; else null
     private final NDManager manager;
     private final OptTfDecodeLayer fusedDecodeLayer; // TensorFlow: a decode step's layer as one function; else null
+    private final OptStreamedDecodeLayer streamedDecode; // TensorFlow, bfloat16 or int8: a decode step streamed; else null
 
     private OptForCausalLM(OptConfig config, EmbeddingTable embedTokens, EmbeddingTable embedPositions, Linear projectIn,
                            Linear projectOut, List<DecoderLayer> layers, LayerNorm finalLayerNorm, NDArray lmHeadT,
-                           NDManager manager) {
+                           LowPrecisionWeight lmHead, NDManager manager) {
         this.config = config;
         this.embedTokens = embedTokens;
         this.embedPositions = embedPositions;
@@ -59,8 +64,13 @@ public final class OptForCausalLM implements LanguageModel {
         this.layers = layers;
         this.finalLayerNorm = finalLayerNorm;
         this.lmHeadT = lmHeadT;
+        this.lmHead = lmHead;
         this.manager = manager;
-        this.fusedDecodeLayer = OptTfDecodeLayer.applies(manager, config) ? OptTfDecodeLayer.build(manager, config) : null;
+        // the fused layer takes float32 weights as engine arrays; low precision decodes layer by layer
+        boolean applies = OptTfDecodeLayer.applies(manager, config);
+        this.fusedDecodeLayer = lmHead == null && applies ? OptTfDecodeLayer.build(manager, config) : null;
+        this.streamedDecode = lmHead != null && applies && projectIn == null && projectOut == null
+                ? OptStreamedDecodeLayer.build(config, layers) : null;
     }
 
     /** @param prefix {@code language_model} in BLIP-2 checkpoints */
@@ -95,19 +105,34 @@ public final class OptForCausalLM implements LanguageModel {
                 ? prefix + ".lm_head.weight" : dec + ".embed_tokens.weight";
         // training ties the head to the embedding array itself (transposed at each use, so that both get the
         // gradient): no head array then
-        NDArray headT = w.isRecording() && head.equals(dec + ".embed_tokens.weight")
+        boolean lowHead = w.precision() != Precision.FLOAT32;
+        NDArray headT = lowHead || w.isRecording() && head.equals(dec + ".embed_tokens.weight")
                 ? null : w.loadTransposed(m, head, v, wd); // (W, V)
-        return new OptForCausalLM(c, tokens, positions, in, out, layers, fin, headT, m);
+        // in bfloat16 or int8 the head is kept [V, W] as stored (tied: a second, compact copy of the table, which
+        // itself is read from the mapping)
+        LowPrecisionWeight lowPrecisionHead = lowHead
+                ? LowPrecisionWeight.load(w, m, w.precision(), wd, List.of(new LowPrecisionWeight.Part(head, v, 1f))) : null;
+        return new OptForCausalLM(c, tokens, positions, in, out, layers, fin, headT, lowPrecisionHead, m);
     }
 
     /** q_proj, k_proj and v_proj as one Linear [D, 3D], the query part scaled by {@code head_dim^-0.5}. */
     private static Linear fusedQkv(Weights w, NDManager m, OptConfig c, String prefix) {
         long d = c.hiddenSize();
         boolean bias = c.enableBias();
+        float scale = (float) Math.pow(c.headDim(), -0.5);
+        if (w.precision() != Precision.FLOAT32) {
+            // stacked along the output axis and converted row by row from the checkpoint, the scale folded in
+            LowPrecisionWeight qkv = LowPrecisionWeight.load(w, m, w.precision(), d, List.of(
+                    new LowPrecisionWeight.Part(prefix + ".q_proj.weight", d, scale),
+                    new LowPrecisionWeight.Part(prefix + ".k_proj.weight", d, 1f),
+                    new LowPrecisionWeight.Part(prefix + ".v_proj.weight", d, 1f)));
+            NDArray b = bias ? NDArrays.concat(new NDList(w.load(m, prefix + ".q_proj.bias", d).mul(scale),
+                    w.load(m, prefix + ".k_proj.bias", d), w.load(m, prefix + ".v_proj.bias", d)), 0) : null; // (3D)
+            return new Linear(null, b, qkv.withBias(b));
+        }
         Linear q = Linear.load(w, m, prefix + ".q_proj", d, d, bias);
         Linear k = Linear.load(w, m, prefix + ".k_proj", d, d, bias);
         Linear v = Linear.load(w, m, prefix + ".v_proj", d, d, bias);
-        float scale = (float) Math.pow(c.headDim(), -0.5);
         NDArray weightT = NDArrays.concat(new NDList(q.weightT().mul(scale), k.weightT(), v.weightT()), 1); // (D, 3D)
         NDArray b = bias ? NDArrays.concat(new NDList(q.bias().mul(scale), k.bias(), v.bias()), 0) : null; // (3D)
         float[] scales = {scale, 1f, 1f};
@@ -155,6 +180,10 @@ public final class OptForCausalLM implements LanguageModel {
 
     @Override
     public String decodePath() {
+        if (lmHead != null) {
+            return (streamedDecode != null ? "streamed" : "eager") + ", " + lmHead.precision() + " weights ("
+                    + WeightStreaming.get().name() + " kernels)";
+        }
         if (fusedDecodeLayer == null) {
             return "eager";
         }
@@ -211,10 +240,15 @@ public final class OptForCausalLM implements LanguageModel {
             }
         }
         h = h.add(embedPositions.lookup(scope, posIds)); // (B*T, D)
-        boolean fused = t == 1 && fusedDecodeLayer != null && cache.length() > 0;
-        OptTfDecodeLayer.Step step = fused ? fusedDecodeLayer.step(scope, cache) : null; // inputs every layer shares
-        for (int i = 0; i < layers.size(); i++) {
-            h = fused ? fusedDecodeLayer.forward(step, layers.get(i), h, mask, cache, i) : decoderLayer(layers.get(i), h, b, t, mask, cache, i);
+        boolean decodeStep = t == 1 && cache.length() > 0;
+        if (decodeStep && streamedDecode != null && b <= LowPrecisionWeight.STREAM_ROWS) {
+            h = streamedDecode.forward(layers, h, mask, cache);
+        } else {
+            boolean fused = decodeStep && fusedDecodeLayer != null;
+            OptTfDecodeLayer.Step step = fused ? OptTfDecodeLayer.step(scope, cache) : null; // inputs every layer shares
+            for (int i = 0; i < layers.size(); i++) {
+                h = fused ? fusedDecodeLayer.forward(step, layers.get(i), h, mask, cache, i) : decoderLayer(layers.get(i), h, b, t, mask, cache, i);
+            }
         }
         if (finalLayerNorm != null) {
             h = finalLayerNorm.forward(h);
@@ -257,6 +291,9 @@ public final class OptForCausalLM implements LanguageModel {
 
     /** hidden [R, W] to logits [R, V]. */
     NDArray logits(NDArray hidden) {
+        if (lmHead != null) {
+            return lmHead.forward(hidden);
+        }
         if (lmHeadT == null) {
             NDArray tiedT = embedTokens.array().transpose(1, 0); // (W, V), a view tracked by autograd
             tiedT.attach(hidden.getManager());

@@ -197,18 +197,10 @@ final class OptTfDecodeLayer {
             // self_attn_layer_norm, as Ops.layerNorm
             Out a = layerNorm(g, x, ln1g, ln1b, eps, last);
             Out qkv = g.op("BiasAdd", project(g, a, wQkv, cs[0], cs[2], cs[6]), bQkv);                 // (B, 3D)
-            Out[] parts = g.opOutputs("Split", desc -> TF_SetAttrInt(desc, "num_split", 3), 3, one, qkv);
-            Out q = g.op("Reshape", parts[0], qShape);                                         // (B, N, 1, H)
-            Out k = g.op("Reshape", parts[1], kShape);                                         // (B, N, H, 1)
-            Out v = g.op("Reshape", parts[2], qShape);                                         // (B, N, 1, H)
-            Out keys = g.op("ConcatV2", List.of(openK, k), three);                             // (B, N, H, O+1)
-            Out values = g.op("ConcatV2", List.of(openV, v), two);                             // (B, N, O+1, H)
-            Out scores = g.op("AddV2", g.op("ConcatV2",
-                    List.of(g.op("BatchMatMulV2", q, pastK), g.op("BatchMatMulV2", q, keys)), three), mask); // (B, N, 1, S)
-            Out[] p = g.opOutputs("SplitV", desc -> TF_SetAttrInt(desc, "num_split", 2), 2,
-                    g.op("Softmax", scores), split, three);                                    // (B, N, 1, C), (B, N, 1, O+1)
-            Out ctx = g.op("AddV2", g.op("BatchMatMulV2", p[0], pastV), g.op("BatchMatMulV2", p[1], values)); // (B, N, 1, H)
-            Out attn = g.op("BiasAdd", project(g, g.op("Reshape", ctx, mShape), wO, cs[0], cs[3], mShape), bO); // (B, D)
+            Out[] a3 = attention(g, qkv, mask, pastK, pastV, openK, openV, split, one, two, three, qShape, kShape, mShape);
+            Out keys = a3[1];
+            Out values = a3[2];
+            Out attn = g.op("BiasAdd", project(g, a3[0], wO, cs[0], cs[3], mShape), bO);         // (B, D)
             Out h1 = g.op("AddV2", attn, x);
             // final_layer_norm, fc1, ReLU, fc2, residual
             Out f = layerNorm(g, h1, ln2g, ln2b, eps, last);
@@ -217,6 +209,26 @@ final class OptTfDecodeLayer {
             g.register(m, name, h2, keys, values);
         }
         return name;
+    }
+
+    /**
+     * The attention of one new position per row over the cached history and itself: qkv [B, 3D] (the query already
+     * scaled) to the merged context [B, D], and the open block grown by the new key and value (see {@link #build}).
+     */
+    static Out[] attention(TfGraph g, Out qkv, Out mask, Out pastK, Out pastV, Out openK, Out openV, Out split,
+                           Out one, Out two, Out three, Out qShape, Out kShape, Out mShape) {
+        Out[] parts = g.opOutputs("Split", desc -> TF_SetAttrInt(desc, "num_split", 3), 3, one, qkv);
+        Out q = g.op("Reshape", parts[0], qShape);                                         // (B, N, 1, H)
+        Out k = g.op("Reshape", parts[1], kShape);                                         // (B, N, H, 1)
+        Out v = g.op("Reshape", parts[2], qShape);                                         // (B, N, 1, H)
+        Out keys = g.op("ConcatV2", List.of(openK, k), three);                             // (B, N, H, O+1)
+        Out values = g.op("ConcatV2", List.of(openV, v), two);                             // (B, N, O+1, H)
+        Out scores = g.op("AddV2", g.op("ConcatV2",
+                List.of(g.op("BatchMatMulV2", q, pastK), g.op("BatchMatMulV2", q, keys)), three), mask); // (B, N, 1, S)
+        Out[] p = g.opOutputs("SplitV", desc -> TF_SetAttrInt(desc, "num_split", 2), 2,
+                g.op("Softmax", scores), split, three);                                    // (B, N, 1, C), (B, N, 1, O+1)
+        Out ctx = g.op("AddV2", g.op("BatchMatMulV2", p[0], pastV), g.op("BatchMatMulV2", p[1], values)); // (B, N, 1, H)
+        return new Out[] {g.op("Reshape", ctx, mShape), keys, values};                     // (B, D), keys, values
     }
 
     /** x [R, K] @ w [K, N]: a MatMul, or with the convolution's shapes given, {@link #conv1x1}. */
@@ -252,7 +264,7 @@ final class OptTfDecodeLayer {
      */
     record Step(NDArray split, NDArray emptyKeysT, NDArray emptyValues) {}
 
-    Step step(NDManager scope, KvCache cache) {
+    static Step step(NDManager scope, KvCache cache) {
         Shape k = cache.closedKeysT(0).getShape(); // (B, N, H, C)
         NDArray split = scope.create(new int[] {(int) k.get(3), -1});
         if (cache.openKeysT(0) != null) {

@@ -1,0 +1,447 @@
+package io.blip2stream.model.nn;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.tensorflow.engine.TfFunctions;
+import io.blip2stream.model.nn.TfGraph.Out;
+import io.blip2stream.model.weights.DirectBuffers;
+import io.blip2stream.model.weights.Precision;
+import io.blip2stream.model.weights.Weights;
+import org.bytedeco.javacpp.BytePointer;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.List;
+
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrBool;
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrString;
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrType;
+
+/**
+ * A Linear layer's weight [out, in] kept in bfloat16 or int8, in one TensorFlow array that is the only copy (the
+ * engine's memory: outside the JVM's heap and direct-memory limit), laid out for whichever side multiplies it:
+ *
+ * <ul>
+ *   <li>streamed (the language model, the Q-Former, the projections): in {@link WeightStreaming}'s blocked layout,
+ *       read in place from Java for every product. A decode step's few rows take the weights' bytes over the
+ *       memory bandwidth; a prompt's tens of rows go four at a time.</li>
+ *   <li>for many rows ({@link Weights#forManyRows}: the vision encoder, 257 rows an image): as stored, [out, in],
+ *       multiplied by oneDNN's bfloat16 GEMM inside TensorFlow (which transposes it itself).</li>
+ * </ul>
+ *
+ * bfloat16 is the weight rounded to nearest even (a bfloat16 checkpoint's values as they are), held as bytes (DJL's
+ * TensorFlow arrays have no bfloat16 type) and bit-cast inside the engine; int8 is symmetric with one float32 scale
+ * per group of 64 values of a row ({@code max |w| / 127}; see {@link #int8Group}), values in [-127, 127], and always
+ * streamed. Only on the TensorFlow engine (DJL's PyTorch engine aborts the process on any bfloat16 array).
+ */
+public final class LowPrecisionWeight {
+    /** Rows a decode step has at most for the streamed decode path ({@code OptStreamedDecodeLayer}). */
+    public static final int STREAM_ROWS = 8;
+
+    /** Values per int8 scale unless {@code BLIP2_INT8_GROUP} says otherwise (see {@link #int8Group}). */
+    static final int DEFAULT_INT8_GROUP = 64;
+
+    /** One tensor (rows [rows, in]) of the weight, multiplied by {@code scale} (a fused query scale; 1 otherwise). */
+    public record Part(String name, long rows, float scale) {}
+
+    private final Precision precision;
+    private final boolean streamed;
+    private final int out;
+    private final int in;
+    private final int stride;          // streamed: in padded to whole blocks; else in
+    private final int group;           // int8: values per scale; else 0
+    private final NDArray data;        // int8 [out, stride], or bfloat16 bits [out, stride, 2], in the engine
+    private final float[] scaleValues; // int8: [out, stride / group]; else null
+    private final NDArray scales;      // int8: the same [out, stride / group, 1] in the engine; else null
+    private final NDArray columns;     // streamed: int32 [stride], the column of x each stored column multiplies (in: zero)
+    private final ByteBuffer view;     // streamed: data's memory, read in place; else null
+    private final NDArray bias;        // [out] or null
+    private final float[] biasValues;  // the same in Java, or null
+
+    private LowPrecisionWeight(Precision precision, boolean streamed, int out, int in, int stride, int group, NDArray data,
+                               float[] scaleValues, NDArray scales, NDArray columns, ByteBuffer view, NDArray bias,
+                               float[] biasValues) {
+        this.precision = precision;
+        this.streamed = streamed;
+        this.out = out;
+        this.in = in;
+        this.stride = stride;
+        this.group = group;
+        this.data = data;
+        this.scaleValues = scaleValues;
+        this.scales = scales;
+        this.columns = columns;
+        this.view = view;
+        this.bias = bias;
+        this.biasValues = biasValues;
+    }
+
+    /**
+     * Loads one or more tensors [rows_i, in] stacked along the output axis (q, k and v as one projection) as one
+     * weight [sum rows_i, in] in {@code precision}, converted row by row straight from the mapped checkpoint (no float32
+     * copy of a tensor is made) into a staging buffer the engine copies and that is released at once.
+     */
+    public static LowPrecisionWeight load(Weights w, NDManager m, Precision precision, long in, List<Part> parts) {
+        if (precision == Precision.FLOAT32) {
+            throw new IllegalArgumentException("float32 weights are engine arrays (Linear.load)");
+        }
+        if (!"TensorFlow".equals(m.getEngine().getEngineName())) {
+            throw new IllegalArgumentException("dtype " + precision + " runs on the TensorFlow engine only (DJL's PyTorch "
+                    + "engine has no bfloat16 arrays): use --engine tensorflow, or --dtype float32 on PyTorch");
+        }
+        boolean int8 = precision == Precision.INT8;
+        boolean streamed = !w.manyRows() || int8; // int8 is always streamed: the engine has no fast int8-weight GEMM here
+        int cols = Math.toIntExact(in);
+        int stride = streamed ? WeightStreaming.paddedIn(cols) : cols;
+        int group = int8 ? int8Group(stride) : 0;
+        int groups = int8 ? stride / group : 0;
+        long total = 0;
+        for (Part p : parts) {
+            total += p.rows();
+        }
+        int rows = Math.toIntExact(total);
+        long bytes = (long) rows * stride * precision.bytes();
+        if (bytes > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("weight " + parts.get(0).name() + " of " + bytes + " bytes is over 2 GiB");
+        }
+        ByteBuffer staging = ByteBuffer.allocateDirect((int) bytes).order(ByteOrder.LITTLE_ENDIAN); // zeros: the padding
+        float[] scaleValues = int8 ? new float[rows * groups] : null;
+        float[] row = new float[stride];
+        int r = 0;
+        for (Part p : parts) {
+            try (Weights.Rows src = w.rows(p.name(), p.rows(), in)) {
+                for (int i = 0; i < p.rows(); i++, r++) {
+                    src.get(i * cols, row, 0, cols);
+                    int base = r * stride;
+                    if (int8) {
+                        for (int g = 0; g < groups; g++) {
+                            float scale = groupScale(row, g * group, group);
+                            for (int k = g * group; k < Math.min(cols, (g + 1) * group); k++) {
+                                staging.put(base + WeightStreaming.position(precision, k), quantize(row[k], scale));
+                            }
+                            // the part's scale exactly: the integers are the unscaled row's
+                            scaleValues[r * groups + g] = scale * p.scale();
+                        }
+                    } else {
+                        for (int k = 0; k < cols; k++) {
+                            int at = base + (streamed ? WeightStreaming.position(precision, k) : k);
+                            staging.putShort(2 * at, toBfloat16(row[k] * p.scale()));
+                        }
+                    }
+                }
+            }
+        }
+        Shape shape = int8 ? new Shape(rows, stride) : new Shape(rows, stride, 2);
+        NDArray data = m.create(staging, shape, DataType.INT8); // TensorFlow copies into its own tensor
+        DirectBuffers.free(staging);
+        NDArray scales = int8 ? m.create(scaleValues, new Shape(rows, groups, 1)) : null;
+        NDArray columns = null;
+        if (streamed) {
+            int[] c = new int[stride];
+            for (int k = 0; k < stride; k++) {
+                c[WeightStreaming.position(precision, k)] = Math.min(k, cols); // padding reads the zero column, cols
+            }
+            columns = m.create(c);
+        }
+        return new LowPrecisionWeight(precision, streamed, rows, cols, stride, group, data, scaleValues, scales, columns,
+                streamed ? TfFunctions.memory(data) : null, null, null);
+    }
+
+    /**
+     * Values per int8 scale: {@code BLIP2_INT8_GROUP} ({@code -Dblip2.int8.group}), a multiple of 64, or {@code row} for
+     * one scale per output row; by default {@value #DEFAULT_INT8_GROUP} (models/README.md has the measurements). A
+     * group that does not divide the padded row becomes the whole row.
+     */
+    static int int8Group(int stride) {
+        String setting = System.getProperty("blip2.int8.group", System.getenv().getOrDefault("BLIP2_INT8_GROUP", "")).strip();
+        int group;
+        if (setting.isEmpty()) {
+            group = DEFAULT_INT8_GROUP;
+        } else if (setting.equals("row")) {
+            group = stride;
+        } else {
+            try {
+                group = Integer.parseInt(setting);
+            } catch (NumberFormatException e) {
+                group = -1;
+            }
+            if (group <= 0 || group % 64 != 0) {
+                throw new IllegalArgumentException("BLIP2_INT8_GROUP (blip2.int8.group) must be a multiple of 64 or 'row', not '" + setting + "'");
+            }
+        }
+        return stride % group == 0 ? group : stride;
+    }
+
+    /** The int8 scale of values [from, from + n) of a row: their largest magnitude over 127 (1 when all are zero). */
+    static float groupScale(float[] row, int from, int n) {
+        float max = 0f;
+        for (int k = from; k < from + n; k++) {
+            max = Math.max(max, Math.abs(row[k]));
+        }
+        return max > 0f ? max / 127f : 1f;
+    }
+
+    /** The same weight with a bias [out] added after the product. */
+    public LowPrecisionWeight withBias(NDArray b) {
+        return new LowPrecisionWeight(precision, streamed, out, in, stride, group, data, scaleValues, scales, columns, view, b,
+                b == null ? null : b.toFloatArray());
+    }
+
+    /** {@code v / scale} rounded to the nearest integer in [-127, 127]. */
+    static byte quantize(float v, float scale) {
+        return (byte) Math.max(-127, Math.min(127, Math.round(v / scale)));
+    }
+
+    /** float32 to bfloat16 bits, rounded to nearest even (NaN kept a quiet NaN). */
+    static short toBfloat16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        if ((bits & 0x7fffffff) > 0x7f800000) {
+            return (short) ((bits >>> 16) | 0x40);
+        }
+        return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
+    }
+
+    public Precision precision() {
+        return precision;
+    }
+
+    public int out() {
+        return out;
+    }
+
+    public int in() {
+        return in;
+    }
+
+    /** Whether products run in Java ({@link WeightStreaming}); else in the engine. */
+    public boolean streamed() {
+        return streamed;
+    }
+
+    /** Bytes the weight takes in memory (data, padding and scales). */
+    public long bytes() {
+        return (long) out * stride * precision.bytes() + (scaleValues == null ? 0 : 4L * scaleValues.length);
+    }
+
+    /** {@code x W^T (+ bias)} streamed in Java: x [rows, in] to a new [rows, out]. */
+    public float[] forward(float[] x, int rows) {
+        if (!streamed) {
+            throw new IllegalStateException("this weight is laid out for the engine's GEMM");
+        }
+        float[] padded = x;
+        if (stride != in) {
+            padded = new float[rows * stride];
+            for (int r = 0; r < rows; r++) {
+                System.arraycopy(x, r * in, padded, r * stride, in);
+            }
+        }
+        float[] ys = new float[rows * out];
+        WeightStreaming.get().multiply(precision, view, scaleValues, group, out, stride, padded, rows, ys);
+        if (biasValues != null) {
+            for (int r = 0; r < rows; r++) {
+                for (int o = 0; o < out; o++) {
+                    ys[r * out + o] += biasValues[o];
+                }
+            }
+        }
+        return ys;
+    }
+
+    /**
+     * {@code x W^T (+ bias)}: x [..., in] to [..., out], float32 in and out. A streamed weight multiplies up to
+     * {@link #STREAM_ROWS} rows in Java; more rows (a prompt, the Q-Former's queries) go to oneDNN's bfloat16 GEMM,
+     * which reads the streamed layout as it is once x's columns are gathered into the same order (int8 weights
+     * widened to bfloat16 with their scales on the way).
+     */
+    public NDArray forward(NDArray x) {
+        Shape s = x.getShape();
+        long[] dims = s.getShape().clone();
+        dims[dims.length - 1] = out;
+        int rows = Math.toIntExact(s.size() / in);
+        if (streamed && rows <= STREAM_ROWS) {
+            return x.getManager().create(forward(x.toFloatArray(), rows), new Shape(dims));
+        }
+        NDArray x2 = s.dimension() == 2 ? x : x.reshape(rows, in);
+        Functions f = Functions.get(x.getManager());
+        NDArray[] inputs;
+        String name;
+        if (!streamed) {
+            name = f.bf16;
+            inputs = new NDArray[] {x2, data};
+        } else if (precision == Precision.BFLOAT16) {
+            name = f.bf16Streamed;
+            inputs = new NDArray[] {x2, columns, data, f.padding, f.axis};
+        } else {
+            name = f.int8Streamed;
+            inputs = new NDArray[] {x2, columns, data, scales, f.padding, f.axis, f.shape(out, stride / group, group), f.shape(out, stride)};
+        }
+        NDArray y = TfFunctions.call(x.getManager(), name, inputs, 1)[0]; // (rows, out)
+        if (bias != null) {
+            y = y.add(bias);
+        }
+        return s.dimension() == 2 ? y : y.reshape(dims);
+    }
+
+    /**
+     * The engine's side, registered once in TensorFlow's eager context: x [R, in] float32 and a weight to [R, out]
+     * float32. A streamed weight first has x's columns gathered into its stored order (a zero column appended for the
+     * padding), and int8 values are widened and scaled. The product itself is computed one of two ways, whichever
+     * this machine runs faster (timed once, at first use; {@code BLIP2_LOW_PRECISION_GEMM}: bfloat16, float32 or
+     * auto): oneDNN's bfloat16 GEMM ({@code _MklMatMul}, x and the result rounded to bfloat16), or the weight widened
+     * to float32 for the float32 GEMM, which also rounds nothing. On this machine's AMD EPYC (AVX512_BF16) the
+     * float32 GEMM wins: 257 x 1408 x 6144 in 13 ms against 21 ms (TensorFlow 2.16, oneDNN 3.3).
+     */
+    private static final class Functions {
+        private static final int FLOAT = 1;
+        private static final int INT32 = 3;
+        private static final int INT8 = 6;
+        private static final int INT64 = 9;
+        private static final int BF16 = 14;
+        private static Functions instance;
+        final String bf16;
+        final String bf16Streamed;
+        final String int8Streamed;
+        final boolean bf16Gemm;
+        final NDArray padding; // [[0, 0], [0, 1]]: one zero column after x's
+        final NDArray axis;    // 1: gather columns
+        private final java.util.Map<String, NDArray> shapes = new java.util.concurrent.ConcurrentHashMap<>();
+        private final NDManager root;
+
+        private Functions(String prefix, boolean bf16Gemm, NDManager m) {
+            this.root = m;
+            this.bf16 = prefix + "bf16";
+            this.bf16Streamed = prefix + "bf16_streamed";
+            this.int8Streamed = prefix + "int8_streamed";
+            this.bf16Gemm = bf16Gemm;
+            this.padding = m.create(new int[] {0, 0, 0, 1}, new Shape(2, 2));
+            this.axis = m.create(1);
+        }
+
+        /** An int64 shape, kept (one per weight shape) in the engine's root manager. */
+        NDArray shape(long... dims) {
+            return shapes.computeIfAbsent(java.util.Arrays.toString(dims), k -> root.create(dims));
+        }
+
+        static synchronized Functions get(NDManager m) {
+            if (instance == null) {
+                // registered with a root manager of the engine's own: the constants outlive any one model
+                NDManager root = m.getEngine().newBaseManager();
+                boolean onednn = !"0".equals(System.getenv("TF_ENABLE_ONEDNN_OPTS"));
+                Functions wide = register(root, false, onednn);
+                Functions narrow = onednn ? register(root, true, true) : null;
+                String setting = System.getenv().getOrDefault("BLIP2_LOW_PRECISION_GEMM", "auto").strip();
+                instance = switch (setting) {
+                    case "float32" -> wide;
+                    case "bfloat16" -> narrow != null && narrow.works(root) ? narrow : wide;
+                    case "auto" -> narrow != null && narrow.works(root) && narrow.time(root) < wide.time(root) ? narrow : wide;
+                    default -> throw new IllegalArgumentException("BLIP2_LOW_PRECISION_GEMM must be bfloat16, float32 or auto, not '" + setting + "'");
+                };
+            }
+            return instance;
+        }
+
+        /** Whether the products of many rows run in oneDNN's bfloat16 GEMM (else widened to float32). */
+        static boolean bfloat16Gemm(NDManager m) {
+            return get(m).bf16Gemm;
+        }
+
+        private static Functions register(NDManager m, boolean bf16Gemm, boolean onednn) {
+            Functions f = new Functions("blip2_linear_" + (bf16Gemm ? "bf16gemm_" : "f32gemm_") + (onednn ? "onednn_" : "eigen_"), bf16Gemm, m);
+            try (TfGraph g = new TfGraph()) {
+                Out x = g.input(FLOAT);
+                Out w = g.input(INT8);                                                   // (out, in, 2): bfloat16 bits
+                Out wb = g.opWith("Bitcast", d -> TF_SetAttrType(d, "type", BF16), w);   // (out, in)
+                g.register(m, f.bf16, product(g, x, wb, bf16Gemm, onednn));
+            }
+            try (TfGraph g = new TfGraph()) {
+                Out x = g.input(FLOAT);                                                  // (R, in)
+                Out columns = g.input(INT32);                                            // (stride)
+                Out w = g.input(INT8);                                                   // (out, stride, 2)
+                Out padding = g.input(INT32);
+                Out axis = g.input(INT32);
+                Out wb = g.opWith("Bitcast", d -> TF_SetAttrType(d, "type", BF16), w);   // (out, stride)
+                g.register(m, f.bf16Streamed, product(g, gather(g, x, columns, padding, axis), wb, bf16Gemm, onednn));
+            }
+            try (TfGraph g = new TfGraph()) {
+                Out x = g.input(FLOAT);                                                  // (R, in)
+                Out columns = g.input(INT32);                                            // (stride)
+                Out w = g.input(INT8);                                                   // (out, stride)
+                Out scales = g.input(FLOAT);                                             // (out, groups, 1)
+                Out padding = g.input(INT32);
+                Out axis = g.input(INT32);
+                Out grouped = g.input(INT64);                                            // [out, groups, group]
+                Out shape = g.input(INT64);                                              // [out, stride]
+                Out wf = g.op("Mul", g.op("Reshape", cast(g, w, FLOAT), grouped), scales); // (out, groups, group)
+                g.register(m, f.int8Streamed, product(g, gather(g, x, columns, padding, axis), g.op("Reshape", wf, shape), bf16Gemm, onednn));
+            }
+            return f;
+        }
+
+        /** x [R, K] float32 times w [N, K] (bfloat16 or float32) transposed: [R, N] float32. */
+        private static Out product(TfGraph g, Out x, Out w, boolean bf16Gemm, boolean onednn) {
+            if (bf16Gemm) {
+                return cast(g, matMul(g, cast(g, x, BF16), cast(g, w, BF16), onednn), FLOAT);
+            }
+            return matMul(g, x, cast(g, w, FLOAT), onednn);
+        }
+
+        /** The best of three runs of a 256 x 1024 x 1024 product through the bfloat16 weight function, in ns. */
+        private long time(NDManager m) {
+            try (NDManager scope = m.newSubManager()) {
+                NDArray x = scope.randomNormal(new Shape(256, 1024));
+                ByteBuffer w = ByteBuffer.allocateDirect(1024 * 1024 * 2).order(ByteOrder.LITTLE_ENDIAN);
+                for (int i = 0; i < 1024 * 1024; i++) {
+                    w.putShort(2 * i, toBfloat16((i % 7 - 3) * 0.01f));
+                }
+                NDArray wa = scope.create(w, new Shape(1024, 1024, 2), DataType.INT8);
+                DirectBuffers.free(w);
+                long best = Long.MAX_VALUE;
+                for (int i = 0; i < 4; i++) {
+                    long t0 = System.nanoTime();
+                    TfFunctions.call(scope, bf16, new NDArray[] {x, wa}, 1)[0].toFloatArray();
+                    if (i > 0) {
+                        best = Math.min(best, System.nanoTime() - t0);
+                    }
+                }
+                return best;
+            }
+        }
+
+        /** x [R, in] with a zero column appended, its columns gathered into the stored order: [R, stride]. */
+        private static Out gather(TfGraph g, Out x, Out columns, Out padding, Out axis) {
+            Out padded = g.op("Pad", x, padding);                                        // (R, in + 1)
+            return g.op("GatherV2", padded, columns, axis);
+        }
+
+        private static Out cast(TfGraph g, Out x, int type) {
+            return g.opWith("Cast", d -> TF_SetAttrType(d, "DstT", type), x);
+        }
+
+        private static Out matMul(TfGraph g, Out a, Out b, boolean onednn) {
+            return g.opWith(onednn ? "_MklMatMul" : "MatMul", d -> {
+                TF_SetAttrBool(d, "transpose_b", (byte) 1);
+                if (onednn) {
+                    TF_SetAttrString(d, "_kernel", new BytePointer("MklNameChangeOp"), 15);
+                }
+            }, a, b);
+        }
+
+        /** A 2 x 2 product through the bfloat16 function, checked (a TensorFlow without oneDNN fails it). */
+        private boolean works(NDManager m) {
+            try (NDManager scope = m.newSubManager()) {
+                ByteBuffer w = ByteBuffer.allocateDirect(8).order(ByteOrder.LITTLE_ENDIAN);
+                for (float v : new float[] {1, 2, 3, 4}) {
+                    w.putShort(toBfloat16(v));
+                }
+                w.flip();
+                NDArray x = scope.create(new float[] {1, 1, 2, 0}, new Shape(2, 2));
+                NDArray y = TfFunctions.call(scope, bf16, new NDArray[] {x, scope.create(w, new Shape(2, 2, 2), DataType.INT8)}, 1)[0];
+                return java.util.Arrays.equals(y.toFloatArray(), new float[] {3, 7, 2, 6});
+            } catch (RuntimeException e) {
+                return false;
+            }
+        }
+    }
+}
