@@ -287,11 +287,12 @@ public final class LowPrecisionWeight {
     /**
      * The engine's side, registered once in TensorFlow's eager context: x [R, in] float32 and a weight to [R, out]
      * float32. A streamed weight first has x's columns gathered into its stored order (a zero column appended for the
-     * padding), and int8 values are widened and scaled. The product itself is computed one of two ways, whichever
-     * this machine runs faster (timed once, at first use; {@code BLIP2_LOW_PRECISION_GEMM}: bfloat16, float32 or
-     * auto): oneDNN's bfloat16 GEMM ({@code _MklMatMul}, x and the result rounded to bfloat16), or the weight widened
-     * to float32 for the float32 GEMM, which also rounds nothing. On this machine's AMD EPYC (AVX512_BF16) the
-     * float32 GEMM wins: 257 x 1408 x 6144 in 13 ms against 21 ms (TensorFlow 2.16, oneDNN 3.3).
+     * padding), and int8 values are widened and scaled. The product itself is computed one of two ways
+     * ({@code BLIP2_LOW_PRECISION_GEMM}): oneDNN's bfloat16 GEMM ({@code _MklMatMul}, x and the result rounded to
+     * bfloat16; the default on a GPU), or the weight widened to float32 for the float32 GEMM, which rounds nothing
+     * more (the default on a CPU: on this machine's AMD EPYC with AVX512_BF16, oneDNN 3.3's float32 GEMM does
+     * 257 x 1408 x 6144 in 13 ms against 21 ms in bfloat16). {@code auto} times both once at first use and takes
+     * the faster; on a shared machine that choice, and so the last bits of the results, can differ between starts.
      */
     private static final class Functions {
         private static final int FLOAT = 1;
@@ -331,7 +332,10 @@ public final class LowPrecisionWeight {
                 boolean onednn = !"0".equals(System.getenv("TF_ENABLE_ONEDNN_OPTS"));
                 Functions wide = register(root, false, onednn);
                 Functions narrow = onednn ? register(root, true, true) : null;
-                String setting = System.getenv().getOrDefault("BLIP2_LOW_PRECISION_GEMM", "auto").strip();
+                // deterministic by default: float32 on a CPU (exact, and faster here), bfloat16 on a GPU (tensor cores);
+                // auto times both once, which on a noisy machine may choose differently from one start to the next
+                String setting = System.getenv().getOrDefault("BLIP2_LOW_PRECISION_GEMM",
+                        m.getDevice().isGpu() ? "bfloat16" : "float32").strip();
                 instance = switch (setting) {
                     case "float32" -> wide;
                     case "bfloat16" -> narrow != null && narrow.works(root) ? narrow : wide;
