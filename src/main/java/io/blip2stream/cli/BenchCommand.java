@@ -16,13 +16,22 @@ import java.util.concurrent.Callable;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Measure the model at a named size with random weights on each engine, against the machine's limits",
                 "measured in the same run (matmul GFLOP/s, memory GB/s). Sizes: tiny, small (ViT-B/16, Q-Former 12x768,",
-                "OPT-125m), base (ViT-L/14, OPT-350m), opt-2.7b (a memory estimate from its shapes; not run)."})
+                "OPT-125m), base (ViT-L/14, OPT-350m), opt-2.7b (blip2-opt-2.7b's shapes, a bf16 checkpoint of 7.0 GB;",
+                "--estimate: the memory it needs, from its shapes, without running it)."})
 final class BenchCommand implements Callable<Integer> {
     @Option(names = "--size", defaultValue = "small", description = "tiny, small, base or opt-2.7b (default small)")
     String size;
 
     @Option(names = "--engine", defaultValue = "all", description = "tensorflow, pytorch or all (default)")
     String engine;
+
+    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "float32",
+            description = "the precision the weights are kept in: float32 (default), bfloat16, int8 or auto; one per process, "
+                    + "so that the peak RSS is the dtype's")
+    String dtype;
+
+    @Option(names = "--estimate", description = "opt-2.7b: print the memory estimate from its shapes instead of running it")
+    boolean estimate;
 
     @Option(names = "--runs", defaultValue = "5", description = "runs per figure; medians are reported")
     int runs;
@@ -54,8 +63,9 @@ final class BenchCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new Main.UserError("unknown size '" + size + "' (tiny, small, base, opt-2.7b)");
         }
+        ModelOptions.checkDtype(dtype);
         ObjectMapper mapper = new ObjectMapper();
-        if (s == SyntheticCheckpoint.Size.OPT_2_7B) {
+        if (s == SyntheticCheckpoint.Size.OPT_2_7B && estimate) {
             var m = Bench.memoryEstimate(s);
             System.out.println(json ? mapper.writeValueAsString(m) : mapper.writerWithDefaultPrettyPrinter().writeValueAsString(m));
             return 0;
@@ -70,7 +80,7 @@ final class BenchCommand implements Callable<Integer> {
             try (var m = Engines.newManager(k)) {
                 gflops = Bench.matmulGflops(m, 1024, runs);
             }
-            Bench.Result r = Bench.run(s, checkpoint, k, runs, steps, gflops, bandwidth);
+            Bench.Result r = Bench.run(s, checkpoint, k, dtype, runs, steps, gflops, bandwidth);
             results.add(r);
             if (json) {
                 System.out.println(mapper.writeValueAsString(r));
@@ -105,22 +115,23 @@ final class BenchCommand implements Callable<Integer> {
 
     private static void print(List<Bench.Result> rs) {
         Bench.Result a = rs.get(0);
-        System.out.printf(Locale.ROOT, "size %s: %,d parameters (%.2f GB float32); %d runs, medians%n",
-                a.size(), a.parameters(), a.weightGb(), a.runs());
-        String fmt = "%-44s" + " %14s".repeat(rs.size()) + "%n";
+        System.out.printf(Locale.ROOT, "size %s: %,d parameters (%.2f GB float32); dtype %s; %d runs, medians%n",
+                a.size(), a.parameters(), a.weightGb(), a.dtype(), a.runs());
+        String fmt = "%-62s" + " %14s".repeat(rs.size()) + "%n";
         List<String> head = new ArrayList<>(List.of(""));
         rs.forEach(r -> head.add(r.engine()));
         System.out.printf(fmt, head.toArray());
         row(fmt, rs, "model load (ms)", r -> r.loadMs());
+        row(fmt, rs, "peak RSS of the process (MB)", r -> r.peakRssMb());
         row(fmt, rs, "matmul 1024^3 (GFLOP/s)", r -> r.matmulGflops());
-        row(fmt, rs, "memory bandwidth (GB/s, between decode runs)", r -> r.bandwidthGbs());
+        row(fmt, rs, "memory bandwidth (GB/s, best of 5 passes, between decode runs)", r -> r.bandwidthGbs());
         row(fmt, rs, "vision images/s, batch 1", r -> r.visionImagesPerSecB1());
         row(fmt, rs, "vision images/s, batch 8", r -> r.visionImagesPerSecB8());
         row(fmt, rs, "vision GFLOP/s at batch 8 (of matmul)", r -> r.visionGflopsB8() + " (" + pct(r.visionOfMatmul()) + ")");
         row(fmt, rs, "Q-Former ms, batch 1", r -> r.qformerMsB1());
         row(fmt, rs, "prefill ms (GFLOP/s, of matmul)", r -> r.prefillMs() + " (" + r.prefillGflops() + ", " + pct(r.prefillOfMatmul()) + ")");
         row(fmt, rs, "time to first token ms, batch 1", r -> r.timeToFirstTokenMs());
-        for (int b : new int[] {1, 8, 32}) {
+        for (int b : a.decodeStepMs().keySet()) {
             row(fmt, rs, "decode step ms, batch " + b, r -> r.decodeStepMs().get(b));
             row(fmt, rs, "tokens/s, batch " + b, r -> r.tokensPerSec().get(b));
         }

@@ -1,0 +1,35 @@
+package io.blip2stream.bench;
+
+import io.blip2stream.engine.Engines;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The bench runs a model in the dtype asked for and reports it, with the bound for that dtype's bytes. */
+class BenchTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void aTinyInt8RunReportsItsDtypeBoundAndMemory() throws Exception {
+        Path checkpoint = Bench.checkpoint(dir, SyntheticCheckpoint.Size.TINY);
+        Bench.BandwidthProbe bandwidth = new Bench.BandwidthProbe(64L << 20);
+        double gbs = bandwidth.sample();
+        assertTrue(gbs > 0.5, "a read of 64 MB at " + gbs + " GB/s");
+        Bench.Result f32 = Bench.run(SyntheticCheckpoint.Size.TINY, checkpoint, Engines.Kind.TENSORFLOW, "float32", 1, 3, 10, bandwidth);
+        Bench.Result int8 = Bench.run(SyntheticCheckpoint.Size.TINY, checkpoint, Engines.Kind.TENSORFLOW, "int8", 1, 3, 10, bandwidth);
+        assertEquals("float32", f32.dtype());
+        assertEquals("int8", int8.dtype());
+        assertTrue(int8.peakRssMb() > 0);
+        assertEquals(java.util.List.of(1, 8, 32), java.util.List.copyOf(int8.decodeStepMs().keySet()));
+        // the bound is the weights' bytes over the bandwidth: int8 reads 1 + 4/64 bytes a weight, bfloat16 2, float32 4
+        assertTrue(f32.decodeBoundMs() > 0 && f32.decodeB1OfBound() > 0);
+        assertEquals(4.0, Bench.bytesPerWeight(io.blip2stream.model.weights.Precision.FLOAT32));
+        assertEquals(2.0, Bench.bytesPerWeight(io.blip2stream.model.weights.Precision.BFLOAT16));
+        assertEquals(1.0625, Bench.bytesPerWeight(io.blip2stream.model.weights.Precision.INT8));
+    }
+}
