@@ -141,7 +141,7 @@ public final class Bench {
     }
 
     /** This process's peak resident memory (VmHWM), in MB; 0 where /proc is missing. */
-    static double peakRssMb() {
+    public static double peakRssMb() {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
                 if (line.startsWith("VmHWM:")) {

@@ -3,8 +3,6 @@ package io.blip2stream.cli;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Locale;
 
 /** {@code --stats}: load time, peak heap and peak resident memory, on stderr. */
@@ -23,16 +21,7 @@ final class Stats {
     }
 
     private static String peakRss() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmHWM:")) {
-                    long kb = Long.parseLong(line.replaceAll("[^0-9]", ""));
-                    return String.format(Locale.ROOT, "%.0f MB", kb / 1e3);
-                }
-            }
-        } catch (Exception e) {
-            // not Linux
-        }
-        return "n/a";
+        double mb = io.blip2stream.bench.Bench.peakRssMb();
+        return mb > 0 ? String.format(Locale.ROOT, "%.0f MB", mb) : "n/a";
     }
 }

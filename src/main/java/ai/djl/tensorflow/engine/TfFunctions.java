@@ -45,6 +45,10 @@ public final class TfFunctions {
      * only to be read (TensorFlow assumes its tensors never change). The caller must not use it after the array closes.
      */
     public static ByteBuffer memory(NDArray array) {
+        if (!array.getDevice().equals(ai.djl.Device.cpu())) {
+            // a GPU array resolves to a host copy that would be freed here: the buffer would point at freed memory
+            throw new IllegalArgumentException("only a CPU array's memory can be read in place, not " + array.getDevice());
+        }
         TF_Status status = TF_NewStatus();
         try {
             // a second reference to the array's buffer, dropped at once: the array's own handle keeps the memory

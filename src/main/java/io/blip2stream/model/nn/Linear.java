@@ -27,7 +27,6 @@ public record Linear(NDArray weightT, NDArray bias, LowPrecisionWeight lowPrecis
     public static Linear load(Weights w, NDManager m, String prefix, long in, long out, boolean bias) {
         NDArray b = bias ? w.load(m, prefix + ".bias", out) : null;
         if (w.precision() != Precision.FLOAT32) {
-            w.shape(prefix + ".weight"); // fails naming the tensor if absent
             LowPrecisionWeight low = LowPrecisionWeight.load(w, m, w.precision(), in, List.of(new LowPrecisionWeight.Part(prefix + ".weight", out, 1f)));
             return new Linear(null, b, low.withBias(b));
         }

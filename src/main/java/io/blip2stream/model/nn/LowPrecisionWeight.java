@@ -55,14 +55,15 @@ public final class LowPrecisionWeight {
     private final NDArray data;        // int8 [out, stride], or bfloat16 bits [out, stride, 2], in the engine
     private final float[] scaleValues; // int8: [out, stride / group]; else null
     private final NDArray scales;      // int8: the same [out, stride / group, 1] in the engine; else null
+    private final NDArray[] shapes;    // int8: int64 [out, groups, group] and [out, stride], for widening; else null
     private final NDArray columns;     // streamed: int32 [stride], the column of x each stored column multiplies (in: zero)
     private final ByteBuffer view;     // streamed: data's memory, read in place; else null
     private final NDArray bias;        // [out] or null
     private final float[] biasValues;  // the same in Java, or null
 
     private LowPrecisionWeight(Precision precision, boolean streamed, int out, int in, int stride, int group, NDArray data,
-                               float[] scaleValues, NDArray scales, NDArray columns, ByteBuffer view, NDArray bias,
-                               float[] biasValues) {
+                               float[] scaleValues, NDArray scales, NDArray[] shapes, NDArray columns, ByteBuffer view,
+                               NDArray bias, float[] biasValues) {
         this.precision = precision;
         this.streamed = streamed;
         this.out = out;
@@ -72,6 +73,7 @@ public final class LowPrecisionWeight {
         this.data = data;
         this.scaleValues = scaleValues;
         this.scales = scales;
+        this.shapes = shapes;
         this.columns = columns;
         this.view = view;
         this.bias = bias;
@@ -92,7 +94,12 @@ public final class LowPrecisionWeight {
                     + "engine has no bfloat16 arrays): use --engine tensorflow, or --dtype float32 on PyTorch");
         }
         boolean int8 = precision == Precision.INT8;
-        boolean streamed = !w.manyRows() || int8; // int8 is always streamed: the engine has no fast int8-weight GEMM here
+        boolean cpu = !m.getDevice().isGpu(); // streaming reads the engine's memory in place: a CPU array's only
+        if (int8 && !cpu) {
+            throw new IllegalArgumentException("dtype int8 runs on the CPU only (its products are streamed from host memory): "
+                    + "use --dtype bfloat16 on " + m.getDevice());
+        }
+        boolean streamed = cpu && (!w.manyRows() || int8); // int8 is always streamed: the engine has no fast int8-weight GEMM here
         int cols = Math.toIntExact(in);
         int stride = streamed ? WeightStreaming.paddedIn(cols) : cols;
         int group = int8 ? int8Group(stride) : 0;
@@ -137,6 +144,7 @@ public final class LowPrecisionWeight {
         NDArray data = m.create(staging, shape, DataType.INT8); // TensorFlow copies into its own tensor
         DirectBuffers.free(staging);
         NDArray scales = int8 ? m.create(scaleValues, new Shape(rows, groups, 1)) : null;
+        NDArray[] shapes = int8 ? new NDArray[] {m.create(new long[] {rows, groups, group}), m.create(new long[] {rows, stride})} : null;
         NDArray columns = null;
         if (streamed) {
             int[] c = new int[stride];
@@ -145,7 +153,7 @@ public final class LowPrecisionWeight {
             }
             columns = m.create(c);
         }
-        return new LowPrecisionWeight(precision, streamed, rows, cols, stride, group, data, scaleValues, scales, columns,
+        return new LowPrecisionWeight(precision, streamed, rows, cols, stride, group, data, scaleValues, scales, shapes, columns,
                 streamed ? TfFunctions.memory(data) : null, null, null);
     }
 
@@ -185,8 +193,8 @@ public final class LowPrecisionWeight {
 
     /** The same weight with a bias [out] added after the product. */
     public LowPrecisionWeight withBias(NDArray b) {
-        return new LowPrecisionWeight(precision, streamed, out, in, stride, group, data, scaleValues, scales, columns, view, b,
-                b == null ? null : b.toFloatArray());
+        return new LowPrecisionWeight(precision, streamed, out, in, stride, group, data, scaleValues, scales, shapes, columns,
+                view, b, b == null ? null : b.toFloatArray());
     }
 
     /** {@code v / scale} rounded to the nearest integer in [-127, 127]. */
@@ -218,11 +226,6 @@ public final class LowPrecisionWeight {
     /** Whether products run in Java ({@link WeightStreaming}); else in the engine. */
     public boolean streamed() {
         return streamed;
-    }
-
-    /** Bytes the weight takes in memory (data, padding and scales). */
-    public long bytes() {
-        return (long) out * stride * precision.bytes() + (scaleValues == null ? 0 : 4L * scaleValues.length);
     }
 
     /** {@code x W^T (+ bias)} streamed in Java: x [rows, in] to a new [rows, out]. */
@@ -275,7 +278,7 @@ public final class LowPrecisionWeight {
             inputs = new NDArray[] {x2, columns, data, f.padding, f.axis};
         } else {
             name = f.int8Streamed;
-            inputs = new NDArray[] {x2, columns, data, scales, f.padding, f.axis, f.shape(out, stride / group, group), f.shape(out, stride)};
+            inputs = new NDArray[] {x2, columns, data, scales, f.padding, f.axis, shapes[0], shapes[1]};
         }
         NDArray y = TfFunctions.call(x.getManager(), name, inputs, 1)[0]; // (rows, out)
         if (bias != null) {
@@ -304,25 +307,15 @@ public final class LowPrecisionWeight {
         final String bf16;
         final String bf16Streamed;
         final String int8Streamed;
-        final boolean bf16Gemm;
         final NDArray padding; // [[0, 0], [0, 1]]: one zero column after x's
         final NDArray axis;    // 1: gather columns
-        private final java.util.Map<String, NDArray> shapes = new java.util.concurrent.ConcurrentHashMap<>();
-        private final NDManager root;
 
         private Functions(String prefix, boolean bf16Gemm, NDManager m) {
-            this.root = m;
             this.bf16 = prefix + "bf16";
             this.bf16Streamed = prefix + "bf16_streamed";
             this.int8Streamed = prefix + "int8_streamed";
-            this.bf16Gemm = bf16Gemm;
             this.padding = m.create(new int[] {0, 0, 0, 1}, new Shape(2, 2));
             this.axis = m.create(1);
-        }
-
-        /** An int64 shape, kept (one per weight shape) in the engine's root manager. */
-        NDArray shape(long... dims) {
-            return shapes.computeIfAbsent(java.util.Arrays.toString(dims), k -> root.create(dims));
         }
 
         static synchronized Functions get(NDManager m) {
@@ -344,11 +337,6 @@ public final class LowPrecisionWeight {
                 };
             }
             return instance;
-        }
-
-        /** Whether the products of many rows run in oneDNN's bfloat16 GEMM (else widened to float32). */
-        static boolean bfloat16Gemm(NDManager m) {
-            return get(m).bf16Gemm;
         }
 
         private static Functions register(NDManager m, boolean bf16Gemm, boolean onednn) {

@@ -197,6 +197,32 @@ class LowPrecisionWeightTest {
     }
 
     @Test
+    void theInt8GroupSettingIsAMultipleOf64OrRow() {
+        String before = System.getProperty("blip2.int8.group");
+        try {
+            for (String bad : new String[] {"48", "0", "-64", "sixty-four", "64; rm -rf /"}) {
+                System.setProperty("blip2.int8.group", bad);
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LowPrecisionWeight.int8Group(128), bad);
+                assertTrue(e.getMessage().contains("BLIP2_INT8_GROUP"), e.getMessage());
+            }
+            System.setProperty("blip2.int8.group", "row");
+            assertEquals(640, LowPrecisionWeight.int8Group(640));
+            System.setProperty("blip2.int8.group", "128");
+            assertEquals(128, LowPrecisionWeight.int8Group(640));
+            assertEquals(192, LowPrecisionWeight.int8Group(192), "a group that does not divide the row becomes the row");
+            System.setProperty("blip2.int8.group", String.valueOf(Integer.MAX_VALUE / 64 * 64));
+            assertEquals(64, LowPrecisionWeight.int8Group(64), "a group longer than the row is the row");
+        } finally {
+            if (before == null) {
+                System.clearProperty("blip2.int8.group");
+            } else {
+                System.setProperty("blip2.int8.group", before);
+            }
+        }
+        assertEquals(LowPrecisionWeight.DEFAULT_INT8_GROUP, LowPrecisionWeight.int8Group(640));
+    }
+
+    @Test
     void aZeroRowQuantizesWithoutDividingByZero() {
         ByteBuffer dst = ByteBuffer.allocate(4);
         float scale = LowPrecisionWeight.groupScale(new float[4], 0, 4);

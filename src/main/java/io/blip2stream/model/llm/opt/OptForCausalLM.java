@@ -69,7 +69,7 @@ public final class OptForCausalLM implements LanguageModel {
         // the fused layer takes float32 weights as engine arrays; low precision decodes layer by layer
         boolean applies = OptTfDecodeLayer.applies(manager, config);
         this.fusedDecodeLayer = lmHead == null && applies ? OptTfDecodeLayer.build(manager, config) : null;
-        this.streamedDecode = lmHead != null && applies && projectIn == null && projectOut == null
+        this.streamedDecode = lmHead != null && lmHead.streamed() && applies && projectIn == null && projectOut == null
                 ? OptStreamedDecodeLayer.build(config, layers) : null;
     }
 
