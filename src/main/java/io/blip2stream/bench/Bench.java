@@ -28,13 +28,89 @@ public final class Bench {
     /** One engine at one size. Times in milliseconds. */
     public record Result(String size, String engine, String dtype, int runs, long parameters, double weightGb, double loadMs,
                          double peakRssMb,
-                         double matmulGflops, double bandwidthGbs,
+                         double matmulGflops, double bf16MatmulGflops, double int8StreamGflops, double bandwidthGbs,
                          double visionImagesPerSecB1, double visionImagesPerSecB8, double visionGflopsB8, double visionOfMatmul,
                          double qformerMsB1, double timeToFirstTokenMs, double prefillMs, double prefillGflops, double prefillOfMatmul,
                          Map<Integer, Double> decodeStepMs, Map<Integer, Double> tokensPerSec,
                          double decodeBoundMs, double decodeB1OfBound, double decodeB8OverB1) {}
 
+    /**
+     * The machine's compute limits per dtype, measured in the same run: the engine's float32 matmul; oneDNN's
+     * bfloat16 matmul on a packed weight (0 where it does not run); the int8 weight-streaming kernel at 8 rows, the
+     * most a decode step gives it (it widens to float32 FMAs: its own ceiling, not the CPU's int8 peak). GFLOP/s.
+     */
+    public record Peaks(double float32, double bfloat16, double int8Streaming) {
+        /** The limit of products in {@code p} (int8's many-row products run in float32, widened). */
+        double of(Precision p) {
+            return p == Precision.BFLOAT16 && bfloat16 > 0 ? bfloat16 : float32;
+        }
+    }
+
     private Bench() {}
+
+    /** {@link Peaks}: f32 from {@link #matmulGflops}, the others n x n by n x n (bf16) and 8 x 4096 by 4096 x 4096 (int8). */
+    public static Peaks peaks(NDManager m, int n, int runs) {
+        return new Peaks(matmulGflops(m, n, runs), bf16MatmulGflops(n, runs), int8StreamingGflops(runs));
+    }
+
+    /** oneDNN's bfloat16 matmul, n rows by a packed n x n weight: median GFLOP/s, or 0 where oneDNN does not run. */
+    public static double bf16MatmulGflops(int n, int runs) {
+        if (!io.blip2stream.model.nn.OneDnnWeight.available()) {
+            return 0;
+        }
+        java.nio.ByteBuffer w = java.nio.ByteBuffer.allocateDirect(n * n * 2).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        SplittableRandom rnd = new SplittableRandom(2);
+        for (int i = 0; i < n * n; i++) {
+            w.putShort(2 * i, (short) (0x3c00 | rnd.nextInt(256))); // bfloat16 values near 0.01
+        }
+        float[] x = new float[n * n];
+        Arrays.fill(x, 0.5f);
+        try (var packed = io.blip2stream.model.nn.OneDnnWeight.pack(w, n, n)) {
+            List<Double> t = new ArrayList<>();
+            for (int i = 0; i < runs + 2; i++) {
+                long t0 = System.nanoTime();
+                packed.multiply(x, n);
+                if (i >= 2) {
+                    t.add((System.nanoTime() - t0) / 1e9);
+                }
+            }
+            return 2.0 * n * n * n / median(t) / 1e9;
+        } finally {
+            io.blip2stream.model.weights.DirectBuffers.free(w);
+        }
+    }
+
+    /** The int8 weight-streaming kernel at 8 rows of a 4096 x 4096 weight: median GFLOP/s (0 on the scalar fallback). */
+    public static double int8StreamingGflops(int runs) {
+        if (!io.blip2stream.model.nn.WeightStreaming.vectorized()) {
+            return 0;
+        }
+        int n = 4096;
+        int rows = 8;
+        java.nio.ByteBuffer w = java.nio.ByteBuffer.allocateDirect(n * n).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        SplittableRandom rnd = new SplittableRandom(3);
+        for (int i = 0; i < n * n; i++) {
+            w.put(i, (byte) (rnd.nextInt(255) - 127));
+        }
+        float[] scales = new float[n * n / 64];
+        Arrays.fill(scales, 0.01f);
+        float[] x = new float[rows * n];
+        Arrays.fill(x, 0.5f);
+        float[] y = new float[rows * n];
+        try {
+            List<Double> t = new ArrayList<>();
+            for (int i = 0; i < runs + 2; i++) {
+                long t0 = System.nanoTime();
+                io.blip2stream.model.nn.WeightStreaming.get().multiply(Precision.INT8, w, scales, 64, n, n, x, rows, y);
+                if (i >= 2) {
+                    t.add((System.nanoTime() - t0) / 1e9);
+                }
+            }
+            return 2.0 * rows * n * n / median(t) / 1e9;
+        } finally {
+            io.blip2stream.model.weights.DirectBuffers.free(w);
+        }
+    }
 
     /** Engine matmul throughput: median over runs of an n x n by n x n float32 product. */
     public static double matmulGflops(NDManager m, int n, int runs) {
@@ -168,7 +244,7 @@ public final class Bench {
      *              meaningful peak RSS
      */
     public static Result run(SyntheticCheckpoint.Size size, Path dir, Engines.Kind engine, String dtype, int runs, int steps,
-                             double matmulGflops, BandwidthProbe bandwidth) throws Exception {
+                             Peaks peaks, BandwidthProbe bandwidth) throws Exception {
         var shapes = SyntheticCheckpoint.shapes(size);
         Map<String, Long> params = SyntheticCheckpoint.parameterCounts(size);
         long total = params.values().stream().mapToLong(Long::longValue).sum();
@@ -246,11 +322,15 @@ public final class Bench {
                 // a decode step reads every decoder weight and the LM head once, in the model's precision
                 double stepBytes = bytesPerWeight(precision) * (params.get("lm_layers") + (double) shapes.vocab() * shapes.wordEmbedProjDim());
                 double boundMs = stepBytes / (roundBandwidth * 1e9) * 1e3;
+                // each against the limit of the dtype its products run in (the vision encoder: bfloat16 under int8)
+                double visionPeak = peaks.of(precision.forVisionEncoder());
+                double lmPeak = peaks.of(precision);
                 return new Result(size.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'), engine.djlName(), precision.id(),
-                        runs, total, round(total * 4 / 1e9), round(loadMs), round(peakRssMb()), round(matmulGflops), round(roundBandwidth),
-                        round(1000 / median(v1)), round(8000 / visionMsB8), round(visionGflopsB8), round(visionGflopsB8 / matmulGflops),
+                        runs, total, round(total * 4 / 1e9), round(loadMs), round(peakRssMb()), round(peaks.float32()),
+                        round(peaks.bfloat16()), round(peaks.int8Streaming()), round(roundBandwidth),
+                        round(1000 / median(v1)), round(8000 / visionMsB8), round(visionGflopsB8), round(visionGflopsB8 / visionPeak),
                         round(median(q1)), round(ttft), round(prefillMs), round(prefillFlops / (prefillMs / 1e3) / 1e9),
-                        round(prefillFlops / (prefillMs / 1e3) / 1e9 / matmulGflops), stepMs, tps, round(boundMs),
+                        round(prefillFlops / (prefillMs / 1e3) / 1e9 / lmPeak), stepMs, tps, round(boundMs),
                         round(boundMs / stepMs.get(1)), round(tps.get(8) / tps.get(1)));
             }
         }

@@ -76,11 +76,11 @@ final class BenchCommand implements Callable<Integer> {
         Bench.BandwidthProbe bandwidth = new Bench.BandwidthProbe(1L << 30);
         List<Bench.Result> results = new ArrayList<>();
         for (Engines.Kind k : engines) {
-            double gflops;
+            Bench.Peaks peaks;
             try (var m = Engines.newManager(k)) {
-                gflops = Bench.matmulGflops(m, 1024, runs);
+                peaks = Bench.peaks(m, 1024, runs);
             }
-            Bench.Result r = Bench.run(s, checkpoint, k, dtype, runs, steps, gflops, bandwidth);
+            Bench.Result r = Bench.run(s, checkpoint, k, dtype, runs, steps, peaks, bandwidth);
             results.add(r);
             if (json) {
                 System.out.println(mapper.writeValueAsString(r));
@@ -123,13 +123,15 @@ final class BenchCommand implements Callable<Integer> {
         System.out.printf(fmt, head.toArray());
         row(fmt, rs, "model load (ms)", r -> r.loadMs());
         row(fmt, rs, "peak RSS of the process (MB)", r -> r.peakRssMb());
-        row(fmt, rs, "matmul 1024^3 (GFLOP/s)", r -> r.matmulGflops());
+        row(fmt, rs, "matmul 1024^3 (GFLOP/s), float32 (the engine)", r -> r.matmulGflops());
+        row(fmt, rs, "matmul 1024^3 (GFLOP/s), bfloat16 (oneDNN, packed)", r -> r.bf16MatmulGflops());
+        row(fmt, rs, "int8 weight streaming, 8 x 4096^2 (GFLOP/s)", r -> r.int8StreamGflops());
         row(fmt, rs, "memory bandwidth (GB/s, best of 5 passes, between decode runs)", r -> r.bandwidthGbs());
         row(fmt, rs, "vision images/s, batch 1", r -> r.visionImagesPerSecB1());
         row(fmt, rs, "vision images/s, batch 8", r -> r.visionImagesPerSecB8());
-        row(fmt, rs, "vision GFLOP/s at batch 8 (of matmul)", r -> r.visionGflopsB8() + " (" + pct(r.visionOfMatmul()) + ")");
+        row(fmt, rs, "vision GFLOP/s at batch 8 (of its dtype's matmul)", r -> r.visionGflopsB8() + " (" + pct(r.visionOfMatmul()) + ")");
         row(fmt, rs, "Q-Former ms, batch 1", r -> r.qformerMsB1());
-        row(fmt, rs, "prefill ms (GFLOP/s, of matmul)", r -> r.prefillMs() + " (" + r.prefillGflops() + ", " + pct(r.prefillOfMatmul()) + ")");
+        row(fmt, rs, "prefill ms (GFLOP/s, of its dtype's matmul)", r -> r.prefillMs() + " (" + r.prefillGflops() + ", " + pct(r.prefillOfMatmul()) + ")");
         row(fmt, rs, "time to first token ms, batch 1", r -> r.timeToFirstTokenMs());
         for (int b : a.decodeStepMs().keySet()) {
             row(fmt, rs, "decode step ms, batch " + b, r -> r.decodeStepMs().get(b));

@@ -39,8 +39,8 @@ final class ModelOptions {
 
     /** Says on stderr when a low-precision model runs on the slow scalar kernels (the JVM lacks the vector module). */
     static void noteKernels(io.blip2stream.model.Blip2Model model) {
-        if (model.precision() != Precision.FLOAT32 && !io.blip2stream.model.nn.WeightStreaming.vectorized()) {
-            System.err.println("note: " + model.precision() + " weights on " + io.blip2stream.model.nn.WeightStreaming.describe());
+        if (io.blip2stream.model.nn.LowPrecisionWeight.scalarKernels(model.precision())) {
+            System.err.println("note: " + model.precision() + " weights on " + io.blip2stream.model.nn.LowPrecisionWeight.kernels(model.precision()));
         }
     }
 

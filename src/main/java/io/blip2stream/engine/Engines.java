@@ -77,7 +77,8 @@ public final class Engines {
         int id = Integer.parseInt(device.substring(4));
         if (id >= e.getGpuCount()) {
             throw new IllegalStateException("device " + device + " is not available to " + kind.djlName()
-                    + " (it sees " + e.getGpuCount() + " GPUs)");
+                    + " (it sees " + e.getGpuCount() + " GPUs; TensorFlow 2.16's GPU natives need CUDA 12 and cuDNN 8.9, "
+                    + "libcudnn.so.8: deploy/Dockerfile.gpu)");
         }
         return e.newBaseManager(ai.djl.Device.gpu(id));
     }

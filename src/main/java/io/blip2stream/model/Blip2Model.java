@@ -23,6 +23,7 @@ import io.blip2stream.model.llm.LanguageModel;
 import io.blip2stream.model.llm.opt.OptForCausalLM;
 import io.blip2stream.model.llm.t5.T5ForConditionalGeneration;
 import io.blip2stream.model.nn.Linear;
+import io.blip2stream.model.nn.OneDnnWeight;
 import io.blip2stream.model.nn.Ops;
 import io.blip2stream.model.qformer.Blip2QFormerModel;
 import io.blip2stream.model.qformer.Blip2TextEmbeddings;
@@ -167,7 +168,8 @@ public final class Blip2Model implements AutoCloseable {
         PreprocessorConfig pre = PreprocessorConfig.load(dir, config.vision().imageSize());
         Weights stored = Weights.open(dir);
         boolean tensorflow = "TensorFlow".equals(engineManager.getEngine().getEngineName());
-        Precision precision = Precision.resolve(dtype, stored.storedDtype(), tensorflow && WeightStreaming.vectorized());
+        Precision precision = Precision.resolve(dtype, stored.storedDtype(),
+                tensorflow && (WeightStreaming.vectorized() || OneDnnWeight.available()));
         Weights weights = stored.withPrecision(precision);
         NDManager m = engineManager.newSubManager();
         TextTokenizer tokenizer = null;

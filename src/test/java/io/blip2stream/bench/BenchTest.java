@@ -20,8 +20,17 @@ class BenchTest {
         Bench.BandwidthProbe bandwidth = new Bench.BandwidthProbe(64L << 20);
         double gbs = bandwidth.sample();
         assertTrue(gbs > 0.5, "a read of 64 MB at " + gbs + " GB/s");
-        Bench.Result f32 = Bench.run(SyntheticCheckpoint.Size.TINY, checkpoint, Engines.Kind.TENSORFLOW, "float32", 1, 3, 10, bandwidth);
-        Bench.Result int8 = Bench.run(SyntheticCheckpoint.Size.TINY, checkpoint, Engines.Kind.TENSORFLOW, "int8", 1, 3, 10, bandwidth);
+        Bench.Peaks peaks;
+        try (var m = Engines.newManager(Engines.Kind.TENSORFLOW)) {
+            peaks = Bench.peaks(m, 256, 2);
+        }
+        // a limit per dtype: the engine's float32, oneDNN's bfloat16 where it runs, the int8 kernel where vectorized
+        assertTrue(peaks.float32() > 0, peaks.toString());
+        assertEquals(io.blip2stream.model.nn.OneDnnWeight.available(), peaks.bfloat16() > 0, peaks.toString());
+        assertEquals(io.blip2stream.model.nn.WeightStreaming.vectorized(), peaks.int8Streaming() > 0, peaks.toString());
+        Bench.Result f32 = Bench.run(SyntheticCheckpoint.Size.TINY, checkpoint, Engines.Kind.TENSORFLOW, "float32", 1, 3, peaks, bandwidth);
+        Bench.Result int8 = Bench.run(SyntheticCheckpoint.Size.TINY, checkpoint, Engines.Kind.TENSORFLOW, "int8", 1, 3, peaks, bandwidth);
+        assertEquals(peaks.bfloat16(), int8.bf16MatmulGflops(), 0.01 * peaks.bfloat16() + 1e-9);
         assertEquals("float32", f32.dtype());
         assertEquals("int8", int8.dtype());
         assertTrue(int8.peakRssMb() > 0);

@@ -20,15 +20,17 @@ import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrString;
 import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrType;
 
 /**
- * A Linear layer's weight [out, in] kept in bfloat16 or int8, in one TensorFlow array that is the only copy (the
- * engine's memory: outside the JVM's heap and direct-memory limit), laid out for whichever side multiplies it:
+ * A Linear layer's weight [out, in] kept in bfloat16 or int8, in one copy outside the JVM's heap and direct-memory
+ * limit, laid out for whichever side multiplies it. Which one is decided here, in {@link #load}, for every device:
  *
  * <ul>
- *   <li>streamed (the language model, the Q-Former, the projections): in {@link WeightStreaming}'s blocked layout,
- *       read in place from Java for every product. A decode step's few rows take the weights' bytes over the
- *       memory bandwidth; a prompt's tens of rows go four at a time.</li>
- *   <li>for many rows ({@link Weights#forManyRows}: the vision encoder, 257 rows an image): as stored, [out, in],
- *       multiplied by oneDNN's bfloat16 GEMM inside TensorFlow (which transposes it itself).</li>
+ *   <li>packed (bfloat16 on a CPU where oneDNN has a bfloat16 kernel): {@link OneDnnWeight}, oneDNN's own blocked
+ *       layout, multiplied with the CPU's bfloat16 dot-product instructions for any number of rows.</li>
+ *   <li>streamed (int8 on a CPU; bfloat16 on a CPU without oneDNN, for the language model, the Q-Former and the
+ *       projections): a TensorFlow array in {@link WeightStreaming}'s blocked layout, read in place from Java for
+ *       up to {@link #STREAM_ROWS} rows; more rows go to TensorFlow with x's columns gathered into that order.</li>
+ *   <li>engine (bfloat16 on a GPU; on a CPU without oneDNN, the vision encoder's, {@link Weights#forManyRows}): a
+ *       TensorFlow array as stored, [out, in], multiplied inside TensorFlow.</li>
  * </ul>
  *
  * bfloat16 is the weight rounded to nearest even (a bfloat16 checkpoint's values as they are), held as bytes (DJL's
@@ -58,12 +60,13 @@ public final class LowPrecisionWeight {
     private final NDArray[] shapes;    // int8: int64 [out, groups, group] and [out, stride], for widening; else null
     private final NDArray columns;     // streamed: int32 [stride], the column of x each stored column multiplies (in: zero)
     private final ByteBuffer view;     // streamed: data's memory, read in place; else null
+    private final OneDnnWeight packed; // packed: the only copy; else null
     private final NDArray bias;        // [out] or null
     private final float[] biasValues;  // the same in Java, or null
 
     private LowPrecisionWeight(Precision precision, boolean streamed, int out, int in, int stride, int group, NDArray data,
                                float[] scaleValues, NDArray scales, NDArray[] shapes, NDArray columns, ByteBuffer view,
-                               NDArray bias, float[] biasValues) {
+                               OneDnnWeight packed, NDArray bias, float[] biasValues) {
         this.precision = precision;
         this.streamed = streamed;
         this.out = out;
@@ -76,6 +79,7 @@ public final class LowPrecisionWeight {
         this.shapes = shapes;
         this.columns = columns;
         this.view = view;
+        this.packed = packed;
         this.bias = bias;
         this.biasValues = biasValues;
     }
@@ -99,7 +103,10 @@ public final class LowPrecisionWeight {
             throw new IllegalArgumentException("dtype int8 runs on the CPU only (its products are streamed from host memory): "
                     + "use --dtype bfloat16 on " + m.getDevice());
         }
-        boolean streamed = cpu && (!w.manyRows() || int8); // int8 is always streamed: the engine has no fast int8-weight GEMM here
+        // int8 is always streamed: neither oneDNN (its int8-weight matmul runs 20 GB/s here, 1.3 with groups) nor
+        // TensorFlow multiplies int8 weights near the bandwidth at one row
+        boolean packing = cpu && !int8 && OneDnnWeight.available();
+        boolean streamed = cpu && !packing && (!w.manyRows() || int8);
         int cols = Math.toIntExact(in);
         int stride = streamed ? WeightStreaming.paddedIn(cols) : cols;
         int group = int8 ? int8Group(stride) : 0;
@@ -140,6 +147,12 @@ public final class LowPrecisionWeight {
                 }
             }
         }
+        if (packing) {
+            OneDnnWeight packed = OneDnnWeight.pack(staging, rows, cols);
+            DirectBuffers.free(staging);
+            m.attachInternal("onednn-" + java.util.UUID.randomUUID(), packed); // freed with the model's arrays
+            return new LowPrecisionWeight(precision, false, rows, cols, cols, 0, null, null, null, null, null, null, packed, null, null);
+        }
         Shape shape = int8 ? new Shape(rows, stride) : new Shape(rows, stride, 2);
         NDArray data = m.create(staging, shape, DataType.INT8); // TensorFlow copies into its own tensor
         DirectBuffers.free(staging);
@@ -154,7 +167,7 @@ public final class LowPrecisionWeight {
             columns = m.create(c);
         }
         return new LowPrecisionWeight(precision, streamed, rows, cols, stride, group, data, scaleValues, scales, shapes, columns,
-                streamed ? TfFunctions.memory(data) : null, null, null);
+                streamed ? TfFunctions.memory(data) : null, null, null, null);
     }
 
     /**
@@ -191,10 +204,27 @@ public final class LowPrecisionWeight {
         return max > 0f ? max / 127f : 1f;
     }
 
+    /**
+     * Which kernels multiply a weight of this precision on a CPU, for logs: decided with {@link #load}, the one
+     * place that chooses a layout.
+     */
+    public static String kernels(Precision p) {
+        return switch (p) {
+            case FLOAT32 -> "the engine's float32 GEMM";
+            case BFLOAT16 -> OneDnnWeight.available() ? OneDnnWeight.describe() : "weight streaming, " + WeightStreaming.describe();
+            case INT8 -> "weight streaming, " + WeightStreaming.describe();
+        };
+    }
+
+    /** Whether weights of this precision run on the scalar fallback here (several times slower: say so). */
+    public static boolean scalarKernels(Precision p) {
+        return p != Precision.FLOAT32 && !(p == Precision.BFLOAT16 && OneDnnWeight.available()) && !WeightStreaming.vectorized();
+    }
+
     /** The same weight with a bias [out] added after the product. */
     public LowPrecisionWeight withBias(NDArray b) {
         return new LowPrecisionWeight(precision, streamed, out, in, stride, group, data, scaleValues, scales, shapes, columns,
-                view, b, b == null ? null : b.toFloatArray());
+                view, packed, b, b == null ? null : b.toFloatArray());
     }
 
     /** {@code v / scale} rounded to the nearest integer in [-127, 127]. */
@@ -223,13 +253,26 @@ public final class LowPrecisionWeight {
         return in;
     }
 
-    /** Whether products run in Java ({@link WeightStreaming}); else in the engine. */
+    /** Whether the weight is streamed from Java ({@link WeightStreaming}). */
     public boolean streamed() {
         return streamed;
     }
 
-    /** {@code x W^T (+ bias)} streamed in Java: x [rows, in] to a new [rows, out]. */
+    /** Whether the weight is packed for oneDNN ({@link OneDnnWeight}). */
+    public boolean packed() {
+        return packed != null;
+    }
+
+    /** Whether {@link #forward(float[], int)} multiplies Java arrays (streamed or packed; not an engine array). */
+    public boolean multipliesArrays() {
+        return streamed || packed != null;
+    }
+
+    /** {@code x W^T (+ bias)} on Java arrays, streamed or by oneDNN: x [rows, in] to a new [rows, out]. */
     public float[] forward(float[] x, int rows) {
+        if (packed != null) {
+            return addBias(packed.multiply(x, rows), rows);
+        }
         if (!streamed) {
             throw new IllegalStateException("this weight is laid out for the engine's GEMM");
         }
@@ -242,6 +285,10 @@ public final class LowPrecisionWeight {
         }
         float[] ys = new float[rows * out];
         WeightStreaming.get().multiply(precision, view, scaleValues, group, out, stride, padded, rows, ys);
+        return addBias(ys, rows);
+    }
+
+    private float[] addBias(float[] ys, int rows) {
         if (biasValues != null) {
             for (int r = 0; r < rows; r++) {
                 for (int o = 0; o < out; o++) {
@@ -263,6 +310,9 @@ public final class LowPrecisionWeight {
         long[] dims = s.getShape().clone();
         dims[dims.length - 1] = out;
         int rows = Math.toIntExact(s.size() / in);
+        if (packed != null) {
+            return packedForward(x, rows, dims);
+        }
         if (streamed && rows <= STREAM_ROWS) {
             return x.getManager().create(forward(x.toFloatArray(), rows), new Shape(dims));
         }
@@ -285,6 +335,18 @@ public final class LowPrecisionWeight {
             y = y.add(bias);
         }
         return s.dimension() == 2 ? y : y.reshape(dims);
+    }
+
+    /**
+     * x [..., in] through oneDNN: x read in place from the engine's memory, the product written straight into a new
+     * engine array [..., out] in x's manager (no staging copy: an image batch's fc1 output is 50 MB).
+     */
+    private NDArray packedForward(NDArray x, int rows, long[] dims) {
+        NDArray x32 = x.getDataType() == DataType.FLOAT32 ? x : x.toType(DataType.FLOAT32, false);
+        // a new array no op has read yet: written once here, then only read, as TensorFlow expects of its tensors
+        NDArray result = x.getManager().create(new Shape(dims), DataType.FLOAT32);
+        packed.multiply(TfFunctions.memory(x32), rows, TfFunctions.memory(result));
+        return bias == null ? result : result.add(bias);
     }
 
     /**

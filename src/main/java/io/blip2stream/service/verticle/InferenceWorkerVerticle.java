@@ -79,9 +79,9 @@ public final class InferenceWorkerVerticle extends VerticleBase {
                 runner.generationModel() == null ? "none" : runner.generationModel().decodePath(),
                 runner.retrievalModel() == null ? "none" : runner.retrievalModel().dir());
         for (io.blip2stream.model.Blip2Model model : new io.blip2stream.model.Blip2Model[] {runner.generationModel(), runner.retrievalModel()}) {
-            if (model != null && model.precision() != io.blip2stream.model.weights.Precision.FLOAT32
-                    && !io.blip2stream.model.nn.WeightStreaming.vectorized()) {
-                LOG.warn("{}: {} weights on {}", model.name(), model.precision(), io.blip2stream.model.nn.WeightStreaming.describe());
+            if (model != null && io.blip2stream.model.nn.LowPrecisionWeight.scalarKernels(model.precision())) {
+                LOG.warn("{}: {} weights on {}", model.name(), model.precision(),
+                        io.blip2stream.model.nn.LowPrecisionWeight.kernels(model.precision()));
             }
             if (model != null && metrics != null) {
                 io.micrometer.core.instrument.Gauge.builder("blip2_model_dtype_info", () -> 1)

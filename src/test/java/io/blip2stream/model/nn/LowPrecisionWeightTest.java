@@ -111,15 +111,18 @@ class LowPrecisionWeightTest {
                 Weights view = many ? weights.withPrecision(p).forManyRows() : weights.withPrecision(p);
                 Linear l = Linear.load(view, manager, "fc", IN, OUT, true);
                 assertEquals(p, l.precision());
-                assertEquals(!many || p == Precision.INT8, l.lowPrecision().streamed()); // int8: always streamed
+                // bfloat16 on a CPU with oneDNN: packed for it; int8: always streamed; else streamed but for many rows
+                boolean packed = p == Precision.BFLOAT16 && OneDnnWeight.available();
+                assertEquals(packed, l.lowPrecision().packed());
+                assertEquals(!packed && (!many || p == Precision.INT8), l.lowPrecision().streamed());
                 for (int rows : new int[] {1, 3, 4, 8, 9, 20}) {
                     float[] x = x(rows, rows);
                     try (NDManager scope = manager.newSubManager()) {
                         NDArray y = l.forward(scope.create(x, new Shape(rows, IN)));
                         assertEquals(new Shape(rows, OUT), y.getShape());
-                        // bfloat16 weights: 2^-9 relative each; the engine (many rows, or more than a decode step's)
-                        // also rounds x and its result to bfloat16
-                        boolean engine = many && p == Precision.BFLOAT16 || rows > LowPrecisionWeight.STREAM_ROWS;
+                        // bfloat16 weights: 2^-9 relative each; oneDNN and the engine (many rows, or more than a
+                        // decode step's) also round x (the engine its result too) to bfloat16
+                        boolean engine = packed || many && p == Precision.BFLOAT16 || rows > LowPrecisionWeight.STREAM_ROWS;
                         assertClose(p + (engine ? " engine" : " streamed") + " rows " + rows, p, w, OUT, x, rows, b, y.toFloatArray(),
                                 engine ? 0.012 : 0.004);
                     }

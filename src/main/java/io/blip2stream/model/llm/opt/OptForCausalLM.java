@@ -12,7 +12,6 @@ import io.blip2stream.model.nn.EmbeddingTable;
 import io.blip2stream.model.nn.LayerNorm;
 import io.blip2stream.model.nn.Linear;
 import io.blip2stream.model.nn.LowPrecisionWeight;
-import io.blip2stream.model.nn.WeightStreaming;
 import io.blip2stream.model.nn.Ops;
 import io.blip2stream.model.weights.Precision;
 import io.blip2stream.model.weights.Weights;
@@ -69,7 +68,7 @@ public final class OptForCausalLM implements LanguageModel {
         // the fused layer takes float32 weights as engine arrays; low precision decodes layer by layer
         boolean applies = OptTfDecodeLayer.applies(manager, config);
         this.fusedDecodeLayer = lmHead == null && applies ? OptTfDecodeLayer.build(manager, config) : null;
-        this.streamedDecode = lmHead != null && lmHead.streamed() && applies && projectIn == null && projectOut == null
+        this.streamedDecode = lmHead != null && lmHead.multipliesArrays() && applies && projectIn == null && projectOut == null
                 ? OptStreamedDecodeLayer.build(config, layers) : null;
     }
 
@@ -181,8 +180,8 @@ public final class OptForCausalLM implements LanguageModel {
     @Override
     public String decodePath() {
         if (lmHead != null) {
-            return (streamedDecode != null ? "streamed" : "eager") + ", " + lmHead.precision() + " weights ("
-                    + WeightStreaming.get().name() + " kernels)";
+            return (streamedDecode != null ? "java" : "eager") + ", " + lmHead.precision() + " weights ("
+                    + LowPrecisionWeight.kernels(lmHead.precision()) + ")";
         }
         if (fusedDecodeLayer == null) {
             return "eager";

@@ -1,0 +1,77 @@
+package io.blip2stream.model.nn;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** oneDNN's bfloat16 products on a packed weight against exact sums, at a decode step's rows and an image's. */
+class OneDnnWeightTest {
+    static final int OUT = 200; // not a multiple of oneDNN's 64-output blocks
+    static final int IN = 136;  // not a multiple of its 32-value pairs
+
+    /** A CPU that lists avx512_bf16 has oneDNN's bfloat16 kernel: there, not having it is a failure, not a skip. */
+    @Test
+    void loadsWhereTheCpuHasBfloat16() throws Exception {
+        Path cpuinfo = Path.of("/proc/cpuinfo");
+        boolean bf16 = Files.exists(cpuinfo) && Files.readString(cpuinfo).contains(" avx512_bf16");
+        boolean x86 = System.getProperty("os.arch").equals("amd64");
+        if (bf16 && x86) {
+            assertTrue(OneDnnWeight.available(), OneDnnWeight.describe());
+            assertTrue(OneDnnWeight.describe().contains("bf16"), OneDnnWeight.describe());
+        }
+    }
+
+    @Test
+    void productsMatchExactSumsWithinBfloat16RoundingAndDoNotDependOnTheRowCount() {
+        if (!OneDnnWeight.available()) {
+            assertThrows(IllegalStateException.class, () -> OneDnnWeight.pack(ByteBuffer.allocateDirect(8), 2, 2));
+            return;
+        }
+        Random r = new Random(3);
+        float[] w = new float[OUT * IN];
+        ByteBuffer plain = ByteBuffer.allocateDirect(OUT * IN * 2).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < w.length; i++) {
+            short bits = LowPrecisionWeight.toBfloat16((float) r.nextGaussian() * 0.05f);
+            plain.putShort(2 * i, bits);
+            w[i] = Float.intBitsToFloat((bits & 0xffff) << 16); // the weight as stored: the product's error is x's rounding
+        }
+        try (OneDnnWeight packed = OneDnnWeight.pack(plain, OUT, IN)) {
+            assertEquals(OUT, packed.out());
+            assertTrue(packed.bytes() >= (long) OUT * IN * 2, "packed " + packed.bytes());
+            float[] x = new float[257 * IN];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) r.nextGaussian();
+            }
+            float[] all = packed.multiply(x, 257);
+            for (int rows : new int[] {1, 3, 8, 64, 257}) {
+                float[] y = packed.multiply(java.util.Arrays.copyOf(x, rows * IN), rows);
+                // a row's result is the same whichever rows it is multiplied with (batching changes no token)
+                assertArrayEquals(java.util.Arrays.copyOf(all, rows * OUT), y, "rows " + rows);
+            }
+            for (int row = 0; row < 257; row++) {
+                for (int o = 0; o < OUT; o++) {
+                    double exact = 0;
+                    double magnitude = 0;
+                    for (int k = 0; k < IN; k++) {
+                        exact += (double) w[o * IN + k] * x[row * IN + k];
+                        magnitude += Math.abs((double) w[o * IN + k] * x[row * IN + k]);
+                    }
+                    double err = Math.abs(all[row * OUT + o] - exact);
+                    assertTrue(err <= 2.0 / 256 * magnitude + 1e-5, "row " + row + " out " + o + ": " + all[row * OUT + o] + " vs " + exact);
+                }
+            }
+            assertThrows(IllegalArgumentException.class, () -> packed.multiply(new float[IN], 2)); // x too short
+            packed.close();
+            assertThrows(IllegalStateException.class, () -> packed.multiply(new float[IN], 1));
+        }
+    }
+}
