@@ -52,4 +52,20 @@ public record Linear(NDArray weightT, NDArray bias, LowPrecisionWeight lowPrecis
     public NDArray forward(NDArray x) {
         return lowPrecision != null ? lowPrecision.forward(x) : Ops.linear(x, weightT, bias);
     }
+
+    /**
+     * {@code act(x W^T + b) + residual}, a block's projection with what follows it: {@code activation} a Hugging Face
+     * {@code hidden_act} name or null, {@code residual} [..., out] or null. In float32 the same ops as written out
+     * (so every parity test is unchanged); with a weight packed for oneDNN, one fused pass.
+     */
+    public NDArray forward(NDArray x, String activation, NDArray residual) {
+        if (lowPrecision != null) {
+            return lowPrecision.forward(x, activation, residual);
+        }
+        NDArray y = Ops.linear(x, weightT, bias);
+        if (activation != null) {
+            y = Ops.activation(activation, y);
+        }
+        return residual == null ? y : y.add(residual);
+    }
 }

@@ -63,6 +63,7 @@ public final class LowPrecisionWeight {
     private final OneDnnWeight packed; // packed: the only copy; else null
     private final NDArray bias;        // [out] or null
     private final float[] biasValues;  // the same in Java, or null
+    private final ByteBuffer biasBuffer; // packed: the same for oneDNN's epilogue, native order; else null
 
     private LowPrecisionWeight(Precision precision, boolean streamed, int out, int in, int stride, int group, NDArray data,
                                float[] scaleValues, NDArray scales, NDArray[] shapes, NDArray columns, ByteBuffer view,
@@ -82,6 +83,12 @@ public final class LowPrecisionWeight {
         this.packed = packed;
         this.bias = bias;
         this.biasValues = biasValues;
+        ByteBuffer bb = null;
+        if (packed != null && biasValues != null) {
+            bb = ByteBuffer.allocateDirect(biasValues.length * 4).order(ByteOrder.nativeOrder());
+            bb.asFloatBuffer().put(biasValues);
+        }
+        this.biasBuffer = bb;
     }
 
     /**
@@ -105,7 +112,7 @@ public final class LowPrecisionWeight {
         }
         // int8 is always streamed: neither oneDNN (its int8-weight matmul runs 20 GB/s here, 1.3 with groups) nor
         // TensorFlow multiplies int8 weights near the bandwidth at one row
-        boolean packing = cpu && !int8 && OneDnnWeight.available();
+        boolean packing = !int8 && OneDnn.serves(precision, m);
         boolean streamed = cpu && !packing && (!w.manyRows() || int8);
         int cols = Math.toIntExact(in);
         int stride = streamed ? WeightStreaming.paddedIn(cols) : cols;
@@ -311,7 +318,7 @@ public final class LowPrecisionWeight {
         dims[dims.length - 1] = out;
         int rows = Math.toIntExact(s.size() / in);
         if (packed != null) {
-            return packedForward(x, rows, dims);
+            return packedForward(x, rows, dims, OneDnnWeight.Activation.NONE, null);
         }
         if (streamed && rows <= STREAM_ROWS) {
             return x.getManager().create(forward(x.toFloatArray(), rows), new Shape(dims));
@@ -338,15 +345,45 @@ public final class LowPrecisionWeight {
     }
 
     /**
-     * x [..., in] through oneDNN: x read in place from the engine's memory, the product written straight into a new
-     * engine array [..., out] in x's manager (no staging copy: an image batch's fc1 output is 50 MB).
+     * {@code act(x W^T + b) + residual}: x [..., in], residual [..., out] or null, {@code activation} a Hugging Face
+     * {@code hidden_act} name or null. A packed weight does it in one pass (oneDNN's epilogue: the output written
+     * once, not three times); the others apply the same ops one after another.
      */
-    private NDArray packedForward(NDArray x, int rows, long[] dims) {
-        NDArray x32 = x.getDataType() == DataType.FLOAT32 ? x : x.toType(DataType.FLOAT32, false);
+    public NDArray forward(NDArray x, String activation, NDArray residual) {
+        OneDnnWeight.Activation fused = activation == null ? OneDnnWeight.Activation.NONE : OneDnnWeight.Activation.of(activation);
+        if (packed != null && fused != null) {
+            Shape s = x.getShape();
+            long[] dims = s.getShape().clone();
+            dims[dims.length - 1] = out;
+            int rows = Math.toIntExact(s.size() / in);
+            if (residual != null && residual.getShape().size() != (long) rows * out) {
+                throw new IllegalArgumentException("residual " + residual.getShape() + " for a product of " + rows + " x " + out);
+            }
+            return packedForward(x, rows, dims, fused, residual);
+        }
+        NDArray y = forward(x);
+        if (activation != null) {
+            y = Ops.activation(activation, y);
+        }
+        return residual == null ? y : y.add(residual);
+    }
+
+    /**
+     * x [..., in] through oneDNN: x (and the residual) read in place from the engine's memory, the result written
+     * straight into a new engine array [..., out] in x's manager (no staging copy: an image batch's fc1 output is
+     * 50 MB), the bias, activation and residual added on the way.
+     */
+    private NDArray packedForward(NDArray x, int rows, long[] dims, OneDnnWeight.Activation activation, NDArray residual) {
+        NDArray x32 = float32(x);
         // a new array no op has read yet: written once here, then only read, as TensorFlow expects of its tensors
         NDArray result = x.getManager().create(new Shape(dims), DataType.FLOAT32);
-        packed.multiply(TfFunctions.memory(x32), rows, TfFunctions.memory(result));
-        return bias == null ? result : result.add(bias);
+        ByteBuffer r = residual == null ? null : TfFunctions.memory(float32(residual));
+        packed.multiply(TfFunctions.memory(x32), rows, TfFunctions.memory(result), new OneDnnWeight.Epilogue(biasBuffer, activation, r));
+        return result;
+    }
+
+    private static NDArray float32(NDArray a) {
+        return a.getDataType() == DataType.FLOAT32 ? a : a.toType(DataType.FLOAT32, false);
     }
 
     /**

@@ -3,7 +3,9 @@ package io.blip2stream.model.nn;
 import org.bytedeco.dnnl.IntMemoryMap;
 import org.bytedeco.dnnl.engine;
 import org.bytedeco.dnnl.matmul;
+import org.bytedeco.dnnl.global.dnnl;
 import org.bytedeco.dnnl.memory;
+import org.bytedeco.dnnl.post_ops;
 import org.bytedeco.dnnl.primitive_attr;
 import org.bytedeco.dnnl.reorder;
 import org.bytedeco.dnnl.stream;
@@ -12,10 +14,11 @@ import org.bytedeco.javacpp.Pointer;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.LinkedHashMap;
-import java.util.Map;
 
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC_1;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_FROM;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_TO;
@@ -31,60 +34,61 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
  *
  * <p>oneDNN is called directly through JavaCPP's presets ({@code org.bytedeco:dnnl}), not through TensorFlow; the
  * packed layout does not depend on the number of rows (checked for 1 to 1024 rows), so one copy serves a decode
- * step's one row, a prompt's tens and the vision encoder's 257 per image. A primitive per row count is kept (the
- * last {@value #PLANS} counts per weight); oneDNN caches the compiled kernels across weights of one shape.
+ * step's one row, a prompt's tens and the vision encoder's 257 per image. A primitive per row count is kept
+ * ({@link OneDnn.Plans}); oneDNN caches the compiled kernels across weights of one shape.
+ *
+ * <p>A product may carry its layer's epilogue, applied by oneDNN on the accumulators before they are stored
+ * ({@link Epilogue}): {@code y = act(x W^T + b) + r}, the bias, an activation and a residual, so that a ViT block's
+ * fc1 and GELU, or fc2 and the residual add, write their output once instead of three times.
  *
  * <p>{@link #available()} says whether oneDNN loads here and multiplies bfloat16 with a JIT kernel (not its
  * reference loops, which are hundreds of times slower); {@code BLIP2_ONEDNN=off} turns it off.
  */
 public final class OneDnnWeight implements AutoCloseable {
-    private static final int PLANS = 16;
-    private static final String SETTING = "BLIP2_ONEDNN";
-    private static final Runtime RUNTIME = Runtime.load();
 
     private final int out;
     private final int in;
     private final memory.desc packedDesc;
     private final memory packed;
-    private final Map<Integer, Plan> plans = new LinkedHashMap<>(PLANS, 0.75f, true) {
-        @Override
-        protected boolean removeEldestEntry(Map.Entry<Integer, Plan> eldest) {
-            return size() > PLANS; // dropped, not closed: a thread may be running it; JavaCPP frees it when unreachable
-        }
-    };
+    private final OneDnn.Plans<PlanKey, Plan> plans = new OneDnn.Plans<>();
     private volatile boolean closed;
 
-    /** The primitives for one row count: x float32 to bfloat16, then the product. */
-    private record Plan(memory.desc srcF32, memory.desc srcBf16, memory.desc dst, reorder convert, matmul product) {}
+    /** An activation oneDNN applies to the product (and bias) before the residual, as an eltwise post-op. */
+    public enum Activation {
+        NONE(null), GELU_ERF(dnnl.algorithm.eltwise_gelu_erf), GELU_TANH(dnnl.algorithm.eltwise_gelu_tanh),
+        RELU(dnnl.algorithm.eltwise_relu);
 
-    /** oneDNN, once per process: the engine, a stream per thread, and why it is unavailable, if it is. */
-    private record Runtime(engine cpu, ThreadLocal<stream> streams, String kernel, String unavailable) {
-        static Runtime load() {
-            String setting = System.getenv().getOrDefault(SETTING, System.getProperty("blip2.onednn", "auto")).strip();
-            if (setting.equals("off")) {
-                return new Runtime(null, null, null, SETTING + "=off");
-            }
-            if (!setting.equals("auto")) {
-                return new Runtime(null, null, null, SETTING + " must be auto or off, not '" + setting + "' (taken as off)");
-            }
-            try {
-                engine e = new engine(engine.kind.cpu, 0);
-                ThreadLocal<stream> streams = ThreadLocal.withInitial(() -> new stream(e));
-                // the kernel oneDNN picks for a bfloat16 product on this CPU: a reference one means no bfloat16 support
-                try (matmul.primitive_desc pd = new matmul.primitive_desc(e, desc(1, 64, memory.data_type.bf16, memory.format_tag.ab),
-                        desc(64, 64, memory.data_type.bf16, memory.format_tag.any), desc(1, 64, memory.data_type.f32, memory.format_tag.ab),
-                        new primitive_attr(), false)) {
-                    String kernel = pd.impl_info_str().getString();
-                    if (kernel.startsWith("ref")) {
-                        return new Runtime(null, null, kernel, "oneDNN has no bfloat16 kernel for this CPU (only " + kernel + ")");
-                    }
-                    return new Runtime(e, streams, kernel, null);
-                }
-            } catch (Throwable t) { // UnsatisfiedLinkError on a platform without the natives, or a oneDNN error
-                return new Runtime(null, null, null, "oneDNN did not load: " + t);
-            }
+        private final dnnl.algorithm algorithm;
+
+        Activation(dnnl.algorithm algorithm) {
+            this.algorithm = algorithm;
+        }
+
+        /** The activation of a Hugging Face config's name ({@code hidden_act}), or null where oneDNN has none. */
+        public static Activation of(String name) {
+            return switch (name) {
+                case "gelu" -> GELU_ERF;
+                case "gelu_new", "gelu_pytorch_tanh" -> GELU_TANH;
+                case "relu" -> RELU;
+                default -> null;
+            };
         }
     }
+
+    /**
+     * What follows the product: {@code y = act(x W^T + bias) + residual}.
+     *
+     * @param bias     [out] float32, a native-order direct buffer, or null
+     * @param residual [rows, out] float32, a native-order direct buffer (or a CPU tensor's memory), or null
+     */
+    public record Epilogue(ByteBuffer bias, Activation activation, ByteBuffer residual) {
+        public static final Epilogue NONE = new Epilogue(null, Activation.NONE, null);
+    }
+
+    private record PlanKey(int rows, boolean bias, Activation activation, boolean residual) {}
+
+    /** The primitives for one row count and epilogue: x float32 to bfloat16, then the product. */
+    private record Plan(memory.desc srcF32, memory.desc srcBf16, memory.desc dst, memory.desc bias, reorder convert, matmul product) {}
 
     private OneDnnWeight(int out, int in, memory.desc packedDesc, memory packed) {
         this.out = out;
@@ -95,12 +99,12 @@ public final class OneDnnWeight implements AutoCloseable {
 
     /** Whether bfloat16 weights are packed for oneDNN here (the CPU has a bfloat16 kernel and the natives load). */
     public static boolean available() {
-        return RUNTIME.unavailable() == null;
+        return OneDnn.available();
     }
 
     /** A line for logs: oneDNN's kernel, or why it is not used. */
     public static String describe() {
-        return available() ? "oneDNN " + RUNTIME.kernel() : "no oneDNN (" + RUNTIME.unavailable() + ")";
+        return OneDnn.describe();
     }
 
     /**
@@ -108,22 +112,19 @@ public final class OneDnnWeight implements AutoCloseable {
      * stores a Linear weight); {@code plain} may be freed once this returns.
      */
     public static OneDnnWeight pack(ByteBuffer plain, int out, int in) {
-        if (!available()) {
-            throw new IllegalStateException(describe());
-        }
         if (plain.capacity() < (long) out * in * 2) {
             throw new IllegalArgumentException("bfloat16 weight of " + plain.capacity() + " bytes for [" + out + ", " + in + "]");
         }
-        engine e = RUNTIME.cpu();
-        try (matmul.primitive_desc pd = new matmul.primitive_desc(e, desc(1, in, memory.data_type.bf16, memory.format_tag.ab),
-                desc(in, out, memory.data_type.bf16, memory.format_tag.any), desc(1, out, memory.data_type.f32, memory.format_tag.ab),
+        engine e = OneDnn.cpu();
+        try (matmul.primitive_desc pd = new matmul.primitive_desc(e, OneDnn.desc(1, in, memory.data_type.bf16, memory.format_tag.ab),
+                OneDnn.desc(in, out, memory.data_type.bf16, memory.format_tag.any), OneDnn.desc(1, out, memory.data_type.f32, memory.format_tag.ab),
                 new primitive_attr(), false)) {
             memory.desc packedDesc = pd.weights_desc();
             memory packed = new memory(packedDesc, e);
             // W [out, in] row-major is the [in, out] matrix the product reads in format "ba" (out outermost)
-            try (memory source = new memory(desc(in, out, memory.data_type.bf16, memory.format_tag.ba), e, new BytePointer(plain));
+            try (memory source = new memory(OneDnn.desc(in, out, memory.data_type.bf16, memory.format_tag.ba), e, new BytePointer(plain));
                  reorder r = new reorder(source, packed)) {
-                stream s = RUNTIME.streams().get();
+                stream s = OneDnn.stream();
                 r.execute(s, source, packed);
                 s._wait();
             }
@@ -149,20 +150,32 @@ public final class OneDnnWeight implements AutoCloseable {
      * tensor's memory) of at least those sizes; x is only read.
      */
     public void multiply(ByteBuffer x, int rows, ByteBuffer y) {
+        multiply(x, rows, y, Epilogue.NONE);
+    }
+
+    /** {@code y = act(x W^T + bias) + residual} ({@link Epilogue}); buffers as in {@link #multiply(ByteBuffer, int, ByteBuffer)}. */
+    public void multiply(ByteBuffer x, int rows, ByteBuffer y, Epilogue epilogue) {
         if (closed) {
             throw new IllegalStateException("the weight was closed with its model");
         }
-        if (rows <= 0 || x.capacity() < (long) rows * in * 4 || y.capacity() < (long) rows * out * 4 || !x.isDirect() || !y.isDirect()) {
+        long yBytes = (long) rows * out * 4;
+        if (rows <= 0 || x.capacity() < (long) rows * in * 4 || y.capacity() < yBytes || !x.isDirect() || !y.isDirect()
+                || epilogue.bias() != null && (!epilogue.bias().isDirect() || epilogue.bias().capacity() < (long) out * 4)
+                || epilogue.residual() != null && (!epilogue.residual().isDirect() || epilogue.residual().capacity() < yBytes)) {
             throw new IllegalArgumentException("oneDNN product: x of " + x.capacity() + " bytes and y of " + y.capacity()
-                    + " for " + rows + " rows of [" + out + ", " + in + "]");
+                    + " for " + rows + " rows of [" + out + ", " + in + "], or a bias or residual of the wrong size");
         }
-        Plan p = plan(rows);
-        engine e = RUNTIME.cpu();
-        stream s = RUNTIME.streams().get();
+        Plan p = plans.get(new PlanKey(rows, epilogue.bias() != null, epilogue.activation(), epilogue.residual() != null), this::plan);
+        engine e = OneDnn.cpu();
+        stream s = OneDnn.stream();
         try (Pointer xp = new BytePointer(x); Pointer yp = new BytePointer(y);
+             Pointer bp = epilogue.bias() == null ? null : new BytePointer(epilogue.bias());
+             Pointer rp = epilogue.residual() == null ? null : new BytePointer(epilogue.residual());
              memory src = new memory(p.srcF32(), e, xp);
              memory srcBf16 = new memory(p.srcBf16(), e);
              memory dst = new memory(p.dst(), e, yp);
+             memory bias = bp == null ? null : new memory(p.bias(), e, bp);
+             memory residual = rp == null ? null : new memory(p.dst(), e, rp);
              IntMemoryMap convert = new IntMemoryMap();
              IntMemoryMap product = new IntMemoryMap()) {
             convert.put(DNNL_ARG_FROM, src);
@@ -171,6 +184,13 @@ public final class OneDnnWeight implements AutoCloseable {
             product.put(DNNL_ARG_SRC, srcBf16);
             product.put(DNNL_ARG_WEIGHTS, packed);
             product.put(DNNL_ARG_DST, dst);
+            if (bias != null) {
+                product.put(DNNL_ARG_BIAS, bias);
+            }
+            if (residual != null) { // the last post-op: after the activation's, if any
+                int index = epilogue.activation() == Activation.NONE ? 0 : 1;
+                product.put(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE * (index + 1) | DNNL_ARG_SRC_1, residual);
+            }
             p.product().execute(s, product);
             s._wait();
         }
@@ -209,30 +229,29 @@ public final class OneDnnWeight implements AutoCloseable {
         }
     }
 
-    private Plan plan(int rows) {
-        synchronized (plans) {
-            Plan p = plans.get(rows);
-            if (p != null) {
-                return p;
-            }
+    private Plan plan(PlanKey key) {
+        engine e = OneDnn.cpu();
+        int rows = key.rows();
+        memory.desc srcF32 = OneDnn.desc(rows, in, memory.data_type.f32, memory.format_tag.ab);
+        memory.desc srcBf16 = OneDnn.desc(rows, in, memory.data_type.bf16, memory.format_tag.ab);
+        memory.desc dst = OneDnn.desc(rows, out, memory.data_type.f32, memory.format_tag.ab);
+        memory.desc bias = key.bias() ? OneDnn.desc(1, out, memory.data_type.f32, memory.format_tag.ab) : null;
+        primitive_attr attr = new primitive_attr();
+        post_ops ops = new post_ops();
+        if (key.activation() != Activation.NONE) {
+            ops.append_eltwise(key.activation().algorithm, 0f, 0f);
         }
-        engine e = RUNTIME.cpu();
-        memory.desc srcF32 = desc(rows, in, memory.data_type.f32, memory.format_tag.ab);
-        memory.desc srcBf16 = desc(rows, in, memory.data_type.bf16, memory.format_tag.ab);
-        memory.desc dst = desc(rows, out, memory.data_type.f32, memory.format_tag.ab);
+        if (key.residual()) {
+            ops.append_binary(dnnl.algorithm.binary_add, dst);
+        }
+        attr.set_post_ops(ops);
         // the weight's packed layout named outright: the kernel for any row count reads the one copy
-        matmul.primitive_desc pd = new matmul.primitive_desc(e, srcBf16, packedDesc, dst, new primitive_attr(), false);
+        matmul.primitive_desc pd = bias == null ? new matmul.primitive_desc(e, srcBf16, packedDesc, dst, attr, false)
+                : new matmul.primitive_desc(e, srcBf16, packedDesc, bias, dst, attr, false);
         reorder.primitive_desc rd = new reorder.primitive_desc(e, srcF32, e, srcBf16);
-        Plan p = new Plan(srcF32, srcBf16, dst, new reorder(rd), new matmul(pd));
-        synchronized (plans) {
-            plans.put(rows, p);
-        }
-        return p;
+        return new Plan(srcF32, srcBf16, dst, bias, new reorder(rd), new matmul(pd));
     }
 
-    private static memory.desc desc(long rows, long cols, memory.data_type type, memory.format_tag tag) {
-        return new memory.desc(new long[] {rows, cols}, type, tag);
-    }
 
     /** Frees the packed weight (with its model); products after this fail. */
     @Override

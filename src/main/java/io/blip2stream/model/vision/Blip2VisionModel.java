@@ -8,6 +8,7 @@ import ai.djl.ndarray.index.NDIndex;
 import io.blip2stream.model.config.VisionConfig;
 import io.blip2stream.model.nn.LayerNorm;
 import io.blip2stream.model.nn.Linear;
+import io.blip2stream.model.nn.OneDnnAttention;
 import io.blip2stream.model.nn.Ops;
 import io.blip2stream.model.weights.Weights;
 
@@ -37,12 +38,15 @@ public final class Blip2VisionModel {
     private final Embeddings embeddings;   // patch [C*P*P, D], bias [D], class [1, 1, D], positions [1, S, D]
     private final List<EncoderLayer> layers;
     private final LayerNorm postLayernorm;
+    private final boolean oneDnnAttention; // the attention in oneDNN (a low precision on a CPU with oneDNN)
 
-    private Blip2VisionModel(VisionConfig config, Embeddings embeddings, List<EncoderLayer> layers, LayerNorm post) {
+    private Blip2VisionModel(VisionConfig config, Embeddings embeddings, List<EncoderLayer> layers, LayerNorm post,
+                             boolean oneDnnAttention) {
         this.config = config;
         this.embeddings = embeddings;
         this.layers = layers;
         this.postLayernorm = post;
+        this.oneDnnAttention = oneDnnAttention;
     }
 
     public static Blip2VisionModel load(Weights w, NDManager m, VisionConfig c, String prefix) {
@@ -64,7 +68,8 @@ public final class Blip2VisionModel {
                     Linear.load(w, m, l + ".mlp.fc1", d, c.intermediateSize(), true),
                     Linear.load(w, m, l + ".mlp.fc2", c.intermediateSize(), d, true)));
         }
-        return new Blip2VisionModel(c, emb, layers, LayerNorm.load(w, m, prefix + ".post_layernorm", d, c.layerNormEps()));
+        return new Blip2VisionModel(c, emb, layers, LayerNorm.load(w, m, prefix + ".post_layernorm", d, c.layerNormEps()),
+                OneDnnAttention.serves(w.precision(), m));
     }
 
     /**
@@ -132,25 +137,26 @@ public final class Blip2VisionModel {
     }
 
     private NDArray encoderLayer(EncoderLayer l, NDArray x) {
-        NDArray residual = x;
-        NDArray h = l.layerNorm1().forward(x);
-        h = attention(l.selfAttn(), h).add(residual);
-        residual = h;
-        NDArray f = l.layerNorm2().forward(h);
-        f = l.fc2().forward(Ops.activation(config.hiddenAct(), l.fc1().forward(f))); // (B, S, D) via (B, S, F)
-        return f.add(residual);
+        NDArray h = attention(l.selfAttn(), l.layerNorm1().forward(x), x);             // (B, S, D), the residual added
+        NDArray f = l.fc1().forward(l.layerNorm2().forward(h), config.hiddenAct(), null); // (B, S, F), activated
+        return l.fc2().forward(f, null, h);                                            // (B, S, D), the residual added
     }
 
-    private NDArray attention(Attention a, NDArray x) {
+    /** The block's self-attention on x (after its layer norm), with {@code residual} added after the projection. */
+    private NDArray attention(Attention a, NDArray x, NDArray residual) {
         long b = x.getShape().get(0);
         long s = x.getShape().get(1);
         int n = config.numAttentionHeads();
         long hd = config.headDim();
+        if (oneDnnAttention) { // the same attention without the copies: q, k, v read in place, heads merged on the way
+            NDArray ctx = OneDnnAttention.selfAttention(a.qkv().forward(x), n, (float) Math.pow(hd, -0.5)); // (B, S, D)
+            return a.projection().forward(ctx, null, residual);
+        }
         NDArray qkv = a.qkv().forward(x).reshape(b, s, 3, n, hd);          // (B, S, 3, N, H)
         NDArray q = qkv.get(new NDIndex(":, :, 0")).transpose(0, 2, 1, 3);  // (B, N, S, H)
         NDArray kT = qkv.get(new NDIndex(":, :, 1")).transpose(0, 2, 3, 1); // (B, N, H, S)
         NDArray v = qkv.get(new NDIndex(":, :, 2")).transpose(0, 2, 1, 3);
         NDArray ctx = Ops.attention(q, kT, v, null, (float) Math.pow(hd, -0.5)); // (B, N, S, H)
-        return a.projection().forward(Ops.mergeHeads(ctx));                 // (B, S, D)
+        return a.projection().forward(Ops.mergeHeads(ctx), null, residual); // (B, S, D)
     }
 }

@@ -30,6 +30,19 @@ class OneDnnWeightTest {
         }
     }
 
+    static ByteBuffer direct(float[] v) {
+        ByteBuffer b = ByteBuffer.allocateDirect(v.length * 4).order(ByteOrder.nativeOrder());
+        b.asFloatBuffer().put(v);
+        return b;
+    }
+
+    /** erf to 1.5e-7 (Abramowitz and Stegun 7.1.26). */
+    static double erf(double z) {
+        double t = 1 / (1 + 0.3275911 * Math.abs(z));
+        double y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-z * z);
+        return Math.signum(z) * y;
+    }
+
     @Test
     void productsMatchExactSumsWithinBfloat16RoundingAndDoNotDependOnTheRowCount() {
         if (!OneDnnWeight.available()) {
@@ -69,6 +82,41 @@ class OneDnnWeightTest {
                     assertTrue(err <= 2.0 / 256 * magnitude + 1e-5, "row " + row + " out " + o + ": " + all[row * OUT + o] + " vs " + exact);
                 }
             }
+            // the epilogue: act(x W^T + b) + r in one pass equals the product followed by the same ops in Java
+            int rows = 5;
+            ByteBuffer xb = direct(java.util.Arrays.copyOf(x, rows * IN));
+            float[] bias = new float[OUT];
+            float[] res = new float[rows * OUT];
+            for (int o = 0; o < OUT; o++) {
+                bias[o] = (float) r.nextGaussian();
+            }
+            for (int i = 0; i < res.length; i++) {
+                res[i] = (float) r.nextGaussian();
+            }
+            float[] plainY = java.util.Arrays.copyOf(all, rows * OUT);
+            for (OneDnnWeight.Activation act : OneDnnWeight.Activation.values()) {
+                for (boolean withResidual : new boolean[] {false, true}) {
+                    ByteBuffer yb = ByteBuffer.allocateDirect(rows * OUT * 4).order(ByteOrder.nativeOrder());
+                    packed.multiply(xb, rows, yb, new OneDnnWeight.Epilogue(direct(bias), act, withResidual ? direct(res) : null));
+                    for (int i = 0; i < rows * OUT; i++) {
+                        double v = plainY[i] + bias[i % OUT];
+                        v = switch (act) {
+                            case NONE -> v;
+                            case RELU -> Math.max(v, 0);
+                            case GELU_ERF -> 0.5 * v * (1 + erf(v / Math.sqrt(2)));
+                            case GELU_TANH -> 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+                        };
+                        v += withResidual ? res[i] : 0;
+                        float got = yb.getFloat(4 * i);
+                        assertEquals(v, got, 1e-4 * (1 + Math.abs(v)), act + " residual " + withResidual + " at " + i);
+                    }
+                }
+            }
+            assertEquals(OneDnnWeight.Activation.GELU_ERF, OneDnnWeight.Activation.of("gelu"));
+            assertEquals(null, OneDnnWeight.Activation.of("quick_gelu")); // not fused: applied by the engine after
+            ByteBuffer small = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
+            assertThrows(IllegalArgumentException.class, () -> packed.multiply(xb, rows, ByteBuffer.allocateDirect(rows * OUT * 4),
+                    new OneDnnWeight.Epilogue(small, OneDnnWeight.Activation.NONE, null))); // a bias too short
             assertThrows(IllegalArgumentException.class, () -> packed.multiply(new float[IN], 2)); // x too short
             packed.close();
             assertThrows(IllegalStateException.class, () -> packed.multiply(new float[IN], 1));
