@@ -37,9 +37,9 @@ final class ModelOptions {
         return checkDtype(dtype);
     }
 
-    /** Says on stderr when a low-precision model runs on the slow scalar kernels (the JVM lacks the vector module). */
+    /** Says on stderr when a low-precision model runs slower than it could (no vector module; bfloat16 without oneDNN), and how to fix it. */
     static void noteKernels(io.blip2stream.model.Blip2Model model) {
-        if (io.blip2stream.model.nn.LowPrecisionWeight.scalarKernels(model.precision())) {
+        if (io.blip2stream.model.nn.LowPrecisionWeight.slowKernels(model.precision())) {
             System.err.println("note: " + model.precision() + " weights on " + io.blip2stream.model.nn.LowPrecisionWeight.kernels(model.precision()));
         }
     }

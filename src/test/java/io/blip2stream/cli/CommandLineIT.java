@@ -42,10 +42,17 @@ class CommandLineIT {
     }
 
     static Run run(String... args) throws Exception {
+        return runWith(java.util.Map.of(), args);
+    }
+
+    /** {@link #run} with these environment variables added. */
+    static Run runWith(java.util.Map<String, String> env, String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-jar", System.getProperty("blip2.jar", "target/blip2-stream.jar")));
         cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().putAll(env);
+        Process p = pb.start();
         var out = p.getInputStream().readAllBytes();
         var err = p.getErrorStream().readAllBytes();
         assertTrue(p.waitFor(120, TimeUnit.SECONDS));
@@ -252,6 +259,16 @@ class CommandLineIT {
             JsonNode out = new ObjectMapper().readTree(r.out());
             assertEquals(12, out.get("token_ids").size(), r.out());
         }
+        // oneDNN turned off: bfloat16 is streamed from Java instead, and the note says why it is slower
+        Run off = runWith(java.util.Map.of("BLIP2_ONEDNN", "off"), "caption", "--model", model(), "--image", image(0),
+                "--max-new-tokens", "12", "--json", "--dtype", "bfloat16");
+        assertEquals(0, off.exit(), off.err());
+        assertTrue(off.err().contains("note: bfloat16 weights on weight streaming") && off.err().contains("no oneDNN (BLIP2_ONEDNN=off)"), off.err());
+        assertEquals(12, new ObjectMapper().readTree(off.out()).get("token_ids").size(), off.out());
+        Run bad = runWith(java.util.Map.of("BLIP2_ONEDNN", "maybe"), "caption", "--model", model(), "--image", image(0),
+                "--max-new-tokens", "2", "--json", "--dtype", "bfloat16");
+        assertEquals(0, bad.exit(), bad.err());
+        assertTrue(bad.err().contains("BLIP2_ONEDNN must be auto or off, not 'maybe'"), bad.err());
         // auto on a float32 checkpoint: float32, no note
         Run auto = run("caption", "--model", model(), "--image", image(0), "--max-new-tokens", "2", "--stats");
         assertEquals(0, auto.exit(), auto.err());

@@ -218,14 +218,21 @@ public final class LowPrecisionWeight {
     public static String kernels(Precision p) {
         return switch (p) {
             case FLOAT32 -> "the engine's float32 GEMM";
-            case BFLOAT16 -> OneDnnWeight.available() ? OneDnnWeight.describe() : "weight streaming, " + WeightStreaming.describe();
+            case BFLOAT16 -> OneDnnWeight.available() ? OneDnnWeight.describe()
+                    : "weight streaming, " + WeightStreaming.describe() + "; " + OneDnnWeight.describe();
             case INT8 -> "weight streaming, " + WeightStreaming.describe();
         };
     }
 
-    /** Whether weights of this precision run on the scalar fallback here (several times slower: say so). */
-    public static boolean scalarKernels(Precision p) {
-        return p != Precision.FLOAT32 && !(p == Precision.BFLOAT16 && OneDnnWeight.available()) && !WeightStreaming.vectorized();
+    /**
+     * Whether weights of this precision run slower here than they could (say so, with {@link #kernels}): on the
+     * scalar fallback, or bfloat16 without oneDNN (its natives did not load, or {@code BLIP2_ONEDNN=off}).
+     */
+    public static boolean slowKernels(Precision p) {
+        if (p == Precision.BFLOAT16) {
+            return !OneDnnWeight.available();
+        }
+        return p == Precision.INT8 && !WeightStreaming.vectorized();
     }
 
     /** The same weight with a bias [out] added after the product. */

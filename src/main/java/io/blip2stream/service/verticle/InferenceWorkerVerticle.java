@@ -79,7 +79,7 @@ public final class InferenceWorkerVerticle extends VerticleBase {
                 runner.generationModel() == null ? "none" : runner.generationModel().decodePath(),
                 runner.retrievalModel() == null ? "none" : runner.retrievalModel().dir());
         for (io.blip2stream.model.Blip2Model model : new io.blip2stream.model.Blip2Model[] {runner.generationModel(), runner.retrievalModel()}) {
-            if (model != null && io.blip2stream.model.nn.LowPrecisionWeight.scalarKernels(model.precision())) {
+            if (model != null && io.blip2stream.model.nn.LowPrecisionWeight.slowKernels(model.precision())) {
                 LOG.warn("{}: {} weights on {}", model.name(), model.precision(),
                         io.blip2stream.model.nn.LowPrecisionWeight.kernels(model.precision()));
             }

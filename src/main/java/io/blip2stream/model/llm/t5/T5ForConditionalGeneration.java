@@ -47,11 +47,11 @@ public final class T5ForConditionalGeneration implements LanguageModel {
     private final NDArray encoderFinalLn;
     final List<DecoderBlock> decoder;
     private final NDArray decoderFinalLn;
-    private final NDArray lmHeadT;       // (D, V)
+    private final Linear lmHead;         // (D -> V): float32 [D, V], or bfloat16 / int8 [V, D] like the other layers
 
     private T5ForConditionalGeneration(T5Config config, NDManager manager, EmbeddingTable shared, EmbeddingTable encoderBias,
                                        EmbeddingTable decoderBias, List<EncoderBlock> encoder, NDArray encoderFinalLn,
-                                       List<DecoderBlock> decoder, NDArray decoderFinalLn, NDArray lmHeadT) {
+                                       List<DecoderBlock> decoder, NDArray decoderFinalLn, Linear lmHead) {
         this.config = config;
         this.manager = manager;
         this.shared = shared;
@@ -61,7 +61,7 @@ public final class T5ForConditionalGeneration implements LanguageModel {
         this.encoderFinalLn = encoderFinalLn;
         this.decoder = decoder;
         this.decoderFinalLn = decoderFinalLn;
-        this.lmHeadT = lmHeadT;
+        this.lmHead = lmHead;
     }
 
     /** @param prefix {@code language_model} in BLIP-2 checkpoints */
@@ -86,13 +86,13 @@ public final class T5ForConditionalGeneration implements LanguageModel {
         }
         String bias = ".block.0.layer.0.SelfAttention.relative_attention_bias.weight";
         String head = !c.tieWordEmbeddings() && w.contains(prefix + ".lm_head.weight")
-                ? prefix + ".lm_head.weight" : prefix + ".shared.weight";
+                ? prefix + ".lm_head" : prefix + ".shared"; // tied: the head reads the shared embeddings' [V, D]
         return new T5ForConditionalGeneration(c, m, shared,
                 EmbeddingTable.load(w, prefix + ".encoder" + bias, c.relativeAttentionNumBuckets(), c.numHeads()),
                 EmbeddingTable.load(w, prefix + ".decoder" + bias, c.relativeAttentionNumBuckets(), c.numHeads()),
                 enc, w.load(m, prefix + ".encoder.final_layer_norm.weight", d),
                 dec, w.load(m, prefix + ".decoder.final_layer_norm.weight", d),
-                w.loadTransposed(m, head, c.vocabSize(), d));
+                Linear.load(w, m, head, d, c.vocabSize(), false));
     }
 
     private static Attention attention(Weights w, NDManager m, String p, long d, long inner) {
@@ -237,7 +237,7 @@ public final class T5ForConditionalGeneration implements LanguageModel {
         if (config.scaleDecoderOutputs()) {
             x = x.mul((float) Math.pow(config.dModel(), -0.5));
         }
-        return x.matMul(lmHeadT); // (B, T, V)
+        return lmHead.forward(x); // (B, T, V)
     }
 
     /** The encoder's keys and values for every decoder layer's cross-attention. */
