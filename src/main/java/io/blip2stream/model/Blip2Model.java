@@ -271,6 +271,25 @@ public final class Blip2Model implements AutoCloseable {
     }
 
     /** Whether this checkpoint generates text (OPT or FlanT5). */
+    /**
+     * Runs the model once on a blank image (its vision encoder and Q-Former, and two greedy tokens where it
+     * generates) so that the first request does not pay for the first calls: on opt-2.7b in bfloat16 a process's
+     * first caption decoded at 250 ms a token and the next at 139, its first image took 1.3 s and the next 0.9 s
+     * (kernels made for each new shape, caches and clocks warming). Touches no cache a request reads.
+     *
+     * @return how long it took, in ms
+     */
+    public long warmUp() {
+        long t0 = System.nanoTime();
+        float[] blank = new float[3 * processor().height() * processor().width()];
+        ImageFeatures f = encodeImages(List.of(blank), false);
+        if (canGenerate()) {
+            generate(List.of(new GenerationRequest(visualPrompt(f, 0), null)),
+                    io.blip2stream.model.generation.GenerationParams.greedy(2), TextListener.NONE);
+        }
+        return (System.nanoTime() - t0) / 1_000_000;
+    }
+
     public boolean canGenerate() {
         return languageModel != null;
     }

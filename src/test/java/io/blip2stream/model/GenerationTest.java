@@ -51,6 +51,20 @@ class GenerationTest {
         manager.close();
     }
 
+    /** The warm-up a worker runs before it is ready leaves no trace: transformers' ids before and after it. */
+    @Test
+    void aWarmUpChangesNoResult() {
+        var c = cases.get(0);
+        int[] want = Fixtures.ints(c.get("greedy_new_tokens"));
+        Blip2Model.ImageFeatures f = model.encodeImages(List.of(model.preprocess(Fixtures.image(FIXTURE, 0))), false);
+        var req = new Blip2Model.GenerationRequest(model.visualPrompt(f, 0), c.get("prompt").isNull() ? null : c.get("prompt").asText());
+        int[] before = model.generate(List.of(req), GenerationParams.greedy(want.length), Blip2Model.TextListener.NONE).get(0).tokenIds();
+        assertTrue(model.warmUp() >= 0);
+        int[] after = model.generate(List.of(req), GenerationParams.greedy(want.length), Blip2Model.TextListener.NONE).get(0).tokenIds();
+        assertArrayEquals(want, before);
+        assertArrayEquals(before, after);
+    }
+
     @Test
     void batchedImageEncodingEqualsOneAtATime() {
         Blip2Model.ImageFeatures one = model.encodeImages(List.of(model.preprocess(Fixtures.image(FIXTURE, 2))), false);

@@ -72,8 +72,14 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     public Future<?> start() {
         long t0 = System.nanoTime();
         runner = loader.get(); // a worker thread: loading the models may block
-        LOG.info("inference worker on {} ready in {} ms: generation {} (dtype {}, decode: {}), retrieval {}", device,
-                (System.nanoTime() - t0) / 1_000_000,
+        long warm = 0;
+        for (io.blip2stream.model.Blip2Model model : new io.blip2stream.model.Blip2Model[] {runner.generationModel(), runner.retrievalModel()}) {
+            if (model != null) {
+                warm += model.warmUp(); // before ready: the first request must not pay for the first calls
+            }
+        }
+        LOG.info("inference worker on {} ready in {} ms (warm-up {} ms): generation {} (dtype {}, decode: {}), retrieval {}", device,
+                (System.nanoTime() - t0) / 1_000_000, warm,
                 runner.generationModel() == null ? "none" : runner.generationModel().dir(),
                 runner.generationModel() == null ? "none" : runner.generationModel().precision(),
                 runner.generationModel() == null ? "none" : runner.generationModel().decodePath(),
