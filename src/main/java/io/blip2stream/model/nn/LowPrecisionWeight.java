@@ -83,12 +83,7 @@ public final class LowPrecisionWeight {
         this.packed = packed;
         this.bias = bias;
         this.biasValues = biasValues;
-        ByteBuffer bb = null;
-        if (packed != null && biasValues != null) {
-            bb = ByteBuffer.allocateDirect(biasValues.length * 4).order(ByteOrder.nativeOrder());
-            bb.asFloatBuffer().put(biasValues);
-        }
-        this.biasBuffer = bb;
+        this.biasBuffer = packed != null && biasValues != null ? OneDnn.floats(biasValues) : null;
     }
 
     /**

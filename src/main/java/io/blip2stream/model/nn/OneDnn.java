@@ -6,6 +6,8 @@ import org.bytedeco.dnnl.memory;
 import org.bytedeco.dnnl.primitive_attr;
 import org.bytedeco.dnnl.stream;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Function;
@@ -119,6 +121,33 @@ final class OneDnn {
             }
             return v;
         }
+    }
+
+    /** Per-thread scratch buffers, one per use: x and y of a product on Java arrays, attention scores. */
+    enum Scratch { X, Y, SCORES }
+
+    private static final ThreadLocal<ByteBuffer[]> SCRATCH = ThreadLocal.withInitial(() -> new ByteBuffer[Scratch.values().length]);
+
+    /**
+     * This thread's buffer for {@code use}, native order, at least {@code bytes} long: grown as needed and kept (a
+     * decode step's rows take kilobytes; 8 images' attention scores 33 MB), so products do not allocate.
+     */
+    static ByteBuffer scratch(Scratch use, long bytes) {
+        ByteBuffer[] held = SCRATCH.get();
+        ByteBuffer b = held[use.ordinal()];
+        if (b == null || b.capacity() < bytes) {
+            b = ByteBuffer.allocateDirect(Math.toIntExact(bytes)).order(ByteOrder.nativeOrder());
+            held[use.ordinal()] = b;
+        }
+        b.clear();
+        return b;
+    }
+
+    /** {@code v} in a new native-order direct buffer (a bias, a norm's scale), for oneDNN to read. */
+    static ByteBuffer floats(float[] v) {
+        ByteBuffer b = ByteBuffer.allocateDirect(v.length * 4).order(ByteOrder.nativeOrder());
+        b.asFloatBuffer().put(v);
+        return b;
     }
 
     static memory.desc desc(long rows, long cols, memory.data_type type, memory.format_tag tag) {

@@ -17,7 +17,6 @@ import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
@@ -39,7 +38,6 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
  */
 public final class OneDnnAttention {
     private static final OneDnn.Plans<Key, Plan> PLANS = new OneDnn.Plans<>();
-    private static final ThreadLocal<ByteBuffer[]> SCORES = ThreadLocal.withInitial(() -> new ByteBuffer[1]);
 
     private record Key(int b, int s, int n, int h, float scale) {}
 
@@ -72,7 +70,7 @@ public final class OneDnnAttention {
         NDArray ctx = qkv.getManager().create(new Shape(b, s, nh), DataType.FLOAT32); // written once below, then only read
         ByteBuffer in = TfFunctions.memory(qkv);
         ByteBuffer out = TfFunctions.memory(ctx);
-        ByteBuffer scores = scores((long) b * heads * s * s * 4);
+        ByteBuffer scores = OneDnn.scratch(OneDnn.Scratch.SCORES, (long) b * heads * s * s * 4); // reused across layers
         var e = OneDnn.cpu();
         var st = OneDnn.stream();
         try (Pointer base = new BytePointer(in);
@@ -102,15 +100,6 @@ public final class OneDnnAttention {
             st._wait();
         }
         return ctx;
-    }
-
-    /** This thread's scores buffer, grown as needed (33 MB for 8 images of ViT-g), reused across layers. */
-    private static ByteBuffer scores(long bytes) {
-        ByteBuffer[] holder = SCORES.get();
-        if (holder[0] == null || holder[0].capacity() < bytes) {
-            holder[0] = ByteBuffer.allocateDirect(Math.toIntExact(bytes)).order(ByteOrder.nativeOrder());
-        }
-        return holder[0];
     }
 
     private static Plan plan(Key key) {

@@ -8,7 +8,6 @@ import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SCALE;
@@ -40,14 +39,8 @@ final class OneDnnLayerNorm {
         }
         this.d = gamma.length;
         this.eps = eps;
-        this.scale = direct(gamma);
-        this.shift = direct(beta);
-    }
-
-    private static ByteBuffer direct(float[] v) {
-        ByteBuffer b = ByteBuffer.allocateDirect(v.length * 4).order(ByteOrder.nativeOrder());
-        b.asFloatBuffer().put(v);
-        return b;
+        this.scale = OneDnn.floats(gamma);
+        this.shift = OneDnn.floats(beta);
     }
 
     /** y [rows, D] = the norm of x [rows, D]; both float32, native-order direct buffers (or CPU tensors' memory). */

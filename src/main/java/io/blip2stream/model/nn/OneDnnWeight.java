@@ -13,7 +13,6 @@ import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
@@ -201,32 +200,13 @@ public final class OneDnnWeight implements AutoCloseable {
         if (rows <= 0 || x.length < (long) rows * in) {
             throw new IllegalArgumentException("oneDNN product: x of " + x.length + " values for " + rows + " rows of " + in);
         }
-        Buffers b = BUFFERS.get().ensure((long) rows * in * 4, (long) rows * out * 4);
-        b.x.clear();
-        b.x.asFloatBuffer().put(x, 0, rows * in);
-        multiply(b.x, rows, b.y);
+        ByteBuffer xb = OneDnn.scratch(OneDnn.Scratch.X, (long) rows * in * 4);
+        ByteBuffer yb = OneDnn.scratch(OneDnn.Scratch.Y, (long) rows * out * 4);
+        xb.asFloatBuffer().put(x, 0, rows * in);
+        multiply(xb, rows, yb);
         float[] y = new float[rows * out];
-        b.y.clear();
-        b.y.asFloatBuffer().get(y);
+        yb.asFloatBuffer().get(y);
         return y;
-    }
-
-    private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
-
-    /** A thread's staging for products on Java arrays (a decode step's rows: kilobytes to a megabyte). */
-    private static final class Buffers {
-        ByteBuffer x = ByteBuffer.allocateDirect(0);
-        ByteBuffer y = ByteBuffer.allocateDirect(0);
-
-        Buffers ensure(long xBytes, long yBytes) {
-            if (x.capacity() < xBytes) {
-                x = ByteBuffer.allocateDirect(Math.toIntExact(xBytes)).order(ByteOrder.nativeOrder());
-            }
-            if (y.capacity() < yBytes) {
-                y = ByteBuffer.allocateDirect(Math.toIntExact(yBytes)).order(ByteOrder.nativeOrder());
-            }
-            return this;
-        }
     }
 
     private Plan plan(PlanKey key) {

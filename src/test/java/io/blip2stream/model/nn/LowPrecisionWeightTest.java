@@ -131,6 +131,29 @@ class LowPrecisionWeightTest {
         }
     }
 
+    /** The fused epilogue equals the same ops one after another in every layout, and a wrong residual is refused. */
+    @Test
+    void anEpilogueEqualsItsOpsAndRefusesAResidualOfAnotherShape() {
+        for (Precision p : List.of(Precision.BFLOAT16, Precision.INT8)) {
+            Linear l = Linear.load(weights.withPrecision(p).forManyRows(), manager, "fc", IN, OUT, true);
+            try (NDManager scope = manager.newSubManager()) {
+                NDArray x = scope.create(x(9, 4), new Shape(9, IN));
+                NDArray r = scope.randomNormal(new Shape(9, OUT));
+                NDArray fused = l.forward(x, "gelu", r);
+                NDArray apart = Ops.activation("gelu", l.forward(x)).add(r);
+                float[] a = fused.toFloatArray();
+                float[] e = apart.toFloatArray();
+                for (int i = 0; i < e.length; i++) {
+                    assertEquals(e[i], a[i], 1e-4 * (1 + Math.abs(e[i])), p + " at " + i);
+                }
+                NDArray wrong = scope.zeros(new Shape(9, OUT + 1));
+                if (l.lowPrecision().packed()) {
+                    assertThrows(IllegalArgumentException.class, () -> l.forward(x, null, wrong));
+                }
+            }
+        }
+    }
+
     @Test
     void aThreeAxisActivationKeepsItsLeadingAxes() {
         Linear l = Linear.load(weights.withPrecision(Precision.INT8), manager, "fc", IN, OUT, true);

@@ -72,12 +72,9 @@ class OneDnnWeightTest {
             }
             for (int row = 0; row < 257; row++) {
                 for (int o = 0; o < OUT; o++) {
-                    double exact = 0;
-                    double magnitude = 0;
-                    for (int k = 0; k < IN; k++) {
-                        exact += (double) w[o * IN + k] * x[row * IN + k];
-                        magnitude += Math.abs((double) w[o * IN + k] * x[row * IN + k]);
-                    }
+                    double[] sum = WeightStreamingTest.exactDot(w, x, row, o, IN);
+                    double exact = sum[0];
+                    double magnitude = sum[1];
                     double err = Math.abs(all[row * OUT + o] - exact);
                     assertTrue(err <= 2.0 / 256 * magnitude + 1e-5, "row " + row + " out " + o + ": " + all[row * OUT + o] + " vs " + exact);
                 }

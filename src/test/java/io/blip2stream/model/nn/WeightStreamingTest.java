@@ -60,12 +60,9 @@ class WeightStreamingTest {
             kernel.multiply(p, stored, scales, group, out, in, x, rows, y);
             for (int row = 0; row < rows; row++) {
                 for (int o = 0; o < out; o++) {
-                    double exact = 0;
-                    double magnitude = 0;
-                    for (int k = 0; k < in; k++) {
-                        exact += (double) w[o * in + k] * x[row * in + k];
-                        magnitude += Math.abs((double) w[o * in + k] * x[row * in + k]);
-                    }
+                    double[] sum = exactDot(w, x, row, o, in);
+                    double exact = sum[0];
+                    double magnitude = sum[1];
                     double err = Math.abs(y[row * out + o] - exact);
                     // float32 sums in a different order: a few ulps of the sum of magnitudes
                     assertTrue(err <= 1e-5 * magnitude + 1e-6, kernel.name() + " " + p + " out " + out + " in " + in + " group " + group + " rows " + rows
@@ -176,5 +173,17 @@ class WeightStreamingTest {
         assertTrue(Float.isNaN(Float.intBitsToFloat((LowPrecisionWeight.toBfloat16(Float.NaN) & 0xffff) << 16)));
         // the largest float rounds up to infinity, as torch's conversion does
         assertEquals((short) 0x7f80, LowPrecisionWeight.toBfloat16(Float.MAX_VALUE));
+    }
+
+    /** Row {@code o} of w [out, in] times row {@code row} of x [rows, in] in double: {sum, sum of |terms|}. */
+    static double[] exactDot(float[] w, float[] x, int row, int o, int in) {
+        double exact = 0;
+        double magnitude = 0;
+        for (int k = 0; k < in; k++) {
+            double t = (double) w[o * in + k] * x[row * in + k];
+            exact += t;
+            magnitude += Math.abs(t);
+        }
+        return new double[] {exact, magnitude};
     }
 }

@@ -13,8 +13,8 @@ import java.nio.FloatBuffer;
 import java.util.List;
 
 /**
- * A decode step of OPT with bfloat16 or int8 weights, in Java: every projection streams its weights
- * ({@link LowPrecisionWeight#forward(float[], int)}), and the layer norms, biases, ReLU, residuals and the attention
+ * A decode step of OPT with bfloat16 or int8 weights, in Java: every projection multiplies Java arrays
+ * ({@link LowPrecisionWeight#forward(float[], int)}: int8 streamed, bfloat16 by oneDNN), and the layer norms, biases, ReLU, residuals and the attention
  * over the KV cache, which cost microseconds on a few rows, run beside them. The cache stays in TensorFlow arrays
  * (prefill, beam reordering and row joins work on them): the attention reads them in place
  * ({@link TfFunctions#memory}), and the grown open block is one new array pair per layer. Per layer the step thus
