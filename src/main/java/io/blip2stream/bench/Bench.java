@@ -28,7 +28,7 @@ public final class Bench {
     /** One engine at one size. Times in milliseconds. */
     public record Result(String size, String engine, String dtype, int runs, long parameters, double weightGb, double loadMs,
                          double peakRssMb,
-                         double matmulGflops, double bf16MatmulGflops, double int8StreamGflops, double bandwidthGbs,
+                         double matmulGflops, double bf16MatmulGflops, double int8Gflops, double bandwidthGbs,
                          double visionImagesPerSecB1, double visionImagesPerSecB8, double visionGflopsB8, double visionOfMatmul,
                          double qformerMsB1, double timeToFirstTokenMs, double prefillMs, double prefillGflops, double prefillOfMatmul,
                          Map<Integer, Double> decodeStepMs, Map<Integer, Double> tokensPerSec,
@@ -37,21 +37,45 @@ public final class Bench {
     /**
      * The machine's compute limits per dtype, measured in the same run (each the best of a second of calls): the
      * engine's float32 matmul; oneDNN's
-     * bfloat16 matmul on a packed weight (0 where it does not run); the int8 weight-streaming kernel at 8 rows, the
-     * most a decode step gives it (it widens to float32 FMAs: its own ceiling, not the CPU's int8 peak). GFLOP/s.
+     * bfloat16 matmul on a packed weight (0 where it does not run); int8 as int8 weights run here: oneDNN's matmul
+     * on a packed int8 weight (widened to bfloat16 as it multiplies) where int8 is packed, else the weight-streaming
+     * kernel at 8 rows, the most a decode step gives it (float32 FMAs: its own ceiling). GFLOP/s.
      */
-    public record Peaks(double float32, double bfloat16, double int8Streaming) {
-        /** The limit of products in {@code p} (int8's many-row products run in float32, widened). */
+    public record Peaks(double float32, double bfloat16, double int8) {
+        /** The limit of products in {@code p}: its own kernel's where measured, else the float32 GEMM's. */
         double of(Precision p) {
-            return p == Precision.BFLOAT16 && bfloat16 > 0 ? bfloat16 : float32;
+            return switch (p) {
+                case BFLOAT16 -> bfloat16 > 0 ? bfloat16 : float32;
+                case INT8 -> io.blip2stream.model.nn.LowPrecisionWeight.int8Packed() && int8 > 0 ? int8 : float32;
+                case FLOAT32 -> float32;
+            };
         }
     }
 
     private Bench() {}
 
-    /** {@link Peaks}: f32 from {@link #matmulGflops}, the others n x n by n x n (bf16) and 8 x 4096 by 4096 x 4096 (int8). */
+    /** {@link Peaks}: f32 from {@link #matmulGflops}, the others n x n by n x n (bf16, packed int8) or 8 x 4096 by 4096 x 4096 (streamed int8). */
     public static Peaks peaks(NDManager m, int n, int runs) {
-        return new Peaks(matmulGflops(m, n, runs), bf16MatmulGflops(n, runs), int8StreamingGflops(runs));
+        return new Peaks(matmulGflops(m, n, runs), bf16MatmulGflops(n, runs),
+                io.blip2stream.model.nn.LowPrecisionWeight.int8Packed() ? int8MatmulGflops(n, runs) : int8StreamingGflops(runs));
+    }
+
+    /** oneDNN's matmul, n rows by a packed n x n int8 weight with a scale per output: the best GFLOP/s. */
+    public static double int8MatmulGflops(int n, int runs) {
+        java.nio.ByteBuffer w = java.nio.ByteBuffer.allocateDirect(n * n);
+        SplittableRandom rnd = new SplittableRandom(2);
+        for (int i = 0; i < n * n; i++) {
+            w.put(i, (byte) (rnd.nextInt(255) - 127));
+        }
+        float[] scales = new float[n];
+        Arrays.fill(scales, 0.01f);
+        float[] x = new float[n * n];
+        Arrays.fill(x, 0.5f);
+        try (var packed = io.blip2stream.model.nn.OneDnnWeight.packInt8(w, scales, n, n)) {
+            return 2.0 * n * n * n / bestSeconds(runs, () -> packed.multiply(x, n)) / 1e9;
+        } finally {
+            io.blip2stream.model.weights.DirectBuffers.free(w);
+        }
     }
 
     /** oneDNN's bfloat16 matmul, n rows by a packed n x n weight: median GFLOP/s, or 0 where oneDNN does not run. */
@@ -226,12 +250,15 @@ public final class Bench {
         return 0;
     }
 
-    /** Bytes a decode step reads per decoder or LM-head weight in {@code p}: int8 adds a float32 scale per 64 values. */
+    /**
+     * Bytes a decode step reads per decoder or LM-head weight in {@code p}: int8 streamed adds a float32 scale per 64
+     * values; packed, one per output (4 bytes per 2560 or more weights here), counted as none: the stricter bound.
+     */
     static double bytesPerWeight(Precision p) {
         return switch (p) {
             case FLOAT32 -> 4;
             case BFLOAT16 -> 2;
-            case INT8 -> 1 + 4.0 / 64;
+            case INT8 -> io.blip2stream.model.nn.LowPrecisionWeight.int8Packed() ? 1 : 1 + 4.0 / 64;
         };
     }
 
@@ -323,7 +350,7 @@ public final class Bench {
                 double lmPeak = peaks.of(precision);
                 return new Result(size.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'), engine.djlName(), precision.id(),
                         runs, total, round(total * 4 / 1e9), round(loadMs), round(peakRssMb()), round(peaks.float32()),
-                        round(peaks.bfloat16()), round(peaks.int8Streaming()), round(roundBandwidth),
+                        round(peaks.bfloat16()), round(peaks.int8()), round(roundBandwidth),
                         round(1000 / median(v1)), round(8000 / visionMsB8), round(visionGflopsB8), round(visionGflopsB8 / visionPeak),
                         round(median(q1)), round(ttft), round(prefillMs), round(prefillFlops / (prefillMs / 1e3) / 1e9),
                         round(prefillFlops / (prefillMs / 1e3) / 1e9 / lmPeak), stepMs, tps, round(boundMs),

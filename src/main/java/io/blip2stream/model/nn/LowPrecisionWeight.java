@@ -24,19 +24,20 @@ import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrType;
  * limit, laid out for whichever side multiplies it. Which one is decided here, in {@link #load}, for every device:
  *
  * <ul>
- *   <li>packed (bfloat16 on a CPU where oneDNN has a bfloat16 kernel): {@link OneDnnWeight}, oneDNN's own blocked
- *       layout, multiplied with the CPU's bfloat16 dot-product instructions for any number of rows.</li>
- *   <li>streamed (int8 on a CPU; bfloat16 on a CPU without oneDNN, for the language model, the Q-Former and the
- *       projections): a TensorFlow array in {@link WeightStreaming}'s blocked layout, read in place from Java for
+ *   <li>packed (bfloat16 or int8 on a CPU where oneDNN has a bfloat16 kernel): {@link OneDnnWeight}, oneDNN's own
+ *       blocked layout, multiplied with the CPU's bfloat16 dot-product instructions for any number of rows (int8
+ *       widened on the way; one row of int8 read in place from Java, {@link WeightStreaming#multiplyPackedInt8}).</li>
+ *   <li>streamed (int8 on a CPU without oneDNN or with a group size set; bfloat16 on a CPU without oneDNN, for the
+ *       language model, the Q-Former and the projections): a TensorFlow array in {@link WeightStreaming}'s blocked layout, read in place from Java for
  *       up to {@link #STREAM_ROWS} rows; more rows go to TensorFlow with x's columns gathered into that order.</li>
  *   <li>engine (bfloat16 on a GPU; on a CPU without oneDNN, the vision encoder's, {@link Weights#forManyRows}): a
  *       TensorFlow array as stored, [out, in], multiplied inside TensorFlow.</li>
  * </ul>
  *
  * bfloat16 is the weight rounded to nearest even (a bfloat16 checkpoint's values as they are), held as bytes (DJL's
- * TensorFlow arrays have no bfloat16 type) and bit-cast inside the engine; int8 is symmetric with one float32 scale
- * per group of 64 values of a row ({@code max |w| / 127}; see {@link #int8Group}), values in [-127, 127], and always
- * streamed. Only on the TensorFlow engine (DJL's PyTorch engine aborts the process on any bfloat16 array).
+ * TensorFlow arrays have no bfloat16 type) and bit-cast inside the engine; int8 is symmetric, values in [-127, 127],
+ * with one float32 scale ({@code max |w| / 127}) per output when packed, per group of 64 values of a row when
+ * streamed ({@link #int8Group}), and on the CPU only. Only on the TensorFlow engine (DJL's PyTorch engine aborts the process on any bfloat16 array).
  */
 public final class LowPrecisionWeight {
     /** Rows a decode step has at most for the streamed decode path ({@code OptStreamedDecodeLayer}). */
@@ -105,13 +106,13 @@ public final class LowPrecisionWeight {
             throw new IllegalArgumentException("dtype int8 runs on the CPU only (its products are streamed from host memory): "
                     + "use --dtype bfloat16 on " + m.getDevice());
         }
-        // int8 is always streamed: neither oneDNN (its int8-weight matmul runs 20 GB/s here, 1.3 with groups) nor
-        // TensorFlow multiplies int8 weights near the bandwidth at one row
-        boolean packing = !int8 && OneDnn.serves(precision, m);
+        // int8 is packed for oneDNN with one scale per output where its int8 kernel runs (a group size set in
+        // BLIP2_INT8_GROUP keeps the streamed layout, whose kernels take groups); else streamed
+        boolean packing = OneDnn.serves(precision, m) && (!int8 || int8Packs());
         boolean streamed = cpu && !packing && (!w.manyRows() || int8);
         int cols = Math.toIntExact(in);
         int stride = streamed ? WeightStreaming.paddedIn(cols) : cols;
-        int group = int8 ? int8Group(stride) : 0;
+        int group = int8 ? (packing ? stride : int8Group(stride)) : 0;
         int groups = int8 ? stride / group : 0;
         long total = 0;
         for (Part p : parts) {
@@ -135,7 +136,7 @@ public final class LowPrecisionWeight {
                         for (int g = 0; g < groups; g++) {
                             float scale = groupScale(row, g * group, group);
                             for (int k = g * group; k < Math.min(cols, (g + 1) * group); k++) {
-                                staging.put(base + WeightStreaming.position(precision, k), quantize(row[k], scale));
+                                staging.put(base + (streamed ? WeightStreaming.position(precision, k) : k), quantize(row[k], scale));
                             }
                             // the part's scale exactly: the integers are the unscaled row's
                             scaleValues[r * groups + g] = scale * p.scale();
@@ -150,10 +151,10 @@ public final class LowPrecisionWeight {
             }
         }
         if (packing) {
-            OneDnnWeight packed = OneDnnWeight.pack(staging, rows, cols);
+            OneDnnWeight packed = int8 ? OneDnnWeight.packInt8(staging, scaleValues, rows, cols) : OneDnnWeight.pack(staging, rows, cols);
             DirectBuffers.free(staging);
             m.attachInternal("onednn-" + java.util.UUID.randomUUID(), packed); // freed with the model's arrays
-            return new LowPrecisionWeight(precision, false, rows, cols, cols, 0, null, null, null, null, null, null, packed, null, null);
+            return new LowPrecisionWeight(precision, false, rows, cols, cols, group, null, null, null, null, null, null, packed, null, null);
         }
         Shape shape = int8 ? new Shape(rows, stride) : new Shape(rows, stride, 2);
         NDArray data = m.create(staging, shape, DataType.INT8); // TensorFlow copies into its own tensor
@@ -173,7 +174,21 @@ public final class LowPrecisionWeight {
     }
 
     /**
-     * Values per int8 scale: {@code BLIP2_INT8_GROUP} ({@code -Dblip2.int8.group}), a multiple of 64, or {@code row} for
+     * Whether int8 weights are packed for oneDNN, one scale per output: its int8 kernel runs here and
+     * {@code BLIP2_INT8_GROUP} is unset or {@code row} (a group size is the streamed layout's).
+     */
+    static boolean int8Packs() {
+        String setting = System.getProperty("blip2.int8.group", System.getenv().getOrDefault("BLIP2_INT8_GROUP", "")).strip();
+        return OneDnnWeight.int8Available() && (setting.isEmpty() || setting.equals("row"));
+    }
+
+    /** Whether int8 weights are packed for oneDNN in this process (on a CPU, TensorFlow): {@link #int8Packs}, with oneDNN loaded. */
+    public static boolean int8Packed() {
+        return OneDnn.available() && int8Packs();
+    }
+
+    /**
+     * Values per int8 scale on the streamed layout: {@code BLIP2_INT8_GROUP} ({@code -Dblip2.int8.group}), a multiple of 64, or {@code row} for
      * one scale per output row; by default {@value #DEFAULT_INT8_GROUP} (models/README.md has the measurements). A
      * group that does not divide the padded row becomes the whole row.
      */
@@ -215,7 +230,12 @@ public final class LowPrecisionWeight {
             case FLOAT32 -> "the engine's float32 GEMM";
             case BFLOAT16 -> OneDnnWeight.available() ? OneDnnWeight.describe()
                     : "weight streaming, " + WeightStreaming.describe() + "; " + OneDnnWeight.describe();
-            case INT8 -> "weight streaming, " + WeightStreaming.describe();
+            case INT8 -> !int8Packed()
+                    ? "weight streaming, " + WeightStreaming.describe() + (OneDnnWeight.available() ? "" : "; " + OneDnnWeight.describe())
+                    : "oneDNN " + OneDnnWeight.int8Kernel() + ", a scale per output; one row " + (WeightStreaming.get().readsPackedInt8()
+                    ? "by weight streaming, " + WeightStreaming.describe()
+                    : "by oneDNN too" + (WeightStreaming.vectorized() ? ""
+                    : " (start java with --add-modules jdk.incubator.vector for weight streaming, twice as fast there)"));
         };
     }
 

@@ -10,11 +10,14 @@ import org.bytedeco.dnnl.primitive_attr;
 import org.bytedeco.dnnl.reorder;
 import org.bytedeco.dnnl.stream;
 import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_ATTR_SCALES;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC_1;
@@ -40,6 +43,12 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
  * ({@link Epilogue}): {@code y = act(x W^T + b) + r}, the bias, an activation and a residual, so that a ViT block's
  * fc1 and GELU, or fc2 and the residual add, write their output once instead of three times.
  *
+ * <p>An int8 weight ({@link #packInt8}) is packed the same way, symmetric with one float32 scale per output (oneDNN's
+ * int8-weight matmul runs grouped scales 15-30 times slower), and oneDNN widens it to bfloat16 as it multiplies:
+ * one copy for every row count. One row (a decode step of one sequence) does not go to oneDNN, whose widening
+ * reads it at 16-24 GB/s here, but to {@link WeightStreaming#multiplyPackedInt8}, which reads the same packed bytes
+ * in place at 36-42 GB/s, with x rounded to bfloat16 as oneDNN rounds it.
+ *
  * <p>{@link #available()} says whether oneDNN loads here and multiplies bfloat16 with a JIT kernel (not its
  * reference loops, which are hundreds of times slower); {@code BLIP2_ONEDNN=off} turns it off.
  */
@@ -47,8 +56,13 @@ public final class OneDnnWeight implements AutoCloseable {
 
     private final int out;
     private final int in;
+    private final memory.data_type type;  // bf16 or s8
     private final memory.desc packedDesc;
     private final memory packed;
+    private final float[] scaleValues;    // s8: [out], one per output; else null
+    private final ByteBuffer scaleBuffer; // s8: the same for oneDNN; else null
+    private final ByteBuffer rowView;     // s8 in the layout WeightStreaming reads, for one row; else null
+    private final int paddedIn;           // s8: in padded to the layout's blocks of 32
     private final OneDnn.Plans<PlanKey, Plan> plans = new OneDnn.Plans<>();
     private volatile boolean closed;
 
@@ -87,13 +101,40 @@ public final class OneDnnWeight implements AutoCloseable {
     private record PlanKey(int rows, boolean bias, Activation activation, boolean residual) {}
 
     /** The primitives for one row count and epilogue: x float32 to bfloat16, then the product. */
-    private record Plan(memory.desc srcF32, memory.desc srcBf16, memory.desc dst, memory.desc bias, reorder convert, matmul product) {}
+    private record Plan(memory.desc srcF32, memory.desc srcBf16, memory.desc dst, memory.desc bias, memory.desc scales,
+                        reorder convert, matmul product) {}
 
-    private OneDnnWeight(int out, int in, memory.desc packedDesc, memory packed) {
+    private OneDnnWeight(int out, int in, memory.data_type type, memory.desc packedDesc, memory packed, float[] scaleValues) {
         this.out = out;
         this.in = in;
+        this.type = type;
         this.packedDesc = packedDesc;
         this.packed = packed;
+        this.scaleValues = scaleValues;
+        this.scaleBuffer = scaleValues == null ? null : OneDnn.floats(scaleValues);
+        boolean readable = scaleValues != null && WeightStreaming.get().readsPackedInt8() && streamable(packedDesc);
+        this.paddedIn = readable ? Math.toIntExact(packedDesc.get_padded_dims().get(0)) : in;
+        this.rowView = readable ? new BytePointer(packed.get_data_handle()).capacity(packedDesc.get_size()).limit(packedDesc.get_size()).asByteBuffer()
+                .order(ByteOrder.LITTLE_ENDIAN) : null;
+    }
+
+    /**
+     * Whether an int8 layout is the one {@link WeightStreaming#multiplyPackedInt8} reads: inner blocks of 16 pairs
+     * along {@code in} by 64 outputs ({@code 16a64b2a} of the [in, out] matrix), blocks of 32 inputs one after
+     * another, 64 outputs' whole column of blocks contiguous. That is what oneDNN 3.8 picks on AVX512_BF16; on
+     * another CPU it may differ, and one row then goes to oneDNN like the others.
+     */
+    static boolean streamable(memory.desc d) {
+        if (d.get_inner_nblks() != 3) {
+            return false;
+        }
+        LongPointer blocks = d.get_inner_blks();
+        LongPointer axes = d.get_inner_idxs();
+        LongPointer strides = d.get_strides();
+        LongPointer padded = d.get_padded_dims();
+        return blocks.get(0) == 16 && axes.get(0) == 0 && blocks.get(1) == 64 && axes.get(1) == 1 && blocks.get(2) == 2
+                && axes.get(2) == 0 && padded.get(0) % 32 == 0 && padded.get(1) % 64 == 0 && strides.get(0) == 2048
+                && strides.get(1) == 64 * padded.get(0) && d.get_size() == padded.get(0) * padded.get(1);
     }
 
     /** Whether bfloat16 weights are packed for oneDNN here (the CPU has a bfloat16 kernel and the natives load). */
@@ -114,20 +155,75 @@ public final class OneDnnWeight implements AutoCloseable {
         if (plain.capacity() < (long) out * in * 2) {
             throw new IllegalArgumentException("bfloat16 weight of " + plain.capacity() + " bytes for [" + out + ", " + in + "]");
         }
+        return pack(plain, out, in, memory.data_type.bf16, new primitive_attr(), null);
+    }
+
+    /**
+     * Packs an int8 weight given as [out, in] row-major bytes (values in [-127, 127]) with one scale per output:
+     * {@code W[o, k] = plain[o, k] * scales[o]}; {@code plain} may be freed once this returns.
+     */
+    public static OneDnnWeight packInt8(ByteBuffer plain, float[] scales, int out, int in) {
+        if (plain.capacity() < (long) out * in || scales.length != out) {
+            throw new IllegalArgumentException("int8 weight of " + plain.capacity() + " bytes and " + scales.length
+                    + " scales for [" + out + ", " + in + "]");
+        }
+        return pack(plain, out, in, memory.data_type.s8, int8Attr(), scales.clone());
+    }
+
+    /**
+     * Reorders W [out, in] row-major, which is the [in, out] matrix the product reads in format "ba" (out outermost),
+     * into the layout oneDNN picks for a product of this type with these attributes (closed here).
+     */
+    private static OneDnnWeight pack(ByteBuffer plain, int out, int in, memory.data_type type, primitive_attr attr, float[] scales) {
         engine e = OneDnn.cpu();
-        try (matmul.primitive_desc pd = new matmul.primitive_desc(e, OneDnn.desc(1, in, memory.data_type.bf16, memory.format_tag.ab),
-                OneDnn.desc(in, out, memory.data_type.bf16, memory.format_tag.any), OneDnn.desc(1, out, memory.data_type.f32, memory.format_tag.ab),
-                new primitive_attr(), false)) {
+        try (attr; matmul.primitive_desc pd = new matmul.primitive_desc(e, OneDnn.desc(1, in, memory.data_type.bf16, memory.format_tag.ab),
+                OneDnn.desc(in, out, type, memory.format_tag.any), OneDnn.desc(1, out, memory.data_type.f32, memory.format_tag.ab),
+                attr, false)) {
             memory.desc packedDesc = pd.weights_desc();
             memory packed = new memory(packedDesc, e);
-            // W [out, in] row-major is the [in, out] matrix the product reads in format "ba" (out outermost)
-            try (memory source = new memory(OneDnn.desc(in, out, memory.data_type.bf16, memory.format_tag.ba), e, new BytePointer(plain));
+            try (memory source = new memory(OneDnn.desc(in, out, type, memory.format_tag.ba), e, new BytePointer(plain));
                  reorder r = new reorder(source, packed)) {
                 stream s = OneDnn.stream();
                 r.execute(s, source, packed);
                 s._wait();
             }
-            return new OneDnnWeight(out, in, packedDesc, packed);
+            return new OneDnnWeight(out, in, type, packedDesc, packed, scales);
+        }
+    }
+
+    /** int8 weights: a scale per output (mask: the [in, out] matrix's axis 1), widened to bfloat16 to multiply. */
+    private static primitive_attr int8Attr() {
+        primitive_attr attr = new primitive_attr();
+        attr.set_scales_mask(DNNL_ARG_WEIGHTS, 2);
+        attr.set_fpmath_mode(dnnl.fpmath_mode.bf16, true);
+        return attr;
+    }
+
+    /** Whether oneDNN multiplies int8 weights here with a JIT kernel (decided once, with a small weight). */
+    static boolean int8Available() {
+        return Int8Kernel.NAME != null && !Int8Kernel.NAME.startsWith("ref");
+    }
+
+    /** The kernel oneDNN picks for an int8 weight, or null where oneDNN is not available. */
+    static String int8Kernel() {
+        return Int8Kernel.NAME;
+    }
+
+    private static final class Int8Kernel {
+        static final String NAME = probe();
+
+        private static String probe() {
+            if (!OneDnn.available()) {
+                return null;
+            }
+            try (primitive_attr attr = int8Attr();
+                 matmul.primitive_desc pd = new matmul.primitive_desc(OneDnn.cpu(), OneDnn.desc(1, 64, memory.data_type.bf16, memory.format_tag.ab),
+                         OneDnn.desc(64, 64, memory.data_type.s8, memory.format_tag.any), OneDnn.desc(1, 64, memory.data_type.f32, memory.format_tag.ab),
+                         attr, false)) {
+                return pd.impl_info_str().getString();
+            } catch (RuntimeException e) {
+                return "ref (" + e.getMessage() + ")";
+            }
         }
     }
 
@@ -137,6 +233,16 @@ public final class OneDnnWeight implements AutoCloseable {
 
     public int in() {
         return in;
+    }
+
+    /** Whether the weight is int8 (with a scale per output); else bfloat16. */
+    public boolean int8() {
+        return type == memory.data_type.s8;
+    }
+
+    /** Whether one row is multiplied in Java from the packed bytes ({@link WeightStreaming#multiplyPackedInt8}). */
+    public boolean streamsOneRow() {
+        return rowView != null;
     }
 
     /** Bytes of the packed weight. */
@@ -164,6 +270,22 @@ public final class OneDnnWeight implements AutoCloseable {
             throw new IllegalArgumentException("oneDNN product: x of " + x.capacity() + " bytes and y of " + y.capacity()
                     + " for " + rows + " rows of [" + out + ", " + in + "], or a bias or residual of the wrong size");
         }
+        if (rows == 1 && rowView != null && epilogue.activation() == Activation.NONE) { // a decode step's LM head, T5's steps
+            float[] xs = new float[in];
+            x.asFloatBuffer().get(xs);
+            float[] ys = new float[out];
+            WeightStreaming.get().multiplyPackedInt8(rowView, paddedIn, out, scaleValues, xs, in, ys);
+            for (int o = 0; o < out; o++) { // the epilogue's order: (x W^T + b) + r
+                if (epilogue.bias() != null) {
+                    ys[o] += epilogue.bias().getFloat(4 * o);
+                }
+                if (epilogue.residual() != null) {
+                    ys[o] += epilogue.residual().getFloat(4 * o);
+                }
+            }
+            y.asFloatBuffer().put(ys);
+            return;
+        }
         Plan p = plans.get(new PlanKey(rows, epilogue.bias() != null, epilogue.activation(), epilogue.residual() != null), this::plan);
         engine e = OneDnn.cpu();
         stream s = OneDnn.stream();
@@ -175,6 +297,8 @@ public final class OneDnnWeight implements AutoCloseable {
              memory dst = new memory(p.dst(), e, yp);
              memory bias = bp == null ? null : new memory(p.bias(), e, bp);
              memory residual = rp == null ? null : new memory(p.dst(), e, rp);
+             Pointer sp = scaleBuffer == null ? null : new BytePointer(scaleBuffer);
+             memory scales = sp == null ? null : new memory(p.scales(), e, sp);
              IntMemoryMap convert = new IntMemoryMap();
              IntMemoryMap product = new IntMemoryMap()) {
             convert.put(DNNL_ARG_FROM, src);
@@ -183,6 +307,9 @@ public final class OneDnnWeight implements AutoCloseable {
             product.put(DNNL_ARG_SRC, srcBf16);
             product.put(DNNL_ARG_WEIGHTS, packed);
             product.put(DNNL_ARG_DST, dst);
+            if (scales != null) {
+                product.put(DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, scales);
+            }
             if (bias != null) {
                 product.put(DNNL_ARG_BIAS, bias);
             }
@@ -200,6 +327,14 @@ public final class OneDnnWeight implements AutoCloseable {
         if (rows <= 0 || x.length < (long) rows * in) {
             throw new IllegalArgumentException("oneDNN product: x of " + x.length + " values for " + rows + " rows of " + in);
         }
+        if (rows == 1 && rowView != null) {
+            if (closed) {
+                throw new IllegalStateException("the weight was closed with its model");
+            }
+            float[] y = new float[out];
+            WeightStreaming.get().multiplyPackedInt8(rowView, paddedIn, out, scaleValues, x, in, y);
+            return y;
+        }
         ByteBuffer xb = OneDnn.scratch(OneDnn.Scratch.X, (long) rows * in * 4);
         ByteBuffer yb = OneDnn.scratch(OneDnn.Scratch.Y, (long) rows * out * 4);
         xb.asFloatBuffer().put(x, 0, rows * in);
@@ -216,7 +351,8 @@ public final class OneDnnWeight implements AutoCloseable {
         memory.desc srcBf16 = OneDnn.desc(rows, in, memory.data_type.bf16, memory.format_tag.ab);
         memory.desc dst = OneDnn.desc(rows, out, memory.data_type.f32, memory.format_tag.ab);
         memory.desc bias = key.bias() ? OneDnn.desc(1, out, memory.data_type.f32, memory.format_tag.ab) : null;
-        primitive_attr attr = new primitive_attr();
+        primitive_attr attr = int8() ? int8Attr() : new primitive_attr();
+        memory.desc scales = int8() ? new memory.desc(new long[] {out}, memory.data_type.f32, memory.format_tag.a) : null;
         post_ops ops = new post_ops();
         if (key.activation() != Activation.NONE) {
             ops.append_eltwise(key.activation().algorithm, 0f, 0f);
@@ -229,7 +365,7 @@ public final class OneDnnWeight implements AutoCloseable {
         matmul.primitive_desc pd = bias == null ? new matmul.primitive_desc(e, srcBf16, packedDesc, dst, attr, false)
                 : new matmul.primitive_desc(e, srcBf16, packedDesc, bias, dst, attr, false);
         reorder.primitive_desc rd = new reorder.primitive_desc(e, srcF32, e, srcBf16);
-        return new Plan(srcF32, srcBf16, dst, bias, new reorder(rd), new matmul(pd));
+        return new Plan(srcF32, srcBf16, dst, bias, scales, new reorder(rd), new matmul(pd));
     }
 
 

@@ -47,6 +47,52 @@ final class VectorWeightStreaming extends WeightStreaming {
         }
     }
 
+    /**
+     * Block b of a oneDNN-packed int8 weight times one row: per pair of inputs, two 64-byte vectors hold 64 outputs
+     * (int lane i: outputs 2i and 2i + 1 at inputs k and k + 1), each byte widened in its own lane; eight independent
+     * accumulators (even and odd outputs, input k and k + 1, two halves) keep the multiply-adds' latency hidden.
+     */
+    @Override
+    public boolean readsPackedInt8() {
+        return L == 16;
+    }
+
+    @Override
+    protected void packedInt8Block(ByteBuffer w, int paddedIn, float[] xr, int b, float[] sums) {
+        if (L != 16) { // AVX2: 8 lanes do not hold the layout's 16 ints (OneDnnWeight then leaves one row to oneDNN)
+            new Scalar().packedInt8Block(w, paddedIn, xr, b, sums);
+            return;
+        }
+        int base = b * 64 * paddedIn; // the block's column of input blocks: 64 bytes per input, contiguous
+        FloatVector e0 = FloatVector.zero(F);
+        FloatVector e0b = e0;
+        FloatVector o0 = e0;
+        FloatVector o0b = e0;
+        FloatVector e1 = e0;
+        FloatVector e1b = e0;
+        FloatVector o1 = e0;
+        FloatVector o1b = e0;
+        for (int k = 0; k < paddedIn; k += 2) {
+            int at = base + k * 64;
+            IntVector v = IntVector.fromByteBuffer(I, w, at, LE);      // outputs 0..31
+            IntVector u = IntVector.fromByteBuffer(I, w, at + 64, LE); // outputs 32..63
+            FloatVector xa = FloatVector.broadcast(F, xr[k]);
+            FloatVector xb = FloatVector.broadcast(F, xr[k + 1]);
+            e0 = byte0(v).fma(xa, e0);
+            e0b = byte1(v).fma(xb, e0b);
+            o0 = byte2(v).fma(xa, o0);
+            o0b = byte3(v).fma(xb, o0b);
+            e1 = byte0(u).fma(xa, e1);
+            e1b = byte1(u).fma(xb, e1b);
+            o1 = byte2(u).fma(xa, o1);
+            o1b = byte3(u).fma(xb, o1b);
+        }
+        e0.add(e0b).intoArray(sums, 0);
+        o0.add(o0b).intoArray(sums, 16);
+        e1.add(e1b).intoArray(sums, 32);
+        o1.add(o1b).intoArray(sums, 48);
+    }
+
     /** Row o of an int8 weight times one row of x (at xo): each group's sum times its scale. */
     private static float int8Row(ByteBuffer w, float[] scales, int group, int in, float[] x, int xo, int o) {
         int base = o * in; // byte offset of row o (out * in fits an int: checked against the buffer's capacity)

@@ -94,6 +94,11 @@ public abstract class WeightStreaming {
     /** Name for logs. */
     public abstract String name();
 
+    /** Whether {@link #multiplyPackedInt8} runs a vector kernel here (512-bit vectors hold the layout's 16 ints). */
+    public boolean readsPackedInt8() {
+        return false;
+    }
+
     /**
      * {@code y[r, o] = sum_g scale[o, g] * sum_(k in group g) w[o, k] x[r, k]} for {@code r < rows}, {@code o < out}.
      *
@@ -133,6 +138,71 @@ public abstract class WeightStreaming {
                 rows(precision, w, scales, group, in, x, rows, y, out, o0, Math.min(out, o0 + chunk));
             }
         };
+        run(work, chunks);
+    }
+
+    /**
+     * One row through an int8 weight packed by oneDNN ({@link OneDnnWeight#streamable}: blocks of 32 inputs by 64
+     * outputs, in each 16 pairs of inputs by 64 outputs, 2 bytes an output, so that the int at lane {@code i} of a
+     * 64-byte vector holds outputs {@code 2i} and {@code 2i + 1} at inputs {@code k} and {@code k + 1}), read in
+     * place: {@code y[o] = scales[o] * sum_k w[k, o] bf16(x[k])}. x is rounded to bfloat16 first, as oneDNN rounds it
+     * for more rows, so that a row's result moves only by the sums' order with the batch it is in.
+     *
+     * @param w        the packed weight, [paddedIn / 32][out / 64 blocks] of 2048 bytes, 64 outputs' column of
+     *                 blocks contiguous ({@code 64 paddedIn} bytes)
+     * @param paddedIn in rounded up to a multiple of 32 (the weight is zero there)
+     * @param out      outputs (the weight holds them rounded up to a multiple of 64)
+     * @param x        [in]
+     * @param y        [out], written
+     */
+    public final void multiplyPackedInt8(ByteBuffer w, int paddedIn, int out, float[] scales, float[] x, int in, float[] y) {
+        int blocks = (out + 63) / 64;
+        if (paddedIn % 32 != 0 || in > paddedIn || x.length < in || y.length < out || scales.length < out
+                || w.capacity() < (long) blocks * 64 * paddedIn) {
+            throw new IllegalArgumentException("packed int8 row: sizes do not match (out " + out + ", in " + in + ", padded "
+                    + paddedIn + ", weight bytes " + w.capacity() + ")");
+        }
+        float[] xr = new float[paddedIn]; // bf16(x), zeros in the padding
+        for (int k = 0; k < in; k++) {
+            xr[k] = Float.intBitsToFloat(LowPrecisionWeight.toBfloat16(x[k]) << 16);
+        }
+        int chunk = Math.max(1, blocks / (THREADS * 8));
+        int chunks = (blocks + chunk - 1) / chunk;
+        AtomicInteger next = new AtomicInteger();
+        Runnable work = () -> {
+            float[] sums = new float[64];
+            for (int c; (c = next.getAndIncrement()) < chunks; ) {
+                for (int b = c * chunk; b < Math.min(blocks, (c + 1) * chunk); b++) {
+                    packedInt8Block(w, paddedIn, xr, b, sums); // sums: even outputs of the first 32, odd, then the second 32's
+                    int o0 = b * 64;
+                    for (int half = 0; half < 2; half++) {
+                        for (int i = 0; i < 16; i++) {
+                            int even = o0 + 32 * half + 2 * i;
+                            if (even < out) {
+                                y[even] = sums[32 * half + i] * scales[even];
+                            }
+                            if (even + 1 < out) {
+                                y[even + 1] = sums[32 * half + 16 + i] * scales[even + 1];
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        run(work, chunks);
+    }
+
+    /**
+     * The unscaled sums of block {@code b}'s 64 outputs for one row xr [paddedIn] into sums: [0, 16) outputs 0, 2,
+     * .., 30 of the block; [16, 32) outputs 1, 3, .., 31; [32, 48) and [48, 64) the same for outputs 32 to 63.
+     */
+    protected abstract void packedInt8Block(ByteBuffer w, int paddedIn, float[] xr, int b, float[] sums);
+
+    private static void run(Runnable work, int chunks) {
+        if (THREADS == 1 || chunks == 1) {
+            work.run();
+            return;
+        }
         int helpers = Math.min(THREADS - 1, chunks - 1);
         Future<?>[] futures = new Future<?>[helpers];
         for (int i = 0; i < helpers; i++) {
@@ -160,6 +230,19 @@ public abstract class WeightStreaming {
         @Override
         public String name() {
             return "scalar";
+        }
+
+        @Override
+        protected void packedInt8Block(ByteBuffer w, int paddedIn, float[] xr, int b, float[] sums) {
+            long base = (long) b * 64 * paddedIn;
+            for (int j = 0; j < 64; j++) { // output 32 * (j / 32) + 2 * (j % 16) + (j / 16) % 2 of the block
+                int o = 32 * (j / 32) + 2 * (j % 16) + (j / 16) % 2;
+                float acc = 0f;
+                for (int k = 0; k < paddedIn; k++) {
+                    acc += w.get((int) (base + (k / 2) * 128L + o * 2 + (k % 2))) * xr[k];
+                }
+                sums[j] = acc;
+            }
         }
 
         @Override

@@ -111,8 +111,9 @@ class LowPrecisionWeightTest {
                 Weights view = many ? weights.withPrecision(p).forManyRows() : weights.withPrecision(p);
                 Linear l = Linear.load(view, manager, "fc", IN, OUT, true);
                 assertEquals(p, l.precision());
-                // bfloat16 on a CPU with oneDNN: packed for it; int8: always streamed; else streamed but for many rows
-                boolean packed = p == Precision.BFLOAT16 && OneDnnWeight.available();
+                // bfloat16 and int8 on a CPU with oneDNN: packed for it (int8 with a scale per output); else streamed,
+                // bfloat16 only for few rows
+                boolean packed = OneDnnWeight.available() && (p == Precision.BFLOAT16 || LowPrecisionWeight.int8Packs());
                 assertEquals(packed, l.lowPrecision().packed());
                 assertEquals(!packed && (!many || p == Precision.INT8), l.lowPrecision().streamed());
                 for (int rows : new int[] {1, 3, 4, 8, 9, 20}) {

@@ -119,4 +119,78 @@ class OneDnnWeightTest {
             assertThrows(IllegalStateException.class, () -> packed.multiply(new float[IN], 1));
         }
     }
+
+    /**
+     * int8 with a scale per output: oneDNN's products (2 or more rows, x rounded to bfloat16) and the one-row product
+     * read in Java from the same packed bytes both equal the exact sums of the int8 values times bf16(x), within
+     * float32's rounding; the one-row and the many-row results agree to that rounding too.
+     */
+    @Test
+    void int8ProductsMatchExactSumsInOneRowAndMany() {
+        if (!OneDnnWeight.available()) {
+            assertThrows(IllegalStateException.class, () -> OneDnnWeight.packInt8(ByteBuffer.allocateDirect(4), new float[2], 2, 2));
+            return;
+        }
+        // where oneDNN multiplies bfloat16 with its JIT kernel, it widens int8 with one too
+        assertTrue(OneDnnWeight.int8Available(), OneDnnWeight.int8Kernel());
+        Random r = new Random(5);
+        for (int[] shape : new int[][] {{OUT, IN}, {64, 32}, {130, 2560}}) {
+            int out = shape[0];
+            int in = shape[1];
+            byte[] q = new byte[out * in];
+            ByteBuffer plain = ByteBuffer.allocateDirect(out * in);
+            for (int i = 0; i < q.length; i++) {
+                q[i] = (byte) (r.nextInt(255) - 127);
+                plain.put(i, q[i]);
+            }
+            float[] scales = new float[out];
+            for (int o = 0; o < out; o++) {
+                scales[o] = 0.001f + r.nextFloat() * 0.01f;
+            }
+            try (OneDnnWeight packed = OneDnnWeight.packInt8(plain, scales, out, in)) {
+                assertTrue(packed.int8());
+                // this CPU's layout (AVX512_BF16) is the one the Java kernel reads
+                assertEquals(WeightStreaming.get().readsPackedInt8() && OneDnnWeight.describe().contains("bf16"), packed.streamsOneRow(),
+                        OneDnnWeight.int8Kernel());
+                int rows = 5;
+                float[] x = new float[rows * in];
+                for (int i = 0; i < x.length; i++) {
+                    x[i] = (float) r.nextGaussian();
+                }
+                float[] many = packed.multiply(x, rows);
+                for (int row = 0; row < rows; row++) {
+                    float[] one = packed.multiply(java.util.Arrays.copyOfRange(x, row * in, (row + 1) * in), 1);
+                    for (int o = 0; o < out; o++) {
+                        double exact = 0;
+                        double magnitude = 0;
+                        for (int k = 0; k < in; k++) {
+                            float xr = Float.intBitsToFloat(LowPrecisionWeight.toBfloat16(x[row * in + k]) << 16);
+                            exact += (double) q[o * in + k] * xr;
+                            magnitude += Math.abs((double) q[o * in + k] * xr);
+                        }
+                        exact *= scales[o];
+                        magnitude *= scales[o];
+                        double tol = 1e-5 * magnitude + 1e-6;
+                        assertEquals(exact, one[o], tol, out + "x" + in + " one row " + row + " out " + o);
+                        assertEquals(exact, many[row * out + o], tol, out + "x" + in + " row " + row + " of " + rows + " out " + o);
+                    }
+                }
+                // one row from engine memory (an LM head's step) with a bias and a residual: the same row plus both
+                float[] bias = new float[out];
+                float[] res = new float[out];
+                for (int o = 0; o < out; o++) {
+                    bias[o] = (float) r.nextGaussian();
+                    res[o] = (float) r.nextGaussian();
+                }
+                float[] one = packed.multiply(java.util.Arrays.copyOf(x, in), 1);
+                ByteBuffer yb = ByteBuffer.allocateDirect(out * 4).order(ByteOrder.nativeOrder());
+                packed.multiply(direct(java.util.Arrays.copyOf(x, in)), 1, yb,
+                        new OneDnnWeight.Epilogue(direct(bias), OneDnnWeight.Activation.NONE, direct(res)));
+                for (int o = 0; o < out; o++) {
+                    assertEquals(one[o] + bias[o] + res[o], yb.getFloat(4 * o), 1e-5 * (1 + Math.abs(one[o])), "epilogue at " + o);
+                }
+                assertThrows(IllegalArgumentException.class, () -> OneDnnWeight.packInt8(plain, new float[out - 1], out, in));
+            }
+        }
+    }
 }

@@ -112,6 +112,7 @@ final class OptStreamedDecodeLayer {
         float[] newV = new float[b * n * (o + 1) * hd]; // (B, N, O+1, H)
         float[] scores = new float[s];
         float[] q = new float[hd];
+        float[] run = new float[Math.max(c, hd)]; // one run of the cache, copied out in bulk: loops over arrays vectorize
         for (int r = 0; r < b; r++) {
             for (int head = 0; head < n; head++) {
                 int bn = r * n + head;
@@ -121,16 +122,16 @@ final class OptStreamedDecodeLayer {
                 // keys transposed: for each of the H dimensions a contiguous run over positions
                 for (int k = 0; k < hd; k++) {
                     float qk = q[k];
-                    int kcBase = (bn * hd + k) * c;
+                    kc.get((bn * hd + k) * c, run, 0, c);
                     for (int p = 0; p < c; p++) {
-                        scores[p] += qk * kc.get(kcBase + p);
+                        scores[p] += qk * run[p];
                     }
-                    int koBase = (bn * hd + k) * o;
                     int nkBase = (bn * hd + k) * (o + 1);
-                    for (int p = 0; p < o; p++) {
-                        float key = ko.get(koBase + p);
-                        newK[nkBase + p] = key;
-                        scores[c + p] += qk * key;
+                    if (o > 0) {
+                        ko.get((bn * hd + k) * o, newK, nkBase, o);
+                        for (int p = 0; p < o; p++) {
+                            scores[c + p] += qk * newK[nkBase + p];
+                        }
                     }
                     float key = qkv[qo + d + k];
                     newK[nkBase + o] = key;
@@ -151,19 +152,17 @@ final class OptStreamedDecodeLayer {
                 java.util.Arrays.fill(ctx, co, co + hd, 0f);
                 for (int p = 0; p < c; p++) {
                     float w = scores[p] / sum;
-                    int vBase = (bn * c + p) * hd;
+                    vc.get((bn * c + p) * hd, run, 0, hd);
                     for (int k = 0; k < hd; k++) {
-                        ctx[co + k] += w * vc.get(vBase + k);
+                        ctx[co + k] += w * run[k];
                     }
                 }
                 for (int p = 0; p < o; p++) {
                     float w = scores[c + p] / sum;
-                    int vBase = (bn * o + p) * hd;
                     int nvBase = (bn * (o + 1) + p) * hd;
+                    vo.get((bn * o + p) * hd, newV, nvBase, hd);
                     for (int k = 0; k < hd; k++) {
-                        float value = vo.get(vBase + k);
-                        newV[nvBase + k] = value;
-                        ctx[co + k] += w * value;
+                        ctx[co + k] += w * newV[nvBase + k];
                     }
                 }
                 float w = scores[c + o] / sum;
