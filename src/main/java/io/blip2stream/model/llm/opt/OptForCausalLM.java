@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.llm.KvCache;
@@ -69,7 +70,7 @@ public final class OptForCausalLM implements LanguageModel {
         boolean applies = OptTfDecodeLayer.applies(manager, config);
         this.fusedDecodeLayer = lmHead == null && applies ? OptTfDecodeLayer.build(manager, config) : null;
         this.streamedDecode = lmHead != null && lmHead.multipliesArrays() && applies && projectIn == null && projectOut == null
-                ? OptStreamedDecodeLayer.build(config, layers) : null;
+                ? OptStreamedDecodeLayer.build(config, layers, finalLayerNorm) : null;
     }
 
     /** @param prefix {@code language_model} in BLIP-2 checkpoints */
@@ -224,27 +225,15 @@ public final class OptForCausalLM implements LanguageModel {
      * @return hidden states after the final norm and project_out, [B*T, W]
      */
     NDArray forward(NDArray x, int[][] positions, NDArray mask, KvCache cache) {
-        NDManager scope = x.getManager();
         int b = positions.length;
         int t = positions[0].length;
-        long d = config.hiddenSize();
-        NDArray h = x.reshape((long) b * t, x.getShape().get(2)); // (B*T, W)
-        if (projectIn != null) {
-            h = projectIn.forward(h); // (B*T, D)
-        }
-        int[] posIds = new int[b * t];
-        for (int i = 0; i < b; i++) {
-            for (int j = 0; j < t; j++) {
-                posIds[i * t + j] = positions[i][j] + OptConfig.POSITION_OFFSET;
-            }
-        }
-        h = h.add(embedPositions.lookup(scope, posIds)); // (B*T, D)
+        NDArray h = embed(x, positions);                 // (B*T, D)
         boolean decodeStep = t == 1 && cache.length() > 0;
-        if (decodeStep && streamedDecode != null && b <= LowPrecisionWeight.STREAM_ROWS) {
-            h = streamedDecode.forward(layers, h, mask, cache);
+        if (decodeStep && streamsStep(b)) {
+            h = x.getManager().create(streamedDecode.forward(layers, h, mask, cache), new Shape(b, config.hiddenSize()));
         } else {
             boolean fused = decodeStep && fusedDecodeLayer != null;
-            OptTfDecodeLayer.Step step = fused ? OptTfDecodeLayer.step(scope, cache) : null; // inputs every layer shares
+            OptTfDecodeLayer.Step step = fused ? OptTfDecodeLayer.step(x.getManager(), cache) : null; // inputs every layer shares
             for (int i = 0; i < layers.size(); i++) {
                 h = fused ? fusedDecodeLayer.forward(step, layers.get(i), h, mask, cache, i) : decoderLayer(layers.get(i), h, b, t, mask, cache, i);
             }
@@ -256,6 +245,50 @@ public final class OptForCausalLM implements LanguageModel {
             h = projectOut.forward(h); // (B*T, W)
         }
         return h;
+    }
+
+    /** Whether a decode step of {@code b} rows runs in Java ({@link OptStreamedDecodeLayer}, low precision). */
+    boolean streamsStep(int b) {
+        return streamedDecode != null && b <= LowPrecisionWeight.STREAM_ROWS;
+    }
+
+    /**
+     * A decode step's logits, in Java from the embeddings to the LM head ({@link #streamsStep}): the layers, the final
+     * norm and the LM head multiply Java arrays, and the logits come back without an engine array between.
+     *
+     * @param x    inputs_embeds [B, 1, W] of the new tokens
+     * @param mask additive [B, 1, 1, S]
+     * @return logits [B][V]
+     */
+    float[][] streamedStepLogits(NDArray x, int[][] positions, NDArray mask, KvCache cache) {
+        int b = positions.length;
+        float[] h = streamedDecode.forward(layers, embed(x, positions), mask, cache); // (B, D)
+        streamedDecode.finalNorm(h, b);
+        float[] flat = lmHead.forward(h, b);                                          // (B, V)
+        int v = config.vocabSize();
+        float[][] out = new float[b][];
+        for (int i = 0; i < b; i++) {
+            out[i] = java.util.Arrays.copyOfRange(flat, i * v, (i + 1) * v);
+        }
+        return out;
+    }
+
+    /** inputs_embeds [B, T, W] through project_in plus the learned positions: h [B*T, D]. */
+    private NDArray embed(NDArray x, int[][] positions) {
+        NDManager scope = x.getManager();
+        int b = positions.length;
+        int t = positions[0].length;
+        NDArray h = x.reshape((long) b * t, x.getShape().get(2)); // (B*T, W)
+        if (projectIn != null) {
+            h = projectIn.forward(h); // (B*T, D)
+        }
+        int[] posIds = new int[b * t];
+        for (int i = 0; i < b; i++) {
+            for (int j = 0; j < t; j++) {
+                posIds[i * t + j] = positions[i][j] + OptConfig.POSITION_OFFSET;
+            }
+        }
+        return h.add(embedPositions.lookup(scope, posIds)); // (B*T, D)
     }
 
     /**

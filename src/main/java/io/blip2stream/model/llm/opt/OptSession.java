@@ -137,6 +137,9 @@ public final class OptSession implements DecoderSession {
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = Ops.create(scope, emb, b, 1, w);                                  // (B, 1, W)
             NDArray m = Ops.create(scope, additiveMask(mask, past, 1), b, 1, 1, past + 1); // (B, 1, 1, S)
+            if (cache.length() > 0 && model.streamsStep(b)) { // low precision: Java arrays from the layers to the logits
+                return model.streamedStepLogits(x, positions, m, cache);
+            }
             return lastRowLogits(model.forward(x, positions, m, cache), b, 1);
         }
     }

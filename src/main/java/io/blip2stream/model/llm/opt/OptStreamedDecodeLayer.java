@@ -36,31 +36,43 @@ final class OptStreamedDecodeLayer {
 
     private final OptConfig config;
     private final Norms[] norms;
+    private final float[] finalG; // the decoder's final norm, or null where it has none
+    private final float[] finalB;
     private final float eps;
 
-    private OptStreamedDecodeLayer(OptConfig config, Norms[] norms) {
+    private OptStreamedDecodeLayer(OptConfig config, Norms[] norms, float[] finalG, float[] finalB) {
         this.config = config;
         this.norms = norms;
+        this.finalG = finalG;
+        this.finalB = finalB;
         this.eps = (float) OptConfig.LAYER_NORM_EPS;
     }
 
-    static OptStreamedDecodeLayer build(OptConfig c, List<OptForCausalLM.DecoderLayer> layers) {
+    static OptStreamedDecodeLayer build(OptConfig c, List<OptForCausalLM.DecoderLayer> layers, LayerNorm finalLayerNorm) {
         Norms[] norms = new Norms[layers.size()];
         for (int i = 0; i < norms.length; i++) {
             LayerNorm a = layers.get(i).selfAttnLayerNorm();
             LayerNorm f = layers.get(i).finalLayerNorm();
             norms[i] = new Norms(a.weight().toFloatArray(), a.bias().toFloatArray(), f.weight().toFloatArray(), f.bias().toFloatArray());
         }
-        return new OptStreamedDecodeLayer(c, norms);
+        return finalLayerNorm == null ? new OptStreamedDecodeLayer(c, norms, null, null)
+                : new OptStreamedDecodeLayer(c, norms, finalLayerNorm.weight().toFloatArray(), finalLayerNorm.bias().toFloatArray());
+    }
+
+    /** The decoder's final layer norm on h [B, D] in place (nothing where the decoder has none). */
+    void finalNorm(float[] h, int b) {
+        if (finalG != null) {
+            layerNorm(h, b, config.hiddenSize(), finalG, finalB, h);
+        }
     }
 
     /**
      * Runs every layer on h [B, D] for one new position per row; the cache grows by that position.
      *
      * @param mask additive [B, 1, 1, S]
-     * @return h [B, D] after the last layer (before the final norm), in h's manager
+     * @return h [B, D] after the last layer (before the final norm)
      */
-    NDArray forward(List<OptForCausalLM.DecoderLayer> layers, NDArray x, NDArray mask, KvCache cache) {
+    float[] forward(List<OptForCausalLM.DecoderLayer> layers, NDArray x, NDArray mask, KvCache cache) {
         NDManager scope = x.getManager();
         int b = Math.toIntExact(x.getShape().get(0));
         int d = config.hiddenSize();
@@ -88,7 +100,7 @@ final class OptStreamedDecodeLayer {
                 h[j] += f2[j];
             }
         }
-        return scope.create(h, new Shape(b, d));
+        return h;
     }
 
     /**
