@@ -93,6 +93,64 @@ final class VectorWeightStreaming extends WeightStreaming {
         o1.add(o1b).intoArray(sums, 48);
     }
 
+    /** Positions a vector at a time, the sum over k in four accumulators (their latency hidden); the rest as the scalar sums. */
+    @Override
+    protected void keyScores0(ByteBuffer keysT, int base, int hd, int c, float[] q, float[] scores) {
+        int p = 0;
+        for (; p + L <= c; p += L) {
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = a0;
+            FloatVector a2 = a0;
+            FloatVector a3 = a0;
+            int k = 0;
+            for (; k + 4 <= hd; k += 4) {
+                int at = 4 * (base + k * c + p);
+                a0 = FloatVector.fromByteBuffer(F, keysT, at, LE).fma(FloatVector.broadcast(F, q[k]), a0);
+                a1 = FloatVector.fromByteBuffer(F, keysT, at + 4 * c, LE).fma(FloatVector.broadcast(F, q[k + 1]), a1);
+                a2 = FloatVector.fromByteBuffer(F, keysT, at + 8 * c, LE).fma(FloatVector.broadcast(F, q[k + 2]), a2);
+                a3 = FloatVector.fromByteBuffer(F, keysT, at + 12 * c, LE).fma(FloatVector.broadcast(F, q[k + 3]), a3);
+            }
+            for (; k < hd; k++) {
+                a0 = FloatVector.fromByteBuffer(F, keysT, 4 * (base + k * c + p), LE).fma(FloatVector.broadcast(F, q[k]), a0);
+            }
+            a0.add(a1).add(a2.add(a3)).intoArray(scores, p);
+        }
+        for (; p < c; p++) {
+            float sum = 0f;
+            for (int k = 0; k < hd; k++) {
+                sum += q[k] * keysT.getFloat(4 * (base + k * c + p));
+            }
+            scores[p] = sum;
+        }
+    }
+
+    /** A vector of the head dimension at a time, over positions in two accumulators; the rest as the scalar sums. */
+    @Override
+    protected void weightedValues0(ByteBuffer values, int base, int c, int hd, float[] w, float[] ctx, int co) {
+        int h = 0;
+        for (; h + L <= hd; h += L) {
+            FloatVector a0 = FloatVector.fromArray(F, ctx, co + h);
+            FloatVector a1 = FloatVector.zero(F);
+            int p = 0;
+            for (; p + 2 <= c; p += 2) {
+                int at = 4 * (base + p * hd + h);
+                a0 = FloatVector.fromByteBuffer(F, values, at, LE).fma(FloatVector.broadcast(F, w[p]), a0);
+                a1 = FloatVector.fromByteBuffer(F, values, at + 4 * hd, LE).fma(FloatVector.broadcast(F, w[p + 1]), a1);
+            }
+            if (p < c) {
+                a0 = FloatVector.fromByteBuffer(F, values, 4 * (base + p * hd + h), LE).fma(FloatVector.broadcast(F, w[p]), a0);
+            }
+            a0.add(a1).intoArray(ctx, co + h);
+        }
+        for (; h < hd; h++) {
+            float sum = ctx[co + h];
+            for (int p = 0; p < c; p++) {
+                sum += w[p] * values.getFloat(4 * (base + p * hd + h));
+            }
+            ctx[co + h] = sum;
+        }
+    }
+
     /** Row o of an int8 weight times one row of x (at xo): each group's sum times its scale. */
     private static float int8Row(ByteBuffer w, float[] scales, int group, int in, float[] x, int xo, int o) {
         int base = o * in; // byte offset of row o (out * in fits an int: checked against the buffer's capacity)

@@ -221,6 +221,49 @@ public abstract class WeightStreaming {
         }
     }
 
+    /**
+     * One head's attention scores against its cached keys, read in place: {@code scores[p] = sum_k q[k] kT[k, p]} for
+     * {@code p < c}, the keys transposed [H, C] at float index {@code base} of {@code keysT} (an engine array's memory).
+     */
+    public final void keyScores(ByteBuffer keysT, int base, int hd, int c, float[] q, float[] scores) {
+        if (base < 0 || (long) 4 * (base + (long) hd * c) > keysT.capacity() || q.length < hd || scores.length < c) {
+            throw new IllegalArgumentException("key scores: " + hd + " x " + c + " at " + base + " of " + keysT.capacity() + " bytes");
+        }
+        keyScores0(keysT, base, hd, c, q, scores);
+    }
+
+    /**
+     * One head's context from its cached values, read in place: {@code ctx[co + h] += sum_p w[p] v[p, h]} for
+     * {@code h < hd}, the values [C, H] at float index {@code base} of {@code values}.
+     */
+    public final void weightedValues(ByteBuffer values, int base, int c, int hd, float[] w, float[] ctx, int co) {
+        if (base < 0 || (long) 4 * (base + (long) hd * c) > values.capacity() || w.length < c || co < 0 || ctx.length < co + hd) {
+            throw new IllegalArgumentException("weighted values: " + c + " x " + hd + " at " + base + " of " + values.capacity() + " bytes");
+        }
+        weightedValues0(values, base, c, hd, w, ctx, co);
+    }
+
+    protected void keyScores0(ByteBuffer keysT, int base, int hd, int c, float[] q, float[] scores) {
+        java.util.Arrays.fill(scores, 0, c, 0f);
+        for (int k = 0; k < hd; k++) {
+            float qk = q[k];
+            int row = 4 * (base + k * c);
+            for (int p = 0; p < c; p++) {
+                scores[p] += qk * keysT.getFloat(row + 4 * p);
+            }
+        }
+    }
+
+    protected void weightedValues0(ByteBuffer values, int base, int c, int hd, float[] w, float[] ctx, int co) {
+        for (int p = 0; p < c; p++) {
+            float wp = w[p];
+            int row = 4 * (base + p * hd);
+            for (int h = 0; h < hd; h++) {
+                ctx[co + h] += wp * values.getFloat(row + 4 * h);
+            }
+        }
+    }
+
     /** Output rows {@code o0 <= o < o1} of {@link #multiply}; every index already checked. */
     protected abstract void rows(Precision precision, ByteBuffer w, float[] scales, int group, int in, float[] x, int rows,
                                  float[] y, int out, int o0, int o1);

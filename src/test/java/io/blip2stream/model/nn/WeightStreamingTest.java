@@ -186,4 +186,60 @@ class WeightStreamingTest {
         }
         return new double[] {exact, magnitude};
     }
+
+    /** The decode attention's two reads of the cache in place equal exact sums, at sizes off the vector width. */
+    @Test
+    void attentionReadsOfTheCacheMatchExactSums() {
+        java.util.Random r = new java.util.Random(11);
+        for (int[] size : new int[][] {{80, 37}, {20, 5}, {64, 64}, {7, 1}}) {
+            int hd = size[0];
+            int c = size[1];
+            int base = 3; // a head's block inside a larger array
+            java.nio.ByteBuffer cache = java.nio.ByteBuffer.allocateDirect(4 * (base + hd * c)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            float[] all = new float[base + hd * c];
+            for (int i = 0; i < all.length; i++) {
+                all[i] = (float) r.nextGaussian();
+                cache.putFloat(4 * i, all[i]);
+            }
+            float[] q = new float[hd];
+            float[] w = new float[c];
+            for (int i = 0; i < hd; i++) {
+                q[i] = (float) r.nextGaussian();
+            }
+            for (int i = 0; i < c; i++) {
+                w[i] = r.nextFloat();
+            }
+            float[] scores = new float[c + 2];
+            java.util.Arrays.fill(scores, 9f); // overwritten, not added to
+            float[] ctx = new float[hd + 4];
+            java.util.Arrays.fill(ctx, 1f);     // added to
+            for (WeightStreaming k : java.util.List.of(WeightStreaming.get(), new WeightStreaming.Scalar())) {
+                k.keyScores(cache, base, hd, c, q, scores);
+                for (int p = 0; p < c; p++) {
+                    double exact = 0;
+                    double magnitude = 0;
+                    for (int j = 0; j < hd; j++) {
+                        exact += (double) q[j] * all[base + j * c + p];
+                        magnitude += Math.abs((double) q[j] * all[base + j * c + p]);
+                    }
+                    assertEquals(exact, scores[p], 1e-6 * magnitude + 1e-6, k.name() + " score " + p);
+                }
+                assertEquals(9f, scores[c + 1]);
+                float[] out = ctx.clone();
+                k.weightedValues(cache, base, c, hd, w, out, 2);
+                for (int h = 0; h < hd; h++) {
+                    double exact = 1;
+                    double magnitude = 1;
+                    for (int p = 0; p < c; p++) {
+                        exact += (double) w[p] * all[base + p * hd + h];
+                        magnitude += Math.abs((double) w[p] * all[base + p * hd + h]);
+                    }
+                    assertEquals(exact, out[2 + h], 1e-6 * magnitude, k.name() + " value " + h);
+                }
+                assertEquals(1f, out[0]);
+                assertEquals(1f, out[hd + 3]);
+            }
+            assertThrows(IllegalArgumentException.class, () -> WeightStreaming.get().keyScores(cache, base + 1, hd, c, q, scores));
+        }
+    }
 }

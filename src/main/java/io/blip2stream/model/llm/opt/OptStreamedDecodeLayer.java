@@ -8,7 +8,9 @@ import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.llm.KvCache;
 import io.blip2stream.model.nn.LayerNorm;
 import io.blip2stream.model.nn.LowPrecisionWeight;
+import io.blip2stream.model.nn.WeightStreaming;
 
+import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.util.List;
 
@@ -116,33 +118,35 @@ final class OptStreamedDecodeLayer {
         int c = Math.toIntExact(closedK.getShape().get(3));
         int o = openK == null ? 0 : Math.toIntExact(openK.getShape().get(3));
         int s = c + o + 1;
-        FloatBuffer kc = TfFunctions.memory(closedK).asFloatBuffer();
-        FloatBuffer vc = TfFunctions.memory(cache.closedValues(layer)).asFloatBuffer();   // (B, N, C, H)
+        ByteBuffer kc = TfFunctions.memory(closedK);                                      // read in place
+        ByteBuffer vc = TfFunctions.memory(cache.closedValues(layer));                    // (B, N, C, H)
+        WeightStreaming kernels = WeightStreaming.get();
         FloatBuffer ko = openK == null ? null : TfFunctions.memory(openK).asFloatBuffer();
         FloatBuffer vo = openK == null ? null : TfFunctions.memory(cache.openValues(layer)).asFloatBuffer(); // (B, N, O, H)
         float[] newK = new float[b * n * hd * (o + 1)]; // (B, N, H, O+1)
         float[] newV = new float[b * n * (o + 1) * hd]; // (B, N, O+1, H)
         float[] scores = new float[s];
         float[] q = new float[hd];
-        float[] run = new float[Math.max(c, hd)]; // one run of the cache, copied out in bulk: loops over arrays vectorize
+        float[] weights = new float[c];
+        float[] openKeys = new float[hd * o]; // one head's open keys [H, O], read in one bulk copy
         for (int r = 0; r < b; r++) {
             for (int head = 0; head < n; head++) {
                 int bn = r * n + head;
                 int qo = r * 3 * d + head * hd;
                 System.arraycopy(qkv, qo, q, 0, hd);
-                java.util.Arrays.fill(scores, 0f);
-                // keys transposed: for each of the H dimensions a contiguous run over positions
+                java.util.Arrays.fill(scores, c, s, 0f);
+                // the closed history's keys transposed [H, C], read in place; then the open block and the new key
+                kernels.keyScores(kc, bn * hd * c, hd, c, q, scores);
+                if (o > 0) {
+                    ko.get(bn * hd * o, openKeys, 0, hd * o);
+                }
                 for (int k = 0; k < hd; k++) {
                     float qk = q[k];
-                    kc.get((bn * hd + k) * c, run, 0, c);
-                    for (int p = 0; p < c; p++) {
-                        scores[p] += qk * run[p];
-                    }
                     int nkBase = (bn * hd + k) * (o + 1);
                     if (o > 0) {
-                        ko.get((bn * hd + k) * o, newK, nkBase, o);
+                        System.arraycopy(openKeys, k * o, newK, nkBase, o);
                         for (int p = 0; p < o; p++) {
-                            scores[c + p] += qk * newK[nkBase + p];
+                            scores[c + p] += qk * openKeys[k * o + p];
                         }
                     }
                     float key = qkv[qo + d + k];
@@ -163,16 +167,15 @@ final class OptStreamedDecodeLayer {
                 int co = r * d + head * hd;
                 java.util.Arrays.fill(ctx, co, co + hd, 0f);
                 for (int p = 0; p < c; p++) {
-                    float w = scores[p] / sum;
-                    vc.get((bn * c + p) * hd, run, 0, hd);
-                    for (int k = 0; k < hd; k++) {
-                        ctx[co + k] += w * run[k];
-                    }
+                    weights[p] = scores[p] / sum;
+                }
+                kernels.weightedValues(vc, bn * c * hd, c, hd, weights, ctx, co);
+                if (o > 0) { // the open values [O, H] are the first O rows of the grown block [O+1, H]
+                    vo.get(bn * o * hd, newV, bn * (o + 1) * hd, o * hd);
                 }
                 for (int p = 0; p < o; p++) {
                     float w = scores[c + p] / sum;
                     int nvBase = (bn * (o + 1) + p) * hd;
-                    vo.get((bn * o + p) * hd, newV, nvBase, hd);
                     for (int k = 0; k < hd; k++) {
                         ctx[co + k] += w * newV[nvBase + k];
                     }
