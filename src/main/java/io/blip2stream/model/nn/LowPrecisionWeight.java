@@ -317,6 +317,28 @@ public final class LowPrecisionWeight {
         return addBias(ys, rows);
     }
 
+    /**
+     * {@link #forward(float[], int)} with each row of the result its own array [out] (a batch of logits never one
+     * array over the garbage collector's humongous size when packed).
+     */
+    public float[][] forwardRows(float[] x, int rows) {
+        float[][] y;
+        if (packed != null) {
+            y = packed.multiplyRows(x, rows);
+        } else {
+            float[] flat = forward(x, rows);
+            y = new float[rows][];
+            for (int r = 0; r < rows; r++) {
+                y[r] = java.util.Arrays.copyOfRange(flat, r * out, (r + 1) * out);
+            }
+            return y; // forward added the bias
+        }
+        for (float[] row : y) {
+            addBias(row, 1);
+        }
+        return y;
+    }
+
     private float[] addBias(float[] ys, int rows) {
         if (biasValues != null) {
             for (int r = 0; r < rows; r++) {

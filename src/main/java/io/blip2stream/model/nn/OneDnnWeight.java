@@ -322,6 +322,31 @@ public final class OneDnnWeight implements AutoCloseable {
         }
     }
 
+    /**
+     * {@link #multiply(float[], int)} with each row of the result its own array [out]: a batch of decode steps' logits
+     * (8 x 50272 floats) is then never one array over the garbage collector's humongous size.
+     */
+    public float[][] multiplyRows(float[] x, int rows) {
+        float[][] y = new float[rows][];
+        if (rows == 1) {
+            y[0] = multiply(x, 1);
+            return y;
+        }
+        if (rows <= 0 || x.length < (long) rows * in) {
+            throw new IllegalArgumentException("oneDNN product: x of " + x.length + " values for " + rows + " rows of " + in);
+        }
+        ByteBuffer xb = OneDnn.scratch(OneDnn.Scratch.X, (long) rows * in * 4);
+        ByteBuffer yb = OneDnn.scratch(OneDnn.Scratch.Y, (long) rows * out * 4);
+        xb.asFloatBuffer().put(x, 0, rows * in);
+        multiply(xb, rows, yb);
+        java.nio.FloatBuffer f = yb.asFloatBuffer();
+        for (int r = 0; r < rows; r++) {
+            y[r] = new float[out];
+            f.get(r * out, y[r]);
+        }
+        return y;
+    }
+
     /** {@link #multiply(ByteBuffer, int, ByteBuffer)} on Java arrays, through a per-thread buffer. */
     public float[] multiply(float[] x, int rows) {
         if (rows <= 0 || x.length < (long) rows * in) {

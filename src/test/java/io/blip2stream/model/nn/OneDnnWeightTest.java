@@ -158,6 +158,10 @@ class OneDnnWeightTest {
                     x[i] = (float) r.nextGaussian();
                 }
                 float[] many = packed.multiply(x, rows);
+                float[][] split = packed.multiplyRows(x, rows); // the same values, a row to an array
+                for (int row = 0; row < rows; row++) {
+                    assertArrayEquals(java.util.Arrays.copyOfRange(many, row * out, (row + 1) * out), split[row], "row " + row);
+                }
                 for (int row = 0; row < rows; row++) {
                     float[] one = packed.multiply(java.util.Arrays.copyOfRange(x, row * in, (row + 1) * in), 1);
                     for (int o = 0; o < out; o++) {

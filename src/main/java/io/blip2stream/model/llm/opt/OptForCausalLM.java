@@ -264,13 +264,7 @@ public final class OptForCausalLM implements LanguageModel {
         int b = positions.length;
         float[] h = streamedDecode.forward(layers, embed(x, positions), mask, cache); // (B, D)
         streamedDecode.finalNorm(h, b);
-        float[] flat = lmHead.forward(h, b);                                          // (B, V)
-        int v = config.vocabSize();
-        float[][] out = new float[b][];
-        for (int i = 0; i < b; i++) {
-            out[i] = java.util.Arrays.copyOfRange(flat, i * v, (i + 1) * v);
-        }
-        return out;
+        return lmHead.forwardRows(h, b);                                              // [B][V]
     }
 
     /** inputs_embeds [B, T, W] through project_in plus the learned positions: h [B*T, D]. */

@@ -36,6 +36,9 @@ final class OptStreamedDecodeLayer {
     /** A layer's norms, in Java. */
     private record Norms(float[] ln1g, float[] ln1b, float[] ln2g, float[] ln2b) {}
 
+    private static final ThreadLocal<float[]> OPEN_KEYS = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> OPEN_VALUES = ThreadLocal.withInitial(() -> new float[0]);
+
     private final OptConfig config;
     private final Norms[] norms;
     private final float[] finalG; // the decoder's final norm, or null where it has none
@@ -123,8 +126,18 @@ final class OptStreamedDecodeLayer {
         WeightStreaming kernels = WeightStreaming.get();
         FloatBuffer ko = openK == null ? null : TfFunctions.memory(openK).asFloatBuffer();
         FloatBuffer vo = openK == null ? null : TfFunctions.memory(cache.openValues(layer)).asFloatBuffer(); // (B, N, O, H)
-        float[] newK = new float[b * n * hd * (o + 1)]; // (B, N, H, O+1)
-        float[] newV = new float[b * n * (o + 1) * hd]; // (B, N, O+1, H)
+        // the grown open block, every value written below; the engine copies it, so this thread's arrays are reused
+        // (8 rows' block reaches 1.4 MB: allocated each layer, each over G1's humongous size, they set off old-space
+        // collections at every step)
+        int blockSize = b * n * hd * (o + 1);
+        float[] newK = OPEN_KEYS.get();   // (B, N, H, O+1)
+        float[] newV = OPEN_VALUES.get(); // (B, N, O+1, H)
+        if (newK.length < blockSize) {
+            newK = new float[blockSize];
+            newV = new float[blockSize];
+            OPEN_KEYS.set(newK);
+            OPEN_VALUES.set(newV);
+        }
         float[] scores = new float[s];
         float[] q = new float[hd];
         float[] weights = new float[c];
@@ -189,7 +202,8 @@ final class OptStreamedDecodeLayer {
                 }
             }
         }
-        cache.setOpen(layer, scope.create(newK, new Shape(b, n, hd, o + 1)), scope.create(newV, new Shape(b, n, o + 1, hd)));
+        cache.setOpen(layer, scope.create(FloatBuffer.wrap(newK, 0, blockSize), new Shape(b, n, hd, o + 1)),
+                scope.create(FloatBuffer.wrap(newV, 0, blockSize), new Shape(b, n, o + 1, hd)));
     }
 
     /** torch.nn.LayerNorm over rows of {@code d}: the biased variance, float32 like the engine's. */
