@@ -273,8 +273,7 @@ public final class OneDnnWeight implements AutoCloseable {
         if (rows == 1 && rowView != null && epilogue.activation() == Activation.NONE) { // a decode step's LM head, T5's steps
             float[] xs = new float[in];
             x.asFloatBuffer().get(xs);
-            float[] ys = new float[out];
-            WeightStreaming.get().multiplyPackedInt8(rowView, paddedIn, out, scaleValues, xs, in, ys);
+            float[] ys = oneRow(xs);
             for (int o = 0; o < out; o++) { // the epilogue's order: (x W^T + b) + r
                 if (epilogue.bias() != null) {
                     ys[o] += epilogue.bias().getFloat(4 * o);
@@ -327,19 +326,13 @@ public final class OneDnnWeight implements AutoCloseable {
      * (8 x 50272 floats) is then never one array over the garbage collector's humongous size.
      */
     public float[][] multiplyRows(float[] x, int rows) {
+        check(x, rows);
         float[][] y = new float[rows][];
-        if (rows == 1) {
-            y[0] = multiply(x, 1);
+        if (rows == 1 && rowView != null) {
+            y[0] = oneRow(x);
             return y;
         }
-        if (rows <= 0 || x.length < (long) rows * in) {
-            throw new IllegalArgumentException("oneDNN product: x of " + x.length + " values for " + rows + " rows of " + in);
-        }
-        ByteBuffer xb = OneDnn.scratch(OneDnn.Scratch.X, (long) rows * in * 4);
-        ByteBuffer yb = OneDnn.scratch(OneDnn.Scratch.Y, (long) rows * out * 4);
-        xb.asFloatBuffer().put(x, 0, rows * in);
-        multiply(xb, rows, yb);
-        java.nio.FloatBuffer f = yb.asFloatBuffer();
+        java.nio.FloatBuffer f = productInScratch(x, rows).asFloatBuffer();
         for (int r = 0; r < rows; r++) {
             y[r] = new float[out];
             f.get(r * out, y[r]);
@@ -349,24 +342,38 @@ public final class OneDnnWeight implements AutoCloseable {
 
     /** {@link #multiply(ByteBuffer, int, ByteBuffer)} on Java arrays, through a per-thread buffer. */
     public float[] multiply(float[] x, int rows) {
+        check(x, rows);
+        if (rows == 1 && rowView != null) {
+            return oneRow(x);
+        }
+        float[] y = new float[rows * out];
+        productInScratch(x, rows).asFloatBuffer().get(y);
+        return y;
+    }
+
+    private void check(float[] x, int rows) {
         if (rows <= 0 || x.length < (long) rows * in) {
             throw new IllegalArgumentException("oneDNN product: x of " + x.length + " values for " + rows + " rows of " + in);
         }
-        if (rows == 1 && rowView != null) {
-            if (closed) {
-                throw new IllegalStateException("the weight was closed with its model");
-            }
-            float[] y = new float[out];
-            WeightStreaming.get().multiplyPackedInt8(rowView, paddedIn, out, scaleValues, x, in, y);
-            return y;
+    }
+
+    /** One row of int8 read in Java from the packed bytes ({@link #streamsOneRow}): x [in] to y [out]. */
+    private float[] oneRow(float[] x) {
+        if (closed) {
+            throw new IllegalStateException("the weight was closed with its model");
         }
+        float[] y = new float[out];
+        WeightStreaming.get().multiplyPackedInt8(rowView, paddedIn, out, scaleValues, x, in, y);
+        return y;
+    }
+
+    /** x [rows, in] through oneDNN via this thread's scratch buffers: the result [rows, out], valid until its next product. */
+    private ByteBuffer productInScratch(float[] x, int rows) {
         ByteBuffer xb = OneDnn.scratch(OneDnn.Scratch.X, (long) rows * in * 4);
         ByteBuffer yb = OneDnn.scratch(OneDnn.Scratch.Y, (long) rows * out * 4);
         xb.asFloatBuffer().put(x, 0, rows * in);
         multiply(xb, rows, yb);
-        float[] y = new float[rows * out];
-        yb.asFloatBuffer().get(y);
-        return y;
+        return yb;
     }
 
     private Plan plan(PlanKey key) {

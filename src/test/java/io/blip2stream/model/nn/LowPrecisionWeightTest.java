@@ -232,6 +232,19 @@ class LowPrecisionWeightTest {
                 IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LowPrecisionWeight.int8Group(128), bad);
                 assertTrue(e.getMessage().contains("BLIP2_INT8_GROUP"), e.getMessage());
             }
+            // which layout the setting gives: unset or row packed for oneDNN (where it runs), a group size streamed,
+            // a bad value refused at load naming the setting
+            boolean dnn = OneDnnWeight.available();
+            for (String setting : new String[] {"", "row", "64"}) {
+                System.setProperty("blip2.int8.group", setting);
+                Linear l = Linear.load(weights.withPrecision(Precision.INT8), manager, "fc", IN, OUT, true);
+                assertEquals(dnn && !setting.equals("64"), l.lowPrecision().packed(), "'" + setting + "'");
+                assertEquals(!l.lowPrecision().packed(), l.lowPrecision().streamed(), "'" + setting + "'");
+            }
+            System.setProperty("blip2.int8.group", "sixty-four");
+            IllegalArgumentException atLoad = assertThrows(IllegalArgumentException.class,
+                    () -> Linear.load(weights.withPrecision(Precision.INT8), manager, "fc", IN, OUT, true));
+            assertTrue(atLoad.getMessage().contains("BLIP2_INT8_GROUP"), atLoad.getMessage());
             System.setProperty("blip2.int8.group", "row");
             assertEquals(640, LowPrecisionWeight.int8Group(640));
             System.setProperty("blip2.int8.group", "128");

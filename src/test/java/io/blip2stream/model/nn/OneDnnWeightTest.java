@@ -194,6 +194,13 @@ class OneDnnWeightTest {
                     assertEquals(one[o] + bias[o] + res[o], yb.getFloat(4 * o), 1e-5 * (1 + Math.abs(one[o])), "epilogue at " + o);
                 }
                 assertThrows(IllegalArgumentException.class, () -> OneDnnWeight.packInt8(plain, new float[out - 1], out, in));
+                // no rows, negative rows, x too short: refused by name, whichever entry point
+                for (int bad : new int[] {0, -1}) {
+                    assertThrows(IllegalArgumentException.class, () -> packed.multiplyRows(x, bad));
+                    assertThrows(IllegalArgumentException.class, () -> packed.multiply(x, bad));
+                }
+                assertThrows(IllegalArgumentException.class, () -> packed.multiplyRows(new float[in - 1], 1));
+                assertThrows(IllegalArgumentException.class, () -> packed.multiply(new float[in - 1], 1));
             }
         }
     }

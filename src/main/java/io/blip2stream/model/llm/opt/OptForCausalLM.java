@@ -4,7 +4,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.llm.KvCache;
@@ -228,15 +227,11 @@ public final class OptForCausalLM implements LanguageModel {
         int b = positions.length;
         int t = positions[0].length;
         NDArray h = embed(x, positions);                 // (B*T, D)
-        boolean decodeStep = t == 1 && cache.length() > 0;
-        if (decodeStep && streamsStep(b)) {
-            h = x.getManager().create(streamedDecode.forward(layers, h, mask, cache), new Shape(b, config.hiddenSize()));
-        } else {
-            boolean fused = decodeStep && fusedDecodeLayer != null;
-            OptTfDecodeLayer.Step step = fused ? OptTfDecodeLayer.step(x.getManager(), cache) : null; // inputs every layer shares
-            for (int i = 0; i < layers.size(); i++) {
-                h = fused ? fusedDecodeLayer.forward(step, layers.get(i), h, mask, cache, i) : decoderLayer(layers.get(i), h, b, t, mask, cache, i);
-            }
+        // a low-precision decode step of few rows runs in Java instead: streamedStepLogits, chosen by OptSession.step
+        boolean fused = t == 1 && cache.length() > 0 && fusedDecodeLayer != null;
+        OptTfDecodeLayer.Step step = fused ? OptTfDecodeLayer.step(x.getManager(), cache) : null; // inputs every layer shares
+        for (int i = 0; i < layers.size(); i++) {
+            h = fused ? fusedDecodeLayer.forward(step, layers.get(i), h, mask, cache, i) : decoderLayer(layers.get(i), h, b, t, mask, cache, i);
         }
         if (finalLayerNorm != null) {
             h = finalLayerNorm.forward(h);
