@@ -3,6 +3,7 @@ package io.blip2stream.cli;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.common.Millis;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
 import io.blip2stream.model.generation.GenerationParams;
@@ -50,11 +51,11 @@ final class GenerateRunner {
                 }
                 o.put("finish_reason", r.finishReason().wireName());
                 ObjectNode t = o.putObject("timings");
-                t.put("preprocess", ms(preprocessNanos));
-                t.put("vision", ms(f.visionNanos()));
-                t.put("qformer", ms(f.qformerNanos()));
-                t.put("prefill", ms(r.prefillNanos()));
-                t.put("decode", ms(r.decodeNanos()));
+                t.put("preprocess", Millis.ofNanos(preprocessNanos));
+                t.put("vision", Millis.ofNanos(f.visionNanos()));
+                t.put("qformer", Millis.ofNanos(f.qformerNanos()));
+                t.put("prefill", Millis.ofNanos(r.prefillNanos()));
+                t.put("decode", Millis.ofNanos(r.decodeNanos()));
                 out.println(mapper.writeValueAsString(o));
             } else {
                 out.println();
@@ -66,7 +67,4 @@ final class GenerateRunner {
         return 0;
     }
 
-    static double ms(long nanos) {
-        return Math.round(nanos / 1e4) / 100.0;
-    }
 }

@@ -11,6 +11,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
+import io.blip2stream.common.Sha256;
+
 import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.util.ArrayList;
@@ -55,7 +57,7 @@ public final class ClusterCipher {
             if (b.length != 32) {
                 throw new IllegalArgumentException("a cluster key is 32 bytes (base64 of `head -c 32 /dev/urandom`), got " + b.length);
             }
-            k.add(new Key(new SecretKeySpec(b, "AES"), java.util.Arrays.copyOf(sha256(b), FINGERPRINT)));
+            k.add(new Key(new SecretKeySpec(b, "AES"), java.util.Arrays.copyOf(Sha256.of(b), FINGERPRINT)));
         }
         this.keys = List.copyOf(k);
         this.hashKey = new SecretKeySpec(hmac(raw.get(0), "blip2-stream entry keys".getBytes(StandardCharsets.UTF_8)), "HmacSHA256");
@@ -95,7 +97,7 @@ public final class ClusterCipher {
      * of the cluster read each other's state; so can anyone else.
      */
     public static ClusterCipher insecure(String clusterName) {
-        return new ClusterCipher(List.of(sha256(("blip2-stream insecure cluster " + clusterName).getBytes(StandardCharsets.UTF_8))),
+        return new ClusterCipher(List.of(Sha256.of(("blip2-stream insecure cluster " + clusterName).getBytes(StandardCharsets.UTF_8))),
                 "no key (cluster.insecure: anyone who reaches the cluster can read and forge its state)");
     }
 
@@ -200,13 +202,6 @@ public final class ClusterCipher {
         return (map + "\n" + key).getBytes(StandardCharsets.UTF_8);
     }
 
-    private static byte[] sha256(byte[] b) {
-        try {
-            return MessageDigest.getInstance("SHA-256").digest(b);
-        } catch (GeneralSecurityException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 
     private static byte[] hmac(byte[] key, byte[] data) {
         try {

@@ -1,5 +1,6 @@
 package io.blip2stream.engine;
 
+import io.blip2stream.common.Sha256;
 import io.blip2stream.model.generation.GenerationParams;
 
 import java.util.List;
@@ -43,7 +44,7 @@ public record InferenceJob(String id, Task task, byte[] image, String prompt, St
             cancellation = new Cancellation();
         }
         if (imageDigest == null && image != null) {
-            imageDigest = java.util.HexFormat.of().formatHex(sha256().digest(image));
+            imageDigest = Sha256.hex(image);
         }
         if (contentDigest == null) {
             contentDigest = digest(task, imageDigest, prompt, question, texts, params);
@@ -73,33 +74,13 @@ public record InferenceJob(String id, Task task, byte[] image, String prompt, St
      * SHA-256 of the parts, each length-prefixed, the image by its own digest.
      */
     static String digest(Task task, String imageDigest, String prompt, String question, List<String> texts, GenerationParams params) {
-        java.security.MessageDigest d = sha256();
-        update(d, task.wireName());
-        update(d, imageDigest);
-        update(d, prompt);
-        update(d, question);
-        update(d, texts == null ? null : String.valueOf(texts.size()));
+        List<String> fields = new java.util.ArrayList<>(List.of(task.wireName()));
+        fields.addAll(java.util.Arrays.asList(imageDigest, prompt, question, texts == null ? null : String.valueOf(texts.size())));
         if (texts != null) {
-            texts.forEach(t -> update(d, t));
+            fields.addAll(texts);
         }
-        update(d, params == null ? null : params.toString());
-        return java.util.HexFormat.of().formatHex(d.digest());
-    }
-
-    private static java.security.MessageDigest sha256() {
-        try {
-            return java.security.MessageDigest.getInstance("SHA-256");
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    private static void update(java.security.MessageDigest d, String s) {
-        byte[] b = s == null ? null : s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
-        d.update(java.nio.ByteBuffer.allocate(8).putLong(b == null ? -1 : b.length).array());
-        if (b != null) {
-            d.update(b);
-        }
+        fields.add(params == null ? null : params.toString());
+        return Sha256.ofFields(fields.toArray(new String[0]));
     }
 
     /** Whether its owner cancelled it. */

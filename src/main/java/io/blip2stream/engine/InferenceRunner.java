@@ -1,6 +1,7 @@
 package io.blip2stream.engine;
 
 import ai.djl.ndarray.NDManager;
+import io.blip2stream.common.Millis;
 import io.blip2stream.model.Blip2Model;
 import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.FinishReason;
@@ -219,7 +220,7 @@ public final class InferenceRunner implements AutoCloseable {
                     pixels[i] = generation.processor().preprocess(decoder.decode(job.image()));
                     misses.add(i);
                 }
-                preprocessMs[i] = ms(System.nanoTime() - t0);
+                preprocessMs[i] = Millis.ofNanos(System.nanoTime() - t0);
             } catch (ImageDecodeException e) {
                 failed[i] = true;
                 failures.add(failed(job, new RequestError(RequestError.INVALID_IMAGE, e.getMessage(), e)));
@@ -245,8 +246,8 @@ public final class InferenceRunner implements AutoCloseable {
                     prompts[i] = generation.visualPrompt(features, k);
                     cache.put(keys[i], prompts[i]);
                 }
-                visionMs = ms(features.visionNanos());
-                qformerMs = ms(features.qformerNanos());
+                visionMs = Millis.ofNanos(features.visionNanos());
+                qformerMs = Millis.ofNanos(features.qformerNanos());
             } catch (RuntimeException e) {
                 for (int i : misses) {
                     failed[i] = true;
@@ -295,8 +296,8 @@ public final class InferenceRunner implements AutoCloseable {
         InferenceJob job = p.job();
         long end = System.nanoTime();
         return new InferenceResult(job, modelName(job.task()), r.text(), r.tokenIds(), r.finishReason(), null, null, null,
-                new InferenceResult.Timings(ms(admittedNanos - job.acceptedNanos()), p.preprocessMs(), p.visionMs(), p.qformerMs(),
-                        ms(r.prefillNanos()), ms(r.decodeNanos()), ms(end - job.acceptedNanos()), p.cached()));
+                new InferenceResult.Timings(Millis.ofNanos(admittedNanos - job.acceptedNanos()), p.preprocessMs(), p.visionMs(), p.qformerMs(),
+                        Millis.ofNanos(r.prefillNanos()), Millis.ofNanos(r.decodeNanos()), Millis.ofNanos(end - job.acceptedNanos()), p.cached()));
     }
 
     /**
@@ -304,7 +305,7 @@ public final class InferenceRunner implements AutoCloseable {
      * with no tokens and finish_reason timeout, for match and embed the error {@code timeout}.
      */
     public Outcome timedOut(InferenceJob job, long nowNanos) {
-        double waited = ms(nowNanos - job.acceptedNanos());
+        double waited = Millis.ofNanos(nowNanos - job.acceptedNanos());
         if (!job.task().generates()) {
             return failed(job, new RequestError(RequestError.TIMEOUT, "the request's deadline passed after " + waited
                     + " ms, before its work started"));
@@ -445,7 +446,7 @@ public final class InferenceRunner implements AutoCloseable {
             }
             long p0 = System.nanoTime();
             float[] pixels = job.image() == null ? null : retrieval.processor().preprocess(decoder.decode(job.image()));
-            double preprocessMs = ms(System.nanoTime() - p0);
+            double preprocessMs = Millis.ofNanos(System.nanoTime() - p0);
             long t0 = System.nanoTime();
             List<Blip2Model.MatchResult> matches = null;
             float[][] imageEmbeds = null;
@@ -458,8 +459,8 @@ public final class InferenceRunner implements AutoCloseable {
                 if (pixels != null) {
                     Blip2Model.ImageFeatures f = retrieval.encodeImages(List.of(pixels), false);
                     imageEmbeds = rows(f.imageEmbeds(), retrieval.embeddingSize());
-                    visionMs = ms(f.visionNanos());
-                    qformerMs = ms(f.qformerNanos());
+                    visionMs = Millis.ofNanos(f.visionNanos());
+                    qformerMs = Millis.ofNanos(f.qformerNanos());
                 }
                 if (job.texts() != null && !job.texts().isEmpty()) {
                     textEmbeds = rows(retrieval.embedTextIds(job.textIds()), retrieval.embeddingSize());
@@ -467,11 +468,11 @@ public final class InferenceRunner implements AutoCloseable {
             }
             long end = System.nanoTime();
             if (job.task() == Task.MATCH) {
-                visionMs = ms(end - t0); // vision, Q-Former and heads together
+                visionMs = Millis.ofNanos(end - t0); // vision, Q-Former and heads together
             }
             return new Outcome(job, new InferenceResult(job, modelName(job.task()), null, null, null, matches, imageEmbeds, textEmbeds,
-                    new InferenceResult.Timings(ms(batchStart - job.acceptedNanos()), preprocessMs, visionMs, qformerMs, 0, 0,
-                            ms(end - job.acceptedNanos()), false)), null);
+                    new InferenceResult.Timings(Millis.ofNanos(batchStart - job.acceptedNanos()), preprocessMs, visionMs, qformerMs, 0, 0,
+                            Millis.ofNanos(end - job.acceptedNanos()), false)), null);
         } catch (ImageDecodeException e) {
             return failed(job, new RequestError(RequestError.INVALID_IMAGE, e.getMessage(), e));
         } catch (RequestError e) {
@@ -510,9 +511,6 @@ public final class InferenceRunner implements AutoCloseable {
         return new RequestError(RequestError.INTERNAL, "inference failed; incident " + incident + " in the log of the node that ran it", e);
     }
 
-    private static double ms(long nanos) {
-        return Math.round(nanos / 1e4) / 100.0;
-    }
 
     @Override
     public void close() {

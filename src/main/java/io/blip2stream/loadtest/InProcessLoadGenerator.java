@@ -1,5 +1,6 @@
 package io.blip2stream.loadtest;
 
+import io.blip2stream.common.Millis;
 import io.blip2stream.engine.ContinuousBatcher;
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
@@ -121,8 +122,8 @@ public final class InProcessLoadGenerator {
         double seconds = (System.nanoTime() - start) / 1e9;
         int done = requests - (int) answered.getCount();
         return new Report(requests, done, errors.get(), seconds, done / seconds,
-                ms(latency.getValueAtPercentile(50)), ms(latency.getValueAtPercentile(90)), ms(latency.getValueAtPercentile(99)),
-                ms(latency.getMaxValue()), tokens.get(), tokens.get() / seconds, stages.medians());
+                Millis.ofMicros(latency.getValueAtPercentile(50)), Millis.ofMicros(latency.getValueAtPercentile(90)), Millis.ofMicros(latency.getValueAtPercentile(99)),
+                Millis.ofMicros(latency.getMaxValue()), tokens.get(), tokens.get() / seconds, stages.medians());
     }
 
     /** Submits {@code n} requests with ids {@code prefix + i}: a closed loop on {@code outstanding}, or at a rate. */
@@ -146,7 +147,4 @@ public final class InProcessLoadGenerator {
         }
     }
 
-    private static double ms(long micros) {
-        return micros / 1000.0;
-    }
 }

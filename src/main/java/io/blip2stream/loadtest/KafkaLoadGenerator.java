@@ -2,6 +2,7 @@ package io.blip2stream.loadtest;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.blip2stream.common.Millis;
 import org.HdrHistogram.Histogram;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -144,8 +145,8 @@ public final class KafkaLoadGenerator {
         Map<String, Double> server = stages.medians();
         synchronized (latency) {
             return new Report(plan.requests(), answered.get(), dead.get(), seconds, answered.get() / seconds,
-                    ms(latency.getValueAtPercentile(50)), ms(latency.getValueAtPercentile(90)), ms(latency.getValueAtPercentile(99)),
-                    ms(latency.getMaxValue()), server.getOrDefault("total", 0.0), server.getOrDefault("queued", 0.0), server);
+                    Millis.ofMicros(latency.getValueAtPercentile(50)), Millis.ofMicros(latency.getValueAtPercentile(90)), Millis.ofMicros(latency.getValueAtPercentile(99)),
+                    Millis.ofMicros(latency.getMaxValue()), server.getOrDefault("total", 0.0), server.getOrDefault("queued", 0.0), server);
         }
     }
 
@@ -173,7 +174,4 @@ public final class KafkaLoadGenerator {
         producer.flush();
     }
 
-    private static double ms(long micros) {
-        return Math.round(micros / 10.0) / 100.0;
-    }
 }

@@ -3,6 +3,7 @@ package io.blip2stream.loadtest;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.common.Millis;
 import org.HdrHistogram.Histogram;
 
 import java.net.URI;
@@ -137,14 +138,11 @@ public final class WebSocketLoadGenerator {
         double seconds = (System.nanoTime() - start) / 1e9;
         synchronized (first) {
             return new Report(requests, ok.get(), errors.get(), seconds, ok.get() / seconds,
-                    ms(first.getValueAtPercentile(50)), ms(first.getValueAtPercentile(99)),
-                    ms(gaps.getValueAtPercentile(50)), ms(gaps.getValueAtPercentile(99)),
-                    ms(done.getValueAtPercentile(50)), ms(done.getValueAtPercentile(99)),
-                    ms(prefill.getValueAtPercentile(50)), ms(perToken.getValueAtPercentile(50)));
+                    Millis.ofMicros(first.getValueAtPercentile(50)), Millis.ofMicros(first.getValueAtPercentile(99)),
+                    Millis.ofMicros(gaps.getValueAtPercentile(50)), Millis.ofMicros(gaps.getValueAtPercentile(99)),
+                    Millis.ofMicros(done.getValueAtPercentile(50)), Millis.ofMicros(done.getValueAtPercentile(99)),
+                    Millis.ofMicros(prefill.getValueAtPercentile(50)), Millis.ofMicros(perToken.getValueAtPercentile(50)));
         }
     }
 
-    private static double ms(long micros) {
-        return Math.round(micros / 10.0) / 100.0;
-    }
 }

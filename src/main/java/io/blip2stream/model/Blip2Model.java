@@ -22,6 +22,7 @@ import io.blip2stream.model.image.BlipImageProcessor;
 import io.blip2stream.model.llm.LanguageModel;
 import io.blip2stream.model.llm.opt.OptForCausalLM;
 import io.blip2stream.model.llm.t5.T5ForConditionalGeneration;
+import io.blip2stream.model.nn.AttentionMask;
 import io.blip2stream.model.nn.Linear;
 import io.blip2stream.model.nn.OneDnnWeight;
 import io.blip2stream.model.nn.Ops;
@@ -229,8 +230,7 @@ public final class Blip2Model implements AutoCloseable {
         String suffix = precision == Precision.FLOAT32 ? "" : "/" + precision.id();
         try {
             byte[] cfg = java.nio.file.Files.readAllBytes(dir.resolve("config.json"));
-            byte[] h = java.security.MessageDigest.getInstance("SHA-256").digest(cfg);
-            return name() + "@" + java.util.HexFormat.of().formatHex(h, 0, 6) + suffix;
+            return name() + "@" + io.blip2stream.common.Sha256.prefix(cfg, 6) + suffix;
         } catch (Exception e) {
             return name() + suffix;
         }
@@ -709,12 +709,7 @@ public final class Blip2Model implements AutoCloseable {
             Text text = text(scope, textIds);
             // ITM: [queries, text] with the text's padding masked
             int l = text.length();
-            float[] mask = new float[b * (q + l)];
-            for (int i = 0; i < b; i++) {
-                for (int j = 0; j < l; j++) {
-                    mask[i * (q + l) + q + j] = text.mask()[i][j] == 1 ? 0f : -Float.MAX_VALUE;
-                }
-            }
+            float[] mask = AttentionMask.padding(text.mask(), q);                                  // (B, Q + T)
             NDArray joint = NDArrays.concat(new NDList(queries(scope, b), text.embeddings()), 1); // (B, Q + T, D)
             NDArray images = image.broadcast(new Shape(b, image.getShape().get(1), image.getShape().get(2))); // (B, S, E)
             NDArray out = qformer.forward(joint, q, Ops.create(scope, mask, b, 1, 1, q + l), images);    // (B, Q + T, D)
@@ -765,12 +760,7 @@ public final class Blip2Model implements AutoCloseable {
     private float[] textEmbeds(Text text) {
         int b = text.mask().length;
         int l = text.length();
-        float[] mask = new float[b * l];
-        for (int i = 0; i < b; i++) {
-            for (int j = 0; j < l; j++) {
-                mask[i * l + j] = text.mask()[i][j] == 1 ? 0f : -Float.MAX_VALUE;
-            }
-        }
+        float[] mask = AttentionMask.padding(text.mask(), 0); // (B, T)
         NDManager scope = text.embeddings().getManager();
         NDArray out = qformer.forward(text.embeddings(), 0, Ops.create(scope, mask, b, 1, 1, l), null); // (B, T, D)
         NDArray cls = out.get(new NDIndex(":, 0, :"));                                                    // (B, D)

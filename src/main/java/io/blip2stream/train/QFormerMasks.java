@@ -3,6 +3,7 @@ package io.blip2stream.train;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.blip2stream.model.nn.AttentionMask;
 
 /** The Q-Former's self-attention masks for training, additive, from Java. */
 final class QFormerMasks {
@@ -12,13 +13,7 @@ final class QFormerMasks {
     static NDArray keyPaddingMask(NDManager scope, int[][] textMask, int prefix) {
         int b = textMask.length;
         int t = textMask[0].length;
-        float[] m = new float[b * (prefix + t)];
-        for (int i = 0; i < b; i++) {
-            for (int j = 0; j < t; j++) {
-                m[i * (prefix + t) + prefix + j] = textMask[i][j] == 1 ? 0f : RepresentationLearning.MASKED;
-            }
-        }
-        return scope.create(m, new Shape(b, 1, 1, prefix + t));
+        return scope.create(AttentionMask.padding(textMask, prefix), new Shape(b, 1, 1, prefix + t));
     }
 
     /**
@@ -41,7 +36,7 @@ final class QFormerMasks {
                     } else {
                         visible = col <= row && textMask[i][col - q] == 1;
                     }
-                    m[(i * n + row) * n + col] = visible ? 0f : RepresentationLearning.MASKED;
+                    m[(i * n + row) * n + col] = visible ? 0f : AttentionMask.MASKED;
                 }
             }
         }

@@ -39,8 +39,6 @@ import java.util.function.Predicate;
 final class RepresentationLearning {
     private RepresentationLearning() {}
 
-    static final float MASKED = -1e9f;
-
     /**
      * The share of ITM negatives drawn uniformly instead of by ITC similarity. On these scenes the hardest negative
      * differs from the truth in one attribute, and with hard negatives only the ITM head can stay at the prior for

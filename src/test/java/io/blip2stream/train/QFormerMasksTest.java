@@ -2,6 +2,7 @@ package io.blip2stream.train;
 
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.engine.Engines;
+import io.blip2stream.model.nn.AttentionMask;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -16,7 +17,7 @@ class QFormerMasksTest {
             int[][] text = {{1, 1, 1}, {1, 1, 0}}; // the second row's last token is padding
             float[] mask = QFormerMasks.multimodalCausalMask(m, text, 2).toFloatArray(); // (2, 1, 5, 5)
             int n = 5;
-            float x = RepresentationLearning.MASKED;
+            float x = AttentionMask.MASKED;
             float[] row0 = {
                 0, 0, x, x, x,   // query 0: queries only
                 0, 0, x, x, x,   // query 1
@@ -36,7 +37,7 @@ class QFormerMasksTest {
     void matchingAndContrastivePassesMaskOnlyTextPadding() {
         try (NDManager m = Engines.newManager(Engines.Kind.PYTORCH)) {
             float[] mask = QFormerMasks.keyPaddingMask(m, new int[][] {{1, 0}}, 3).toFloatArray(); // (1, 1, 1, 5)
-            assertArrayEquals(new float[] {0, 0, 0, 0, RepresentationLearning.MASKED}, mask);
+            assertArrayEquals(new float[] {0, 0, 0, 0, AttentionMask.MASKED}, mask);
         }
     }
 }

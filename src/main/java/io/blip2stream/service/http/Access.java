@@ -119,12 +119,7 @@ final class Access {
         if (t == null) {
             return null;
         }
-        try {
-            byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(t.getBytes(java.nio.charset.StandardCharsets.UTF_8));
-            return "t-" + java.util.HexFormat.of().formatHex(d, 0, 8);
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        return "t-" + io.blip2stream.common.Sha256.prefix(t, 8);
     }
 
     /** Whether {@code principal} may see a request owned by {@code owner} (null: a Kafka request, or an open service). */

@@ -8,6 +8,7 @@ import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.llm.KvCache;
 import io.blip2stream.model.llm.LanguageModel;
+import io.blip2stream.model.nn.AttentionMask;
 import io.blip2stream.model.nn.EmbeddingTable;
 import io.blip2stream.model.nn.LayerNorm;
 import io.blip2stream.model.nn.Linear;
@@ -300,7 +301,7 @@ public final class OptForCausalLM implements LanguageModel {
                 positions[i][j] = n * attentionMask[i][j] - 1;
             }
         }
-        NDArray mask = Ops.create(scope, OptSession.additiveMask(attentionMask, 0, t), b, 1, t, t); // (B, 1, T, T)
+        NDArray mask = Ops.create(scope, AttentionMask.causal(attentionMask, 0, t), b, 1, t, t); // (B, 1, T, T)
         KvCache cache = new KvCache(scope, config.numHiddenLayers()); // its arrays live in the scope
         return logits(forward(inputsEmbeds, positions, mask, cache)); // (B*T, V)
     }

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.llm.KvCache;
+import io.blip2stream.model.nn.AttentionMask;
 import io.blip2stream.model.nn.Ops;
 
 import java.util.Arrays;
@@ -15,7 +16,6 @@ import java.util.Arrays;
  */
 public final class OptSession implements DecoderSession {
     /** What a masked score becomes: torch.finfo(float32).min, as transformers uses. */
-    static final float MASKED = -Float.MAX_VALUE;
 
     private final OptForCausalLM model;
     private boolean closed;
@@ -45,7 +45,7 @@ public final class OptSession implements DecoderSession {
         }
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = Ops.create(scope, inputsEmbeds, b, t, model.inputWidth());   // (B, T, W)
-            NDArray m = Ops.create(scope, additiveMask(mask, 0, t), b, 1, t, t);        // (B, 1, T, T)
+            NDArray m = Ops.create(scope, AttentionMask.causal(mask, 0, t), b, 1, t, t);        // (B, 1, T, T)
             NDArray h = model.forward(x, positions, m, cache);                           // (B*T, W)
             this.promptLogits = lastRowLogits(h, b, t);
         }
@@ -67,26 +67,6 @@ public final class OptSession implements DecoderSession {
             }
             return out;
         }
-    }
-
-    /**
-     * The additive mask [B, 1, T, S] for T new positions after {@code past} cached ones: causal, and padding
-     * keys masked.
-     */
-    static float[] additiveMask(int[][] mask, int past, int t) {
-        int b = mask.length;
-        int s = past + t;
-        float[] out = new float[b * t * s];
-        for (int i = 0; i < b; i++) {
-            for (int q = 0; q < t; q++) {
-                int base = (i * t + q) * s;
-                for (int k = 0; k < s; k++) {
-                    boolean visible = k <= past + q && mask[i][k] == 1;
-                    out[base + k] = visible ? 0f : MASKED;
-                }
-            }
-        }
-        return out;
     }
 
     /** hidden [B*T, W] to the logits after each row's last position, [B][V]. */
@@ -136,7 +116,7 @@ public final class OptSession implements DecoderSession {
         }
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = Ops.create(scope, emb, b, 1, w);                                  // (B, 1, W)
-            NDArray m = Ops.create(scope, additiveMask(mask, past, 1), b, 1, 1, past + 1); // (B, 1, 1, S)
+            NDArray m = Ops.create(scope, AttentionMask.causal(mask, past, 1), b, 1, 1, past + 1); // (B, 1, 1, S)
             if (cache.length() > 0 && model.streamsStep(b)) { // low precision: Java arrays from the layers to the logits
                 return model.streamedStepLogits(x, positions, m, cache);
             }

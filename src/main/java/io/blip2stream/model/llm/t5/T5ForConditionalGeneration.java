@@ -6,6 +6,7 @@ import io.blip2stream.model.config.T5Config;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.llm.KvCache;
 import io.blip2stream.model.llm.LanguageModel;
+import io.blip2stream.model.nn.AttentionMask;
 import io.blip2stream.model.nn.EmbeddingTable;
 import io.blip2stream.model.nn.Linear;
 import io.blip2stream.model.nn.Ops;
@@ -211,7 +212,7 @@ public final class T5ForConditionalGeneration implements LanguageModel {
         for (int q = 0; q < t; q++) { // causal
             for (int k = past + q + 1; k < past + t; k++) {
                 for (int h = 0; h < n; h++) {
-                    bias[(h * t + q) * (past + t) + k] = -Float.MAX_VALUE;
+                    bias[(h * t + q) * (past + t) + k] = AttentionMask.MASKED;
                 }
             }
         }

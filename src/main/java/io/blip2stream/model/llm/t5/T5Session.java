@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.llm.KvCache;
+import io.blip2stream.model.nn.AttentionMask;
 import io.blip2stream.model.nn.Ops;
 
 import java.util.Arrays;
@@ -58,20 +59,7 @@ final class T5Session implements DecoderSession {
     }
 
     private NDArray maskArray(int[][] mask) {
-        return Ops.create(manager, additive(mask), mask.length, 1, 1, mask[0].length);
-    }
-
-    /** 1/0 rows [B][L] to an additive mask [B * L]: 0 where attended, float32's lowest where masked. */
-    private static float[] additive(int[][] mask) {
-        int b = mask.length;
-        int l = mask[0].length;
-        float[] m = new float[b * l];
-        for (int i = 0; i < b; i++) {
-            for (int j = 0; j < l; j++) {
-                m[i * l + j] = mask[i][j] == 1 ? 0f : -Float.MAX_VALUE;
-            }
-        }
-        return m;
+        return Ops.create(manager, AttentionMask.padding(mask, 0), mask.length, 1, 1, mask[0].length); // (B, 1, 1, L)
     }
 
     @Override
@@ -123,7 +111,7 @@ final class T5Session implements DecoderSession {
         }
         try (NDManager scope = manager.newSubManager()) {
             NDArray x = Ops.create(scope, emb, b, t, d);                               // (B, T, D)
-            NDArray selfMask = decoderPadded ? Ops.create(scope, additive(decoderMask), b, 1, 1, past + t) : null; // (B, 1, 1, S)
+            NDArray selfMask = decoderPadded ? Ops.create(scope, AttentionMask.padding(decoderMask, 0), b, 1, 1, past + t) : null; // (B, 1, 1, S)
             float[] flat = model.decode(x, past, self, cross, crossMask, selfMask).toFloatArray(); // (B, T, V)
             past += t;
             int v = vocabSize();
