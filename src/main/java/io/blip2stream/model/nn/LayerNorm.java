@@ -3,7 +3,7 @@ package io.blip2stream.model.nn;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.tensorflow.engine.TfFunctions;
+import io.blip2stream.model.nn.tf.TfEager;
 import io.blip2stream.model.weights.Weights;
 
 /**
@@ -39,7 +39,7 @@ public record LayerNorm(NDArray weight, NDArray bias, float eps, NDArray epsArra
             int rows = Math.toIntExact(x.getShape().size() / weight.getShape().get(0));
             // a new array no op has read yet: written once here, then only read, as TensorFlow expects of its tensors
             NDArray y = x.getManager().create(x.getShape(), DataType.FLOAT32);
-            fused.forward(TfFunctions.memory(x32), rows, TfFunctions.memory(y));
+            fused.forward(TfEager.memory(x32), rows, TfEager.memory(y));
             return y;
         }
         return Ops.layerNorm(x, weight, bias, eps, epsArray);

@@ -1,23 +1,20 @@
 package io.blip2stream.model.nn;
 
+import io.blip2stream.model.nn.tf.TfEager;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.tensorflow.engine.TfFunctions;
-import io.blip2stream.model.nn.TfGraph.Out;
+import io.blip2stream.model.nn.tf.TfGraph.Out;
+import io.blip2stream.model.nn.tf.TfGraph;
 import io.blip2stream.model.weights.DirectBuffers;
 import io.blip2stream.model.weights.Precision;
 import io.blip2stream.model.weights.Weights;
-import org.bytedeco.javacpp.BytePointer;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
 
-import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrBool;
-import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrString;
-import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrType;
 
 /**
  * A Linear layer's weight [out, in] kept in bfloat16 or int8, in one copy outside the JVM's heap and direct-memory
@@ -170,7 +167,7 @@ public final class LowPrecisionWeight {
             columns = m.create(c);
         }
         return new LowPrecisionWeight(precision, streamed, rows, cols, stride, group, data, scaleValues, scales, shapes, columns,
-                streamed ? TfFunctions.memory(data) : null, null, null, null);
+                streamed ? TfEager.memory(data) : null, null, null, null);
     }
 
     /**
@@ -381,7 +378,7 @@ public final class LowPrecisionWeight {
             name = f.int8Streamed;
             inputs = new NDArray[] {x2, columns, data, scales, f.padding, f.axis, shapes[0], shapes[1]};
         }
-        NDArray y = TfFunctions.call(x.getManager(), name, inputs, 1)[0]; // (rows, out)
+        NDArray y = TfEager.call(x.getManager(), name, inputs, 1)[0]; // (rows, out)
         if (bias != null) {
             y = y.add(bias);
         }
@@ -421,8 +418,8 @@ public final class LowPrecisionWeight {
         NDArray x32 = float32(x);
         // a new array no op has read yet: written once here, then only read, as TensorFlow expects of its tensors
         NDArray result = x.getManager().create(new Shape(dims), DataType.FLOAT32);
-        ByteBuffer r = residual == null ? null : TfFunctions.memory(float32(residual));
-        packed.multiply(TfFunctions.memory(x32), rows, TfFunctions.memory(result), new OneDnnWeight.Epilogue(biasBuffer, activation, r));
+        ByteBuffer r = residual == null ? null : TfEager.memory(float32(residual));
+        packed.multiply(TfEager.memory(x32), rows, TfEager.memory(result), new OneDnnWeight.Epilogue(biasBuffer, activation, r));
         return result;
     }
 
@@ -487,7 +484,7 @@ public final class LowPrecisionWeight {
             try (TfGraph g = new TfGraph()) {
                 Out x = g.input(FLOAT);
                 Out w = g.input(INT8);                                                   // (out, in, 2): bfloat16 bits
-                Out wb = g.opWith("Bitcast", d -> TF_SetAttrType(d, "type", BF16), w);   // (out, in)
+                Out wb = g.opWith("Bitcast", a -> a.type("type", BF16), w);   // (out, in)
                 g.register(m, f.bf16, product(g, x, wb, bf16Gemm, onednn));
             }
             try (TfGraph g = new TfGraph()) {
@@ -496,7 +493,7 @@ public final class LowPrecisionWeight {
                 Out w = g.input(INT8);                                                   // (out, stride, 2)
                 Out padding = g.input(INT32);
                 Out axis = g.input(INT32);
-                Out wb = g.opWith("Bitcast", d -> TF_SetAttrType(d, "type", BF16), w);   // (out, stride)
+                Out wb = g.opWith("Bitcast", a -> a.type("type", BF16), w);   // (out, stride)
                 g.register(m, f.bf16Streamed, product(g, gather(g, x, columns, padding, axis), wb, bf16Gemm, onednn));
             }
             try (TfGraph g = new TfGraph()) {
@@ -535,7 +532,7 @@ public final class LowPrecisionWeight {
                 long best = Long.MAX_VALUE;
                 for (int i = 0; i < 4; i++) {
                     long t0 = System.nanoTime();
-                    TfFunctions.call(scope, bf16, new NDArray[] {x, wa}, 1)[0].toFloatArray();
+                    TfEager.call(scope, bf16, new NDArray[] {x, wa}, 1)[0].toFloatArray();
                     if (i > 0) {
                         best = Math.min(best, System.nanoTime() - t0);
                     }
@@ -551,14 +548,14 @@ public final class LowPrecisionWeight {
         }
 
         private static Out cast(TfGraph g, Out x, int type) {
-            return g.opWith("Cast", d -> TF_SetAttrType(d, "DstT", type), x);
+            return g.opWith("Cast", a -> a.type("DstT", type), x);
         }
 
         private static Out matMul(TfGraph g, Out a, Out b, boolean onednn) {
             return g.opWith(onednn ? "_MklMatMul" : "MatMul", d -> {
-                TF_SetAttrBool(d, "transpose_b", (byte) 1);
+                d.bool("transpose_b", true);
                 if (onednn) {
-                    TF_SetAttrString(d, "_kernel", new BytePointer("MklNameChangeOp"), 15);
+                    d.string("_kernel", "MklNameChangeOp");
                 }
             }, a, b);
         }
@@ -572,7 +569,7 @@ public final class LowPrecisionWeight {
                 }
                 w.flip();
                 NDArray x = scope.create(new float[] {1, 1, 2, 0}, new Shape(2, 2));
-                NDArray y = TfFunctions.call(scope, bf16, new NDArray[] {x, scope.create(w, new Shape(2, 2, 2), DataType.INT8)}, 1)[0];
+                NDArray y = TfEager.call(scope, bf16, new NDArray[] {x, scope.create(w, new Shape(2, 2, 2), DataType.INT8)}, 1)[0];
                 return java.util.Arrays.equals(y.toFloatArray(), new float[] {3, 7, 2, 6});
             } catch (RuntimeException e) {
                 return false;

@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.tensorflow.engine.TfFunctions;
+import io.blip2stream.model.nn.tf.TfEager;
 import io.blip2stream.model.weights.Precision;
 import org.bytedeco.dnnl.IntMemoryMap;
 import org.bytedeco.dnnl.global.dnnl;
@@ -68,8 +68,8 @@ public final class OneDnnAttention {
         long nh = (long) heads * h;
         Plan p = PLANS.get(new Key(b, s, heads, h, scale), OneDnnAttention::plan);
         NDArray ctx = qkv.getManager().create(new Shape(b, s, nh), DataType.FLOAT32); // written once below, then only read
-        ByteBuffer in = TfFunctions.memory(qkv);
-        ByteBuffer out = TfFunctions.memory(ctx);
+        ByteBuffer in = TfEager.memory(qkv);
+        ByteBuffer out = TfEager.memory(ctx);
         ByteBuffer scores = OneDnn.scratch(OneDnn.Scratch.SCORES, (long) b * heads * s * s * 4); // reused across layers
         var e = OneDnn.cpu();
         var st = OneDnn.stream();

@@ -3,12 +3,12 @@ package io.blip2stream.model.llm.opt;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.tensorflow.engine.TfFunctions;
 import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.llm.KvCache;
 import io.blip2stream.model.nn.LayerNorm;
 import io.blip2stream.model.nn.LowPrecisionWeight;
 import io.blip2stream.model.nn.WeightStreaming;
+import io.blip2stream.model.nn.tf.TfEager;
 
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
@@ -121,11 +121,11 @@ final class OptStreamedDecodeLayer {
         int c = Math.toIntExact(closedK.getShape().get(3));
         int o = openK == null ? 0 : Math.toIntExact(openK.getShape().get(3));
         int s = c + o + 1;
-        ByteBuffer kc = TfFunctions.memory(closedK);                                      // read in place
-        ByteBuffer vc = TfFunctions.memory(cache.closedValues(layer));                    // (B, N, C, H)
+        ByteBuffer kc = TfEager.memory(closedK);                                      // read in place
+        ByteBuffer vc = TfEager.memory(cache.closedValues(layer));                    // (B, N, C, H)
         WeightStreaming kernels = WeightStreaming.get();
-        FloatBuffer ko = openK == null ? null : TfFunctions.memory(openK).asFloatBuffer();
-        FloatBuffer vo = openK == null ? null : TfFunctions.memory(cache.openValues(layer)).asFloatBuffer(); // (B, N, O, H)
+        FloatBuffer ko = openK == null ? null : TfEager.memory(openK).asFloatBuffer();
+        FloatBuffer vo = openK == null ? null : TfEager.memory(cache.openValues(layer)).asFloatBuffer(); // (B, N, O, H)
         // the grown open block, every value written below; the engine copies it, so this thread's arrays are reused
         // (8 rows' block reaches 1.4 MB: allocated each layer, each over G1's humongous size, they set off old-space
         // collections at every step)

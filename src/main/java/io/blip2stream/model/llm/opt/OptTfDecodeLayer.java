@@ -3,20 +3,15 @@ package io.blip2stream.model.llm.opt;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.tensorflow.engine.TfFunctions;
 import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.llm.KvCache;
-import io.blip2stream.model.nn.TfGraph;
-import io.blip2stream.model.nn.TfGraph.Out;
-import org.bytedeco.javacpp.BytePointer;
+import io.blip2stream.model.nn.tf.TfEager;
+import io.blip2stream.model.nn.tf.TfGraph;
+import io.blip2stream.model.nn.tf.TfGraph.Out;
 
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
-import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrBool;
-import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrIntList;
-import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrString;
-import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrInt;
 
 /**
  * One OPT decoder layer for one new position per row (a decode step), as a TensorFlow function: the 40-odd ops of
@@ -149,7 +144,7 @@ final class OptTfDecodeLayer {
                 Out w = g.input(TfGraph.FLOAT);
                 g.register(scope, name, conv1x1(g, x, w, g.input(TfGraph.INT64), g.input(TfGraph.INT64), g.input(TfGraph.INT64)));
             }
-            NDArray[] out = TfFunctions.call(scope, name, new NDArray[] {
+            NDArray[] out = TfEager.call(scope, name, new NDArray[] {
                 scope.create(new float[] {1, 2, 3, 4, 5, 6}, new Shape(2, 3)), scope.create(new float[] {1, 0, 0, 1, 1, 1}, new Shape(3, 2)),
                 scope.create(new long[] {1, 1, -1, 3}), scope.create(new long[] {1, 1, 3, 2}), scope.create(new long[] {-1, 2})
             }, 1);
@@ -217,7 +212,7 @@ final class OptTfDecodeLayer {
      */
     static Out[] attention(TfGraph g, Out qkv, Out mask, Out pastK, Out pastV, Out openK, Out openV, Out split,
                            Out one, Out two, Out three, Out qShape, Out kShape, Out mShape) {
-        Out[] parts = g.opOutputs("Split", desc -> TF_SetAttrInt(desc, "num_split", 3), 3, one, qkv);
+        Out[] parts = g.opOutputs("Split", a -> a.integer("num_split", 3), 3, one, qkv);
         Out q = g.op("Reshape", parts[0], qShape);                                         // (B, N, 1, H)
         Out k = g.op("Reshape", parts[1], kShape);                                         // (B, N, H, 1)
         Out v = g.op("Reshape", parts[2], qShape);                                         // (B, N, 1, H)
@@ -225,7 +220,7 @@ final class OptTfDecodeLayer {
         Out values = g.op("ConcatV2", List.of(openV, v), two);                             // (B, N, O+1, H)
         Out scores = g.op("AddV2", g.op("ConcatV2",
                 List.of(g.op("BatchMatMulV2", q, pastK), g.op("BatchMatMulV2", q, keys)), three), mask); // (B, N, 1, S)
-        Out[] p = g.opOutputs("SplitV", desc -> TF_SetAttrInt(desc, "num_split", 2), 2,
+        Out[] p = g.opOutputs("SplitV", a -> a.integer("num_split", 2), 2,
                 g.op("Softmax", scores), split, three);                                    // (B, N, 1, C), (B, N, 1, O+1)
         Out ctx = g.op("AddV2", g.op("BatchMatMulV2", p[0], pastV), g.op("BatchMatMulV2", p[1], values)); // (B, N, 1, H)
         return new Out[] {g.op("Reshape", ctx, mShape), keys, values};                     // (B, D), keys, values
@@ -240,19 +235,17 @@ final class OptTfDecodeLayer {
     private static Out conv1x1(TfGraph g, Out x, Out w, Out imageShape, Out filterShape, Out outShape) {
         Out image = g.op("Reshape", x, imageShape);                                            // (1, 1, R, K)
         Out y = g.opWith("_MklNativeConv2D", desc -> {
-            TF_SetAttrIntList(desc, "strides", new long[] {1, 1, 1, 1}, 4);
-            TF_SetAttrString(desc, "padding", new BytePointer("VALID"), 5);
-            TF_SetAttrBool(desc, "is_filter_const", (byte) 1);
-            TF_SetAttrString(desc, "_kernel", new BytePointer("MklNameChangeOp"), 15);
+            desc.integers("strides", 1, 1, 1, 1).string("padding", "VALID").bool("is_filter_const", true)
+                    .string("_kernel", "MklNameChangeOp");
         }, image, g.op("Reshape", w, filterShape));                                            // (1, 1, R, N)
         return g.op("Reshape", y, outShape);                                                  // (R, N)
     }
 
     /** mean, centre, variance, divide by sqrt(var + eps), scale and shift: Ops.layerNorm's ops in its order. */
     private static Out layerNorm(TfGraph g, Out x, Out gamma, Out beta, Out eps, Out last) {
-        Out mean = g.opWith("Mean", desc -> TF_SetAttrBool(desc, "keep_dims", (byte) 1), x, last);
+        Out mean = g.opWith("Mean", a -> a.bool("keep_dims", true), x, last);
         Out centred = g.op("Sub", x, mean);
-        Out var = g.opWith("Mean", desc -> TF_SetAttrBool(desc, "keep_dims", (byte) 1), g.op("Mul", centred, centred), last);
+        Out var = g.opWith("Mean", a -> a.bool("keep_dims", true), g.op("Mul", centred, centred), last);
         Out y = g.op("RealDiv", centred, g.op("Sqrt", g.op("AddV2", var, eps)));
         return g.op("AddV2", g.op("Mul", y, gamma), beta);
     }
@@ -295,7 +288,7 @@ final class OptTfDecodeLayer {
         };
         System.arraycopy(layer, 0, in, 0, LAYER_INPUTS);
         System.arraycopy(constants, 0, in, LAYER_INPUTS, constants.length);
-        NDArray[] out = TfFunctions.call(x.getManager(), names[packed ? layerIdx : 0], in, 3);
+        NDArray[] out = TfEager.call(x.getManager(), names[packed ? layerIdx : 0], in, 3);
         cache.setOpen(layerIdx, out[1], out[2]);
         return out[0];
     }

@@ -1,4 +1,4 @@
-package io.blip2stream.model.nn;
+package io.blip2stream.model.nn.tf;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.tensorflow.engine.TfFunctions;
@@ -27,11 +27,15 @@ import static org.tensorflow.internal.c_api.global.tensorflow.TF_Message;
 import static org.tensorflow.internal.c_api.global.tensorflow.TF_NewGraph;
 import static org.tensorflow.internal.c_api.global.tensorflow.TF_NewOperation;
 import static org.tensorflow.internal.c_api.global.tensorflow.TF_NewStatus;
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrBool;
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrInt;
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrIntList;
+import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrString;
 import static org.tensorflow.internal.c_api.global.tensorflow.TF_SetAttrType;
 
 /**
  * A TensorFlow graph built op by op through the C API and registered as a function in the engine's eager
- * context, where it then runs as a single op ({@link TfFunctions#call}). One call replaces dozens of eager ops,
+ * context, where it then runs as a single op ({@link TfEager#call}). One call replaces dozens of eager ops,
  * each of which costs DJL's TensorFlow engine 20 to 30 microseconds of overhead, and TensorFlow's function
  * runtime fuses what it can (a MatMul with its BiasAdd and ReLU). Inputs are placeholders, in the order they
  * are declared; constants (shapes, axes, epsilons) are inputs too, so no tensor is ever built here.
@@ -42,8 +46,55 @@ public final class TfGraph implements AutoCloseable {
     public static final int INT32 = 3;
     public static final int INT64 = 9;
 
-    /** One output of an op. */
-    public record Out(TF_Operation op, int index) {}
+    /** One output of an op: an op's handle in this graph and which of its outputs. */
+    public static final class Out {
+        private final TF_Operation op;
+        private final int index;
+
+        Out(TF_Operation op, int index) {
+            this.op = op;
+            this.index = index;
+        }
+    }
+
+    /** The attributes of an op being built, set by name as TensorFlow's op registry declares them. */
+    public static final class Attrs {
+        private final TF_OperationDescription d;
+
+        private Attrs(TF_OperationDescription d) {
+            this.d = d;
+        }
+
+        /** A {@code type} attribute: a TF_DataType code ({@link #FLOAT}, {@link #INT32}, ...). */
+        public Attrs type(String name, int dtype) {
+            TF_SetAttrType(d, name, dtype);
+            return this;
+        }
+
+        public Attrs bool(String name, boolean value) {
+            TF_SetAttrBool(d, name, (byte) (value ? 1 : 0));
+            return this;
+        }
+
+        public Attrs integer(String name, long value) {
+            TF_SetAttrInt(d, name, value);
+            return this;
+        }
+
+        public Attrs integers(String name, long... values) {
+            TF_SetAttrIntList(d, name, values, values.length);
+            return this;
+        }
+
+        /** A {@code string} attribute, as its UTF-8 bytes (TensorFlow copies them). */
+        public Attrs string(String name, String value) {
+            byte[] b = value.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            try (BytePointer p = new BytePointer(b)) {
+                TF_SetAttrString(d, name, p, b.length);
+            }
+            return this;
+        }
+    }
 
     private final TF_Graph graph = TF_NewGraph();
     private final TF_Status status = TF_NewStatus();
@@ -65,21 +116,21 @@ public final class TfGraph implements AutoCloseable {
     }
 
     /** An op with attributes set by {@code attrs}; its output 0. */
-    public Out opWith(String type, Consumer<TF_OperationDescription> attrs, Object... in) {
+    public Out opWith(String type, Consumer<Attrs> attrs, Object... in) {
         return build(type, attrs, in);
     }
 
     /** An op with attributes set by {@code attrs}; its outputs 0 to {@code outputs - 1}. */
-    public Out[] opOutputs(String type, Consumer<TF_OperationDescription> attrs, int outputs, Object... in) {
+    public Out[] opOutputs(String type, Consumer<Attrs> attrs, int outputs, Object... in) {
         Out first = build(type, attrs, in);
         Out[] out = new Out[outputs];
         for (int i = 0; i < outputs; i++) {
-            out[i] = new Out(first.op(), i);
+            out[i] = new Out(first.op, i);
         }
         return out;
     }
 
-    private Out build(String type, Consumer<TF_OperationDescription> attrs, Object[] in) {
+    private Out build(String type, Consumer<Attrs> attrs, Object[] in) {
         TF_OperationDescription d = TF_NewOperation(graph, type, type + "_" + count++);
         for (Object x : in) {
             if (x instanceof Out o) {
@@ -88,14 +139,14 @@ public final class TfGraph implements AutoCloseable {
                 TF_Output arr = new TF_Output(list.size());
                 for (int i = 0; i < list.size(); i++) {
                     Out o = (Out) list.get(i);
-                    arr.position(i).oper(o.op()).index(o.index());
+                    arr.position(i).oper(o.op).index(o.index);
                 }
                 TF_AddInputList(d, arr.position(0), list.size());
             } else {
                 throw new IllegalArgumentException("not an op output: " + x);
             }
         }
-        attrs.accept(d);
+        attrs.accept(new Attrs(d));
         return new Out(finish(d), 0);
     }
 
@@ -107,7 +158,7 @@ public final class TfGraph implements AutoCloseable {
         }
         TF_Output out = new TF_Output(outputs.length);
         for (int i = 0; i < outputs.length; i++) {
-            out.position(i).oper(outputs[i].op()).index(outputs[i].index());
+            out.position(i).oper(outputs[i].op).index(outputs[i].index);
         }
         TF_Function fn = TF_GraphToFunction(graph, name, (byte) 0, -1, (TF_Operation) null, inputs.size(), in.position(0),
                 outputs.length, out.position(0), (BytePointer) null, null, (String) null, status);
@@ -121,7 +172,7 @@ public final class TfGraph implements AutoCloseable {
     }
 
     private static TF_Output output(Out o) {
-        return new TF_Output().oper(o.op()).index(o.index());
+        return new TF_Output().oper(o.op).index(o.index);
     }
 
     private TF_Operation finish(TF_OperationDescription d) {
