@@ -163,7 +163,7 @@ final class LoadCommand implements Callable<Integer> {
             throw new Main.UserError(e.getMessage());
         }
         var texts = io.blip2stream.engine.RequestTexts.load(model, null, config.inference().maxPromptTokens());
-        var decoder = new io.blip2stream.service.request.RequestDecoder(config.inference(), config.limits(), texts);
+        var decoder = new io.blip2stream.service.protocol.RequestDecoder(config.inference(), config.limits(), texts);
         var limits = new io.blip2stream.engine.InferenceRunner.Limits(config.inference().maxPromptTokens(),
                 config.limits().maxImagePixels(), config.inference().stepDelayMs());
         try (texts; var runner = io.blip2stream.engine.InferenceRunner.load(model, null, kind, "cpu", limits)) {

@@ -7,7 +7,6 @@ import com.hazelcast.config.JoinConfig;
 import com.hazelcast.config.MapConfig;
 import com.hazelcast.config.MaxSizePolicy;
 import com.hazelcast.config.NetworkConfig;
-import io.blip2stream.service.config.ServiceConfig;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
@@ -28,8 +27,8 @@ public final class ClusterBootstrap {
 
     private ClusterBootstrap() {}
 
-    public static Config hazelcastConfig(ServiceConfig config) {
-        ServiceConfig.Cluster c = config.cluster();
+    public static Config hazelcastConfig(ClusterSettings c) {
+        ClusterSettings.Maps maps = c.maps();
         Config hz = ConfigUtil.loadConfig();
         hz.setClusterName(c.name());
         hz.setProperty("hazelcast.phone.home.enabled", "false");
@@ -79,17 +78,17 @@ public final class ClusterBootstrap {
         hz.setProperty("hazelcast.merge.first.run.delay.seconds", String.valueOf(Math.max(1, c.mergeDelayS())));
         hz.setProperty("hazelcast.merge.next.run.delay.seconds", String.valueOf(Math.max(1, c.mergeDelayS())));
         MapConfig requests = new MapConfig(REQUESTS_MAP).setBackupCount(Math.max(0, c.stateBackups()))
-                .setTimeToLiveSeconds((int) Math.max(1, config.requests().retentionMs() / 1000))
+                .setTimeToLiveSeconds((int) Math.max(1, maps.requestRetentionMs() / 1000))
                 .setPerEntryStatsEnabled(true); // each entry's last update time, which the merge policy compares
         requests.getMergePolicyConfig().setPolicy(RequestStateMergePolicy.class.getName());
         hz.addMapConfig(requests);
         // which Kafka records each node has in hand, and how often a node died holding them (poison pills)
         hz.addMapConfig(new MapConfig(RECORDS_IN_FLIGHT_MAP).setBackupCount(Math.max(0, c.stateBackups()))
-                .setTimeToLiveSeconds((int) Math.max(1, config.requests().retentionMs() / 1000)));
+                .setTimeToLiveSeconds((int) Math.max(1, maps.requestRetentionMs() / 1000)));
         hz.addMapConfig(new MapConfig(VISUAL_PROMPTS_MAP).setBackupCount(0)
-                .setTimeToLiveSeconds(Math.max(1, config.cache().ttlS()))
+                .setTimeToLiveSeconds(Math.max(1, maps.visualPromptTtlS()))
                 .setEvictionConfig(new EvictionConfig().setEvictionPolicy(EvictionPolicy.LRU)
-                        .setMaxSizePolicy(MaxSizePolicy.PER_NODE).setSize(Math.max(1, config.cache().maxEntriesPerNode()))));
+                        .setMaxSizePolicy(MaxSizePolicy.PER_NODE).setSize(Math.max(1, maps.visualPromptsPerMember()))));
         return hz;
     }
 
@@ -98,7 +97,7 @@ public final class ClusterBootstrap {
      * own; for several nodes without one, a refusal, unless {@code cluster.insecure} (then a key derived from the
      * cluster's name, which anyone can derive: no protection, said in the log).
      */
-    public static ClusterCipher cipher(ServiceConfig.Cluster c) {
+    public static ClusterCipher cipher(ClusterSettings c) {
         if (!c.keyFile().isBlank()) {
             return ClusterCipher.fromFile(java.nio.file.Path.of(c.keyFile()));
         }
@@ -121,7 +120,7 @@ public final class ClusterBootstrap {
      * but its own machine reaches its ports); for several nodes, or a node on an address other machines reach (a
      * foreign member could join it there), a refusal without one, unless {@code cluster.insecure}.
      */
-    public static java.util.Optional<ClusterTls> tls(ServiceConfig.Cluster c) {
+    public static java.util.Optional<ClusterTls> tls(ClusterSettings c) {
         if (!c.tlsDir().isBlank()) {
             return java.util.Optional.of(ClusterTls.load(java.nio.file.Path.of(c.tlsDir())));
         }
@@ -142,19 +141,19 @@ public final class ClusterBootstrap {
     }
 
     /** The event bus on this node's cluster host, announced as its public host, over mutual TLS where configured. */
-    public static EventBusOptions eventBusOptions(ServiceConfig config, java.util.Optional<ClusterTls> tls) {
-        String host = bindHost(config.cluster(), System.getenv());
-        String announced = config.cluster().publicHost().isBlank() ? host : config.cluster().publicHost();
-        EventBusOptions options = new EventBusOptions().setHost(host).setPort(config.cluster().eventBusPort())
+    public static EventBusOptions eventBusOptions(ClusterSettings c, java.util.Optional<ClusterTls> tls) {
+        String host = bindHost(c, System.getenv());
+        String announced = c.publicHost().isBlank() ? host : c.publicHost();
+        EventBusOptions options = new EventBusOptions().setHost(host).setPort(c.eventBusPort())
                 .setClusterPublicHost(announced);
         tls.ifPresent(t -> t.applyTo(options));
         return options;
     }
 
     /** A clustered Vert.x with {@link #eventBusOptions}. */
-    public static Future<Vertx> start(ServiceConfig config, java.util.Optional<ClusterTls> tls, VertxOptions options,
+    public static Future<Vertx> start(ClusterSettings c, java.util.Optional<ClusterTls> tls, VertxOptions options,
                                       HazelcastClusterManager manager) {
-        options.setEventBusOptions(eventBusOptions(config, tls));
+        options.setEventBusOptions(eventBusOptions(c, tls));
         return Vertx.builder().with(options).withClusterManager(manager).buildClustered();
     }
 
@@ -162,7 +161,7 @@ public final class ClusterBootstrap {
      * The address Hazelcast and the event bus listen on: in Kubernetes the pod's IP (POD_IP, the Downward API) where
      * given, else cluster.host; in Kubernetes never loopback (each pod would then reach only itself, silently).
      */
-    static String bindHost(ServiceConfig.Cluster c, java.util.Map<String, String> env) {
+    static String bindHost(ClusterSettings c, java.util.Map<String, String> env) {
         String ip = c.kubernetes() ? env.get("POD_IP") : null;
         String host = ip == null || ip.isBlank() ? c.host() : ip;
         if (c.kubernetes() && loopback(host)) {

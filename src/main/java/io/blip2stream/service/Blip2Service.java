@@ -9,7 +9,7 @@ import io.blip2stream.engine.Engines;
 import io.blip2stream.engine.VisualPromptCache;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.RequestTexts;
-import io.blip2stream.service.request.RequestDecoder;
+import io.blip2stream.service.protocol.RequestDecoder;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.kafka.EmbeddedKafka;
@@ -17,8 +17,8 @@ import io.blip2stream.service.kafka.Topics;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.http.HttpVerticle;
 import io.blip2stream.service.verticle.InferenceWorkerVerticle;
-import io.blip2stream.service.verticle.KafkaIngressVerticle;
-import io.blip2stream.service.verticle.ResultPublisherVerticle;
+import io.blip2stream.service.kafka.KafkaIngressVerticle;
+import io.blip2stream.service.kafka.ResultPublisherVerticle;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.ThreadingModel;
@@ -102,8 +102,8 @@ public final class Blip2Service {
         io.blip2stream.cluster.RequestStateMergePolicy.use(cipher); // before joining: a merge may come at once
         LOG.info("the cluster's state is sealed with {}", cipher.origin());
         long c0 = System.nanoTime();
-        clusterManager = new io.vertx.spi.cluster.hazelcast.HazelcastClusterManager(ClusterBootstrap.hazelcastConfig(config));
-        vertx = await(ClusterBootstrap.start(config, tls, vertxOptions, clusterManager));
+        clusterManager = new io.vertx.spi.cluster.hazelcast.HazelcastClusterManager(ClusterBootstrap.hazelcastConfig(config.cluster()));
+        vertx = await(ClusterBootstrap.start(config.cluster(), tls, vertxOptions, clusterManager));
         clusterFormationMs = (System.nanoTime() - c0) / 1_000_000;
         var hz = clusterManager.getHazelcastInstance();
         LOG.info("joined cluster '{}' in {} ms: {} member(s) {}", config.cluster().name(), clusterFormationMs,

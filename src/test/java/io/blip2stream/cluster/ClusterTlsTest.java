@@ -134,11 +134,11 @@ class ClusterTlsTest {
         assertEquals(Optional.empty(), ClusterBootstrap.tls(insecure.cluster()));
         ServiceConfig alone = ConfigLoader.load(null, Map.of(), Map.of());
         assertEquals(Optional.empty(), ClusterBootstrap.tls(alone.cluster()), "a node alone needs none");
-        assertFalse(ClusterBootstrap.eventBusOptions(alone, Optional.empty()).isSsl());
+        assertFalse(ClusterBootstrap.eventBusOptions(alone.cluster(), Optional.empty()).isSsl());
 
         ServiceConfig withTls = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_MEMBERS", "127.0.0.1:5702",
                 "BLIP2_CLUSTER_TLS_DIR", TestCerts.node(1).toString()), Map.of());
-        var bus = ClusterBootstrap.eventBusOptions(withTls, ClusterBootstrap.tls(withTls.cluster()));
+        var bus = ClusterBootstrap.eventBusOptions(withTls.cluster(), ClusterBootstrap.tls(withTls.cluster()));
         assertTrue(bus.isSsl());
         assertEquals(io.vertx.core.http.ClientAuth.REQUIRED, bus.getClientAuth(), "peers must present a certificate");
         assertEquals(Set.of("TLSv1.3"), bus.getEnabledSecureTransportProtocols());
@@ -149,21 +149,21 @@ class ClusterTlsTest {
         // binds cluster.host, announces cluster.public_host
         ServiceConfig natted = ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_HOST", "10.0.0.5", "BLIP2_CLUSTER_PUBLIC_HOST", "203.0.113.7",
                 "BLIP2_CLUSTER_PORT", "5801"), Map.of());
-        var hz = ClusterBootstrap.hazelcastConfig(natted);
+        var hz = ClusterBootstrap.hazelcastConfig(natted.cluster());
         assertEquals("203.0.113.7:5801", hz.getNetworkConfig().getPublicAddress());
         assertEquals(List.of("10.0.0.5"), List.copyOf(hz.getNetworkConfig().getInterfaces().getInterfaces()));
         assertEquals("false", hz.getProperty("hazelcast.socket.bind.any"));
-        var nattedBus = ClusterBootstrap.eventBusOptions(natted, Optional.empty());
+        var nattedBus = ClusterBootstrap.eventBusOptions(natted.cluster(), Optional.empty());
         assertEquals("10.0.0.5", nattedBus.getHost());
         assertEquals("203.0.113.7", nattedBus.getClusterPublicHost());
         // without a public host, the bound address is the announced one
-        var plain = ClusterBootstrap.hazelcastConfig(ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_HOST", "10.0.0.5"), Map.of()));
+        var plain = ClusterBootstrap.hazelcastConfig(ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_HOST", "10.0.0.5"), Map.of()).cluster());
         assertEquals(null, plain.getNetworkConfig().getPublicAddress());
-        assertEquals("10.0.0.5", ClusterBootstrap.eventBusOptions(ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_HOST", "10.0.0.5"), Map.of()),
+        assertEquals("10.0.0.5", ClusterBootstrap.eventBusOptions(ConfigLoader.load(null, Map.of("BLIP2_CLUSTER_HOST", "10.0.0.5"), Map.of()).cluster(),
                 Optional.empty()).getClusterPublicHost());
     }
 
-    private static ServiceConfig.Cluster alone() {
+    private static ClusterSettings alone() {
         return ConfigLoader.load(null, Map.of(), Map.of()).cluster();
     }
 

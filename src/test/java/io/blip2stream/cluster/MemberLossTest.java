@@ -40,7 +40,7 @@ class MemberLossTest {
         try {
             RequestStateMergePolicy.use(KEY);
             for (ServiceConfig c : memberConfigs("loss-", Map.of("cluster.state_backups", String.valueOf(backups)))) {
-                hz.add(Hazelcast.newHazelcastInstance(ClusterBootstrap.hazelcastConfig(c)));
+                hz.add(Hazelcast.newHazelcastInstance(ClusterBootstrap.hazelcastConfig(c.cluster())));
             }
             long end = System.currentTimeMillis() + 60_000;
             while (hz.get(0).getCluster().getMembers().size() < 3 && System.currentTimeMillis() < end) {

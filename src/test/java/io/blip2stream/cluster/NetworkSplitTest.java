@@ -57,7 +57,7 @@ class NetworkSplitTest {
         RequestStateMergePolicy.use(MemberLossTest.KEY); // the states are sealed: the policy opens them to rank them
         try {
             for (ServiceConfig c : MemberLossTest.memberConfigs("split-", Map.of("cluster.merge_delay_s", "3"))) {
-                Config config = ClusterBootstrap.hazelcastConfig(c);
+                Config config = ClusterBootstrap.hazelcastConfig(c.cluster());
                 if (!serviceMergePolicy) {
                     config.getMapConfig(ClusterBootstrap.REQUESTS_MAP).getMergePolicyConfig()
                             .setPolicy(PutIfAbsentMergePolicy.class.getName());

@@ -42,7 +42,7 @@ class RecordsInFlightTest {
         Vertx vertx = Vertx.vertx();
         try {
             for (ServiceConfig c : MemberLossTest.memberConfigs("inflight-", Map.of())) {
-                hz.add(Hazelcast.newHazelcastInstance(ClusterBootstrap.hazelcastConfig(c)));
+                hz.add(Hazelcast.newHazelcastInstance(ClusterBootstrap.hazelcastConfig(c.cluster())));
             }
             long end = System.currentTimeMillis() + 60_000;
             while (hz.get(0).getCluster().getMembers().size() < 3 && System.currentTimeMillis() < end) {

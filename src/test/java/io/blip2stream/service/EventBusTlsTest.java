@@ -6,9 +6,9 @@ import io.blip2stream.cluster.ClusterBootstrap;
 import io.blip2stream.cluster.ClusterTls;
 import io.blip2stream.model.Fixtures;
 import io.blip2stream.service.bus.Addresses;
-import io.blip2stream.service.bus.TokenEvent;
+import io.blip2stream.service.lifecycle.TokenEvent;
 import io.blip2stream.service.config.ConfigLoader;
-import io.blip2stream.service.requests.RequestEvent;
+import io.blip2stream.service.lifecycle.RequestEvent;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
@@ -71,7 +71,7 @@ class EventBusTlsTest {
             bus.setClientAuth(io.vertx.core.http.ClientAuth.NONE).setTrustAll(true).setTrustOptions(null);
         }
         Vertx v = await(Vertx.builder().with(new VertxOptions().setEventBusOptions(bus))
-                .withClusterManager(new HazelcastClusterManager(ClusterBootstrap.hazelcastConfig(config))).buildClustered());
+                .withClusterManager(new HazelcastClusterManager(ClusterBootstrap.hazelcastConfig(config.cluster()))).buildClustered());
         Addresses.registerCodecs(v);
         List<TokenEvent> tokens = new CopyOnWriteArrayList<>();
         List<RequestEvent> events = new CopyOnWriteArrayList<>();

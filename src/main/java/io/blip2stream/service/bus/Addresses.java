@@ -2,6 +2,8 @@ package io.blip2stream.service.bus;
 
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
+import io.blip2stream.service.lifecycle.RequestEvent;
+import io.blip2stream.service.lifecycle.TokenEvent;
 import io.vertx.core.Vertx;
 
 /** The event-bus addresses between the verticles, named in one place, and the codecs of what travels on them. */
@@ -38,7 +40,6 @@ public final class Addresses {
         bus.registerDefaultCodec(InferenceRunner.Outcome.class, new LocalCodec<>(InferenceRunner.Outcome.class));
         bus.registerDefaultCodec(OutboundRecord.class, new LocalCodec<>(OutboundRecord.class));
         bus.registerDefaultCodec(TokenEvent.class, new JsonCodec<>(TokenEvent.class));
-        bus.registerDefaultCodec(io.blip2stream.service.requests.RequestEvent.class,
-                new JsonCodec<>(io.blip2stream.service.requests.RequestEvent.class));
+        bus.registerDefaultCodec(RequestEvent.class, new JsonCodec<>(RequestEvent.class));
     }
 }

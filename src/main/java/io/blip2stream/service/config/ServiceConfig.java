@@ -1,6 +1,7 @@
 package io.blip2stream.service.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.blip2stream.cluster.ClusterSettings;
 
 import java.net.InetAddress;
 import java.nio.file.Path;
@@ -22,7 +23,7 @@ public record ServiceConfig(
         int httpPort,
         Http http,
         Requests requests,
-        Cluster cluster,
+        ClusterSettings cluster,
         Cache cache,
         Kafka kafka,
         Inference inference,
@@ -38,26 +39,6 @@ public record ServiceConfig(
         /** Whether HTTP and WebSocket are served over TLS (a PEM certificate and key configured). */
         public boolean tls() {
             return !tlsCertFile.isBlank();
-        }
-    }
-
-    /** Hazelcast: how the nodes find each other. */
-    /**
-     * @param keyFile  the cluster key file (base64 keys, one a line, the first seals), or blank
-     * @param insecure several nodes without a key or certificates: their state readable and forgeable, their event
-     *                 bus open, to anyone who reaches them
-     * @param publicHost the address peers reach this node at, where it differs from {@code host} (NAT, a container's
-     *                 name); blank: {@code host}
-     * @param tlsDir   the event bus's mutual TLS: a folder with {@code ca.pem}, {@code node.pem} and {@code node-key.pem}
-     *                 (the {@code certs} command makes them), or blank
-     */
-    public record Cluster(String name, String host, int port, List<String> members, boolean kubernetes, String serviceName,
-                          String namespace, int eventBusPort, int failureDetectionS, int stateBackups, int mergeDelayS,
-                          String keyFile, boolean insecure, String publicHost, String tlsDir) {
-
-        /** Whether this node expects others (members listed, or discovered in Kubernetes). */
-        public boolean expectsOthers() {
-            return kubernetes || !members.isEmpty();
         }
     }
 
@@ -138,7 +119,7 @@ public record ServiceConfig(
                         n.get("http").get("header_timeout_ms").asLong(), n.get("http").get("body_timeout_ms").asLong(),
                         n.get("http").get("tls_cert_file").asText(), n.get("http").get("tls_key_file").asText()),
                 new Requests(n.get("requests").get("retention_ms").asLong(), n.get("requests").get("max_entries").asInt()),
-                cluster(n.get("cluster")),
+                cluster(n.get("cluster"), n.get("requests"), n.get("cache")),
                 new Cache(n.get("cache").get("enabled").asBoolean(), n.get("cache").get("max_entries_per_node").asInt(),
                         n.get("cache").get("ttl_s").asInt()),
                 new Kafka(k.get("bootstrap_servers").asText(), k.get("embedded").get("port").asInt(),
@@ -172,12 +153,14 @@ public record ServiceConfig(
         };
     }
 
-    private static Cluster cluster(JsonNode c) {
-        return new Cluster(c.get("name").asText(), c.get("host").asText(), c.get("port").asInt(), list(c.get("members")),
+    private static ClusterSettings cluster(JsonNode c, JsonNode requests, JsonNode cache) {
+        return new ClusterSettings(c.get("name").asText(), c.get("host").asText(), c.get("port").asInt(), list(c.get("members")),
                 c.get("kubernetes").asBoolean(), c.get("service_name").asText(), c.get("namespace").asText(),
                 c.get("event_bus_port").asInt(), c.get("failure_detection_s").asInt(), c.get("state_backups").asInt(),
                 c.get("merge_delay_s").asInt(), c.get("key_file").asText(), c.get("insecure").asBoolean(),
-                c.get("public_host").asText(), c.get("tls_dir").asText());
+                c.get("public_host").asText(), c.get("tls_dir").asText(),
+                new ClusterSettings.Maps(requests.get("retention_ms").asLong(), cache.get("ttl_s").asInt(),
+                        cache.get("max_entries_per_node").asInt()));
     }
 
     private static List<String> list(JsonNode n) {

@@ -1,10 +1,10 @@
-package io.blip2stream.service.verticle;
+package io.blip2stream.service.kafka;
 
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.OutboundRecord;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.metrics.ServiceMetrics;
-import io.blip2stream.service.request.RequestDecoder;
+import io.blip2stream.service.protocol.RequestDecoder;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;

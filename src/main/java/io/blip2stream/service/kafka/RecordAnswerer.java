@@ -1,4 +1,4 @@
-package io.blip2stream.service.verticle;
+package io.blip2stream.service.kafka;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -7,14 +7,14 @@ import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.RequestError;
 import io.blip2stream.engine.Task;
-import io.blip2stream.service.ClientText;
-import io.blip2stream.service.ResultJson;
+import io.blip2stream.service.protocol.ClientText;
+import io.blip2stream.service.protocol.ResultJson;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.OutboundRecord;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.metrics.ServiceMetrics;
-import io.blip2stream.service.request.RequestDecoder;
-import io.blip2stream.service.requests.RequestEvent;
+import io.blip2stream.service.protocol.RequestDecoder;
+import io.blip2stream.service.lifecycle.RequestEvent;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;

@@ -1,4 +1,4 @@
-package io.blip2stream.service.verticle;
+package io.blip2stream.service.kafka;
 
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.OutboundRecord;
@@ -53,10 +53,10 @@ public final class ResultPublisherVerticle extends VerticleBase {
         producer.exceptionHandler(e -> LOG.error("Kafka producer error", e));
         return Future.all(
                 vertx.eventBus().<OutboundRecord>localConsumer(Addresses.PUBLISH, this::publish).completion(),
-                vertx.eventBus().<io.blip2stream.service.bus.TokenEvent>localConsumer(Addresses.TOKENS, m -> token(m.body())).completion());
+                vertx.eventBus().<io.blip2stream.service.lifecycle.TokenEvent>localConsumer(Addresses.TOKENS, m -> token(m.body())).completion());
     }
 
-    private void token(io.blip2stream.service.bus.TokenEvent t) {
+    private void token(io.blip2stream.service.lifecycle.TokenEvent t) {
         if (!t.toKafka()) {
             return;
         }
@@ -84,8 +84,8 @@ public final class ResultPublisherVerticle extends VerticleBase {
             if (ar.succeeded()) {
                 message.reply(null);
             } else {
-                LOG.warn("could not write {} to {}: {}", io.blip2stream.service.ClientText.log(r.keyText()), r.topic(), ar.cause().toString());
-                boolean refused = io.blip2stream.service.kafka.PartitionTransactions.refusesRecord(ar.cause());
+                LOG.warn("could not write {} to {}: {}", io.blip2stream.service.protocol.ClientText.log(r.keyText()), r.topic(), ar.cause().toString());
+                boolean refused = PartitionTransactions.refusesRecord(ar.cause());
                 message.fail(refused ? RECORD_REFUSED : 503, "Kafka did not take the record: " + ar.cause());
             }
         });

@@ -1,4 +1,4 @@
-package io.blip2stream.service.requests;
+package io.blip2stream.service.lifecycle;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 

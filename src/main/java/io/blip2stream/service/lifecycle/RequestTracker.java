@@ -1,7 +1,7 @@
-package io.blip2stream.service.requests;
+package io.blip2stream.service.lifecycle;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.blip2stream.service.bus.TokenEvent;
+import io.blip2stream.service.lifecycle.TokenEvent;
 
 import java.util.ArrayList;
 import java.util.Iterator;

@@ -1,4 +1,4 @@
-package io.blip2stream.service;
+package io.blip2stream.service.protocol;
 
 /**
  * Text a client sent (an id, a key, a field's value, a message that quotes one), made safe to put into an error

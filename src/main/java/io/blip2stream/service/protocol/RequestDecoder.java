@@ -1,4 +1,4 @@
-package io.blip2stream.service.request;
+package io.blip2stream.service.protocol;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -10,7 +10,7 @@ import io.blip2stream.engine.Task;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
-import io.blip2stream.service.ClientText;
+import io.blip2stream.service.protocol.ClientText;
 import io.blip2stream.service.config.ServiceConfig;
 
 import org.apache.kafka.clients.consumer.ConsumerRecord;

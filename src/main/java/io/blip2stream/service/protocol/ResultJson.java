@@ -1,4 +1,4 @@
-package io.blip2stream.service;
+package io.blip2stream.service.protocol;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;

@@ -5,7 +5,7 @@ import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.TokenSink;
 import io.blip2stream.service.bus.Addresses;
-import io.blip2stream.service.bus.TokenEvent;
+import io.blip2stream.service.lifecycle.TokenEvent;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
@@ -16,7 +16,7 @@ import io.vertx.core.eventbus.MessageConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import io.blip2stream.service.requests.RequestEvent;
+import io.blip2stream.service.lifecycle.RequestEvent;
 
 import java.util.ArrayList;
 import java.util.List;

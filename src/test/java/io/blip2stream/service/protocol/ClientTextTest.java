@@ -1,4 +1,4 @@
-package io.blip2stream.service;
+package io.blip2stream.service.protocol;
 
 import org.junit.jupiter.api.Test;
 

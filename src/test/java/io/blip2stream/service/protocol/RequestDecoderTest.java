@@ -1,4 +1,4 @@
-package io.blip2stream.service.request;
+package io.blip2stream.service.protocol;
 
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.RequestTexts;

@@ -1,4 +1,4 @@
-package io.blip2stream.service.request;
+package io.blip2stream.service.protocol;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
