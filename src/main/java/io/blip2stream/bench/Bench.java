@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.weights.Precision;
 
@@ -310,7 +311,7 @@ public final class Bench {
                 List<Double> prefill = new ArrayList<>();
                 for (int r = 0; r < runs; r++) {
                     long t0 = System.nanoTime();
-                    try (DecoderSession s = model.startSession(List.of(new Blip2Model.GenerationRequest(prompt, null)), steps)) {
+                    try (DecoderSession s = model.generation().startSession(List.of(new GenerationRequest(prompt, null)), steps)) {
                         prefill.add((System.nanoTime() - t0) / 1e6);
                     }
                 }
@@ -397,11 +398,11 @@ public final class Bench {
 
     /** One decode session of {@code steps} greedy steps at batch {@code b}; the step times (ms) go to {@code sink}, if any. */
     private static void decodeSteps(Blip2Model model, float[] prompt, int b, int steps, List<Double> sink) {
-        List<Blip2Model.GenerationRequest> reqs = new ArrayList<>();
+        List<GenerationRequest> reqs = new ArrayList<>();
         for (int i = 0; i < b; i++) {
-            reqs.add(new Blip2Model.GenerationRequest(prompt, null));
+            reqs.add(new GenerationRequest(prompt, null));
         }
-        try (DecoderSession s = model.startSession(reqs, steps + 2)) {
+        try (DecoderSession s = model.generation().startSession(reqs, steps + 2)) {
             float[][] logits = s.promptLogits();
             for (int k = 0; k < steps; k++) {
                 int[] next = new int[b];

@@ -27,6 +27,6 @@ final class AskCommand implements Callable<Integer> {
         if (question.isBlank()) {
             throw new Main.UserError("--question is empty");
         }
-        return GenerateRunner.run(model, image, generate, m -> m.vqaPrompt(question));
+        return GenerateRunner.run(model, image, generate, m -> m.generation().vqaPrompt(question));
     }
 }

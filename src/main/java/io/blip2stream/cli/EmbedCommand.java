@@ -58,13 +58,13 @@ final class EmbedCommand implements Callable<Integer> {
                         .put("vision_last_hidden_state", f.visionLastHiddenState(), 1, c.vision().numPositions(), c.vision().hiddenSize())
                         .put("qformer_last_hidden_state", f.qformerLastHiddenState(), 1, q, c.qformer().hiddenSize());
                 if (m.canGenerate()) {
-                    w.put("language_projection", f.languageProjection(), 1, q, m.projectionWidth());
+                    w.put("language_projection", f.languageProjection(), 1, q, m.generation().projectionWidth());
                 } else {
-                    w.put("image_embeds", f.imageEmbeds(), 1, q, m.embeddingSize());
+                    w.put("image_embeds", f.imageEmbeds(), 1, q, m.retrieval().embeddingSize());
                 }
             }
             if (text != null) {
-                w.put("text_embeds", m.embedTexts(List.of(text)), 1, m.embeddingSize());
+                w.put("text_embeds", m.retrieval().embedTexts(List.of(text)), 1, m.retrieval().embeddingSize());
             }
             w.write(out);
         }

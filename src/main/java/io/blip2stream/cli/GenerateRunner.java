@@ -6,7 +6,10 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.blip2stream.common.Millis;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.GenerationParams;
+import io.blip2stream.model.generation.GenerationResult;
+import io.blip2stream.model.generation.RowListener;
 
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -36,11 +39,10 @@ final class GenerateRunner {
             float[] pixels = model.processor().preprocess(image.rgb());
             long preprocessNanos = image.decodeNanos() + System.nanoTime() - t0;
             Blip2Model.ImageFeatures f = model.encodeImages(List.of(pixels), false);
-            Blip2Model.TextListener listener = g.json ? Blip2Model.TextListener.NONE
-                    : (row, index, tokenId, text) -> out.print(text);
-            Blip2Model.GenerationResult r = model.generate(
-                    List.of(new Blip2Model.GenerationRequest(model.visualPrompt(f, 0), prompt)),
-                    params, listener).get(0);
+            RowListener listener = g.json ? RowListener.NONE : (index, tokenId, text) -> out.print(text);
+            GenerationResult r = model.generation().generate(
+                    List.of(new GenerationRequest(model.visualPrompt(f, 0), prompt)),
+                    params, List.of(listener)).get(0);
             if (g.json) {
                 ObjectMapper mapper = new ObjectMapper();
                 ObjectNode o = mapper.createObjectNode();

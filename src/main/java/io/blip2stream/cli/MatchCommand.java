@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.Blip2Retrieval;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -42,12 +43,12 @@ final class MatchCommand implements Callable<Integer> {
              Blip2Model m = Blip2Model.load(model.model, manager, model.dtype())) {
             ModelOptions.noteKernels(m);
             long loadNanos = System.nanoTime() - load0;
-            List<Blip2Model.MatchResult> results = m.match(m.processor().preprocess(img.rgb()), texts);
+            List<Blip2Retrieval.MatchResult> results = m.retrieval().match(m.processor().preprocess(img.rgb()), texts);
             if (json) {
                 ObjectMapper mapper = new ObjectMapper();
                 ObjectNode o = mapper.createObjectNode();
                 var arr = o.putArray("results");
-                for (Blip2Model.MatchResult r : results) {
+                for (Blip2Retrieval.MatchResult r : results) {
                     ObjectNode e = arr.addObject();
                     e.put("text", r.text());
                     e.putArray("itm_logits").add(r.itmLogits()[0]).add(r.itmLogits()[1]);
@@ -57,7 +58,7 @@ final class MatchCommand implements Callable<Integer> {
                 out.println(mapper.writeValueAsString(o));
             } else {
                 out.printf("%-8s %-8s %s%n", "itm_p", "itc", "text");
-                for (Blip2Model.MatchResult r : results) {
+                for (Blip2Retrieval.MatchResult r : results) {
                     out.printf(Locale.ROOT, "%-8.4f %-8.4f %s%n", r.itmProbability(), r.itcScore(), r.text());
                 }
             }

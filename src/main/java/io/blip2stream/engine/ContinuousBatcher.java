@@ -1,14 +1,16 @@
 package io.blip2stream.engine;
 
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.GenerationParams;
+import io.blip2stream.model.generation.GenerationResult;
+import io.blip2stream.model.generation.RowListener;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -26,50 +28,32 @@ import java.util.concurrent.TimeUnit;
  * admitted, between two steps of the running batch.
  *
  * <p>{@link #submit} may be called from any thread; everything else happens on the batcher's thread, which is
- * where the {@link Listener} is called.
+ * where the {@link Scheduler.Listener} is called.
  */
-public final class ContinuousBatcher implements AutoCloseable {
+public final class ContinuousBatcher extends SchedulerThread {
     private static final Logger LOG = LoggerFactory.getLogger(ContinuousBatcher.class);
-
-    /** What the batcher reports, on its own thread. */
-    public interface Listener {
-        /** The job left the queue: the model works on it now. */
-        void onAdmitted(InferenceJob job);
-
-        /** A new token of a job. */
-        void onToken(InferenceJob job, int index, int tokenId, String text);
-
-        /** Asked before each of a job's tokens: true ends it with finish_reason cancelled. */
-        boolean isCancelled(InferenceJob job);
-
-        /** The job's end, a result or an error. */
-        void onOutcome(InferenceRunner.Outcome outcome);
-
-        /** After each decode step, the number of rows it decoded. */
-        default void onStep(int rows) {}
-
-        /**
-         * After each admission and each decode step: what that pass produced has all been reported, so a listener
-         * that hands events to other threads can hand them over together, once a pass instead of once a token. Also
-         * once an admission's requests are known, before the model works on them (so they show as running then).
-         */
-        default void onPassEnd() {}
-
-        /** The batcher's thread is about to end: every job submitted has had its outcome. */
-        default void onStopped() {}
-    }
 
     private final InferenceRunner runner;
     private final int maxBatchSize;
     private final AdmissionPolicy policy;
     /** when the oldest arrival waiting to join the running batch was first seen (System.nanoTime), or 0 */
     private long joinWaitingSince;
-    private final Listener listener;
-    private final LinkedBlockingQueue<InferenceJob> arrivals = new LinkedBlockingQueue<>();
     private final ContinuousBatch batch;
     private final Stops stops = new Stops(); // why rows stopped early: cancelled or past their deadline
-    private final Thread thread;
-    private volatile boolean closing;
+    /** the listener as a runner's sink of tokens */
+    private final TokenSink tokens = new TokenSink() {
+        @Override
+        public void onToken(InferenceJob job, int index, int tokenId, String text) {
+            listener.onToken(job, index, tokenId, text);
+        }
+
+        @Override
+        public boolean isCancelled(InferenceJob job) {
+            return listener.isCancelled(job);
+        }
+    };
+    /** {@link #tokens}, stopping rows past their deadline too */
+    private final TokenSink stopping = stops.stopping(tokens);
 
     public ContinuousBatcher(InferenceRunner runner, String name, int maxBatchSize, long maxWaitMs, Listener listener) {
         this(runner, name, maxBatchSize, maxWaitMs, 0, listener);
@@ -86,79 +70,60 @@ public final class ContinuousBatcher implements AutoCloseable {
     }
 
     ContinuousBatcher(InferenceRunner runner, String name, int maxBatchSize, AdmissionPolicy policy, Listener listener) {
+        super("blip2-decode-" + name, listener);
         this.runner = runner;
         this.maxBatchSize = maxBatchSize;
         this.policy = policy;
-        this.listener = listener;
-        this.batch = new ContinuousBatch(runner.generationModel() == null ? -1 : runner.generationModel().eosTokenId());
-        this.thread = new Thread(this::loop, "blip2-decode-" + name);
-        this.thread.setDaemon(true);
+        this.batch = runner.generationModel() == null ? new ContinuousBatch(-1) : runner.generationModel().generation().newBatch();
     }
 
+    @Override
     public ContinuousBatcher start() {
-        thread.start();
+        super.start();
         return this;
     }
 
-    /** Queues a job; it joins the running batch between two steps. */
-    public void submit(InferenceJob job) {
-        if (closing) {
-            throw new IllegalStateException("the batcher is closing");
-        }
-        arrivals.add(job);
-    }
-
-    /** Jobs waiting to be admitted. */
-    public int queued() {
-        return arrivals.size();
-    }
-
-    private void loop() {
-        try {
-            while (true) {
-                List<InferenceJob> admitted = new ArrayList<>();
-                if (batch.isEmpty()) {
-                    InferenceJob first = arrivals.poll(100, TimeUnit.MILLISECONDS);
-                    if (first == null) {
-                        if (closing && arrivals.isEmpty()) {
-                            break;
-                        }
-                        continue;
-                    }
-                    admitted.add(first);
-                    joinWaitingSince = 0;
-                    // idle: give others a moment to share the vision encoder and the prefill, each within a gap
-                    // of the one before (a lone request waits one gap), all within a cap
-                    long gap = policy.idleGapNanos();
-                    long cap = System.nanoTime() + policy.idleCapNanos();
-                    while (admitted.size() < maxBatchSize) {
-                        long left = Math.min(gap, cap - System.nanoTime());
-                        InferenceJob next = left > 0 ? arrivals.poll(left, TimeUnit.NANOSECONDS) : arrivals.poll();
-                        if (next == null) {
-                            break;
-                        }
-                        admitted.add(next);
-                    }
-                } else {
-                    takeJoining(admitted);
-                }
-                if (!admitted.isEmpty()) {
-                    admit(admitted);
-                    listener.onPassEnd();
-                }
-                if (!batch.isEmpty()) {
-                    step();
-                }
+    @Override
+    protected boolean turn() throws InterruptedException {
+        List<InferenceJob> admitted = new ArrayList<>();
+        if (batch.isEmpty()) {
+            InferenceJob first = awaitFirst();
+            if (first == null) {
+                return !finished();
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            LOG.warn("decode thread interrupted; {} rows running and {} queued get no result", batch.size(), arrivals.size());
-        } catch (RuntimeException | Error e) {
-            LOG.error("decode thread failed", e);
-        } finally {
-            batch.close();
-            listener.onStopped();
+            admitted.add(first);
+            joinWaitingSince = 0;
+            // idle: give others a moment to share the vision encoder and the prefill, each within a gap
+            // of the one before (a lone request waits one gap), all within a cap
+            long gap = policy.idleGapNanos();
+            long cap = System.nanoTime() + policy.idleCapNanos();
+            while (admitted.size() < maxBatchSize) {
+                long left = Math.min(gap, cap - System.nanoTime());
+                InferenceJob next = left > 0 ? arrivals().poll(left, TimeUnit.NANOSECONDS) : arrivals().poll();
+                if (next == null) {
+                    break;
+                }
+                admitted.add(next);
+            }
+        } else {
+            takeJoining(admitted);
         }
+        if (!admitted.isEmpty()) {
+            admit(admitted);
+            listener.onPassEnd();
+        }
+        if (!batch.isEmpty()) {
+            step();
+        }
+        return true;
+    }
+
+    @Override
+    protected void release() {
+        if (!batch.isEmpty()) {
+            LOG.warn("{} rows running get no result", batch.size());
+        }
+        batch.close();
     }
 
     /**
@@ -167,17 +132,17 @@ public final class ContinuousBatcher implements AutoCloseable {
      */
     private void takeJoining(List<InferenceJob> admitted) {
         int free = Math.max(0, maxBatchSize - batch.size());
-        if (free == 0 || arrivals.isEmpty()) {
-            joinWaitingSince = arrivals.isEmpty() ? 0 : joinWaitingSince;
+        if (free == 0 || arrivals().isEmpty()) {
+            joinWaitingSince = arrivals().isEmpty() ? 0 : joinWaitingSince;
             return;
         }
         long now = System.nanoTime();
         if (joinWaitingSince == 0) {
             joinWaitingSince = now;
         }
-        if (policy.joinNow(arrivals.size(), free, now - joinWaitingSince) || closing) {
-            arrivals.drainTo(admitted, free);
-            joinWaitingSince = arrivals.isEmpty() ? 0 : now;
+        if (policy.joinNow(arrivals().size(), free, now - joinWaitingSince) || closing()) {
+            arrivals().drainTo(admitted, free);
+            joinWaitingSince = arrivals().isEmpty() ? 0 : now;
         }
     }
 
@@ -198,17 +163,7 @@ public final class ContinuousBatcher implements AutoCloseable {
         listener.onPassEnd(); // who is admitted, before the vision encoder and the prefill take their time
         if (!grouped.isEmpty()) {
             // beam search, match and embed: run to the end now, as a group
-            List<InferenceRunner.Outcome> outcomes = runner.run(grouped, new TokenSink() {
-                @Override
-                public void onToken(InferenceJob job, int index, int tokenId, String text) {
-                    listener.onToken(job, index, tokenId, text);
-                }
-
-                @Override
-                public boolean isCancelled(InferenceJob job) {
-                    return listener.isCancelled(job);
-                }
-            });
+            List<InferenceRunner.Outcome> outcomes = runner.run(grouped, tokens);
             outcomes.forEach(listener::onOutcome);
         }
         if (joining.isEmpty()) {
@@ -221,44 +176,16 @@ public final class ContinuousBatcher implements AutoCloseable {
         if (ready.isEmpty()) {
             return;
         }
-        List<Blip2Model.GenerationRequest> requests = new ArrayList<>(ready.size());
+        List<GenerationRequest> requests = new ArrayList<>(ready.size());
         List<GenerationParams> params = new ArrayList<>(ready.size());
-        List<Blip2Model.RowHandler> handlers = new ArrayList<>(ready.size());
+        List<RowListener> rows = new ArrayList<>(ready.size());
         for (InferenceRunner.Prepared p : ready) {
-            InferenceJob job = p.job();
-            boolean[] done = new boolean[1]; // one outcome per job, whatever fails where
             requests.add(runner.generationRequest(p));
-            params.add(job.params());
-            handlers.add(new Blip2Model.RowHandler() {
-                @Override
-                public void onToken(int index, int tokenId, String text) {
-                    listener.onToken(job, index, tokenId, text);
-                }
-
-                @Override
-                public boolean isCancelled() {
-                    return stops.stop(job, listener.isCancelled(job));
-                }
-
-                @Override
-                public void onError(RuntimeException cause) {
-                    if (!done[0]) {
-                        done[0] = true;
-                        listener.onOutcome(stops.finish(InferenceRunner.internalFailure(job, cause)));
-                    }
-                }
-
-                @Override
-                public void onFinish(Blip2Model.GenerationResult result) {
-                    if (!done[0]) {
-                        done[0] = true;
-                        listener.onOutcome(stops.finish(new InferenceRunner.Outcome(job, runner.generationResult(p, result, admittedAt), null)));
-                    }
-                }
-            });
+            params.add(p.job().params());
+            rows.add(new JobRow(runner, p, stopping, admittedAt, false, o -> listener.onOutcome(stops.finish(o))));
         }
         try {
-            runner.generationModel().admit(batch, requests, params, handlers);
+            runner.generationModel().generation().admit(batch, requests, params, rows);
             policy.admitted(ready.size(), System.nanoTime() - joinStart);
             if (LOG.isDebugEnabled()) {
                 LOG.debug("admitted {} rows beside {} running in {} ms", ready.size(), batch.size() - ready.size(),
@@ -267,9 +194,7 @@ public final class ContinuousBatcher implements AutoCloseable {
         } catch (RuntimeException e) {
             // the prefill failed: these rows never joined; the running ones go on
             LOG.error("prefill of {} rows failed", ready.size(), e);
-            for (Blip2Model.RowHandler h : handlers) {
-                h.onError(e);
-            }
+            rows.forEach(r -> r.onError(e));
         }
     }
 
@@ -285,20 +210,5 @@ public final class ContinuousBatcher implements AutoCloseable {
         listener.onStep(rows);
         listener.onPassEnd();
         runner.pauseAfterStep();
-    }
-
-    /**
-     * Stops taking jobs, finishes the ones submitted (queued and running), then ends the thread; waits up to
-     * {@code timeoutMs} for that.
-     */
-    public void close(long timeoutMs) throws InterruptedException {
-        closing = true;
-        thread.join(timeoutMs);
-    }
-
-    /** Asks the thread to finish what it has and end, without waiting. */
-    @Override
-    public void close() {
-        closing = true;
     }
 }

@@ -1,6 +1,7 @@
 package io.blip2stream.engine;
 
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.Blip2Retrieval;
 import io.blip2stream.model.generation.FinishReason;
 
 import java.util.List;
@@ -11,7 +12,7 @@ import java.util.List;
  * Timings are milliseconds.
  */
 public record InferenceResult(InferenceJob job, String model, String text, int[] tokenIds, FinishReason finishReason,
-                              List<Blip2Model.MatchResult> matches, float[][] imageEmbeds, float[][] textEmbeds,
+                              List<Blip2Retrieval.MatchResult> matches, float[][] imageEmbeds, float[][] textEmbeds,
                               Timings timings) {
 
     /** Where the time went, in milliseconds. */

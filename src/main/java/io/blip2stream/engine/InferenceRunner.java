@@ -3,10 +3,14 @@ package io.blip2stream.engine;
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.common.Millis;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.Blip2Retrieval;
+import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.FinishReason;
 import io.blip2stream.model.generation.GenerationParams;
+import io.blip2stream.model.generation.GenerationResult;
 import io.blip2stream.model.generation.RowFailure;
+import io.blip2stream.model.generation.RowListener;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
 import org.slf4j.Logger;
@@ -150,17 +154,7 @@ public final class InferenceRunner implements AutoCloseable {
         List<InferenceJob> generate = new ArrayList<>();
         List<InferenceJob> retrieve = new ArrayList<>();
         Stops stops = new Stops();
-        TokenSink stopping = new TokenSink() {
-            @Override
-            public void onToken(InferenceJob job, int index, int tokenId, String text) {
-                sink.onToken(job, index, tokenId, text);
-            }
-
-            @Override
-            public boolean isCancelled(InferenceJob job) {
-                return stops.stop(job, sink.isCancelled(job));
-            }
-        };
+        TokenSink stopping = stops.stopping(sink);
         for (int i = 0; i < jobs.size(); i++) {
             InferenceJob job = jobs.get(i);
             index.put(job, i);
@@ -278,8 +272,8 @@ public final class InferenceRunner implements AutoCloseable {
     }
 
     /** What a generation job's language model reads after its visual prompt: its prompt's ids, tokenized already. */
-    public Blip2Model.GenerationRequest generationRequest(Prepared p) {
-        return new Blip2Model.GenerationRequest(p.visualPrompt(), null, p.job().promptIds());
+    public GenerationRequest generationRequest(Prepared p) {
+        return new GenerationRequest(p.visualPrompt(), null, p.job().promptIds());
     }
 
     /** The limits this runner enforces. */
@@ -292,7 +286,7 @@ public final class InferenceRunner implements AutoCloseable {
      *
      * @param admittedNanos when the job left the queue for the model
      */
-    public InferenceResult generationResult(Prepared p, Blip2Model.GenerationResult r, long admittedNanos) {
+    public InferenceResult generationResult(Prepared p, GenerationResult r, long admittedNanos) {
         InferenceJob job = p.job();
         long end = System.nanoTime();
         return new InferenceResult(job, modelName(job.task()), r.text(), r.tokenIds(), r.finishReason(), null, null, null,
@@ -343,78 +337,37 @@ public final class InferenceRunner implements AutoCloseable {
     /** Greedy or sampled rows, each ending with its own outcome. */
     private List<Outcome> runRows(List<Prepared> members, GenerationParams params, long batchStart, TokenSink sink) {
         Outcome[] outcomes = new Outcome[members.size()];
-        List<Blip2Model.GenerationRequest> requests = new ArrayList<>(members.size());
-        List<Blip2Model.RowHandler> handlers = new ArrayList<>(members.size());
+        List<GenerationRequest> requests = new ArrayList<>(members.size());
+        List<JobRow> rows = new ArrayList<>(members.size());
         for (int k = 0; k < members.size(); k++) {
-            Prepared p = members.get(k);
             int row = k;
-            requests.add(generationRequest(p));
-            handlers.add(new Blip2Model.RowHandler() {
-                @Override
-                public void onToken(int index, int tokenId, String text) {
-                    sink.onToken(p.job(), index, tokenId, text);
-                    pauseAfterStep();
-                }
-
-                @Override
-                public boolean isCancelled() {
-                    return sink.isCancelled(p.job());
-                }
-
-                @Override
-                public void onError(RuntimeException cause) {
-                    if (outcomes[row] == null) {
-                        outcomes[row] = internalFailure(p.job(), cause);
-                    }
-                }
-
-                @Override
-                public void onFinish(Blip2Model.GenerationResult result) {
-                    if (outcomes[row] == null) {
-                        outcomes[row] = new Outcome(p.job(), generationResult(p, result, batchStart), null);
-                    }
-                }
-            });
+            requests.add(generationRequest(members.get(k)));
+            rows.add(new JobRow(this, members.get(k), sink, batchStart, true, o -> outcomes[row] = o));
         }
-        try (ContinuousBatch batch = new ContinuousBatch(generation.eosTokenId())) {
-            generation.admit(batch, requests, java.util.Collections.nCopies(members.size(), params), handlers);
+        try (ContinuousBatch batch = generation.generation().newBatch()) {
+            generation.generation().admit(batch, requests, java.util.Collections.nCopies(members.size(), params), List.copyOf(rows));
             while (!batch.isEmpty()) {
                 batch.step();
             }
         } catch (RuntimeException e) {
-            for (int k = 0; k < outcomes.length; k++) { // the model failed for the rows still running
-                if (outcomes[k] == null) {
-                    outcomes[k] = internalFailure(members.get(k).job(), e);
-                }
-            }
+            rows.forEach(r -> r.onError(e)); // the model failed for the rows still running
         }
         return List.of(outcomes);
     }
 
     /** Beam search of a group of requests with equal parameters; if the group fails, each request alone. */
     private List<Outcome> runBeams(List<Prepared> members, GenerationParams params, long batchStart, TokenSink sink) {
-        List<Blip2Model.GenerationRequest> requests = new ArrayList<>(members.size());
-        for (Prepared p : members) {
-            requests.add(generationRequest(p));
+        List<GenerationRequest> requests = new ArrayList<>(members.size());
+        Outcome[] outcomes = new Outcome[members.size()];
+        List<RowListener> rows = new ArrayList<>(members.size());
+        for (int k = 0; k < members.size(); k++) {
+            int row = k;
+            requests.add(generationRequest(members.get(k)));
+            rows.add(new JobRow(this, members.get(k), sink, batchStart, true, o -> outcomes[row] = o));
         }
         try {
-            List<Blip2Model.GenerationResult> results = generation.generate(requests, params, new Blip2Model.TextListener() {
-                @Override
-                public void onToken(int row, int index, int tokenId, String text) {
-                    sink.onToken(members.get(row).job(), index, tokenId, text);
-                    pauseAfterStep();
-                }
-
-                @Override
-                public boolean isCancelled(int row) {
-                    return sink.isCancelled(members.get(row).job());
-                }
-            });
-            List<Outcome> out = new ArrayList<>(members.size());
-            for (int k = 0; k < members.size(); k++) {
-                out.add(new Outcome(members.get(k).job(), generationResult(members.get(k), results.get(k), batchStart), null));
-            }
-            return out;
+            generation.generation().generate(requests, params, rows);
+            return List.of(outcomes);
         } catch (RuntimeException e) {
             if (members.size() == 1) {
                 return List.of(internalFailure(members.get(0).job(), e));
@@ -448,22 +401,22 @@ public final class InferenceRunner implements AutoCloseable {
             float[] pixels = job.image() == null ? null : retrieval.processor().preprocess(decoder.decode(job.image()));
             double preprocessMs = Millis.ofNanos(System.nanoTime() - p0);
             long t0 = System.nanoTime();
-            List<Blip2Model.MatchResult> matches = null;
+            List<Blip2Retrieval.MatchResult> matches = null;
             float[][] imageEmbeds = null;
             float[][] textEmbeds = null;
             double visionMs = 0;
             double qformerMs = 0;
             if (job.task() == Task.MATCH) {
-                matches = retrieval.match(pixels, job.texts(), job.textIds());
+                matches = retrieval.retrieval().match(pixels, job.texts(), job.textIds());
             } else {
                 if (pixels != null) {
                     Blip2Model.ImageFeatures f = retrieval.encodeImages(List.of(pixels), false);
-                    imageEmbeds = rows(f.imageEmbeds(), retrieval.embeddingSize());
+                    imageEmbeds = rows(f.imageEmbeds(), retrieval.retrieval().embeddingSize());
                     visionMs = Millis.ofNanos(f.visionNanos());
                     qformerMs = Millis.ofNanos(f.qformerNanos());
                 }
                 if (job.texts() != null && !job.texts().isEmpty()) {
-                    textEmbeds = rows(retrieval.embedTextIds(job.textIds()), retrieval.embeddingSize());
+                    textEmbeds = rows(retrieval.retrieval().embedTextIds(job.textIds()), retrieval.retrieval().embeddingSize());
                 }
             }
             long end = System.nanoTime();

@@ -30,6 +30,21 @@ final class Stops {
         return true;
     }
 
+    /** {@code sink}, its jobs also stopped once their deadline passes. */
+    TokenSink stopping(TokenSink sink) {
+        return new TokenSink() {
+            @Override
+            public void onToken(InferenceJob job, int index, int tokenId, String text) {
+                sink.onToken(job, index, tokenId, text);
+            }
+
+            @Override
+            public boolean isCancelled(InferenceJob job) {
+                return stop(job, sink.isCancelled(job));
+            }
+        };
+    }
+
     /** The outcome with the finish reason that stopped its job; forgets the job. */
     synchronized InferenceRunner.Outcome finish(InferenceRunner.Outcome o) {
         FinishReason r = reasons.remove(o.job());

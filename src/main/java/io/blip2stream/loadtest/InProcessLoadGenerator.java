@@ -4,6 +4,7 @@ import io.blip2stream.common.Millis;
 import io.blip2stream.engine.ContinuousBatcher;
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
+import io.blip2stream.engine.Scheduler;
 import org.HdrHistogram.Histogram;
 
 import java.util.Map;
@@ -53,7 +54,7 @@ public final class InProcessLoadGenerator {
         Semaphore outstanding = new Semaphore(concurrency > 0 ? concurrency : Integer.MAX_VALUE);
         Semaphore warmedUp = new Semaphore(0);
         Semaphore warmOutstanding = new Semaphore(concurrency > 0 ? concurrency : Integer.MAX_VALUE);
-        ContinuousBatcher batcher = new ContinuousBatcher(runner, "load", maxBatchSize, maxWaitMs, maxJoinWaitMs, new ContinuousBatcher.Listener() {
+        ContinuousBatcher batcher = new ContinuousBatcher(runner, "load", maxBatchSize, maxWaitMs, maxJoinWaitMs, new Scheduler.Listener() {
             @Override
             public void onAdmitted(InferenceJob j) {}
 

@@ -1,45 +1,32 @@
 package io.blip2stream.model;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import io.blip2stream.model.config.Blip2Config;
 import io.blip2stream.model.config.GenerationDefaults;
 import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.config.PreprocessorConfig;
 import io.blip2stream.model.config.T5Config;
-import io.blip2stream.model.generation.DecoderSession;
-import io.blip2stream.model.generation.FinishReason;
-import io.blip2stream.model.generation.Generated;
 import io.blip2stream.model.generation.GenerationParams;
-import io.blip2stream.model.generation.Generator;
-import io.blip2stream.model.generation.ContinuousBatch;
-import io.blip2stream.model.generation.TokenListener;
 import io.blip2stream.model.image.BlipImageProcessor;
 import io.blip2stream.model.llm.LanguageModel;
 import io.blip2stream.model.llm.opt.OptForCausalLM;
 import io.blip2stream.model.llm.t5.T5ForConditionalGeneration;
-import io.blip2stream.model.nn.AttentionMask;
 import io.blip2stream.model.nn.Linear;
 import io.blip2stream.model.nn.OneDnnWeight;
 import io.blip2stream.model.nn.Ops;
+import io.blip2stream.model.nn.WeightStreaming;
 import io.blip2stream.model.qformer.Blip2QFormerModel;
 import io.blip2stream.model.qformer.Blip2TextEmbeddings;
-import io.blip2stream.model.text.IncrementalDecoder;
-import io.blip2stream.model.text.PromptEncoder;
 import io.blip2stream.model.text.TextTokenizer;
 import io.blip2stream.model.vision.Blip2VisionModel;
-import io.blip2stream.model.nn.WeightStreaming;
 import io.blip2stream.model.weights.Precision;
 import io.blip2stream.model.weights.Weights;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -65,55 +52,10 @@ public final class Blip2Model implements AutoCloseable {
                                 float[] imageEmbeds,            // (B, Q, P) normalised, retrieval checkpoints only
                                 long visionNanos, long qformerNanos) {}
 
-    /** One row to generate: the image's soft visual prompt [Q, W] and a text prompt (null: none). */
-    public record GenerationRequest(float[] visualPrompt, String prompt, int[] promptIds) {
-        /** A request whose prompt is tokenized when it runs (the command line, tests). */
-        public GenerationRequest(float[] visualPrompt, String prompt) {
-            this(visualPrompt, prompt, null);
-        }
-    }
-
-    /** One row's outcome. {@code text} leaves out the prompt and special tokens. */
-    public record GenerationResult(String text, int[] tokenIds, FinishReason finishReason, long prefillNanos, long decodeNanos) {}
-
-    /** An image-text pair scored by the retrieval heads. */
-    public record MatchResult(String text, float[] itmLogits, double itmProbability, double itcScore) {}
-
-    /** Receives each token with the new piece of text it completes ("" while a character is incomplete). */
-    @FunctionalInterface
-    public interface TextListener {
-        TextListener NONE = (row, index, tokenId, text) -> { };
-
-        void onToken(int row, int index, int tokenId, String text);
-
-        default boolean isCancelled(int row) {
-            return false;
-        }
-    }
-
-    /** What one row of a continuous batch reports: its tokens with their text, and its result. */
-    public interface RowHandler {
-        void onToken(int index, int tokenId, String text);
-
-        default boolean isCancelled() {
-            return false;
-        }
-
-        void onFinish(GenerationResult result);
-
-        /** The row ended without a result: the model failed while it decoded. */
-        default void onError(RuntimeException cause) {}
-    }
-
-    /** The parts only retrieval checkpoints have. */
-    private record RetrievalHeads(Blip2TextEmbeddings embeddings, Linear visionProjection, Linear textProjection, Linear itmHead) {}
-
     private final Path dir;
     private final Blip2Config config;
     private final BlipImageProcessor processor;
     private final TextTokenizer tokenizer;
-    private final PromptEncoder prompts; // null for retrieval
-    private final GenerationDefaults generationDefaults;
     private final NDManager manager;
     private final Weights weights;
     private final Precision precision;
@@ -121,20 +63,18 @@ public final class Blip2Model implements AutoCloseable {
     private final NDArray queryTokens; // (1, Q, D)
     private final Blip2QFormerModel qformer;
     private final Linear languageProjection; // (D, L), null for retrieval
-    private final LanguageModel languageModel; // null for retrieval
-    private final RetrievalHeads retrieval;    // null for generation
+    private final Linear visionProjection;   // (D, P), null for generation
+    private final Blip2Generation generation; // null for retrieval
+    private final Blip2Retrieval retrieval;   // null for generation
 
     private Blip2Model(Path dir, Blip2Config config, BlipImageProcessor processor, TextTokenizer tokenizer,
                        GenerationDefaults generationDefaults, NDManager manager, Weights weights, Precision precision,
-                       Blip2VisionModel vision,
-                       NDArray queryTokens, Blip2QFormerModel qformer, Linear languageProjection, LanguageModel languageModel,
-                       RetrievalHeads retrieval) {
+                       Blip2VisionModel vision, NDArray queryTokens, Blip2QFormerModel qformer, Linear languageProjection,
+                       LanguageModel languageModel, Blip2Retrieval.Heads heads) {
         this.dir = dir;
         this.config = config;
         this.processor = processor;
         this.tokenizer = tokenizer;
-        this.prompts = languageModel == null ? null : new PromptEncoder(tokenizer, languageModel.config());
-        this.generationDefaults = generationDefaults;
         this.manager = manager;
         this.weights = weights;
         this.precision = precision;
@@ -142,8 +82,9 @@ public final class Blip2Model implements AutoCloseable {
         this.queryTokens = queryTokens;
         this.qformer = qformer;
         this.languageProjection = languageProjection;
-        this.languageModel = languageModel;
-        this.retrieval = retrieval;
+        this.visionProjection = heads == null ? null : heads.visionProjection();
+        this.generation = languageModel == null ? null : new Blip2Generation(config, tokenizer, languageModel, generationDefaults);
+        this.retrieval = heads == null ? null : new Blip2Retrieval(this, qformer, heads, manager);
     }
 
     /**
@@ -189,10 +130,10 @@ public final class Blip2Model implements AutoCloseable {
             Blip2QFormerModel qformer = Blip2QFormerModel.load(weights, m, config.qformer(), "qformer", retrieval);
             Linear proj = null;
             LanguageModel lm = null;
-            RetrievalHeads heads = null;
+            Blip2Retrieval.Heads heads = null;
             if (retrieval) {
                 int p = config.imageTextHiddenSize();
-                heads = new RetrievalHeads(Blip2TextEmbeddings.load(weights, config.qformer(), "embeddings"),
+                heads = new Blip2Retrieval.Heads(Blip2TextEmbeddings.load(weights, config.qformer(), "embeddings"),
                         Linear.load(weights, m, "vision_projection", d, p, true),
                         Linear.load(weights, m, "text_projection", d, p, true),
                         Linear.load(weights, m, "itm_head", d, 2, true));
@@ -270,7 +211,6 @@ public final class Blip2Model implements AutoCloseable {
         return config.numQueryTokens();
     }
 
-    /** Whether this checkpoint generates text (OPT or FlanT5). */
     /**
      * Runs the model once on a blank image (its vision encoder and Q-Former, and two greedy tokens where it
      * generates) so that the first request does not pay for the first calls: on opt-2.7b in bfloat16 a process's
@@ -284,14 +224,15 @@ public final class Blip2Model implements AutoCloseable {
         float[] blank = new float[3 * processor().height() * processor().width()];
         ImageFeatures f = encodeImages(List.of(blank), false);
         if (canGenerate()) {
-            generate(List.of(new GenerationRequest(visualPrompt(f, 0), null)),
-                    io.blip2stream.model.generation.GenerationParams.greedy(2), TextListener.NONE);
+            generation.generate(List.of(new GenerationRequest(visualPrompt(f, 0), null)),
+                    io.blip2stream.model.generation.GenerationParams.greedy(2));
         }
         return (System.nanoTime() - t0) / 1_000_000;
     }
 
+    /** Whether this checkpoint generates text (OPT or FlanT5). */
     public boolean canGenerate() {
-        return languageModel != null;
+        return generation != null;
     }
 
     /** Whether this checkpoint matches and embeds (a retrieval checkpoint). */
@@ -299,54 +240,28 @@ public final class Blip2Model implements AutoCloseable {
         return retrieval != null;
     }
 
-    /** W, the width of one soft-prompt vector (the language model's input embeddings). */
-    /** How the language model runs a decode step ({@link LanguageModel#decodePath}). */
-    public String decodePath() {
-        return lm().decodePath();
-    }
-
-    public int languageWidth() {
-        return lm().inputWidth();
-    }
-
-    /** L, the width of the language projection's output (the language model's hidden size). */
-    public int projectionWidth() {
-        return lm().hiddenSize();
-    }
-
-    /** P, the size of retrieval embeddings. */
-    public int embeddingSize() {
-        requireRetrieval();
-        return config.imageTextHiddenSize();
-    }
-
-    public int eosTokenId() {
-        Integer e = generationDefaults.eosTokenId();
-        return e != null ? e : lm().config().eosTokenId();
-    }
-
-    /** The VQA prompt of the model family: "Question: {q} Answer:" for OPT, "Question: {q} Short answer:" for T5. */
-    public String vqaPrompt(String question) {
-        return prompts().vqaPrompt(question);
-    }
-
-    /** The prompt rules of this checkpoint's language model (its VQA template, BOS). */
-    public PromptEncoder prompts() {
-        lm();
-        return prompts;
-    }
-
-    private LanguageModel lm() {
-        if (languageModel == null) {
+    /**
+     * The text side of a {@code Blip2ForConditionalGeneration} checkpoint: prompts, generation, continuous batches.
+     *
+     * @throws IllegalStateException for a retrieval checkpoint
+     */
+    public Blip2Generation generation() {
+        if (generation == null) {
             throw new IllegalStateException(dir + " is a retrieval checkpoint: it matches and embeds but does not generate text");
         }
-        return languageModel;
+        return generation;
     }
 
-    private void requireRetrieval() {
+    /**
+     * The heads of a {@code Blip2ForImageTextRetrieval} checkpoint: ITM, ITC and text embeddings.
+     *
+     * @throws IllegalStateException for a generation checkpoint
+     */
+    public Blip2Retrieval retrieval() {
         if (retrieval == null) {
             throw new IllegalStateException(dir + " is not a retrieval checkpoint (Blip2ForImageTextRetrieval): it cannot match or embed texts");
         }
+        return retrieval;
     }
 
     /** Encoded image bytes to pixel_values [C, H, W]. */
@@ -375,14 +290,14 @@ public final class Blip2Model implements AutoCloseable {
             if (languageProjection != null) {
                 proj = languageProjection.forward(queryOut).toFloatArray();                // (B, Q, L)
             } else {
-                embeds = normalize(retrieval.visionProjection().forward(queryOut)).toFloatArray(); // (B, Q, P)
+                embeds = normalize(visionProjection.forward(queryOut)).toFloatArray(); // (B, Q, P)
             }
             long t2 = System.nanoTime();
             return new ImageFeatures(b, intermediates ? visionOut : null, qOut, proj, embeds, t1 - t0, t2 - t1);
         }
     }
 
-    private NDArray vision(NDManager scope, List<float[]> pixelValues) {
+    NDArray vision(NDManager scope, List<float[]> pixelValues) {
         int b = pixelValues.size();
         int h = processor.height();
         int w = processor.width();
@@ -397,12 +312,12 @@ public final class Blip2Model implements AutoCloseable {
         return vision.forward(Ops.create(scope, px, b, 3, h, w)); // (B, S, E)
     }
 
-    private NDArray queries(NDManager scope, int b) {
+    NDArray queries(NDManager scope, int b) {
         return scope.zeros(new Shape(b, config.numQueryTokens(), config.qformer().hiddenSize())).add(queryTokens); // (B, Q, D)
     }
 
     /** F.normalize over the last axis: x / max(|x|, 1e-12). */
-    private static NDArray normalize(NDArray x) {
+    static NDArray normalize(NDArray x) {
         int last = x.getShape().dimension() - 1;
         return x.div(x.mul(x).sum(new int[] {last}, true).sqrt().maximum(1e-12f));
     }
@@ -416,382 +331,8 @@ public final class Blip2Model implements AutoCloseable {
      */
     public float[] visualPrompt(ImageFeatures features, int i) {
         int q = config.numQueryTokens();
-        int per = q * projectionWidth();
-        return Arrays.copyOfRange(features.languageProjection(), i * per, i * per + q * languageWidth());
-    }
-
-    /**
-     * The text ids of a prompt: the tokenizer's ids with its special tokens. No prompt: OPT starts from BOS
-     * alone; T5 (which has no BOS) encodes the empty text, as BLIP-2's processor does.
-     */
-    public int[] promptIds(String prompt) {
-        return prompts().promptIds(prompt);
-    }
-
-    /** A request's text ids: those it carries (tokenized before it reached the model), else its prompt's. */
-    private int[] textIds(GenerationRequest r) {
-        return r.promptIds() != null ? r.promptIds() : promptIds(r.prompt());
-    }
-
-    // ---- generation
-
-    /**
-     * Generates after each request's visual prompt and text prompt, batched: rows are left-padded to one length,
-     * and every row gives the ids it would give alone.
-     */
-    public List<GenerationResult> generate(List<GenerationRequest> requests, GenerationParams params, TextListener listener) {
-        int b = requests.size();
-        GenerationResult[] out = new GenerationResult[b];
-        if (params.numBeams() > 1) {
-            int[][] textIds = new int[b][];
-            int[][] processorIds = new int[b][];
-            IncrementalDecoder[] decoders = new IncrementalDecoder[b];
-            for (int i = 0; i < b; i++) {
-                textIds[i] = textIds(requests.get(i));
-                processorIds[i] = processorView(textIds[i]);
-                decoders[i] = new IncrementalDecoder(tokenizer);
-            }
-            long t0 = System.nanoTime();
-            DecoderSession session = startSession(requests, textIds, maxNewTokens(b, params));
-            long t1 = System.nanoTime();
-            List<Generated> generated = Generator.generate(session, processorIds, params, eosTokenId(), new TokenListener() {
-                @Override
-                public void onToken(int row, int index, int tokenId) {
-                    listener.onToken(row, index, tokenId, decoders[row].add(tokenId));
-                }
-
-                @Override
-                public boolean isCancelled(int row) {
-                    return listener.isCancelled(row);
-                }
-            });
-            long t2 = System.nanoTime();
-            for (int i = 0; i < b; i++) {
-                decoders[i].flush();
-                Generated g = generated.get(i);
-                out[i] = new GenerationResult(decoders[i].text(), g.tokenIds(), g.finishReason(), t1 - t0, t2 - t1);
-            }
-            return Arrays.asList(out);
-        }
-        List<RowHandler> handlers = new ArrayList<>(b);
-        RuntimeException[] failed = new RuntimeException[1];
-        for (int i = 0; i < b; i++) {
-            int row = i;
-            handlers.add(new RowHandler() {
-                @Override
-                public void onError(RuntimeException cause) {
-                    if (failed[0] == null) {
-                        failed[0] = cause;
-                    }
-                }
-
-                @Override
-                public void onToken(int index, int tokenId, String text) {
-                    listener.onToken(row, index, tokenId, text);
-                }
-
-                @Override
-                public boolean isCancelled() {
-                    return listener.isCancelled(row);
-                }
-
-                @Override
-                public void onFinish(GenerationResult result) {
-                    out[row] = result;
-                }
-            });
-        }
-        try (ContinuousBatch batch = new ContinuousBatch(eosTokenId())) {
-            admit(batch, requests, java.util.Collections.nCopies(b, params), handlers);
-            while (!batch.isEmpty()) {
-                batch.step();
-            }
-        }
-        if (failed[0] != null) {
-            throw failed[0]; // a row failed alone (the others finished): callers that need each row use admit
-        }
-        return Arrays.asList(out);
-    }
-
-    /**
-     * Rows join a continuous batch of greedy or sampled generation: their prompts run through the language model
-     * together (the prefill), each row picks its first token at once, and from the next step on they decode with
-     * the rows already there. Each row's result goes to its handler when it finishes.
-     */
-    public void admit(ContinuousBatch batch, List<GenerationRequest> requests, List<GenerationParams> params,
-                      List<RowHandler> handlers) {
-        int b = requests.size();
-        int[][] textIds = new int[b][];
-        int[][] processorIds = new int[b][];
-        int[] maxNew = new int[b];
-        IncrementalDecoder[] decoders = new IncrementalDecoder[b];
-        for (int i = 0; i < b; i++) {
-            textIds[i] = textIds(requests.get(i));
-            processorIds[i] = processorView(textIds[i]);
-            maxNew[i] = params.get(i).maxNewTokens();
-            decoders[i] = new IncrementalDecoder(tokenizer);
-        }
-        long t0 = System.nanoTime();
-        DecoderSession session = startSession(requests, textIds, maxNew);
-        long t1 = System.nanoTime();
-        List<ContinuousBatch.RowListener> listeners = new ArrayList<>(b);
-        for (int i = 0; i < b; i++) {
-            IncrementalDecoder decoder = decoders[i];
-            RowHandler handler = handlers.get(i);
-            listeners.add(new ContinuousBatch.RowListener() {
-                @Override
-                public void onToken(int index, int tokenId) {
-                    handler.onToken(index, tokenId, decoder.add(tokenId));
-                }
-
-                @Override
-                public boolean isCancelled() {
-                    return handler.isCancelled();
-                }
-
-                @Override
-                public void onError(RuntimeException cause) {
-                    handler.onError(cause);
-                }
-
-                @Override
-                public void onFinish(Generated g) {
-                    decoder.flush();
-                    handler.onFinish(new GenerationResult(decoder.text(), g.tokenIds(), g.finishReason(), t1 - t0,
-                            System.nanoTime() - t1));
-                }
-            });
-        }
-        batch.add(session, processorIds, params, listeners);
-    }
-
-    private static int[] maxNewTokens(int rows, GenerationParams params) {
-        return maxNewTokens(rows, params.maxNewTokens());
-    }
-
-    /**
-     * Runs the prompts of a batch through the language model (the prefill; for T5 the encoder and the decoder
-     * start token) and returns the session that decodes after them; the caller closes it.
-     *
-     * @param maxNewTokens how many positions the session may add (checked against the model's positions)
-     */
-    public DecoderSession startSession(List<GenerationRequest> requests, int maxNewTokens) {
-        int[][] textIds = new int[requests.size()][];
-        for (int i = 0; i < textIds.length; i++) {
-            textIds[i] = textIds(requests.get(i));
-        }
-        return startSession(requests, textIds, maxNewTokens(requests.size(), maxNewTokens));
-    }
-
-    private static int[] maxNewTokens(int rows, int maxNewTokens) {
-        int[] out = new int[rows];
-        Arrays.fill(out, maxNewTokens);
-        return out;
-    }
-
-    /** @param maxNewTokens per row, how many positions it may add (checked against the model's positions) */
-    private DecoderSession startSession(List<GenerationRequest> requests, int[][] textIds, int[] maxNewTokens) {
-        int b = requests.size();
-        int q = config.numQueryTokens();
-        int t = 0;
-        LanguageModel lm = lm();
-        for (int i = 0; i < b; i++) {
-            t = Math.max(t, q + textIds[i].length);
-            // positions are counted per row (padding takes none), so each row is checked on its own
-            int generatedInPrompt = lm.config().isEncoderDecoder() ? 0 : maxNewTokens[i];
-            if ((long) q + textIds[i].length + generatedInPrompt > lm.maxPositions()) {
-                throw new IllegalArgumentException("prompt of " + (q + textIds[i].length) + " positions plus max_new_tokens "
-                        + maxNewTokens[i] + " exceeds the language model's " + lm.maxPositions() + " positions");
-            }
-        }
-        int[][] mask = new int[b][t];
-        float[] embeds = inputsEmbeds(requests, textIds, t, mask);
-        return lm.start(embeds, mask);
-    }
-
-    /** The logits transformers' fixtures hold: OPT, every prompt position; T5, the first decoder step. [T][V] */
-    public float[][] promptLogits(GenerationRequest request) {
-        return promptLogits(request, new int[0]);
-    }
-
-    /**
-     * Logits computed in one pass without a KV cache, what cached decoding must reproduce: OPT, at every position
-     * of the prompt followed by {@code continuation}; T5, at every decoder position of the decoder start token
-     * followed by {@code continuation}.
-     */
-    public float[][] promptLogits(GenerationRequest request, int[] continuation) {
-        int[] prompt = promptIds(request.prompt());
-        boolean encDec = lm().config().isEncoderDecoder();
-        int[] text = prompt;
-        if (!encDec) {
-            text = Arrays.copyOf(prompt, prompt.length + continuation.length);
-            System.arraycopy(continuation, 0, text, prompt.length, continuation.length);
-        }
-        int t = config.numQueryTokens() + text.length;
-        int[][] mask = new int[1][t];
-        float[] embeds = inputsEmbeds(List.of(request), new int[][] {text}, t, mask);
-        return lm().fullLogits(embeds, mask[0], encDec ? continuation : new int[0]);
-    }
-
-    /**
-     * The ids transformers' logits processors see as the prompt: for T5 the decoder start token; for OPT the
-     * image tokens (when the checkpoint has one) and the text.
-     */
-    int[] processorView(int[] textIds) {
-        int[] decoderPrompt = lm().decoderPrompt();
-        if (decoderPrompt != null) {
-            return decoderPrompt;
-        }
-        if (config.imageTokenIndex() == null) {
-            return textIds.clone();
-        }
-        int q = config.numQueryTokens();
-        int[] ids = new int[q + textIds.length];
-        Arrays.fill(ids, 0, q, config.imageTokenIndex());
-        System.arraycopy(textIds, 0, ids, q, textIds.length);
-        return ids;
-    }
-
-    /** Rows of [padding, Q projected queries, text embeddings], [B, T, W], and the attention mask. */
-    private float[] inputsEmbeds(List<GenerationRequest> requests, int[][] textIds, int t, int[][] mask) {
-        LanguageModel lm = lm();
-        int b = requests.size();
-        int q = config.numQueryTokens();
-        int w = lm.inputWidth();
-        float[] out = new float[b * t * w];
-        int pad = lm.config().padTokenId();
-        for (int i = 0; i < b; i++) {
-            float[] visual = requests.get(i).visualPrompt();
-            if (visual.length != q * w) {
-                throw new IllegalArgumentException("visual prompt must be " + q + "x" + w + " floats, got " + visual.length);
-            }
-            int padding = t - q - textIds[i].length;
-            int row = i * t * w;
-            for (int j = 0; j < padding; j++) {
-                lm.embedToken(pad, out, row + j * w);
-            }
-            System.arraycopy(visual, 0, out, row + padding * w, q * w);
-            for (int j = 0; j < textIds[i].length; j++) {
-                lm.embedToken(textIds[i][j], out, row + (padding + q + j) * w);
-            }
-            for (int j = padding; j < t; j++) {
-                mask[i][j] = 1;
-            }
-        }
-        return out;
-    }
-
-    // ---- retrieval
-
-    /**
-     * Scores each text against one image, in the order given: ITM (queries and text together through the
-     * Q-Former, cross-attending to the image; the ITM head averaged over query positions; the match probability
-     * is the softmax's second value) and ITC (the best cosine over queries between the normalised projected query
-     * outputs and the normalised projected [CLS] output of the text alone).
-     */
-    public List<MatchResult> match(float[] pixelValues, List<String> texts) {
-        return match(pixelValues, texts, encodeTexts(texts));
-    }
-
-    /** {@link #match(float[], List)} with the texts tokenized already ({@link #encodeTexts}). */
-    public List<MatchResult> match(float[] pixelValues, List<String> texts, List<int[]> textIds) {
-        requireRetrieval();
-        if (texts.isEmpty()) {
-            return List.of();
-        }
-        int b = texts.size();
-        int q = config.numQueryTokens();
-        int p = config.imageTextHiddenSize();
-        try (NDManager scope = manager.newSubManager()) {
-            NDArray image = vision(scope, List.of(pixelValues));                                  // (1, S, E)
-            float[] imageEmbeds = normalize(retrieval.visionProjection()
-                    .forward(qformer.forward(queries(scope, 1), image))).toFloatArray();        // (1, Q, P)
-            Text text = text(scope, textIds);
-            // ITM: [queries, text] with the text's padding masked
-            int l = text.length();
-            float[] mask = AttentionMask.padding(text.mask(), q);                                  // (B, Q + T)
-            NDArray joint = NDArrays.concat(new NDList(queries(scope, b), text.embeddings()), 1); // (B, Q + T, D)
-            NDArray images = image.broadcast(new Shape(b, image.getShape().get(1), image.getShape().get(2))); // (B, S, E)
-            NDArray out = qformer.forward(joint, q, Ops.create(scope, mask, b, 1, 1, q + l), images);    // (B, Q + T, D)
-            float[] itm = retrieval.itmHead().forward(out.get(new NDIndex(":, :{}, :", q)))
-                    .mean(new int[] {1}).toFloatArray();                                       // (B, 2)
-            float[] textEmbeds = textEmbeds(text);                                               // (B, P)
-            List<MatchResult> results = new ArrayList<>(b);
-            for (int i = 0; i < b; i++) {
-                float a = itm[2 * i];
-                float c = itm[2 * i + 1];
-                double prob = 1.0 / (1.0 + Math.exp(a - c));
-                double best = Double.NEGATIVE_INFINITY;
-                for (int k = 0; k < q; k++) {
-                    double dot = 0;
-                    for (int j = 0; j < p; j++) {
-                        dot += imageEmbeds[k * p + j] * textEmbeds[i * p + j];
-                    }
-                    best = Math.max(best, dot);
-                }
-                results.add(new MatchResult(texts.get(i), new float[] {a, c}, prob, best));
-            }
-            return results;
-        }
-    }
-
-    /** transformers' {@code text_embeds}: the normalised projected [CLS] output of each text, [B, P]. */
-    public float[] embedTexts(List<String> texts) {
-        return embedTextIds(encodeTexts(texts));
-    }
-
-    /** {@link #embedTexts} with the texts tokenized already ({@link #encodeTexts}). */
-    public float[] embedTextIds(List<int[]> textIds) {
-        requireRetrieval();
-        try (NDManager scope = manager.newSubManager()) {
-            return textEmbeds(text(scope, textIds));
-        }
-    }
-
-    /** Each text's ids, with the tokenizer's special tokens ([CLS] ... [SEP] for the Q-Former's WordPiece). */
-    public List<int[]> encodeTexts(List<String> texts) {
-        List<int[]> ids = new ArrayList<>(texts.size());
-        for (String t : texts) {
-            ids.add(tokenizer.encode(t));
-        }
-        return ids;
-    }
-
-    private float[] textEmbeds(Text text) {
-        int b = text.mask().length;
-        int l = text.length();
-        float[] mask = AttentionMask.padding(text.mask(), 0); // (B, T)
-        NDManager scope = text.embeddings().getManager();
-        NDArray out = qformer.forward(text.embeddings(), 0, Ops.create(scope, mask, b, 1, 1, l), null); // (B, T, D)
-        NDArray cls = out.get(new NDIndex(":, 0, :"));                                                    // (B, D)
-        return normalize(retrieval.textProjection().forward(cls)).toFloatArray();                        // (B, P)
-    }
-
-    /** Tokenised texts, right-padded: embeddings [B, T, D] and the mask. */
-    private record Text(NDArray embeddings, int[][] mask, int length) {}
-
-    private Text text(NDManager scope, List<int[]> textIds) {
-        int b = textIds.size();
-        int[][] ids = textIds.toArray(new int[0][]);
-        int l = 0;
-        for (int i = 0; i < b; i++) {
-            l = Math.max(l, ids[i].length);
-        }
-        int max = retrieval.embeddings().maxPositions();
-        if (l > max) {
-            throw new IllegalArgumentException("text of " + l + " tokens exceeds the Q-Former's " + max + " positions");
-        }
-        int d = config.qformer().hiddenSize();
-        float[] emb = new float[b * l * d];
-        int[][] mask = new int[b][l];
-        for (int i = 0; i < b; i++) {
-            for (int j = 0; j < l; j++) {
-                boolean real = j < ids[i].length;
-                retrieval.embeddings().embed(real ? ids[i][j] : config.qformer().padTokenId(), j, emb, (i * l + j) * d);
-                mask[i][j] = real ? 1 : 0;
-            }
-        }
-        return new Text(Ops.create(scope, emb, b, l, d), mask, l);
+        int per = q * generation().projectionWidth();
+        return Arrays.copyOfRange(features.languageProjection(), i * per, i * per + q * generation.languageWidth());
     }
 
     @Override

@@ -3,7 +3,10 @@ package io.blip2stream.train;
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.Blip2Retrieval;
+import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.GenerationParams;
+import io.blip2stream.model.generation.GenerationResult;
 import io.blip2stream.train.scenes.Scene;
 import io.blip2stream.train.scenes.SceneGenerator;
 import io.blip2stream.train.scenes.SceneRenderer;
@@ -73,15 +76,15 @@ public final class SceneEvaluation {
                         prompts.add(model.visualPrompt(f, i));
                     }
                 }
-                List<Blip2Model.GenerationRequest> captionRequests = new ArrayList<>();
+                List<GenerationRequest> captionRequests = new ArrayList<>();
                 List<String> captionTruth = new ArrayList<>();
-                List<Blip2Model.GenerationRequest> vqaRequests = new ArrayList<>();
+                List<GenerationRequest> vqaRequests = new ArrayList<>();
                 List<String[]> vqaTruth = new ArrayList<>(); // kind, answer
                 for (int i = 0; i < n; i++) {
-                    captionRequests.add(new Blip2Model.GenerationRequest(prompts.get(i), null));
+                    captionRequests.add(new GenerationRequest(prompts.get(i), null));
                     captionTruth.add(scenes.get(i).caption());
                     for (Scene.QuestionAnswer qa : scenes.get(i).questions(new SplittableRandom(i))) {
-                        vqaRequests.add(new Blip2Model.GenerationRequest(prompts.get(i), model.vqaPrompt(qa.question())));
+                        vqaRequests.add(new GenerationRequest(prompts.get(i), model.generation().vqaPrompt(qa.question())));
                         vqaTruth.add(new String[] {qa.kind().name().toLowerCase(java.util.Locale.ROOT), qa.answer()});
                     }
                 }
@@ -119,12 +122,11 @@ public final class SceneEvaluation {
         }
     }
 
-    private static List<String> generate(Blip2Model model, List<Blip2Model.GenerationRequest> requests, int maxNew) {
+    private static List<String> generate(Blip2Model model, List<GenerationRequest> requests, int maxNew) {
         List<String> out = new ArrayList<>();
         GenerationParams p = GenerationParams.greedy(maxNew);
         for (int from = 0; from < requests.size(); from += BATCH) {
-            for (Blip2Model.GenerationResult g : model.generate(requests.subList(from, Math.min(requests.size(), from + BATCH)), p,
-                    Blip2Model.TextListener.NONE)) {
+            for (GenerationResult g : model.generation().generate(requests.subList(from, Math.min(requests.size(), from + BATCH)), p)) {
                 out.add(g.text().strip());
             }
         }
@@ -137,7 +139,7 @@ public final class SceneEvaluation {
         try (Blip2Model model = Blip2Model.load(dir, manager, dtype)) {
             int size = model.processor().width();
             int q = model.numQueryTokens();
-            int p = model.embeddingSize();
+            int p = model.retrieval().embeddingSize();
             List<float[]> pixels = new ArrayList<>();
             float[] imageEmbeds = new float[n * q * p]; // (N, Q, P)
             for (int from = 0; from < n; from += BATCH) {
@@ -152,7 +154,7 @@ public final class SceneEvaluation {
             List<String> captions = scenes.stream().map(Scene::caption).toList();
             float[] textEmbeds = new float[n * p]; // (N, P)
             for (int from = 0; from < n; from += BATCH) {
-                float[] e = model.embedTexts(captions.subList(from, Math.min(n, from + BATCH)));
+                float[] e = model.retrieval().embedTexts(captions.subList(from, Math.min(n, from + BATCH)));
                 System.arraycopy(e, 0, textEmbeds, from * p, e.length);
             }
             double[][] sim = new double[n][n]; // image i, text j: best cosine over queries
@@ -181,7 +183,7 @@ public final class SceneEvaluation {
                 for (int j : texts) {
                     candidates.add(captions.get(j));
                 }
-                List<Blip2Model.MatchResult> m = model.match(pixels.get(i), candidates);
+                List<Blip2Retrieval.MatchResult> m = model.retrieval().match(pixels.get(i), candidates);
                 int best = 0;
                 for (int k = 1; k < m.size(); k++) {
                     best = m.get(k).itmProbability() > m.get(best).itmProbability() ? k : best;
@@ -193,7 +195,7 @@ public final class SceneEvaluation {
                 double bestP = -1;
                 int bestImage = images[0];
                 for (int k : images) {
-                    double prob = model.match(pixels.get(k), List.of(captions.get(i))).get(0).itmProbability();
+                    double prob = model.retrieval().match(pixels.get(k), List.of(captions.get(i))).get(0).itmProbability();
                     if (prob > bestP) {
                         bestP = prob;
                         bestImage = k;

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDManager;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
 import io.blip2stream.model.Fixtures;
+import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.weights.DirectBuffers;
 import org.junit.jupiter.api.Test;
@@ -68,8 +69,8 @@ class CheckpointMemoryTest {
                 // the embedding tables stay mapped as stored (BF16: half their float32 size), read row by row
                 assertTrue(mapped <= tables / 2 + float32Bytes / 20, k + ": " + mapped + " bytes stay mapped; the tables are " + tables / 2);
                 var f = model.encodeImages(List.of(model.preprocess(image)), false);
-                var req = new Blip2Model.GenerationRequest(model.visualPrompt(f, 0), "a photo of");
-                ids[i++] = model.generate(List.of(req), GenerationParams.greedy(8), Blip2Model.TextListener.NONE).get(0).tokenIds();
+                var req = new GenerationRequest(model.visualPrompt(f, 0), "a photo of");
+                ids[i++] = model.generation().generate(List.of(req), GenerationParams.greedy(8)).get(0).tokenIds();
             }
         }
         assertArrayEquals(ids[0], ids[1], "TensorFlow and PyTorch generate the same ids");

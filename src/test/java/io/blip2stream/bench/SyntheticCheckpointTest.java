@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDManager;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
 import io.blip2stream.model.Fixtures;
+import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.GenerationParams;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -37,9 +38,9 @@ class SyntheticCheckpointTest {
             try (NDManager m = Engines.newManager(k); Blip2Model model = Blip2Model.load(dir, m)) {
                 assertEquals(null, model.config().imageTokenIndex());
                 var f = model.encodeImages(List.of(model.preprocess(image)), false);
-                var req = new Blip2Model.GenerationRequest(model.visualPrompt(f, 0), "a photo of");
-                ids[i] = model.generate(List.of(req), GenerationParams.greedy(8), Blip2Model.TextListener.NONE).get(0).tokenIds();
-                float[][] l = model.promptLogits(req);
+                var req = new GenerationRequest(model.visualPrompt(f, 0), "a photo of");
+                ids[i] = model.generation().generate(List.of(req), GenerationParams.greedy(8)).get(0).tokenIds();
+                float[][] l = model.generation().promptLogits(req);
                 logits[i] = l[l.length - 1];
                 i++;
             }

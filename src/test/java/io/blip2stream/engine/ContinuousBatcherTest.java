@@ -30,7 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ContinuousBatcherTest {
     static final String FIXTURE = "blip2-opt-tiny";
 
-    static class Recorder implements ContinuousBatcher.Listener {
+    static class Recorder implements Scheduler.Listener {
         final Map<String, InferenceRunner.Outcome> outcomes = new ConcurrentHashMap<>();
         final Map<String, List<Integer>> tokens = new ConcurrentHashMap<>();
         final List<String> order = new CopyOnWriteArrayList<>();

@@ -6,6 +6,8 @@ import io.blip2stream.engine.Engines;
 import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.FinishReason;
 import io.blip2stream.model.generation.GenerationParams;
+import io.blip2stream.model.generation.GenerationResult;
+import io.blip2stream.model.generation.RowListener;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -40,7 +42,7 @@ class ContinuousBatchTest {
     }
 
     /** One row to decode, with what transformers generated for it (null: no reference, compare with alone). */
-    record Job(String name, Blip2Model.GenerationRequest request, GenerationParams params, int[] expected) {}
+    record Job(String name, GenerationRequest request, GenerationParams params, int[] expected) {}
 
     /** Every greedy (non-beam) generation of the fixture, plus two seeded sampling rows. */
     static List<Job> jobs(String fixture, Blip2Model model) {
@@ -51,7 +53,7 @@ class ContinuousBatchTest {
             byte[] image = extra ? Fixtures.file(fixture, c.get("image").asText())
                     : Fixtures.image(fixture, Integer.parseInt(n.substring(3, 4)));
             float[] prompt = model.visualPrompt(model.encodeImages(List.of(model.preprocess(image)), false), 0);
-            var req = new Blip2Model.GenerationRequest(prompt, ExtraParityTest.prompt(c));
+            var req = new GenerationRequest(prompt, ExtraParityTest.prompt(c));
             if (extra) {
                 for (Iterator<Map.Entry<String, JsonNode>> it = c.get("generate").fields(); it.hasNext(); ) {
                     Map.Entry<String, JsonNode> g = it.next();
@@ -64,7 +66,7 @@ class ContinuousBatchTest {
                 jobs.add(new Job(n + " greedy", req, GenerationParams.greedy(12), ExtraParityTest.newTokens(model, c.get("greedy_new_tokens"))));
             }
         }
-        Blip2Model.GenerationRequest first = jobs.get(0).request();
+        GenerationRequest first = jobs.get(0).request();
         jobs.add(new Job("sampled", first, GenerationParams.builder().maxNewTokens(10).doSample(true).temperature(0.8).topK(20).seed(7L).build(), null));
         jobs.add(new Job("sampled top-p", jobs.get(1).request(),
                 GenerationParams.builder().maxNewTokens(6).doSample(true).topP(0.9).seed(11L).build(), null));
@@ -72,11 +74,11 @@ class ContinuousBatchTest {
     }
 
     /** A row's handler that keeps its tokens and result, and the order in which rows finished. */
-    static final class Collector implements Blip2Model.RowHandler {
+    static final class Collector implements RowListener {
         final String name;
         final List<String> finished;
         final List<Integer> tokens = new ArrayList<>();
-        Blip2Model.GenerationResult result;
+        GenerationResult result;
 
         Collector(String name, List<String> finished) {
             this.name = name;
@@ -90,7 +92,7 @@ class ContinuousBatchTest {
         }
 
         @Override
-        public void onFinish(Blip2Model.GenerationResult r) {
+        public void onFinish(GenerationResult r) {
             result = r;
             finished.add(name);
         }
@@ -101,7 +103,7 @@ class ContinuousBatchTest {
     void rowsJoiningBetweenStepsGetTheTokensTheyGetAlone(String fixture, Engines.Kind engine) throws Exception {
         try (NDManager manager = Engines.newManager(engine);
              Blip2Model model = Blip2Model.load(Fixtures.model(fixture), manager);
-             ContinuousBatch batch = new ContinuousBatch(model.eosTokenId())) {
+             ContinuousBatch batch = model.generation().newBatch()) {
             List<Job> jobs = jobs(fixture, model);
             List<String> finished = new ArrayList<>();
             List<Collector> collectors = new ArrayList<>();
@@ -112,9 +114,9 @@ class ContinuousBatchTest {
             while (next < jobs.size() || !batch.isEmpty()) {
                 if (next < jobs.size() && steps % 2 == 0) {
                     int n = Math.min(wave++, jobs.size() - next);
-                    List<Blip2Model.GenerationRequest> reqs = new ArrayList<>();
+                    List<GenerationRequest> reqs = new ArrayList<>();
                     List<GenerationParams> params = new ArrayList<>();
-                    List<Blip2Model.RowHandler> handlers = new ArrayList<>();
+                    List<RowListener> handlers = new ArrayList<>();
                     for (Job j : jobs.subList(next, next + n)) {
                         Collector c = new Collector(j.name(), finished);
                         collectors.add(c);
@@ -122,7 +124,7 @@ class ContinuousBatchTest {
                         params.add(j.params());
                         handlers.add(c);
                     }
-                    model.admit(batch, reqs, params, handlers);
+                    model.generation().admit(batch, reqs, params, handlers);
                     next += n;
                 }
                 batch.step();
@@ -133,7 +135,7 @@ class ContinuousBatchTest {
                 Job j = jobs.get(i);
                 Collector c = collectors.get(i);
                 assertNotNull(c.result, j.name());
-                var alone = model.generate(List.of(j.request()), j.params(), Blip2Model.TextListener.NONE).get(0);
+                var alone = model.generation().generate(List.of(j.request()), j.params()).get(0);
                 assertArrayEquals(alone.tokenIds(), c.result.tokenIds(), j.name() + " joined a running batch");
                 assertEquals(alone.text(), c.result.text(), j.name());
                 assertArrayEquals(alone.tokenIds(), c.tokens.stream().mapToInt(Integer::intValue).toArray(), j.name() + " streamed");
@@ -149,7 +151,7 @@ class ContinuousBatchTest {
     void aShortRequestThatStartsLaterFinishesFirst(String fixture, Engines.Kind engine) throws Exception {
         try (NDManager manager = Engines.newManager(engine);
              Blip2Model model = Blip2Model.load(Fixtures.model(fixture), manager);
-             ContinuousBatch batch = new ContinuousBatch(model.eosTokenId())) {
+             ContinuousBatch batch = model.generation().newBatch()) {
             List<Job> jobs = jobs(fixture, model);
             // no EOS for either row: min_new_tokens keeps them going to their length
             GenerationParams longParams = GenerationParams.builder().maxNewTokens(30).minNewTokens(30).build();
@@ -157,11 +159,11 @@ class ContinuousBatchTest {
             List<String> finished = new ArrayList<>();
             Collector longRow = new Collector("long", finished);
             Collector shortRow = new Collector("short", finished);
-            model.admit(batch, List.of(jobs.get(0).request()), List.of(longParams), List.of(longRow));
+            model.generation().admit(batch, List.of(jobs.get(0).request()), List.of(longParams), List.of(longRow));
             for (int i = 0; i < 5; i++) {
                 batch.step();
             }
-            model.admit(batch, List.of(jobs.get(jobs.size() - 3).request()), List.of(shortParams), List.of(shortRow));
+            model.generation().admit(batch, List.of(jobs.get(jobs.size() - 3).request()), List.of(shortParams), List.of(shortRow));
             assertEquals(2, batch.size());
             assertEquals(1, shortRow.tokens.size(), "the first token comes with the prefill, before the next step");
             int stepsWhileShortRan = 0;
@@ -178,9 +180,9 @@ class ContinuousBatchTest {
             }
             assertEquals(List.of("short", "long"), finished);
             assertEquals(30, longRow.result.tokenIds().length);
-            var alone = model.generate(List.of(jobs.get(0).request()), longParams, Blip2Model.TextListener.NONE).get(0);
+            var alone = model.generation().generate(List.of(jobs.get(0).request()), longParams).get(0);
             assertArrayEquals(alone.tokenIds(), longRow.result.tokenIds(), "the long row, undisturbed");
-            var shortAlone = model.generate(List.of(jobs.get(jobs.size() - 3).request()), shortParams, Blip2Model.TextListener.NONE).get(0);
+            var shortAlone = model.generation().generate(List.of(jobs.get(jobs.size() - 3).request()), shortParams).get(0);
             assertArrayEquals(shortAlone.tokenIds(), shortRow.result.tokenIds(), "the short row, undisturbed");
             assertTrue(longRow.result.decodeNanos() > shortRow.result.decodeNanos());
         }

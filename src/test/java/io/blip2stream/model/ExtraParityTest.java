@@ -80,9 +80,9 @@ class ExtraParityTest {
                     GenerationParityTest.assertClose(n + ".language_projection",
                             Fixtures.tensor(fixture, n + ".language_projection").values(), f.languageProjection());
                 }
-                assertArrayEquals(Fixtures.ints(c.get("text_input_ids")), model.promptIds(prompt(c)), n + " text ids");
-                Blip2Model.GenerationRequest req = new Blip2Model.GenerationRequest(model.visualPrompt(f, 0), prompt(c));
-                float[][] logits = model.promptLogits(req);
+                assertArrayEquals(Fixtures.ints(c.get("text_input_ids")), model.generation().promptIds(prompt(c)), n + " text ids");
+                GenerationRequest req = new GenerationRequest(model.visualPrompt(f, 0), prompt(c));
+                float[][] logits = model.generation().promptLogits(req);
                 float[] flat = new float[logits.length * logits[0].length];
                 for (int i = 0; i < logits.length; i++) {
                     System.arraycopy(logits[i], 0, flat, i * logits[0].length, logits[0].length);
@@ -90,7 +90,7 @@ class ExtraParityTest {
                 GenerationParityTest.assertClose(n + ".logits", Fixtures.tensor(fixture, n + ".logits").values(), flat);
                 for (Iterator<Map.Entry<String, JsonNode>> it = c.get("generate").fields(); it.hasNext(); ) {
                     Map.Entry<String, JsonNode> g = it.next();
-                    var r = model.generate(List.of(req), params(g.getValue().get("kwargs")), Blip2Model.TextListener.NONE).get(0);
+                    var r = model.generation().generate(List.of(req), params(g.getValue().get("kwargs"))).get(0);
                     assertArrayEquals(newTokens(model, g.getValue().get("new_tokens")), r.tokenIds(), n + " " + g.getKey());
                 }
             }
@@ -117,12 +117,12 @@ class ExtraParityTest {
                 pixels.add(model.preprocess(Fixtures.file(fixture, img.asText())));
             }
             Blip2Model.ImageFeatures f = model.encodeImages(pixels, false);
-            List<Blip2Model.GenerationRequest> reqs = new ArrayList<>();
+            List<GenerationRequest> reqs = new ArrayList<>();
             for (int i = 0; i < pixels.size(); i++) {
                 JsonNode p = b.get("prompts").get(i);
-                reqs.add(new Blip2Model.GenerationRequest(model.visualPrompt(f, i), p.isNull() ? null : p.asText()));
+                reqs.add(new GenerationRequest(model.visualPrompt(f, i), p.isNull() ? null : p.asText()));
             }
-            var out = model.generate(reqs, params(b.get("kwargs")), Blip2Model.TextListener.NONE);
+            var out = model.generation().generate(reqs, params(b.get("kwargs")));
             for (int i = 0; i < reqs.size(); i++) {
                 assertArrayEquals(Fixtures.ints(b.get("new_tokens").get(i)), out.get(i).tokenIds(), "batch row " + i + " " + b.get("kwargs"));
             }

@@ -25,7 +25,7 @@ class FlanT5GenerationTest {
     NDManager manager;
     Blip2Model model;
     List<JsonNode> cases;
-    final List<Blip2Model.GenerationRequest> requests = new ArrayList<>();
+    final List<GenerationRequest> requests = new ArrayList<>();
 
     @BeforeAll
     void load() throws Exception {
@@ -39,7 +39,7 @@ class FlanT5GenerationTest {
         Blip2Model.ImageFeatures f = model.encodeImages(pixels, false);
         for (JsonNode c : cases) {
             int image = Integer.parseInt(c.get("name").asText().substring(3, 4));
-            requests.add(new Blip2Model.GenerationRequest(model.visualPrompt(f, image), c.get("prompt").asText()));
+            requests.add(new GenerationRequest(model.visualPrompt(f, image), c.get("prompt").asText()));
         }
     }
 
@@ -56,8 +56,8 @@ class FlanT5GenerationTest {
 
     @Test
     void aBatchOfPromptsOfDifferentLengthsGivesTheFixtureIds() {
-        var greedy = model.generate(requests, GenerationParams.greedy(12), Blip2Model.TextListener.NONE);
-        var beam = model.generate(requests, GenerationParams.builder().maxNewTokens(8).numBeams(3).build(), Blip2Model.TextListener.NONE);
+        var greedy = model.generation().generate(requests, GenerationParams.greedy(12));
+        var beam = model.generation().generate(requests, GenerationParams.builder().maxNewTokens(8).numBeams(3).build());
         for (int i = 0; i < cases.size(); i++) {
             String n = cases.get(i).get("name").asText();
             assertArrayEquals(withoutStart(cases.get(i).get("greedy_new_tokens")), greedy.get(i).tokenIds(), n + " greedy in a batch");
@@ -67,13 +67,13 @@ class FlanT5GenerationTest {
 
     @Test
     void decoderKvCacheEqualsFullRecomputation() {
-        Blip2Model.GenerationRequest req = requests.get(1);
+        GenerationRequest req = requests.get(1);
         int steps = 8;
         int[] generated = new int[steps];
-        try (DecoderSession s = model.startSession(List.of(req), steps)) {
+        try (DecoderSession s = model.generation().startSession(List.of(req), steps)) {
             float[] logits = s.promptLogits()[0];
             for (int k = 0; k < steps; k++) {
-                float[][] full = model.promptLogits(req, Arrays.copyOf(generated, k));
+                float[][] full = model.generation().promptLogits(req, Arrays.copyOf(generated, k));
                 assertEquals(k + 1, full.length, "one row per decoder position");
                 double diff = Fixtures.maxAbsDiff(full[k], logits);
                 assertTrue(diff < 1e-4, "step " + k + ": cached and recomputed logits differ by " + diff);
@@ -85,8 +85,8 @@ class FlanT5GenerationTest {
 
     @Test
     void vqaUsesTheShortAnswerTemplateAndCaptionsStartFromTheEmptyText() {
-        assertEquals("Question: what color is the circle? Short answer:", model.vqaPrompt("what color is the circle?"));
-        assertArrayEquals(model.tokenizer().encode(""), model.promptIds(null));
-        assertEquals(1, model.promptIds(null)[model.promptIds(null).length - 1], "T5's template ends with </s>");
+        assertEquals("Question: what color is the circle? Short answer:", model.generation().vqaPrompt("what color is the circle?"));
+        assertArrayEquals(model.tokenizer().encode(""), model.generation().promptIds(null));
+        assertEquals(1, model.generation().promptIds(null)[model.generation().promptIds(null).length - 1], "T5's template ends with </s>");
     }
 }

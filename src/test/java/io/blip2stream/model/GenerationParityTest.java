@@ -89,8 +89,8 @@ abstract class GenerationParityTest {
             String n = c.get("name").asText();
             Blip2Model.ImageFeatures f = features(imageOf(c));
             String prompt = c.get("prompt").isNull() ? null : c.get("prompt").asText();
-            assertArrayEquals(Fixtures.ints(c.get("text_input_ids")), model.promptIds(prompt), n + " text ids");
-            float[][] logits = model.promptLogits(new Blip2Model.GenerationRequest(model.visualPrompt(f, 0), prompt));
+            assertArrayEquals(Fixtures.ints(c.get("text_input_ids")), model.generation().promptIds(prompt), n + " text ids");
+            float[][] logits = model.generation().promptLogits(new GenerationRequest(model.visualPrompt(f, 0), prompt));
             int v = logits[0].length;
             float[] flat = new float[logits.length * v];
             for (int i = 0; i < logits.length; i++) {
@@ -105,8 +105,8 @@ abstract class GenerationParityTest {
         for (JsonNode c : Fixtures.cases(FIXTURE)) {
             String n = c.get("name").asText();
             String prompt = c.get("prompt").isNull() ? null : c.get("prompt").asText();
-            var r = model.generate(List.of(new Blip2Model.GenerationRequest(model.visualPrompt(features(imageOf(c)), 0), prompt)),
-                    GenerationParams.greedy(12), Blip2Model.TextListener.NONE).get(0);
+            var r = model.generation().generate(List.of(new GenerationRequest(model.visualPrompt(features(imageOf(c)), 0), prompt)),
+                    GenerationParams.greedy(12)).get(0);
             assertArrayEquals(newTokens(c.get("greedy_new_tokens")), r.tokenIds(), n + " greedy ids");
         }
     }
@@ -116,8 +116,8 @@ abstract class GenerationParityTest {
         for (JsonNode c : Fixtures.cases(FIXTURE)) {
             String n = c.get("name").asText();
             String prompt = c.get("prompt").isNull() ? null : c.get("prompt").asText();
-            var r = model.generate(List.of(new Blip2Model.GenerationRequest(model.visualPrompt(features(imageOf(c)), 0), prompt)),
-                    GenerationParams.builder().maxNewTokens(8).numBeams(3).build(), Blip2Model.TextListener.NONE).get(0);
+            var r = model.generation().generate(List.of(new GenerationRequest(model.visualPrompt(features(imageOf(c)), 0), prompt)),
+                    GenerationParams.builder().maxNewTokens(8).numBeams(3).build()).get(0);
             assertArrayEquals(newTokens(c.get("beam3_new_tokens")), r.tokenIds(), n + " beam ids");
         }
     }

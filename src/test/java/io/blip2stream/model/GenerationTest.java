@@ -6,6 +6,7 @@ import io.blip2stream.engine.Engines;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.generation.FinishReason;
 import io.blip2stream.model.generation.GenerationParams;
+import io.blip2stream.model.generation.RowListener;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -26,7 +27,7 @@ class GenerationTest {
     NDManager manager;
     Blip2Model model;
     List<JsonNode> cases;
-    List<Blip2Model.GenerationRequest> requests = new ArrayList<>();
+    List<GenerationRequest> requests = new ArrayList<>();
 
     @BeforeAll
     void load() throws Exception {
@@ -41,7 +42,7 @@ class GenerationTest {
         for (JsonNode c : cases) {
             int image = Integer.parseInt(c.get("name").asText().substring(3, 4));
             String prompt = c.get("prompt").isNull() ? null : c.get("prompt").asText();
-            requests.add(new Blip2Model.GenerationRequest(model.visualPrompt(f, image), prompt));
+            requests.add(new GenerationRequest(model.visualPrompt(f, image), prompt));
         }
     }
 
@@ -57,10 +58,10 @@ class GenerationTest {
         var c = cases.get(0);
         int[] want = Fixtures.ints(c.get("greedy_new_tokens"));
         Blip2Model.ImageFeatures f = model.encodeImages(List.of(model.preprocess(Fixtures.image(FIXTURE, 0))), false);
-        var req = new Blip2Model.GenerationRequest(model.visualPrompt(f, 0), c.get("prompt").isNull() ? null : c.get("prompt").asText());
-        int[] before = model.generate(List.of(req), GenerationParams.greedy(want.length), Blip2Model.TextListener.NONE).get(0).tokenIds();
+        var req = new GenerationRequest(model.visualPrompt(f, 0), c.get("prompt").isNull() ? null : c.get("prompt").asText());
+        int[] before = model.generation().generate(List.of(req), GenerationParams.greedy(want.length)).get(0).tokenIds();
         assertTrue(model.warmUp() >= 0);
-        int[] after = model.generate(List.of(req), GenerationParams.greedy(want.length), Blip2Model.TextListener.NONE).get(0).tokenIds();
+        int[] after = model.generation().generate(List.of(req), GenerationParams.greedy(want.length)).get(0).tokenIds();
         assertArrayEquals(want, before);
         assertArrayEquals(before, after);
     }
@@ -75,14 +76,13 @@ class GenerationTest {
     @Test
     void aBatchOfPromptsOfDifferentLengthsGivesTheIdsOfOneAtATime() {
         // six rows, prompts of 1 and 11 tokens, left-padded to one length: greedy and beam
-        var greedy = model.generate(requests, GenerationParams.greedy(12), Blip2Model.TextListener.NONE);
-        var beam = model.generate(requests, GenerationParams.builder().maxNewTokens(8).numBeams(3).build(),
-                Blip2Model.TextListener.NONE);
+        var greedy = model.generation().generate(requests, GenerationParams.greedy(12));
+        var beam = model.generation().generate(requests, GenerationParams.builder().maxNewTokens(8).numBeams(3).build());
         for (int i = 0; i < cases.size(); i++) {
             String n = cases.get(i).get("name").asText();
             assertArrayEquals(Fixtures.ints(cases.get(i).get("greedy_new_tokens")), greedy.get(i).tokenIds(), n + " greedy in a batch");
             assertArrayEquals(Fixtures.ints(cases.get(i).get("beam3_new_tokens")), beam.get(i).tokenIds(), n + " beam in a batch");
-            var alone = model.generate(List.of(requests.get(i)), GenerationParams.greedy(12), Blip2Model.TextListener.NONE).get(0);
+            var alone = model.generation().generate(List.of(requests.get(i)), GenerationParams.greedy(12)).get(0);
             assertArrayEquals(alone.tokenIds(), greedy.get(i).tokenIds(), n);
             assertEquals(alone.text(), greedy.get(i).text(), n);
         }
@@ -92,8 +92,8 @@ class GenerationTest {
     void withoutPackedWeightsTheMatMulLayerGivesTheSameIds() throws Exception {
         System.setProperty("blip2.tf.packed_weights", "false");
         try (NDManager m = Engines.newManager(Engines.Kind.TENSORFLOW); Blip2Model plain = Blip2Model.load(Fixtures.model(FIXTURE), m)) {
-            assertEquals("tensorflow-function", plain.decodePath(), "BLIP2_TF_PACKED_WEIGHTS=false: the projections as MatMul");
-            var greedy = plain.generate(requests, GenerationParams.greedy(12), Blip2Model.TextListener.NONE);
+            assertEquals("tensorflow-function", plain.generation().decodePath(), "BLIP2_TF_PACKED_WEIGHTS=false: the projections as MatMul");
+            var greedy = plain.generation().generate(requests, GenerationParams.greedy(12));
             for (int i = 0; i < cases.size(); i++) {
                 assertArrayEquals(Fixtures.ints(cases.get(i).get("greedy_new_tokens")), greedy.get(i).tokenIds(),
                         cases.get(i).get("name").asText());
@@ -105,18 +105,18 @@ class GenerationTest {
 
     @Test
     void kvCacheDecodingEqualsFullRecomputation() {
-        assertEquals("tensorflow-function-packed", model.decodePath(),
+        assertEquals("tensorflow-function-packed", model.generation().decodePath(),
                 "on TensorFlow a decode step runs each layer as one function, its projections with packed weights");
         // two rows decoded together, prompts of 1 and 11 tokens (one row left-padded), against each alone recomputed;
         // long enough for the cache's open block to fill and merge twice
-        List<Blip2Model.GenerationRequest> pair = List.of(requests.get(0), requests.get(3));
+        List<GenerationRequest> pair = List.of(requests.get(0), requests.get(3));
         int pairSteps = 2 * io.blip2stream.model.llm.KvCache.BLOCK + 4;
         int[][] pairGenerated = new int[2][pairSteps];
-        try (DecoderSession s = model.startSession(pair, pairSteps)) {
+        try (DecoderSession s = model.generation().startSession(pair, pairSteps)) {
             float[][] logits = s.promptLogits();
             for (int k = 0; k < pairSteps; k++) {
                 for (int r = 0; r < 2; r++) {
-                    float[][] full = model.promptLogits(pair.get(r), java.util.Arrays.copyOf(pairGenerated[r], k));
+                    float[][] full = model.generation().promptLogits(pair.get(r), java.util.Arrays.copyOf(pairGenerated[r], k));
                     double diff = Fixtures.maxAbsDiff(full[full.length - 1], logits[r]);
                     assertTrue(diff < 1e-4, "row " + r + " step " + k + ": batched and recomputed logits differ by " + diff);
                     pairGenerated[r][k] = argmax(logits[r]);
@@ -124,14 +124,14 @@ class GenerationTest {
                 logits = s.step(new int[] {pairGenerated[0][k], pairGenerated[1][k]});
             }
         }
-        for (Blip2Model.GenerationRequest req : pair) {
+        for (GenerationRequest req : pair) {
             int steps = io.blip2stream.model.llm.KvCache.BLOCK + 3;
             int[] generated = new int[steps];
-            try (DecoderSession s = model.startSession(List.of(req), steps)) {
+            try (DecoderSession s = model.generation().startSession(List.of(req), steps)) {
                 float[] logits = s.promptLogits()[0];
                 for (int k = 0; k < steps; k++) {
                     int[] prefix = java.util.Arrays.copyOf(generated, k);
-                    float[][] full = model.promptLogits(req, prefix);
+                    float[][] full = model.generation().promptLogits(req, prefix);
                     float[] last = full[full.length - 1];
                     double diff = Fixtures.maxAbsDiff(last, logits);
                     assertTrue(diff < 1e-4, "step " + k + ": cached and recomputed logits differ by " + diff);
@@ -146,15 +146,15 @@ class GenerationTest {
     void seededSamplingIsReproducibleAndBatchIndependent() {
         GenerationParams p = GenerationParams.builder().maxNewTokens(12).doSample(true).temperature(1.3).topK(40)
                 .topP(0.95).seed(42L).build();
-        var a = model.generate(requests.subList(0, 2), p, Blip2Model.TextListener.NONE);
-        var b = model.generate(requests.subList(0, 2), p, Blip2Model.TextListener.NONE);
-        var alone = model.generate(requests.subList(1, 2), p, Blip2Model.TextListener.NONE);
+        var a = model.generation().generate(requests.subList(0, 2), p);
+        var b = model.generation().generate(requests.subList(0, 2), p);
+        var alone = model.generation().generate(requests.subList(1, 2), p);
         assertArrayEquals(a.get(0).tokenIds(), b.get(0).tokenIds());
         assertArrayEquals(a.get(1).tokenIds(), b.get(1).tokenIds());
         assertArrayEquals(alone.get(0).tokenIds(), a.get(1).tokenIds(), "a row samples the same in a batch and alone");
         List<int[]> seen = new ArrayList<>();
         for (long seed = 1; seed <= 5; seed++) {
-            seen.add(model.generate(requests.subList(0, 1), p.toBuilder().seed(seed).build(), Blip2Model.TextListener.NONE)
+            seen.add(model.generation().generate(requests.subList(0, 1), p.toBuilder().seed(seed).build())
                     .get(0).tokenIds());
         }
         boolean differ = false;
@@ -163,7 +163,7 @@ class GenerationTest {
         }
         assertTrue(differ, "different seeds give different samples");
         // top-k 1 leaves only the greedy choice
-        var topOne = model.generate(requests.subList(0, 1), p.toBuilder().topK(1).build(), Blip2Model.TextListener.NONE);
+        var topOne = model.generation().generate(requests.subList(0, 1), p.toBuilder().topK(1).build());
         assertArrayEquals(Fixtures.ints(cases.get(0).get("greedy_new_tokens")), topOne.get(0).tokenIds());
     }
 
@@ -171,11 +171,11 @@ class GenerationTest {
     void tokensStreamInOrderWithTheirText() {
         List<Integer> ids = new ArrayList<>();
         StringBuilder text = new StringBuilder();
-        var r = model.generate(requests.subList(1, 2), GenerationParams.greedy(12), (row, index, tokenId, piece) -> {
+        var r = model.generation().generate(requests.subList(1, 2), GenerationParams.greedy(12), List.<RowListener>of((index, tokenId, piece) -> {
             assertEquals(ids.size(), index);
             ids.add(tokenId);
             text.append(piece);
-        }).get(0);
+        })).get(0);
         assertArrayEquals(r.tokenIds(), ids.stream().mapToInt(Integer::intValue).toArray());
         assertTrue(r.text().startsWith(text.toString()), "streamed pieces are a prefix of the final text");
         assertEquals(FinishReason.LENGTH, r.finishReason());
@@ -183,19 +183,19 @@ class GenerationTest {
 
     @Test
     void cancellingARowStopsItAndNoOther() {
-        var cancelled = model.generate(requests.subList(0, 2), GenerationParams.greedy(12), new Blip2Model.TextListener() {
-            int seen;
-
+        int[] seen = new int[1]; // tokens of both rows
+        RowListener counting = (index, tokenId, text) -> seen[0]++;
+        var cancelled = model.generation().generate(requests.subList(0, 2), GenerationParams.greedy(12), List.of(new RowListener() {
             @Override
-            public void onToken(int row, int index, int tokenId, String text) {
-                seen++;
+            public void onToken(int index, int tokenId, String text) {
+                seen[0]++;
             }
 
             @Override
-            public boolean isCancelled(int row) {
-                return row == 0 && seen >= 3;
+            public boolean isCancelled() {
+                return seen[0] >= 3;
             }
-        });
+        }, counting));
         assertEquals(FinishReason.CANCELLED, cancelled.get(0).finishReason());
         assertTrue(cancelled.get(0).tokenIds().length <= 3, "stops within a step of the cancel");
         assertArrayEquals(Fixtures.ints(cases.get(1).get("greedy_new_tokens")), cancelled.get(1).tokenIds(),

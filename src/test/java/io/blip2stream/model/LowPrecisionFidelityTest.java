@@ -65,8 +65,8 @@ class LowPrecisionFidelityTest {
                         String n = c.get("name").asText();
                         String prompt = c.get("prompt").isNull() ? null : c.get("prompt").asText();
                         Blip2Model.ImageFeatures f = model.encodeImages(List.of(model.preprocess(image(fixture, c))), false);
-                        Blip2Model.GenerationRequest req = new Blip2Model.GenerationRequest(model.visualPrompt(f, 0), prompt);
-                        float[][] logits = model.promptLogits(req);
+                        GenerationRequest req = new GenerationRequest(model.visualPrompt(f, 0), prompt);
+                        float[][] logits = model.generation().promptLogits(req);
                         float[] expected = Fixtures.tensor(fixture, n + ".logits").values();
                         int v = logits[0].length;
                         double diff = 0;
@@ -81,7 +81,7 @@ class LowPrecisionFidelityTest {
                         worstDiff = Math.max(worstDiff, diff);
                         System.out.printf(Locale.ROOT, "%s %s %s: logit diff %.4f over %d positions%n", fixture, p, n, diff, logits.length);
                         int[] want = newTokens(model, c.get("greedy_new_tokens"));
-                        int[] got = model.generate(List.of(req), GenerationParams.greedy(want.length), Blip2Model.TextListener.NONE)
+                        int[] got = model.generation().generate(List.of(req), GenerationParams.greedy(want.length))
                                 .get(0).tokenIds();
                         JsonNode margins = c.get("greedy_top2_margins");
                         int same = 0;

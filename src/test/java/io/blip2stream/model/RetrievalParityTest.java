@@ -44,10 +44,10 @@ class RetrievalParityTest {
             for (int image = 0; image < 2; image++) {
                 float[] px = model.preprocess(Fixtures.image(FIXTURE, image));
                 assertTrue(Fixtures.maxAbsDiff(Fixtures.tensor(FIXTURE, "img" + image + ".pixel_values").values(), px) <= 5e-7);
-                List<Blip2Model.MatchResult> results = model.match(px, texts);
+                List<Blip2Retrieval.MatchResult> results = model.retrieval().match(px, texts);
                 float[] imageEmbeds = model.encodeImages(List.of(px), false).imageEmbeds();
-                float[] textEmbeds = model.embedTexts(texts);
-                int p = model.embeddingSize();
+                float[] textEmbeds = model.retrieval().embedTexts(texts);
+                int p = model.retrieval().embeddingSize();
                 for (JsonNode c : expected.get("cases")) {
                     if (c.get("image").asInt() != image) {
                         continue;
@@ -55,7 +55,7 @@ class RetrievalParityTest {
                     int j = texts.indexOf(c.get("text").asText());
                     String n = "img" + image + "_t" + j;
                     assertArrayEquals(Fixtures.ints(c.get("input_ids")), model.tokenizer().encode(texts.get(j)), n + " input_ids");
-                    Blip2Model.MatchResult r = results.get(j);
+                    Blip2Retrieval.MatchResult r = results.get(j);
                     assertEquals(texts.get(j), r.text());
                     double itm0 = Math.abs(r.itmLogits()[0] - c.get("itm_logits").get(0).asDouble());
                     double itm1 = Math.abs(r.itmLogits()[1] - c.get("itm_logits").get(1).asDouble());
@@ -83,7 +83,7 @@ class RetrievalParityTest {
                         .sorted(Comparator.comparingDouble(i -> -results.get(i).itcScore())).map(texts::get).toList();
                 assertEquals(want, got, "ITC ranking of image " + image);
             }
-            assertThrows(IllegalStateException.class, () -> model.vqaPrompt("what?"));
+            assertThrows(IllegalStateException.class, () -> model.generation().vqaPrompt("what?"));
         }
     }
 
@@ -93,14 +93,14 @@ class RetrievalParityTest {
         List<String> texts = List.of("a red circle", "two cats laying on a couch in the middle of the picture", "blue");
         try (NDManager m = Engines.newManager(engine); Blip2Model model = Blip2Model.load(Fixtures.model(FIXTURE), m)) {
             float[] px = model.preprocess(Fixtures.image(FIXTURE, 1));
-            List<Blip2Model.MatchResult> together = model.match(px, texts);
-            float[] embeds = model.embedTexts(texts);
-            int p = model.embeddingSize();
+            List<Blip2Retrieval.MatchResult> together = model.retrieval().match(px, texts);
+            float[] embeds = model.retrieval().embedTexts(texts);
+            int p = model.retrieval().embeddingSize();
             for (int i = 0; i < texts.size(); i++) {
-                Blip2Model.MatchResult alone = model.match(px, List.of(texts.get(i))).get(0);
+                Blip2Retrieval.MatchResult alone = model.retrieval().match(px, List.of(texts.get(i))).get(0);
                 assertEquals(alone.itmProbability(), together.get(i).itmProbability(), 1e-5, texts.get(i));
                 assertEquals(alone.itcScore(), together.get(i).itcScore(), 1e-5, texts.get(i));
-                float[] one = model.embedTexts(List.of(texts.get(i)));
+                float[] one = model.retrieval().embedTexts(List.of(texts.get(i)));
                 assertTrue(Fixtures.maxAbsDiff(one, java.util.Arrays.copyOfRange(embeds, i * p, (i + 1) * p)) < 1e-5);
             }
         }

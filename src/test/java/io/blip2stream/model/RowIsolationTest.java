@@ -6,6 +6,7 @@ import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.generation.RowFailure;
+import io.blip2stream.model.generation.RowListener;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -93,7 +94,7 @@ class RowIsolationTest {
     }
 
     /** Collects a row's tokens, result or error. */
-    static final class Row implements ContinuousBatch.RowListener {
+    static final class Row implements RowListener {
         final List<Integer> tokens = new ArrayList<>();
         final int throwAt; // the token at which this listener fails, or -1
         int[] result;
@@ -104,7 +105,7 @@ class RowIsolationTest {
         }
 
         @Override
-        public void onToken(int index, int tokenId) {
+        public void onToken(int index, int tokenId, String text) {
             if (index == throwAt) {
                 throw new IllegalStateException("the text of this row cannot be decoded");
             }
@@ -112,7 +113,7 @@ class RowIsolationTest {
         }
 
         @Override
-        public void onFinish(io.blip2stream.model.generation.Generated g) {
+        public void onFinish(io.blip2stream.model.generation.GenerationResult g) {
             result = g.tokenIds();
         }
 
@@ -129,7 +130,7 @@ class RowIsolationTest {
         try (NDManager manager = Engines.newManager(engine);
              Blip2Model model = Blip2Model.load(Fixtures.model(fixture), manager)) {
             List<ContinuousBatchTest.Job> jobs = ContinuousBatchTest.jobs(fixture, model);
-            List<Blip2Model.GenerationRequest> requests = new ArrayList<>();
+            List<GenerationRequest> requests = new ArrayList<>();
             List<GenerationParams> params = new ArrayList<>();
             // seven good rows (greedy and sampled, no EOS before 12 tokens), the bad one in the middle of them
             GenerationParams greedy = GenerationParams.builder().maxNewTokens(12).minNewTokens(12).build();
@@ -142,19 +143,19 @@ class RowIsolationTest {
             int[][] promptIds = new int[8][];
             int[] maxNew = new int[8];
             for (int i = 0; i < 8; i++) {
-                promptIds[i] = model.promptIds(requests.get(i).prompt());
+                promptIds[i] = model.generation().promptIds(requests.get(i).prompt());
                 maxNew[i] = 12;
             }
             List<Row> rows = new ArrayList<>();
             for (int i = 0; i < 8; i++) {
                 rows.add(new Row(fault.equals("listener-throws") && i == bad ? 4 : -1));
             }
-            try (ContinuousBatch batch = new ContinuousBatch(model.eosTokenId())) {
-                DecoderSession session = model.startSession(requests, 12);
+            try (ContinuousBatch batch = model.generation().newBatch()) {
+                DecoderSession session = model.generation().startSession(requests, 12);
                 if (fault.equals("nan-scores")) {
                     session = new PoisonedSession(session, bad, 4);
                 }
-                batch.add(session, processorView(model, promptIds), params, new ArrayList<>(rows));
+                batch.add(session, processorView(model, promptIds), params, new ArrayList<>(rows), 0);
                 while (!batch.isEmpty()) {
                     batch.step();
                 }
@@ -174,7 +175,7 @@ class RowIsolationTest {
                 }
                 Row r = rows.get(i);
                 assertNull(r.error, "row " + i);
-                var alone = model.generate(List.of(requests.get(i)), params.get(i), Blip2Model.TextListener.NONE).get(0);
+                var alone = model.generation().generate(List.of(requests.get(i)), params.get(i)).get(0);
                 assertArrayEquals(alone.tokenIds(), r.result, "row " + i + " beside the bad one, against alone");
                 assertEquals(12, r.result.length);
             }
@@ -185,7 +186,7 @@ class RowIsolationTest {
     private static int[][] processorView(Blip2Model model, int[][] textIds) {
         int[][] out = new int[textIds.length][];
         for (int i = 0; i < textIds.length; i++) {
-            out[i] = model.processorView(textIds[i]);
+            out[i] = model.generation().processorView(textIds[i]);
         }
         return out;
     }

@@ -3,6 +3,7 @@ package io.blip2stream.train;
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.weights.Weights;
 import io.blip2stream.train.scenes.SceneGenerator;
@@ -129,9 +130,9 @@ class TrainerTest {
                  Blip2Model itm = Blip2Model.load(result.retrieval(), m)) {
                 float[] px = model.preprocess(png);
                 float[] prompt = model.visualPrompt(model.encodeImages(List.of(px), false), 0);
-                texts[engine.ordinal()] = model.generate(List.of(new Blip2Model.GenerationRequest(prompt, null)),
-                        GenerationParams.greedy(5), Blip2Model.TextListener.NONE).get(0).text();
-                assertEquals(2, itm.match(itm.preprocess(png), List.of("a red circle on the left", "two blue squares at the top")).size());
+                texts[engine.ordinal()] = model.generation().generate(List.of(new GenerationRequest(prompt, null)),
+                        GenerationParams.greedy(5)).get(0).text();
+                assertEquals(2, itm.retrieval().match(itm.preprocess(png), List.of("a red circle on the left", "two blue squares at the top")).size());
             }
         }
         assertEquals(texts[0], texts[1], "both engines generate the same from the exported checkpoint");

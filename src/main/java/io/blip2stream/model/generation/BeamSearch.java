@@ -1,5 +1,8 @@
 package io.blip2stream.model.generation;
 
+import io.blip2stream.model.text.IncrementalDecoder;
+import io.blip2stream.model.text.TextTokenizer;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -24,8 +27,10 @@ final class BeamSearch {
 
     private record Candidate(int beam, int token, float logProb) {}
 
-    static List<Generated> generate(DecoderSession session, int[][] promptIds, GenerationParams p, int eosTokenId,
-                                    TokenListener listener) {
+    /** Each row's listener hears its tokens, then its result, once the search ends. */
+    static List<GenerationResult> generate(DecoderSession session, int[][] promptIds, GenerationParams p, int eosTokenId,
+                                           List<RowListener> listeners, TextTokenizer tokenizer, long prefillNanos) {
+        long start = System.nanoTime();
         int b = session.rows();
         int k = p.numBeams();
         int keep = Math.max(2, 1 + (eosTokenId >= 0 ? 1 : 0)) * k; // beams_to_keep
@@ -61,7 +66,7 @@ final class BeamSearch {
             int[] parentRows = new int[b * k];
             boolean anyOpen = false;
             for (int i = 0; i < b; i++) {
-                if (!cancelled[i] && heuristicUnsatisfied[i] && !allHitStop[i] && listener.isCancelled(i)) {
+                if (!cancelled[i] && heuristicUnsatisfied[i] && !allHitStop[i] && listeners.get(i).isCancelled()) {
                     cancelled[i] = true;
                 }
                 if (cancelled[i]) {
@@ -146,15 +151,23 @@ final class BeamSearch {
             session.reorder(parentRows);
             logits = session.step(nextTokens);
         }
-        List<Generated> out = new ArrayList<>();
+        long decodeNanos = System.nanoTime() - start;
+        List<GenerationResult> out = new ArrayList<>();
         for (int i = 0; i < b; i++) {
             int[] seq = cancelled[i] ? running[i][0].seq() : done[i][0].seq();
             int[] gen = Arrays.copyOfRange(seq, promptLen[i], seq.length);
+            IncrementalDecoder text = tokenizer == null ? null : new IncrementalDecoder(tokenizer);
             for (int t = 0; t < gen.length; t++) {
-                listener.onToken(i, t, gen[t]);
+                listeners.get(i).onToken(t, gen[t], text == null ? "" : text.add(gen[t]));
+            }
+            if (text != null) {
+                text.flush();
             }
             boolean eos = gen.length > 0 && gen[gen.length - 1] == eosTokenId;
-            out.add(new Generated(gen, cancelled[i] ? FinishReason.CANCELLED : eos ? FinishReason.EOS : FinishReason.LENGTH));
+            GenerationResult r = new GenerationResult(text == null ? "" : text.text(), gen,
+                    cancelled[i] ? FinishReason.CANCELLED : eos ? FinishReason.EOS : FinishReason.LENGTH, prefillNanos, decodeNanos);
+            listeners.get(i).onFinish(r);
+            out.add(r);
         }
         return out;
     }

@@ -1,5 +1,8 @@
 package io.blip2stream.model.generation;
 
+import io.blip2stream.model.text.IncrementalDecoder;
+import io.blip2stream.model.text.TextTokenizer;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -21,38 +24,24 @@ import java.util.SplittableRandom;
  */
 public final class ContinuousBatch implements AutoCloseable {
 
-    /** What one row reports, on the decoding thread. */
-    public interface RowListener {
-        /** A new token; {@code index} counts the row's new tokens from 0. */
-        void onToken(int index, int tokenId);
-
-        /** Asked before each of the row's tokens: true ends the row (its caller gave up on it). */
-        default boolean isCancelled() {
-            return false;
-        }
-
-        /** The row is done; it has left the batch. */
-        void onFinish(Generated generated);
-
-        /**
-         * The row ended without a result: it failed alone (a {@link RowFailure}, or this listener's own exception),
-         * or the model failed for every row ({@link #abort}).
-         */
-        default void onError(RuntimeException cause) {}
-    }
-
     private static final class Row {
         final GenerationParams params;
         final int[] seq;       // the ids the logits processors see: prompt view, then new tokens
         final int promptLength;
         final SplittableRandom rng;
         final RowListener listener;
+        final IncrementalDecoder text; // null: no tokenizer, no text
+        final long prefillNanos;
+        final long joinedNanos;
         int length;
         int step;              // new tokens so far
         int next;              // the token the next decode step feeds
 
-        Row(int[] promptIds, GenerationParams params, RowListener listener) {
+        Row(int[] promptIds, GenerationParams params, RowListener listener, TextTokenizer tokenizer, long prefillNanos) {
             this.params = params;
+            this.text = tokenizer == null ? null : new IncrementalDecoder(tokenizer);
+            this.prefillNanos = prefillNanos;
+            this.joinedNanos = System.nanoTime();
             this.seq = Arrays.copyOf(promptIds, promptIds.length + params.maxNewTokens());
             this.promptLength = promptIds.length;
             this.length = promptIds.length;
@@ -63,12 +52,22 @@ public final class ContinuousBatch implements AutoCloseable {
     }
 
     private final int eosTokenId;
+    private final TextTokenizer tokenizer;
     private final List<Row> rows = new ArrayList<>(); // row i of the session is rows.get(i)
     private DecoderSession session;                    // null while no row runs
 
-    /** @param eosTokenId the end-of-sequence token, or -1 for none */
+    /** A batch that reports token ids only (no text): @param eosTokenId the end-of-sequence token, or -1 for none */
     public ContinuousBatch(int eosTokenId) {
+        this(eosTokenId, null);
+    }
+
+    /**
+     * @param eosTokenId the end-of-sequence token, or -1 for none
+     * @param tokenizer  decodes each row's text as its tokens come, or null for none
+     */
+    public ContinuousBatch(int eosTokenId, TextTokenizer tokenizer) {
         this.eosTokenId = eosTokenId;
+        this.tokenizer = tokenizer;
     }
 
     /** The rows decoding now. */
@@ -85,9 +84,11 @@ public final class ContinuousBatch implements AutoCloseable {
      * row's first token is picked now and reported; rows that finish with it leave at once, the others join the
      * running batch. The batch takes ownership of {@code joining}.
      *
-     * @param promptIds per row, the ids the logits processors see as the prompt
+     * @param promptIds    per row, the ids the logits processors see as the prompt
+     * @param prefillNanos how long the joining rows' prompts took (reported in each row's result)
      */
-    public void add(DecoderSession joining, int[][] promptIds, List<GenerationParams> params, List<RowListener> listeners) {
+    public void add(DecoderSession joining, int[][] promptIds, List<GenerationParams> params, List<RowListener> listeners,
+                    long prefillNanos) {
         int n = joining.rows();
         if (promptIds.length != n || params.size() != n || listeners.size() != n) {
             joining.close();
@@ -104,7 +105,7 @@ public final class ContinuousBatch implements AutoCloseable {
         int[] kept = new int[n];
         int k = 0;
         for (int i = 0; i < n; i++) {
-            Row r = new Row(promptIds[i], params.get(i), listeners.get(i));
+            Row r = new Row(promptIds[i], params.get(i), listeners.get(i), tokenizer, prefillNanos);
             if (advance(r, logits[i])) {
                 joined.add(r);
                 kept[k++] = i;
@@ -190,7 +191,7 @@ public final class ContinuousBatch implements AutoCloseable {
             }
             token = pick(r, logits);
             r.seq[r.length++] = token;
-            r.listener.onToken(r.step, token);
+            r.listener.onToken(r.step, token, r.text == null ? "" : r.text.add(token));
         } catch (RuntimeException e) {
             fail(r, e);
             return false;
@@ -251,7 +252,13 @@ public final class ContinuousBatch implements AutoCloseable {
     }
 
     private static void finish(Row r, FinishReason reason) {
-        r.listener.onFinish(new Generated(Arrays.copyOfRange(r.seq, r.promptLength, r.length), reason));
+        String text = "";
+        if (r.text != null) {
+            r.text.flush();
+            text = r.text.text();
+        }
+        r.listener.onFinish(new GenerationResult(text, Arrays.copyOfRange(r.seq, r.promptLength, r.length), reason,
+                r.prefillNanos, System.nanoTime() - r.joinedNanos));
     }
 
     /** Inverse-CDF draw from {@code probs}; -1 when no probability is a positive number (NaN, or all zero). */

@@ -1,5 +1,7 @@
 package io.blip2stream.model.generation;
 
+import io.blip2stream.model.text.TextTokenizer;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -13,44 +15,65 @@ public final class Generator {
     private Generator() {}
 
     /**
-     * @param session    a session whose prompt has been run, one row per prompt; this call closes it
-     * @param promptIds  per row, the ids transformers' logits processors see as the prompt
-     * @param eosTokenId the end-of-sequence token, or -1 for none
+     * Each row's listener hears its tokens and its end; the results come back in row order. A row that fails alone
+     * ends alone: the others finish, then its failure is thrown (callers that must keep every row use a
+     * {@link ContinuousBatch}).
+     *
+     * @param session      a session whose prompt has been run, one row per prompt; this call closes it
+     * @param promptIds    per row, the ids transformers' logits processors see as the prompt
+     * @param eosTokenId   the end-of-sequence token, or -1 for none
+     * @param tokenizer    decodes each row's text as it comes, or null for ids only
+     * @param prefillNanos how long the prompts took (reported in each result)
      */
-    public static List<Generated> generate(DecoderSession session, int[][] promptIds, GenerationParams p,
-                                           int eosTokenId, TokenListener listener) {
+    public static List<GenerationResult> generate(DecoderSession session, int[][] promptIds, GenerationParams p,
+                                                  int eosTokenId, TextTokenizer tokenizer, List<RowListener> listeners,
+                                                  long prefillNanos) {
         if (p.numBeams() > 1) {
             try (session) {
-                return BeamSearch.generate(session, promptIds, p, eosTokenId, listener);
+                return BeamSearch.generate(session, promptIds, p, eosTokenId, listeners, tokenizer, prefillNanos);
             }
         }
         int rows = session.rows();
-        Generated[] out = new Generated[rows];
-        List<ContinuousBatch.RowListener> listeners = new ArrayList<>(rows);
+        GenerationResult[] out = new GenerationResult[rows];
+        RuntimeException[] failed = new RuntimeException[1];
+        List<RowListener> recording = new ArrayList<>(rows);
         for (int r = 0; r < rows; r++) {
             int row = r;
-            listeners.add(new ContinuousBatch.RowListener() {
+            RowListener listener = listeners.get(r);
+            recording.add(new RowListener() {
                 @Override
-                public void onToken(int index, int tokenId) {
-                    listener.onToken(row, index, tokenId);
+                public void onToken(int index, int tokenId, String text) {
+                    listener.onToken(index, tokenId, text);
                 }
 
                 @Override
                 public boolean isCancelled() {
-                    return listener.isCancelled(row);
+                    return listener.isCancelled();
                 }
 
                 @Override
-                public void onFinish(Generated generated) {
-                    out[row] = generated;
+                public void onFinish(GenerationResult result) {
+                    out[row] = result;
+                    listener.onFinish(result);
+                }
+
+                @Override
+                public void onError(RuntimeException cause) {
+                    if (failed[0] == null) {
+                        failed[0] = cause;
+                    }
+                    listener.onError(cause);
                 }
             });
         }
-        try (ContinuousBatch batch = new ContinuousBatch(eosTokenId)) {
-            batch.add(session, promptIds, new ArrayList<>(java.util.Collections.nCopies(rows, p)), listeners);
+        try (ContinuousBatch batch = new ContinuousBatch(eosTokenId, tokenizer)) {
+            batch.add(session, promptIds, new ArrayList<>(java.util.Collections.nCopies(rows, p)), recording, prefillNanos);
             while (!batch.isEmpty()) {
                 batch.step();
             }
+        }
+        if (failed[0] != null) {
+            throw failed[0];
         }
         return Arrays.asList(out);
     }

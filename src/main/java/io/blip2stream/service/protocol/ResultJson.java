@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.blip2stream.engine.InferenceResult;
 import io.blip2stream.model.Blip2Model;
+import io.blip2stream.model.Blip2Retrieval;
 
 /**
  * The JSON of a result, the same on every output (Kafka topics, HTTP, WebSocket): {@code id}, {@code task},
@@ -32,7 +33,7 @@ public final class ResultJson {
         }
         if (r.matches() != null) {
             ArrayNode results = o.putArray("results");
-            for (Blip2Model.MatchResult m : r.matches()) {
+            for (Blip2Retrieval.MatchResult m : r.matches()) {
                 ObjectNode e = results.addObject();
                 e.put("text", m.text());
                 e.putArray("itm_logits").add(m.itmLogits()[0]).add(m.itmLogits()[1]);

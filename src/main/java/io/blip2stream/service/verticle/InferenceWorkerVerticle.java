@@ -1,10 +1,10 @@
 package io.blip2stream.service.verticle;
 
-import io.blip2stream.engine.ContinuousBatcher;
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
-import io.blip2stream.engine.TokenSink;
+import io.blip2stream.engine.Scheduler;
 import io.blip2stream.service.bus.Addresses;
+import io.blip2stream.service.lifecycle.RequestEvent;
 import io.blip2stream.service.lifecycle.TokenEvent;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.vertx.core.Context;
@@ -16,8 +16,6 @@ import io.vertx.core.eventbus.MessageConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import io.blip2stream.service.lifecycle.RequestEvent;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -25,12 +23,10 @@ import java.util.Set;
 import java.util.function.Supplier;
 
 /**
- * The inference worker of one device: a worker verticle that owns the device's models. With continuous batching
- * (the default) a {@link ContinuousBatcher} runs the device on a thread of its own: requests join the running
- * decode batch between two steps and leave it when done, so a new request's first token never waits for the
- * requests already running. With static batching, a request waits at most {@code maxWaitMs} for others, a batch
- * holds at most {@code maxBatchSize}, and requests that arrive while a batch runs form the next one. Tokens of
- * requests that asked to stream go to the event bus as they come, in order, before their result.
+ * The inference worker of one device: a worker verticle that loads the device's models, takes jobs from the event
+ * bus and hands them to the device's {@link Scheduler} (continuous or static batching, on a thread of its own). What
+ * the scheduler reports goes back to the event bus in order: a job's state and tokens to the relay, then its
+ * outcome as the reply to the job's message.
  */
 public final class InferenceWorkerVerticle extends VerticleBase {
     private static final Logger LOG = LoggerFactory.getLogger(InferenceWorkerVerticle.class);
@@ -44,14 +40,12 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     private final long maxJoinWaitMs;
     private final ServiceMetrics metrics;
     private final boolean continuous;
-    private final List<Message<InferenceJob>> queue = new ArrayList<>();
     private final Map<InferenceJob, Message<InferenceJob>> waiting = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
     private InferenceRunner runner;
-    private ContinuousBatcher batcher;
+    private Scheduler scheduler;
     private Context context;
-    private Promise<Void> batcherStopped;
+    private Promise<Void> schedulerStopped;
     private MessageConsumer<InferenceJob> consumer;
-    private long timer = -1;
 
     public InferenceWorkerVerticle(String device, Supplier<InferenceRunner> loader, boolean continuous, int maxBatchSize,
                                    long maxWaitMs, long maxJoinWaitMs, ServiceMetrics metrics) {
@@ -82,7 +76,7 @@ public final class InferenceWorkerVerticle extends VerticleBase {
                 (System.nanoTime() - t0) / 1_000_000, warm,
                 runner.generationModel() == null ? "none" : runner.generationModel().dir(),
                 runner.generationModel() == null ? "none" : runner.generationModel().precision(),
-                runner.generationModel() == null ? "none" : runner.generationModel().decodePath(),
+                runner.generationModel() == null ? "none" : runner.generationModel().generation().decodePath(),
                 runner.retrievalModel() == null ? "none" : runner.retrievalModel().dir());
         for (io.blip2stream.model.Blip2Model model : new io.blip2stream.model.Blip2Model[] {runner.generationModel(), runner.retrievalModel()}) {
             if (model != null && io.blip2stream.model.nn.LowPrecisionWeight.slowKernels(model.precision())) {
@@ -97,29 +91,25 @@ public final class InferenceWorkerVerticle extends VerticleBase {
             }
         }
         context = vertx.getOrCreateContext();
-        if (continuous) {
-            batcherStopped = Promise.promise();
-            batcher = new ContinuousBatcher(runner, device, maxBatchSize, maxWaitMs, maxJoinWaitMs, new BatcherEvents()).start();
-            consumer = vertx.eventBus().localConsumer(Addresses.INFERENCE, this::submit);
-        } else {
-            consumer = vertx.eventBus().localConsumer(Addresses.INFERENCE, this::enqueue);
-        }
+        schedulerStopped = Promise.promise();
+        scheduler = Scheduler.of(continuous, runner, device, maxBatchSize, maxWaitMs, maxJoinWaitMs, new SchedulerEvents()).start();
+        consumer = vertx.eventBus().localConsumer(Addresses.INFERENCE, this::submit);
         return consumer.completion();
     }
 
     private void submit(Message<InferenceJob> message) {
         metrics.queueDepth().incrementAndGet();
         waiting.put(message.body(), message);
-        batcher.submit(message.body());
+        scheduler.submit(message.body());
     }
 
     /**
-     * The batcher's reports, made on its thread and handed to this verticle's context in order: a request's
+     * The scheduler's reports, made on its thread and handed to this verticle's context in order: a request's
      * tokens reach the event bus before its reply. Events are handed over once a pass (an admission or a decode
      * step: up to one token of every row) rather than once a token: each hand-over wakes threads that take the
      * CPU from the model's.
      */
-    private final class BatcherEvents implements ContinuousBatcher.Listener {
+    private final class SchedulerEvents implements Scheduler.Listener {
         /** events of the current pass not handed over yet (the batcher's thread only) */
         private List<Object> pending = new ArrayList<>();
 
@@ -184,89 +174,27 @@ public final class InferenceWorkerVerticle extends VerticleBase {
             List<Object> events = handOver();
             context.runOnContext(v -> {
                 relay(events);
-                batcherStopped.tryComplete();
+                schedulerStopped.tryComplete();
             });
-        }
-    }
-
-    private void enqueue(Message<InferenceJob> message) {
-        queue.add(message);
-        metrics.queueDepth().incrementAndGet();
-        if (queue.size() >= maxBatchSize) {
-            runBatches();
-        } else if (timer < 0) {
-            timer = vertx.setTimer(Math.max(1, maxWaitMs), t -> {
-                timer = -1;
-                runBatches();
-            });
-        }
-    }
-
-    private void runBatches() {
-        if (timer >= 0) {
-            vertx.cancelTimer(timer);
-            timer = -1;
-        }
-        while (!queue.isEmpty()) {
-            List<Message<InferenceJob>> batch = new ArrayList<>(queue.subList(0, Math.min(maxBatchSize, queue.size())));
-            queue.subList(0, batch.size()).clear();
-            metrics.queueDepth().addAndGet(-batch.size());
-            metrics.batch(batch.size());
-            List<InferenceJob> jobs = new ArrayList<>(batch.size());
-            for (Message<InferenceJob> m : batch) {
-                jobs.add(m.body());
-                vertx.eventBus().send(Addresses.RELAY, RequestEvent.running(m.body().id()), RELAY);
-            }
-            List<InferenceRunner.Outcome> outcomes;
-            try {
-                outcomes = runner.run(jobs, new TokenSink() {
-                    @Override
-                    public void onToken(InferenceJob job, int index, int tokenId, String text) {
-                        vertx.eventBus().send(Addresses.RELAY, new TokenEvent(job.id(), index, tokenId, text, job.stream()), RELAY);
-                    }
-
-                    @Override
-                    public boolean isCancelled(InferenceJob job) {
-                        return job.cancelled();
-                    }
-                });
-            } catch (RuntimeException e) {
-                LOG.error("batch of {} failed", jobs.size(), e);
-                for (Message<InferenceJob> m : batch) {
-                    m.fail(500, "inference failed: " + e);
-                }
-                continue;
-            }
-            for (int i = 0; i < batch.size(); i++) {
-                InferenceRunner.Outcome o = outcomes.get(i);
-                if (o.result() != null && o.result().tokenIds() != null) {
-                    metrics.tokens(o.result().tokenIds().length);
-                }
-                batch.get(i).reply(o);
-            }
         }
     }
 
     @Override
     public Future<?> stop() {
-        if (timer >= 0) {
-            vertx.cancelTimer(timer);
-        }
         Future<Void> unregistered = consumer == null ? Future.succeededFuture() : consumer.unregister();
-        if (batcher != null) {
-            // the batcher finishes what was handed over (queued and running), then its thread ends
-            return unregistered.compose(v -> {
-                batcher.close();
-                return batcherStopped.future();
-            }).onComplete(v -> runner.close());
+        if (scheduler == null) {
+            return unregistered.onComplete(v -> closeRunner());
         }
-        return unregistered.onComplete(v -> {
-            if (!queue.isEmpty()) {
-                runBatches(); // finish what was handed over
-            }
-            if (runner != null) {
-                runner.close();
-            }
-        });
+        // the scheduler finishes what was handed over (queued and running), then its thread ends
+        return unregistered.compose(v -> {
+            scheduler.close();
+            return schedulerStopped.future();
+        }).onComplete(v -> closeRunner());
+    }
+
+    private void closeRunner() {
+        if (runner != null) {
+            runner.close();
+        }
     }
 }

@@ -12,8 +12,9 @@ import io.blip2stream.model.Fixtures;
 import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.DecoderSession;
 import io.blip2stream.model.generation.GenerationParams;
-import io.blip2stream.model.generation.Generated;
+import io.blip2stream.model.generation.GenerationResult;
 import io.blip2stream.model.generation.RowFailure;
+import io.blip2stream.model.generation.RowListener;
 import io.blip2stream.service.config.ConfigLoader;
 import io.blip2stream.service.config.ServiceConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -339,16 +340,16 @@ class HostileInputFuzzTest {
             int rows = 3;
             int[] finished = new int[1];
             int[] failed = new int[1];
-            List<ContinuousBatch.RowListener> listeners = new ArrayList<>();
+            List<RowListener> listeners = new ArrayList<>();
             for (int i = 0; i < rows; i++) {
-                listeners.add(new ContinuousBatch.RowListener() {
+                listeners.add(new RowListener() {
                     @Override
-                    public void onToken(int index, int tokenId) {
+                    public void onToken(int index, int tokenId, String text) {
                         assertTrue(tokenId >= 0 && tokenId < WildSession.V, "a token of the vocabulary: " + tokenId);
                     }
 
                     @Override
-                    public void onFinish(Generated g) {
+                    public void onFinish(GenerationResult g) {
                         finished[0]++;
                     }
 
@@ -361,7 +362,7 @@ class HostileInputFuzzTest {
             }
             try (ContinuousBatch batch = new ContinuousBatch(2)) {
                 batch.add(new WildSession(rows, c.r().nextLong()), new int[][] {{0, 5}, {0}, {0, 9, 9}}, List.of(params, params, params),
-                        listeners);
+                        listeners, 0);
                 while (!batch.isEmpty()) {
                     batch.step();
                 }
