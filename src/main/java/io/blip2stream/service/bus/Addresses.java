@@ -2,8 +2,6 @@ package io.blip2stream.service.bus;
 
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
-import io.blip2stream.service.lifecycle.RequestEvent;
-import io.blip2stream.service.lifecycle.TokenEvent;
 import io.vertx.core.Vertx;
 
 /** The event-bus addresses between the verticles, named in one place, and the codecs of what travels on them. */

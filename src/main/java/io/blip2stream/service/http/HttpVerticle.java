@@ -1,22 +1,20 @@
 package io.blip2stream.service.http;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.blip2stream.engine.InferenceJob;
-import io.blip2stream.engine.InferenceRunner;
-import io.blip2stream.engine.RequestError;
 import io.blip2stream.cluster.RequestStore;
-import io.blip2stream.service.protocol.ClientText;
-import io.blip2stream.service.protocol.ResultJson;
+import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.RequestError;
 import io.blip2stream.service.bus.Addresses;
-import io.blip2stream.service.lifecycle.TokenEvent;
+import io.blip2stream.service.bus.RequestEvent;
+import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.config.ServiceConfig;
-import io.blip2stream.service.metrics.ServiceMetrics;
-import io.blip2stream.service.protocol.RequestDecoder;
-import io.blip2stream.service.lifecycle.RequestEvent;
+import io.blip2stream.service.lifecycle.RequestLifecycle;
 import io.blip2stream.service.lifecycle.RequestTracker;
+import io.blip2stream.service.metrics.ServiceMetrics;
+import io.blip2stream.service.protocol.ClientText;
+import io.blip2stream.service.protocol.RequestDecoder;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
-import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
@@ -59,6 +57,7 @@ public final class HttpVerticle extends VerticleBase {
     private final Map<String, Integer> socketsByPrincipal = new java.util.HashMap<>();
 
     final RequestStore store;
+    private RequestLifecycle lifecycle;
 
     /**
      * @param consumerAssigned whether the Kafka consumer has had its first assignment (ready means it takes records)
@@ -88,6 +87,7 @@ public final class HttpVerticle extends VerticleBase {
 
     @Override
     public Future<?> start() {
+        lifecycle = new RequestLifecycle(vertx, context, config.inference().requestTimeoutMs(), config.nodeId(), metrics, store);
         admin = KafkaAdminClient.create(vertx, config.kafka().admin(bootstrapServers, Map.of("request.timeout.ms", "3000",
                 "default.api.timeout.ms", "5000")));
         probeKafka();
@@ -324,51 +324,28 @@ public final class HttpVerticle extends VerticleBase {
     }
 
     /**
-     * Runs an interactive request whose id it claimed ({@link #claim}): announces it, hands it to a worker, and
-     * publishes how it ended (the tracker and every follower learn it from the event bus). The returned future has
-     * the result JSON.
+     * Runs an interactive request whose id it claimed ({@link #claim}) through the {@link RequestLifecycle}: announced,
+     * handed to a worker, answered or failed (the tracker and every follower learn it from the event bus), and
+     * remembered. The returned future has the result JSON.
      */
     Future<ObjectNode> submit(InferenceJob job, RequestStore.Claim claim) { // uses the place of tryReserve
-        String owner = claim.owner();
-        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), claim.source(), owner));
-        tracker.own(job.id(), owner); // at once, not only when the event comes back: a follow may come first
-        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(config.inference().requestTimeoutMs()))
-                .map(m -> m.body())
-                .recover(e -> {
-                    LOG.warn("request {}: the inference worker did not answer: {}", job.id(), e.toString());
-                    return Future.succeededFuture(new InferenceRunner.Outcome(job, null,
-                            new RequestError(RequestError.INTERNAL, "the inference worker did not answer")));
-                })
-                .compose(o -> {
-                    interactiveInFlight--;
-                    if (o.error() != null) {
-                        metrics.request(job.task().wireName(), RequestError.INTERNAL.equals(o.error().code()) ? "failed" : "rejected");
-                        vertx.eventBus().publish(Addresses.REQUEST_EVENTS,
-                                RequestEvent.failed(job.id(), o.error().code(), o.error().getMessage()));
-                        remember(claim, null, o.error());
-                        return Future.failedFuture(o.error());
-                    }
-                    metrics.request(job.task().wireName(), "ok");
-                    ObjectNode json = ResultJson.of(o.result(), config.nodeId());
-                    vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(job.id(), json));
-                    remember(claim, json, null);
-                    return Future.succeededFuture(json);
-                });
-    }
-
-    private void remember(RequestStore.Claim claim, ObjectNode result, RequestError error) {
-        if (store != null) {
-            store.finished(claim, result, error == null ? null : error.code(), error == null ? null : error.getMessage(), false, context)
-                    .onFailure(e -> LOG.warn("could not record request {} in the cluster: {}", claim.id(), e.toString()));
-        }
+        tracker.own(job.id(), claim.owner()); // at once, not only when the event comes back: a follow may come first
+        return lifecycle.infer(job, claim.source(), claim.owner()).compose(o -> {
+            interactiveInFlight--;
+            if (o.error() != null) {
+                lifecycle.failed(job.id(), job.task().wireName(), o.error(), true);
+                lifecycle.remember(claim, null, o.error(), false);
+                return Future.failedFuture(o.error());
+            }
+            ObjectNode json = lifecycle.done(o.result());
+            lifecycle.remember(claim, json, null, false);
+            return Future.succeededFuture(json);
+        });
     }
 
     /** A request this node refused before it ran is still a request that failed: the tracker remembers it. */
     void rejected(String id, String task, String source, RequestError e) {
-        metrics.request(task, "rejected");
-        if (id != null) {
-            vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(id, e.code(), e.getMessage()));
-        }
+        lifecycle.failed(id, task, e, true);
     }
 
     @Override

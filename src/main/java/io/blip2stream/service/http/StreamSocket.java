@@ -6,11 +6,11 @@ import io.blip2stream.engine.Cancellation;
 import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.RequestError;
 import io.blip2stream.engine.Task;
-import io.blip2stream.service.protocol.ClientText;
-import io.blip2stream.service.protocol.ResultJson;
-import io.blip2stream.service.lifecycle.TokenEvent;
-import io.blip2stream.service.protocol.RequestDecoder;
+import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.lifecycle.RequestTracker;
+import io.blip2stream.service.protocol.ClientText;
+import io.blip2stream.service.protocol.RequestDecoder;
+import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.http.ServerWebSocket;
 
 import java.util.HashMap;

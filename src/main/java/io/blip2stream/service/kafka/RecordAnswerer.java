@@ -7,19 +7,17 @@ import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.RequestError;
 import io.blip2stream.engine.Task;
-import io.blip2stream.service.protocol.ClientText;
-import io.blip2stream.service.protocol.ResultJson;
-import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.OutboundRecord;
 import io.blip2stream.service.config.ServiceConfig;
+import io.blip2stream.service.lifecycle.RequestLifecycle;
 import io.blip2stream.service.metrics.ServiceMetrics;
+import io.blip2stream.service.protocol.ClientText;
 import io.blip2stream.service.protocol.RequestDecoder;
-import io.blip2stream.service.lifecycle.RequestEvent;
+import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
-import io.vertx.core.eventbus.ReplyException;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.header.Header;
 import org.slf4j.Logger;
@@ -39,7 +37,7 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@link #decode}: the record to a job (on a worker thread), or the reason it is refused;</li>
  *   <li>{@link #claim}: its id in the cluster's request store, which says whether the id is free, is this very
  *       record answered before or being answered elsewhere, or is another request's (refused, {@code duplicate_id});</li>
- *   <li>{@link #infer}, then {@link #answer} or {@link #deadLetter}, through the {@link Output} the ingress gives
+ *   <li>infer ({@link RequestLifecycle#infer}), then {@link #answer} or {@link #deadLetter}, through the {@link Output} the ingress gives
  *       (the partition's transaction, or the publisher), then the outcome remembered in the store.</li>
  * </ol>
  * The returned future fails only with {@link NotPublished}: the answer could not be written (the partition moved,
@@ -84,6 +82,7 @@ final class RecordAnswerer {
     private final ServiceMetrics metrics;
     private final RequestDecoder decoder;
     private final RequestStore store; // null: none (no identity across nodes, no redelivery memory)
+    private final RequestLifecycle lifecycle;
 
     RecordAnswerer(Vertx vertx, Context context, ServiceConfig config, ServiceMetrics metrics, RequestDecoder decoder, RequestStore store) {
         this.vertx = vertx;
@@ -92,6 +91,7 @@ final class RecordAnswerer {
         this.metrics = metrics;
         this.decoder = decoder;
         this.store = store;
+        this.lifecycle = new RequestLifecycle(vertx, context, config.inference().requestTimeoutMs(), config.nodeId(), metrics, store);
     }
 
     /** One record on its way: where it is, what it was decoded to (or why not), and what it claims its id with. */
@@ -221,35 +221,12 @@ final class RecordAnswerer {
         if (t.refused() != null) {
             return deadLetter(t, t.refused(), true);
         }
-        return infer(t.job()).compose(outcome -> outcome.error() != null ? deadLetter(t, outcome.error(), true) : answer(t, outcome));
-    }
-
-    private Future<InferenceRunner.Outcome> infer(InferenceJob job) {
-        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), "kafka"));
-        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(config.inference().requestTimeoutMs()))
-                .map(m -> m.body())
-                .recover(e -> {
-                    RequestError err = e instanceof ReplyException re && re.failureType() == io.vertx.core.eventbus.ReplyFailure.TIMEOUT
-                            ? new RequestError(RequestError.TIMEOUT, "no answer within " + config.inference().requestTimeoutMs() + " ms")
-                            : new RequestError(RequestError.INTERNAL, "the inference worker did not answer");
-                    LOG.warn("request {}: the inference worker did not answer: {}", job.id(), e.toString());
-                    return Future.succeededFuture(new InferenceRunner.Outcome(job, null, err));
-                });
+        return lifecycle.infer(t.job(), "kafka", null)
+                .compose(outcome -> outcome.error() != null ? deadLetter(t, outcome.error(), true) : answer(t, outcome));
     }
 
     private Future<Void> answer(Taken t, InferenceRunner.Outcome outcome) {
-        var r = outcome.result();
-        metrics.request(t.task().wireName(), "ok");
-        var timings = r.timings();
-        metrics.stage("queued", timings.queuedMs());
-        metrics.stage("preprocess", timings.preprocessMs());
-        metrics.stage("vision", timings.visionMs());
-        metrics.stage("qformer", timings.qformerMs());
-        metrics.stage("prefill", timings.prefillMs());
-        metrics.stage("decode", timings.decodeMs());
-        metrics.stage("total", timings.totalMs());
-        ObjectNode json = ResultJson.of(r, config.nodeId());
-        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(t.id(), json));
+        ObjectNode json = lifecycle.done(outcome.result());
         OutboundRecord out = new OutboundRecord(topicFor(t.task()), t.outputKey(), ResultJson.bytes(json), traceHeaders(t.record()));
         return published(t, out, json, null).recover(e -> e instanceof RecordRefused
                 ? deadLetter(t, new RequestError(RequestError.INTERNAL, "the answer could not be written to Kafka: " + e.getMessage()), false)
@@ -290,13 +267,9 @@ final class RecordAnswerer {
      * @param remember record the failure in the store under the id (false likewise)
      */
     private Future<Void> deadLetter(Taken t, RequestError error, boolean tell, boolean remember) {
-        metrics.request(t.task() == null ? null : t.task().wireName(),
-                RequestError.INTERNAL.equals(error.code()) || RequestError.TIMEOUT.equals(error.code()) ? "failed" : "rejected");
+        lifecycle.failed(t.id(), t.task() == null ? null : t.task().wireName(), error, tell);
         LOG.info("request {} ({}, key {}) to the DLT: {} {}", ClientText.log(t.id()), t.source(), ClientText.log(t.record().key()),
                 error.code(), ClientText.log(error.getMessage()));
-        if (tell) {
-            vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(t.id(), error.code(), error.getMessage()));
-        }
         OutboundRecord full = deadLetterRecord(dlt(), t.record(), t.outputKey(), error, true);
         Future<Void> written = remember ? published(t, full, null, error) : t.out().publish(full);
         return written.recover(e -> {
@@ -376,25 +349,14 @@ final class RecordAnswerer {
     private Future<Void> published(Taken t, OutboundRecord r, JsonNode result, RequestError error) {
         return t.out().publish(r).transform(ar -> {
             if (ar.succeeded()) {
-                return remember(t, result, error, true);
+                return lifecycle.remember(t.claim(), result, error, true);
             }
             if (ar.cause() instanceof RecordRefused) {
                 return Future.failedFuture(ar.cause());
             }
-            return remember(t, result, error, false).transform(x -> Future.<Void>failedFuture(
+            return lifecycle.remember(t.claim(), result, error, false).transform(x -> Future.<Void>failedFuture(
                     ar.cause() instanceof NotPublished ? ar.cause() : new NotPublished(ar.cause())));
         });
-    }
-
-    private Future<Void> remember(Taken t, JsonNode result, RequestError error, boolean published) {
-        if (store == null) {
-            return Future.succeededFuture();
-        }
-        return store.finished(t.claim(), result, error == null ? null : error.code(), error == null ? null : error.getMessage(), published,
-                context).timeout(RequestStore.TIMEOUT_MS, TimeUnit.MILLISECONDS).recover(e -> {
-                    LOG.warn("could not record request {} in the cluster: {}", t.id(), e.toString());
-                    return Future.succeededFuture();
-                });
     }
 
     // ---- helpers

@@ -53,10 +53,10 @@ public final class ResultPublisherVerticle extends VerticleBase {
         producer.exceptionHandler(e -> LOG.error("Kafka producer error", e));
         return Future.all(
                 vertx.eventBus().<OutboundRecord>localConsumer(Addresses.PUBLISH, this::publish).completion(),
-                vertx.eventBus().<io.blip2stream.service.lifecycle.TokenEvent>localConsumer(Addresses.TOKENS, m -> token(m.body())).completion());
+                vertx.eventBus().<io.blip2stream.service.bus.TokenEvent>localConsumer(Addresses.TOKENS, m -> token(m.body())).completion());
     }
 
-    private void token(io.blip2stream.service.lifecycle.TokenEvent t) {
+    private void token(io.blip2stream.service.bus.TokenEvent t) {
         if (!t.toKafka()) {
             return;
         }

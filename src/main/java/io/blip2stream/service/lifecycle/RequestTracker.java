@@ -1,7 +1,8 @@
 package io.blip2stream.service.lifecycle;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.blip2stream.service.lifecycle.TokenEvent;
+import io.blip2stream.service.bus.RequestEvent;
+import io.blip2stream.service.bus.TokenEvent;
 
 import java.util.ArrayList;
 import java.util.Iterator;

@@ -1,8 +1,8 @@
 package io.blip2stream.service.verticle;
 
 import io.blip2stream.service.bus.Addresses;
-import io.blip2stream.service.lifecycle.TokenEvent;
-import io.blip2stream.service.lifecycle.RequestEvent;
+import io.blip2stream.service.bus.RequestEvent;
+import io.blip2stream.service.bus.TokenEvent;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 

@@ -4,8 +4,8 @@ import io.blip2stream.engine.InferenceJob;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.Scheduler;
 import io.blip2stream.service.bus.Addresses;
-import io.blip2stream.service.lifecycle.RequestEvent;
-import io.blip2stream.service.lifecycle.TokenEvent;
+import io.blip2stream.service.bus.RequestEvent;
+import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
@@ -19,7 +19,6 @@ import org.slf4j.LoggerFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.function.Supplier;
 
 /**

@@ -1,4 +1,4 @@
-package io.blip2stream.service.lifecycle;
+package io.blip2stream.service.bus;
 
 /**
  * A generated token of a request: its index among the new tokens, its id, and the new piece of text.

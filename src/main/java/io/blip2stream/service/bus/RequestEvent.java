@@ -1,4 +1,4 @@
-package io.blip2stream.service.lifecycle;
+package io.blip2stream.service.bus;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
