@@ -2,6 +2,9 @@ package io.blip2stream.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.model.weights.Blip2WeightTree.Role;
+import io.blip2stream.model.weights.Blip2WeightTree.Tensor;
+import io.blip2stream.model.weights.Blip2WeightTree;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -62,18 +65,6 @@ public final class SyntheticCheckpoint {
             return valueOf(s.toUpperCase(Locale.ROOT).replace('-', '_').replace('.', '_'));
         }
     }
-
-    private record Tensor(String name, long[] shape, Kind kind) {
-        long numel() {
-            long n = 1;
-            for (long d : shape) {
-                n *= d;
-            }
-            return n;
-        }
-    }
-
-    private enum Kind { WEIGHT, ONES, ZEROS, EMBEDDING }
 
     private SyntheticCheckpoint() {}
 
@@ -156,11 +147,12 @@ public final class SyntheticCheckpoint {
             for (Tensor t : tensors) {
                 long n = t.numel();
                 params += n;
-                double std = t.kind() == Kind.EMBEDDING ? 0.02 : 1.0 / Math.sqrt(t.shape()[t.shape().length - 1]);
+                boolean embedding = t.role() == Role.EMBEDDING || t.role() == Role.VISION_POSITIONS;
+                double std = embedding ? 0.02 : 1.0 / Math.sqrt(t.shape()[t.shape().length - 1]);
                 for (long k = 0; k < n; k++) {
-                    float v = switch (t.kind()) {
-                        case ONES -> 1f;
-                        case ZEROS -> 0f;
+                    float v = switch (t.role()) {
+                        case NORM_WEIGHT -> 1f;
+                        case BIAS, NORM_BIAS -> 0f;
                         default -> (float) (gaussian(rng) * std);
                     };
                     if (bytes == 4) {
@@ -213,78 +205,11 @@ public final class SyntheticCheckpoint {
         return new Shapes(s.vHidden, s.vInter, s.vLayers, s.patch, s.queries, s.tHidden, s.tLayers, s.tFfn, s.vocab, s.wordEmbedProjDim);
     }
 
+    /** A Blip2ForConditionalGeneration with OPT at this size, images of 224 pixels. */
     private static List<Tensor> tensors(Size s) {
-        List<Tensor> t = new ArrayList<>();
-        long vd = s.vHidden;
-        int grid = 224 / s.patch;
-        t.add(new Tensor("vision_model.embeddings.class_embedding", new long[] {1, 1, vd}, Kind.EMBEDDING));
-        t.add(new Tensor("vision_model.embeddings.patch_embedding.weight", new long[] {vd, 3, s.patch, s.patch}, Kind.WEIGHT));
-        t.add(new Tensor("vision_model.embeddings.patch_embedding.bias", new long[] {vd}, Kind.ZEROS));
-        t.add(new Tensor("vision_model.embeddings.position_embedding", new long[] {1, grid * grid + 1, vd}, Kind.EMBEDDING));
-        for (int i = 0; i < s.vLayers; i++) {
-            String p = "vision_model.encoder.layers." + i;
-            layerNorm(t, p + ".layer_norm1", vd);
-            linear(t, p + ".self_attn.qkv", vd, 3 * vd);
-            linear(t, p + ".self_attn.projection", vd, vd);
-            layerNorm(t, p + ".layer_norm2", vd);
-            linear(t, p + ".mlp.fc1", vd, s.vInter);
-            linear(t, p + ".mlp.fc2", s.vInter, vd);
-        }
-        layerNorm(t, "vision_model.post_layernorm", vd);
-        long qd = s.qHidden;
-        t.add(new Tensor("query_tokens", new long[] {1, s.queries, qd}, Kind.EMBEDDING));
-        layerNorm(t, "qformer.layernorm", qd);
-        for (int i = 0; i < s.qLayers; i++) {
-            String p = "qformer.encoder.layer." + i;
-            attention(t, p + ".attention", qd, qd);
-            if (i % 2 == 0) {
-                attention(t, p + ".crossattention", qd, vd);
-            }
-            linear(t, p + ".intermediate_query.dense", qd, s.qInter);
-            linear(t, p + ".output_query.dense", s.qInter, qd);
-            layerNorm(t, p + ".output_query.LayerNorm", qd);
-        }
-        linear(t, "language_projection", qd, s.tHidden);
-        String d = "language_model.model.decoder";
-        long h = s.tHidden;
-        t.add(new Tensor(d + ".embed_tokens.weight", new long[] {s.vocab, s.wordEmbedProjDim}, Kind.EMBEDDING));
-        t.add(new Tensor(d + ".embed_positions.weight", new long[] {2048 + 2, h}, Kind.EMBEDDING));
-        if (s.wordEmbedProjDim != h) {
-            t.add(new Tensor(d + ".project_in.weight", new long[] {h, s.wordEmbedProjDim}, Kind.WEIGHT));
-            t.add(new Tensor(d + ".project_out.weight", new long[] {s.wordEmbedProjDim, h}, Kind.WEIGHT));
-        }
-        for (int i = 0; i < s.tLayers; i++) {
-            String p = d + ".layers." + i;
-            for (String proj : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-                linear(t, p + ".self_attn." + proj, h, h);
-            }
-            layerNorm(t, p + ".self_attn_layer_norm", h);
-            linear(t, p + ".fc1", h, s.tFfn);
-            linear(t, p + ".fc2", s.tFfn, h);
-            layerNorm(t, p + ".final_layer_norm", h);
-        }
-        if (s.preLn) {
-            layerNorm(t, d + ".final_layer_norm", h);
-        }
-        return t;
-    }
-
-    private static void attention(List<Tensor> t, String p, long d, long kv) {
-        linear(t, p + ".attention.query", d, d);
-        linear(t, p + ".attention.key", kv, d);
-        linear(t, p + ".attention.value", kv, d);
-        linear(t, p + ".output.dense", d, d);
-        layerNorm(t, p + ".output.LayerNorm", d);
-    }
-
-    private static void linear(List<Tensor> t, String p, long in, long out) {
-        t.add(new Tensor(p + ".weight", new long[] {out, in}, Kind.WEIGHT));
-        t.add(new Tensor(p + ".bias", new long[] {out}, Kind.ZEROS));
-    }
-
-    private static void layerNorm(List<Tensor> t, String p, long d) {
-        t.add(new Tensor(p + ".weight", new long[] {d}, Kind.ONES));
-        t.add(new Tensor(p + ".bias", new long[] {d}, Kind.ZEROS));
+        return Blip2WeightTree.tensors(new Blip2WeightTree.Shapes(s.patch, 224 / s.patch, s.vHidden, s.vInter, s.vLayers,
+                s.queries, s.qHidden, s.qInter, s.qLayers, 0, 0, 0,
+                s.tHidden, s.tFfn, s.tLayers, s.vocab, 2048, s.wordEmbedProjDim, s.preLn), true, false);
     }
 
     private static void writeConfig(Path dir, Size s, ObjectMapper m) throws IOException {

@@ -2,6 +2,7 @@ package io.blip2stream.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.model.weights.Blip2WeightTree;
 import io.blip2stream.model.weights.SafetensorsWriter;
 import io.blip2stream.train.scenes.SceneTokenizer;
 
@@ -62,86 +63,27 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
 
     /** Every tensor: the generation and retrieval checkpoints' together, and the training-only ones. */
     List<Init> tensors() {
-        List<Init> t = new ArrayList<>();
-        long vd = vHidden;
-        t.add(new Init("vision_model.embeddings.class_embedding", new long[] {1, 1, vd}, Kind.NORMAL));
-        t.add(new Init("vision_model.embeddings.patch_embedding.weight", new long[] {vd, 3, patch, patch}, Kind.NORMAL));
-        t.add(new Init("vision_model.embeddings.patch_embedding.bias", new long[] {vd}, Kind.ZEROS));
-        t.add(new Init("vision_model.embeddings.position_embedding", new long[] {1, (long) grid() * grid() + 1, vd}, Kind.SINCOS_2D));
-        for (int i = 0; i < vLayers; i++) {
-            String p = "vision_model.encoder.layers." + i;
-            layerNorm(t, p + ".layer_norm1", vd);
-            linear(t, p + ".self_attn.qkv", vd, 3 * vd);
-            linear(t, p + ".self_attn.projection", vd, vd);
-            layerNorm(t, p + ".layer_norm2", vd);
-            linear(t, p + ".mlp.fc1", vd, vInter);
-            linear(t, p + ".mlp.fc2", vInter, vd);
-        }
-        layerNorm(t, "vision_model.post_layernorm", vd);
-        long qd = qHidden;
-        t.add(new Init("query_tokens", new long[] {1, queries, qd}, Kind.NORMAL));
-        t.add(new Init("embeddings.word_embeddings.weight", new long[] {vocab, qd}, Kind.NORMAL));
-        t.add(new Init("embeddings.position_embeddings.weight", new long[] {maxText, qd}, Kind.NORMAL));
-        layerNorm(t, "qformer.layernorm", qd);
-        for (int i = 0; i < qLayers; i++) {
-            String p = "qformer.encoder.layer." + i;
-            qAttention(t, p + ".attention", qd, qd);
-            if (i % 2 == 0) {
-                qAttention(t, p + ".crossattention", qd, vd);
-            }
-            linear(t, p + ".intermediate_query.dense", qd, qInter);
-            linear(t, p + ".output_query.dense", qInter, qd);
-            layerNorm(t, p + ".output_query.LayerNorm", qd);
-            linear(t, p + ".intermediate.dense", qd, qInter);
-            linear(t, p + ".output.dense", qInter, qd);
-            layerNorm(t, p + ".output.LayerNorm", qd);
-        }
-        linear(t, "vision_projection", qd, embedDim);
-        linear(t, "text_projection", qd, embedDim);
-        linear(t, "itm_head", qd, 2);
-        linear(t, "language_projection", qd, tHidden);
-        String d = "language_model.model.decoder";
-        long h = tHidden;
-        t.add(new Init(d + ".embed_tokens.weight", new long[] {vocab, h}, Kind.NORMAL));
-        t.add(new Init(d + ".embed_positions.weight", new long[] {LM_POSITIONS + 2, h}, Kind.NORMAL));
-        for (int i = 0; i < tLayers; i++) {
-            String p = d + ".layers." + i;
-            for (String proj : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-                linear(t, p + ".self_attn." + proj, h, h);
-            }
-            layerNorm(t, p + ".self_attn_layer_norm", h);
-            linear(t, p + ".fc1", h, tFfn);
-            linear(t, p + ".fc2", tFfn, h);
-            layerNorm(t, p + ".final_layer_norm", h);
-        }
-        layerNorm(t, d + ".final_layer_norm", h);
+        Blip2WeightTree.Shapes shapes = new Blip2WeightTree.Shapes(patch, grid(), vHidden, vInter, vLayers, queries, qHidden, qInter,
+                qLayers, vocab, maxText, embedDim, tHidden, tFfn, tLayers, vocab, LM_POSITIONS, tHidden, true);
+        List<Blip2WeightTree.Tensor> tree = new ArrayList<>(Blip2WeightTree.tensors(shapes, true, true));
         // training only
         for (int a = 0; a < ATTRIBUTES.length; a++) {
-            linear(t, "train.vision_heads." + ATTRIBUTES[a], vd, ATTRIBUTE_CLASSES[a]);
+            Blip2WeightTree.linear(tree, "train.vision_heads." + ATTRIBUTES[a], vHidden, ATTRIBUTE_CLASSES[a]);
         }
-        linear(t, "train.itg_head.transform.dense", qd, qd);
-        layerNorm(t, "train.itg_head.transform.LayerNorm", qd);
-        t.add(new Init("train.itg_head.bias", new long[] {vocab}, Kind.ZEROS));
+        Blip2WeightTree.linear(tree, "train.itg_head.transform.dense", qHidden, qHidden);
+        Blip2WeightTree.layerNorm(tree, "train.itg_head.transform.LayerNorm", qHidden);
+        tree.add(new Blip2WeightTree.Tensor("train.itg_head.bias", new long[] {vocab}, Blip2WeightTree.Role.BIAS));
+        List<Init> t = new ArrayList<>(tree.size() + 1);
+        for (Blip2WeightTree.Tensor x : tree) { // as transformers' _init_weights, and MAE's position embedding
+            t.add(new Init(x.name(), x.shape(), switch (x.role()) {
+                case WEIGHT, EMBEDDING -> Kind.NORMAL;
+                case BIAS, NORM_BIAS -> Kind.ZEROS;
+                case NORM_WEIGHT -> Kind.ONES;
+                case VISION_POSITIONS -> Kind.SINCOS_2D;
+            }));
+        }
         t.add(new Init("train.itc_temperature", new long[] {1}, Kind.TEMPERATURE));
         return t;
-    }
-
-    private static void qAttention(List<Init> t, String p, long d, long kv) {
-        linear(t, p + ".attention.query", d, d);
-        linear(t, p + ".attention.key", kv, d);
-        linear(t, p + ".attention.value", kv, d);
-        linear(t, p + ".output.dense", d, d);
-        layerNorm(t, p + ".output.LayerNorm", d);
-    }
-
-    private static void linear(List<Init> t, String p, long in, long out) {
-        t.add(new Init(p + ".weight", new long[] {out, in}, Kind.NORMAL));
-        t.add(new Init(p + ".bias", new long[] {out}, Kind.ZEROS));
-    }
-
-    private static void layerNorm(List<Init> t, String p, long d) {
-        t.add(new Init(p + ".weight", new long[] {d}, Kind.ONES));
-        t.add(new Init(p + ".bias", new long[] {d}, Kind.ZEROS));
     }
 
     /** Writes a randomly initialised training state (every tensor, config.json, tokenizer) into {@code dir}. */

@@ -1,0 +1,164 @@
+package io.blip2stream.model.weights;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * BLIP-2's Hugging Face weight-name tree with an OPT language model, written once: every tensor of
+ * {@code Blip2ForConditionalGeneration} and of {@code Blip2ForImageTextRetrieval} by its name in transformers'
+ * module tree, with its shape and its role. The checkpoints this project writes take their names from here:
+ * {@code synthetic} (random weights at real sizes) and {@code train} (the scene models' initial state).
+ *
+ * <p>Order: the vision encoder, the queries, the Q-Former's text embeddings (retrieval), the Q-Former layer by layer,
+ * the retrieval heads, the language projection and the language model (generation). Writers that draw random
+ * values draw them in this order.
+ */
+public final class Blip2WeightTree {
+    private Blip2WeightTree() {}
+
+    /** What a tensor is, so that a writer can give it its starting values. */
+    public enum Role {
+        /** a linear layer's or a convolution's weight, [out, in, ...] */
+        WEIGHT,
+        /** a linear layer's or a convolution's bias */
+        BIAS,
+        /** a layer norm's scale */
+        NORM_WEIGHT,
+        /** a layer norm's shift */
+        NORM_BIAS,
+        /** an embedding table, the queries, the [CLS] embedding */
+        EMBEDDING,
+        /** the ViT's position embedding, [1, 1 + grid^2, E] */
+        VISION_POSITIONS
+    }
+
+    /** One tensor: its name, its shape and its role. */
+    public record Tensor(String name, long[] shape, Role role) {
+        public long numel() {
+            long n = 1;
+            for (long d : shape) {
+                n *= d;
+            }
+            return n;
+        }
+    }
+
+    /**
+     * The sizes the tree depends on.
+     *
+     * @param grid             the ViT's patches per side (image size / patch)
+     * @param qformerVocab     the Q-Former's text vocabulary (retrieval)
+     * @param qformerPositions the Q-Former's text positions (retrieval)
+     * @param embedDim         the retrieval embedding size
+     * @param lmPositions      the OPT's positions (its table holds 2 more: OPT's offset)
+     * @param wordEmbedProjDim OPT's {@code word_embed_proj_dim} (its input embeddings' width)
+     * @param finalLayerNorm   OPT's {@code do_layer_norm_before}: a final layer norm after the decoder
+     */
+    public record Shapes(int patch, int grid, int vHidden, int vInter, int vLayers,
+                         int queries, int qHidden, int qInter, int qLayers, int qformerVocab, int qformerPositions, int embedDim,
+                         int lmHidden, int lmFfn, int lmLayers, int vocab, int lmPositions, int wordEmbedProjDim,
+                         boolean finalLayerNorm) {}
+
+    /**
+     * The tensors of a checkpoint.
+     *
+     * @param generation the language projection and the OPT ({@code Blip2ForConditionalGeneration})
+     * @param retrieval  the Q-Former's text side and the retrieval heads ({@code Blip2ForImageTextRetrieval})
+     */
+    public static List<Tensor> tensors(Shapes s, boolean generation, boolean retrieval) {
+        List<Tensor> t = new ArrayList<>();
+        long vd = s.vHidden();
+        t.add(new Tensor("vision_model.embeddings.class_embedding", new long[] {1, 1, vd}, Role.EMBEDDING));
+        t.add(new Tensor("vision_model.embeddings.patch_embedding.weight", new long[] {vd, 3, s.patch(), s.patch()}, Role.WEIGHT));
+        t.add(new Tensor("vision_model.embeddings.patch_embedding.bias", new long[] {vd}, Role.BIAS));
+        t.add(new Tensor("vision_model.embeddings.position_embedding", new long[] {1, (long) s.grid() * s.grid() + 1, vd},
+                Role.VISION_POSITIONS));
+        for (int i = 0; i < s.vLayers(); i++) {
+            String p = "vision_model.encoder.layers." + i;
+            layerNorm(t, p + ".layer_norm1", vd);
+            linear(t, p + ".self_attn.qkv", vd, 3 * vd);
+            linear(t, p + ".self_attn.projection", vd, vd);
+            layerNorm(t, p + ".layer_norm2", vd);
+            linear(t, p + ".mlp.fc1", vd, s.vInter());
+            linear(t, p + ".mlp.fc2", s.vInter(), vd);
+        }
+        layerNorm(t, "vision_model.post_layernorm", vd);
+        long qd = s.qHidden();
+        t.add(new Tensor("query_tokens", new long[] {1, s.queries(), qd}, Role.EMBEDDING));
+        if (retrieval) {
+            t.add(new Tensor("embeddings.word_embeddings.weight", new long[] {s.qformerVocab(), qd}, Role.EMBEDDING));
+            t.add(new Tensor("embeddings.position_embeddings.weight", new long[] {s.qformerPositions(), qd}, Role.EMBEDDING));
+        }
+        layerNorm(t, "qformer.layernorm", qd);
+        for (int i = 0; i < s.qLayers(); i++) {
+            String p = "qformer.encoder.layer." + i;
+            attention(t, p + ".attention", qd, qd);
+            if (i % 2 == 0) { // cross-attention to the image every second layer
+                attention(t, p + ".crossattention", qd, vd);
+            }
+            linear(t, p + ".intermediate_query.dense", qd, s.qInter());
+            linear(t, p + ".output_query.dense", s.qInter(), qd);
+            layerNorm(t, p + ".output_query.LayerNorm", qd);
+            if (retrieval) { // the text's own feed-forward
+                linear(t, p + ".intermediate.dense", qd, s.qInter());
+                linear(t, p + ".output.dense", s.qInter(), qd);
+                layerNorm(t, p + ".output.LayerNorm", qd);
+            }
+        }
+        if (retrieval) {
+            linear(t, "vision_projection", qd, s.embedDim());
+            linear(t, "text_projection", qd, s.embedDim());
+            linear(t, "itm_head", qd, 2);
+        }
+        if (generation) {
+            opt(t, s);
+        }
+        return t;
+    }
+
+    private static void opt(List<Tensor> t, Shapes s) {
+        long h = s.lmHidden();
+        linear(t, "language_projection", s.qHidden(), h);
+        String d = "language_model.model.decoder";
+        t.add(new Tensor(d + ".embed_tokens.weight", new long[] {s.vocab(), s.wordEmbedProjDim()}, Role.EMBEDDING));
+        t.add(new Tensor(d + ".embed_positions.weight", new long[] {s.lmPositions() + 2L, h}, Role.EMBEDDING));
+        if (s.wordEmbedProjDim() != h) {
+            t.add(new Tensor(d + ".project_in.weight", new long[] {h, s.wordEmbedProjDim()}, Role.WEIGHT));
+            t.add(new Tensor(d + ".project_out.weight", new long[] {s.wordEmbedProjDim(), h}, Role.WEIGHT));
+        }
+        for (int i = 0; i < s.lmLayers(); i++) {
+            String p = d + ".layers." + i;
+            for (String proj : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
+                linear(t, p + ".self_attn." + proj, h, h);
+            }
+            layerNorm(t, p + ".self_attn_layer_norm", h);
+            linear(t, p + ".fc1", h, s.lmFfn());
+            linear(t, p + ".fc2", s.lmFfn(), h);
+            layerNorm(t, p + ".final_layer_norm", h);
+        }
+        if (s.finalLayerNorm()) {
+            layerNorm(t, d + ".final_layer_norm", h);
+        }
+    }
+
+    /** A BERT-style attention block of the Q-Former: query, key, value (keys and values from width {@code kv}), output. */
+    private static void attention(List<Tensor> t, String p, long d, long kv) {
+        linear(t, p + ".attention.query", d, d);
+        linear(t, p + ".attention.key", kv, d);
+        linear(t, p + ".attention.value", kv, d);
+        linear(t, p + ".output.dense", d, d);
+        layerNorm(t, p + ".output.LayerNorm", d);
+    }
+
+    /** {@code p.weight} [out, in] and {@code p.bias} [out], as torch.nn.Linear stores them. */
+    public static void linear(List<Tensor> t, String p, long in, long out) {
+        t.add(new Tensor(p + ".weight", new long[] {out, in}, Role.WEIGHT));
+        t.add(new Tensor(p + ".bias", new long[] {out}, Role.BIAS));
+    }
+
+    /** {@code p.weight} and {@code p.bias}, [d] each. */
+    public static void layerNorm(List<Tensor> t, String p, long d) {
+        t.add(new Tensor(p + ".weight", new long[] {d}, Role.NORM_WEIGHT));
+        t.add(new Tensor(p + ".bias", new long[] {d}, Role.NORM_BIAS));
+    }
+}
