@@ -1,9 +1,9 @@
 package io.blip2stream.cli;
 
-import io.blip2stream.TestPorts;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.blip2stream.TestPorts;
 import io.blip2stream.model.Fixtures;
 import io.blip2stream.service.kafka.EmbeddedKafka;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -19,6 +19,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
@@ -51,7 +52,6 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -60,6 +60,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * on another; a second question about an image on another node skips the vision encoder; GET on any node; and a
  * node killed with SIGKILL during generation leaves every accepted request with exactly one result.
  */
+@Tag("e2e")
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ClusterIT {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.blip2stream.model.Fixtures;
 import io.blip2stream.model.weights.SafetensorsFile;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -22,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The packaged program, run with {@code java -jar target/blip2-stream.jar} exactly as the README says. */
+@Tag("e2e")
 class CommandLineIT {
     static final String FIXTURE = "blip2-opt-tiny";
     static final ObjectMapper JSON = new ObjectMapper();

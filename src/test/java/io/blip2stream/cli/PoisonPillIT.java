@@ -13,6 +13,7 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -37,6 +38,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * and again on its second, when it runs alone; on the third it is dead-lettered with {@code poison_suspected}
  * without running, and the records behind it on its partition are answered, each once, on the same data.
  */
+@Tag("e2e")
 class PoisonPillIT {
     static final ObjectMapper JSON = new ObjectMapper();
     static final String MARKER = "__this-record-kills-the-service__";

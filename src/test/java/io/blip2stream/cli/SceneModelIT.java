@@ -12,6 +12,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,6 +34,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * are captioned and answered correctly through the command line and through Kafka, and matched by the retrieval
  * model; {@code train} runs a few steps of every stage end to end.
  */
+@Tag("e2e")
 class SceneModelIT {
     static final ObjectMapper JSON = new ObjectMapper();
     static final int SCENES = 10;

@@ -12,6 +12,7 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -38,6 +39,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * so the test runs beside anything else), a producer in both forms, results keyed by id, token records, a dead
  * letter, readiness over HTTP, and a graceful SIGTERM.
  */
+@Tag("e2e")
 class ServeIT {
     static final ObjectMapper JSON = new ObjectMapper();
 

@@ -1,5 +1,6 @@
 package io.blip2stream.cli;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -11,6 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@code scenes}, {@code train} (a few steps of every stage of the documented recipe) and {@code evaluate}, as a user runs them. */
+@Tag("e2e")
 class TrainIT {
     @TempDir
     Path tmp;

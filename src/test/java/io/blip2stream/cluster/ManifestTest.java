@@ -19,6 +19,7 @@ import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudget;
 import io.fabric8.kubernetes.api.model.rbac.Role;
 import io.fabric8.kubernetes.api.model.rbac.RoleBinding;
 import io.fabric8.kubernetes.client.utils.KubernetesSerialization;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -47,6 +48,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * names against the settings the application reads, autoscaling against the partition count; and the container
  * files' settings (deploy/) against the same names.
  */
+@Tag("broker")
 class ManifestTest {
     static final Path K8S = Path.of("k8s");
     static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());

@@ -1,14 +1,15 @@
 package io.blip2stream.cluster;
 
-import io.blip2stream.TestPorts;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.hazelcast.core.Hazelcast;
 import com.hazelcast.core.HazelcastInstance;
+import io.blip2stream.TestPorts;
 import io.blip2stream.service.config.ConfigLoader;
 import io.blip2stream.service.config.ServiceConfig;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -29,6 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * request's state is still there on the survivors; with 0 backups the same crash loses the states that member owned,
  * which shows the test sees a loss when there is one.
  */
+@Tag("cluster")
 @Timeout(180)
 class MemberLossTest {
     static final int REQUESTS = Integer.getInteger("blip2.memberloss.requests", 300); // long-tests: 5,000

@@ -16,6 +16,7 @@ import io.blip2stream.service.config.ServiceConfig;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -42,6 +43,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * </ul>
  * With Hazelcast's default merge policy the same heal loses the smaller half's answers (the control).
  */
+@Tag("cluster")
 @Timeout(240)
 class NetworkSplitTest {
     /** Requests recorded before the split: the first half answered, the second half running (claimed); long-tests: 4,000. */

@@ -6,6 +6,7 @@ import io.blip2stream.service.config.ServiceConfig;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -22,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * counts none; one that was answered leaves no marker; a later owner's marker is not removed by the member that
  * held the record before.
  */
+@Tag("cluster")
 @Timeout(180)
 class RecordsInFlightTest {
 

@@ -4,43 +4,54 @@ import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.generation.GenerationParams;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.AfterParameterizedClassInvocation;
+import org.junit.jupiter.params.BeforeParameterizedClassInvocation;
+import org.junit.jupiter.params.Parameter;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Parity with transformers 5.17 on a generation fixture (blip2-opt-tiny, blip2-flant5-tiny): every intermediate
- * tensor, the prompt logits (T5: the first decoder step), greedy and beam ids.
+ * Parity with transformers 5.17 on each generation fixture (blip2-opt-tiny, blip2-flant5-tiny) on each engine: every
+ * intermediate tensor, the prompt logits (T5: the first decoder step), greedy and beam ids.
  */
+@ParameterizedClass(name = "{0} on {1}")
+@MethodSource("fixturesAndEngines")
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-abstract class GenerationParityTest {
+class GenerationParityTest {
+    @Parameter(0)
     String FIXTURE;
+    @Parameter(1)
+    Engines.Kind engine;
 
     NDManager manager;
     Blip2Model model;
     final Map<Integer, Blip2Model.ImageFeatures> features = new HashMap<>();
 
-    abstract Engines.Kind engine();
+    static Stream<Arguments> fixturesAndEngines() {
+        return Stream.of("blip2-opt-tiny", "blip2-flant5-tiny")
+                .flatMap(f -> Stream.of(Engines.Kind.PYTORCH, Engines.Kind.TENSORFLOW).map(k -> Arguments.of(f, k)));
+    }
 
-    abstract String fixture();
-
-    @BeforeAll
+    @BeforeParameterizedClassInvocation
     void load() throws Exception {
-        FIXTURE = fixture();
-        manager = Engines.newManager(engine());
+        features.clear();
+        manager = Engines.newManager(engine);
         model = Blip2Model.load(Fixtures.model(FIXTURE), manager);
     }
 
-    @AfterAll
+    @AfterParameterizedClassInvocation
     void close() {
         model.close();
         manager.close();

@@ -6,9 +6,9 @@ import io.blip2stream.cluster.ClusterBootstrap;
 import io.blip2stream.cluster.ClusterTls;
 import io.blip2stream.model.Fixtures;
 import io.blip2stream.service.bus.Addresses;
-import io.blip2stream.service.lifecycle.TokenEvent;
+import io.blip2stream.service.bus.RequestEvent;
+import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.config.ConfigLoader;
-import io.blip2stream.service.lifecycle.RequestEvent;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
@@ -18,6 +18,7 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.spi.cluster.hazelcast.HazelcastClusterManager;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -41,6 +42,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * server's certificate too). At the socket: a plain TCP client, a TLS client without a certificate and one
  * with the other CA's are cut off at the handshake; one with the cluster's certificate is let in.
  */
+@Tag("broker")
+@Tag("cluster")
 class EventBusTlsTest {
     @TempDir
     Path tmp;

@@ -14,6 +14,7 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -36,6 +37,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * it forges is never served (GET answers 404) and is counted; visual prompts it plants are not used (the caption
  * stays the node's own); and when it clears both maps the node goes on answering.
  */
+@Tag("broker")
+@Tag("cluster")
 class ForeignMemberTest {
     static final ObjectMapper JSON = new ObjectMapper();
 

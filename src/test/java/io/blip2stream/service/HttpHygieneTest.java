@@ -3,11 +3,11 @@ package io.blip2stream.service;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.blip2stream.model.Fixtures;
 import io.vertx.core.Vertx;
-import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.WebSocketClientOptions;
 import io.vertx.core.http.WebSocketFrame;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.io.TempDir;
@@ -35,6 +35,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * and Origin of a DNS-rebinding page are refused on an open service; a WebSocket frame over the limit is closed
  * with 1009; and after all of it, a normal request is answered.
  */
+@Tag("broker")
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class HttpHygieneTest {
     static final ObjectMapper JSON = new ObjectMapper();

@@ -11,6 +11,7 @@ import io.vertx.core.http.WebSocketClientOptions;
 import io.vertx.core.http.WebSocketConnectOptions;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.PemTrustOptions;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -34,6 +35,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * HTTPS client that trusts only the certificate's CA and checks the host name gets the health, a caption and the
  * page; a wss:// client streams a caption; plain HTTP on that port gets no answer; half a setting is refused.
  */
+@Tag("broker")
 class HttpsTest {
     @TempDir
     Path tmp;

@@ -18,6 +18,7 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -48,6 +49,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * record exactly once (transactions) and publishes the caption; a client with a wrong password, and one without TLS,
  * are refused by the same listener.
  */
+@Tag("broker")
 class KafkaSecurityTest {
     static final ObjectMapper JSON = new ObjectMapper();
 

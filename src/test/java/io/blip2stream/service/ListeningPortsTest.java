@@ -1,5 +1,6 @@
 package io.blip2stream.service;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -19,6 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * listens on loopback only: every listening socket of the process, read from the kernel's own tables, is bound to
  * 127.0.0.1 or ::1, none to every interface. Before, Hazelcast listened on *:5701 whatever cluster.host said.
  */
+@Tag("broker")
 class ListeningPortsTest {
     @TempDir
     Path tmp;

@@ -2,6 +2,7 @@ package io.blip2stream.service;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.blip2stream.model.Fixtures;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -36,6 +37,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * 100 ms) or an {@code overloaded} error frame, everything accepted completes with its tokens, and the work in the
  * service never exceeds its capacity (the in-flight and queue gauges of /metrics, sampled throughout).
  */
+@Tag("broker")
 class OverloadTest {
     static final ObjectMapper JSON = new ObjectMapper();
 

@@ -3,6 +3,7 @@ package io.blip2stream.service;
 import io.blip2stream.model.Fixtures;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.io.TempDir;
@@ -31,6 +32,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * The page at / in a real browser: Debian's headless Chromium through chromedriver (.ci/run installs both).
  * Upload an image, watch the caption stream in, see the final text and the timings; see an error plainly.
  */
+@Tag("broker")
+@Tag("browser")
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class WebPageTest {
     static final Path CHROMIUM = Path.of("/usr/bin/chromium");

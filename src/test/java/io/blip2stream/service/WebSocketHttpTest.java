@@ -15,6 +15,7 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.io.TempDir;
@@ -36,6 +37,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * WebSocket client and a real HTTP client. Generation is slowed to 40 ms a token so that following, cancelling
  * and disconnecting happen mid-generation. Every limit is set low and answered as specified.
  */
+@Tag("broker")
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class WebSocketHttpTest {
     static final ObjectMapper JSON = new ObjectMapper();

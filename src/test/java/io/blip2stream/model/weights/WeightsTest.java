@@ -99,11 +99,11 @@ class WeightsTest {
 
     @Test
     void halfPrecisionSpecialValues() {
-        assertTrue(Weights.Half.toFloat((short) 0x0001) == 0x1p-24f, "smallest subnormal");
-        assertTrue(Weights.Half.toFloat((short) 0x7c00) == Float.POSITIVE_INFINITY);
-        assertTrue(Float.isNaN(Weights.Half.toFloat((short) 0x7e00)));
-        assertTrue(Weights.Half.toFloat((short) 0xc000) == -2f);
-        assertTrue(Weights.Half.toFloat((short) 0x3555) == 0.333251953125f);
+        assertTrue(StoredValues.Half.toFloat((short) 0x0001) == 0x1p-24f, "smallest subnormal");
+        assertTrue(StoredValues.Half.toFloat((short) 0x7c00) == Float.POSITIVE_INFINITY);
+        assertTrue(Float.isNaN(StoredValues.Half.toFloat((short) 0x7e00)));
+        assertTrue(StoredValues.Half.toFloat((short) 0xc000) == -2f);
+        assertTrue(StoredValues.Half.toFloat((short) 0x3555) == 0.333251953125f);
     }
 
     @Test

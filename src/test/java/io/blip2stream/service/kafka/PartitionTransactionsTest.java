@@ -18,6 +18,7 @@ import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -42,6 +43,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
  * commit anything any more, a transaction a crashed node left open is aborted when the next owner opens its
  * producer, and the answers and the offset of a transaction are committed together.
  */
+@Tag("broker")
 class PartitionTransactionsTest {
     @TempDir
     static Path tmp;
