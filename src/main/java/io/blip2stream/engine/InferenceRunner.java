@@ -3,7 +3,6 @@ package io.blip2stream.engine;
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.common.Millis;
 import io.blip2stream.model.Blip2Model;
-import io.blip2stream.model.Blip2Retrieval;
 import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.FinishReason;
@@ -177,7 +176,7 @@ public final class InferenceRunner implements AutoCloseable {
             }
         }
         for (InferenceJob job : retrieve) {
-            out[index.get(job)] = runRetrieval(job, batchStart);
+            out[index.get(job)] = RetrievalJobs.run(this, retrieval, decoder, job, batchStart);
         }
         return List.of(out);
     }
@@ -392,60 +391,7 @@ public final class InferenceRunner implements AutoCloseable {
         }
     }
 
-    private Outcome runRetrieval(InferenceJob job, long batchStart) {
-        try {
-            if (retrieval == null) {
-                throw new RequestError(RequestError.UNSUPPORTED_TASK, "no retrieval model is loaded for task " + job.task().wireName());
-            }
-            long p0 = System.nanoTime();
-            float[] pixels = job.image() == null ? null : retrieval.processor().preprocess(decoder.decode(job.image()));
-            double preprocessMs = Millis.ofNanos(System.nanoTime() - p0);
-            long t0 = System.nanoTime();
-            List<Blip2Retrieval.MatchResult> matches = null;
-            float[][] imageEmbeds = null;
-            float[][] textEmbeds = null;
-            double visionMs = 0;
-            double qformerMs = 0;
-            if (job.task() == Task.MATCH) {
-                matches = retrieval.retrieval().match(pixels, job.texts(), job.textIds());
-            } else {
-                if (pixels != null) {
-                    Blip2Model.ImageFeatures f = retrieval.encodeImages(List.of(pixels), false);
-                    imageEmbeds = rows(f.imageEmbeds(), retrieval.retrieval().embeddingSize());
-                    visionMs = Millis.ofNanos(f.visionNanos());
-                    qformerMs = Millis.ofNanos(f.qformerNanos());
-                }
-                if (job.texts() != null && !job.texts().isEmpty()) {
-                    textEmbeds = rows(retrieval.retrieval().embedTextIds(job.textIds()), retrieval.retrieval().embeddingSize());
-                }
-            }
-            long end = System.nanoTime();
-            if (job.task() == Task.MATCH) {
-                visionMs = Millis.ofNanos(end - t0); // vision, Q-Former and heads together
-            }
-            return new Outcome(job, new InferenceResult(job, modelName(job.task()), null, null, null, matches, imageEmbeds, textEmbeds,
-                    new InferenceResult.Timings(Millis.ofNanos(batchStart - job.acceptedNanos()), preprocessMs, visionMs, qformerMs, 0, 0,
-                            Millis.ofNanos(end - job.acceptedNanos()), false)), null);
-        } catch (ImageDecodeException e) {
-            return failed(job, new RequestError(RequestError.INVALID_IMAGE, e.getMessage(), e));
-        } catch (RequestError e) {
-            return failed(job, e);
-        } catch (IllegalArgumentException e) {
-            return failed(job, new RequestError(RequestError.PROMPT_TOO_LONG, e.getMessage(), e));
-        } catch (RuntimeException e) {
-            return failed(job, internal(job, e));
-        }
-    }
-
-    private static float[][] rows(float[] flat, int width) {
-        float[][] out = new float[flat.length / width][];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = java.util.Arrays.copyOfRange(flat, i * width, (i + 1) * width);
-        }
-        return out;
-    }
-
-    private static Outcome failed(InferenceJob job, RequestError e) {
+    static Outcome failed(InferenceJob job, RequestError e) {
         return new Outcome(job, null, e);
     }
 
@@ -454,7 +400,7 @@ public final class InferenceRunner implements AutoCloseable {
      * request; anything else says only that it failed and where the details are (the log, under an incident id),
      * never naming weights or classes.
      */
-    private static RequestError internal(InferenceJob job, RuntimeException e) {
+    static RequestError internal(InferenceJob job, RuntimeException e) {
         if (e instanceof RowFailure) {
             LOG.warn("request {} failed alone: {}", job.id(), e.getMessage());
             return new RequestError(RequestError.INTERNAL, "generation failed: " + e.getMessage(), e);

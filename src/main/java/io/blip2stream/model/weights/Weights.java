@@ -12,7 +12,6 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
-import java.nio.ShortBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -215,7 +214,7 @@ public final class Weights implements AutoCloseable {
         SafetensorsFile.Entry e = entry(name);
         checkShape(e, expectedShape);
         ByteBuffer mapped = e.file().map(e);
-        ByteBuffer data = float32(e, mapped);
+        ByteBuffer data = StoredValues.float32(e, mapped);
         if (data != mapped) {
             DirectBuffers.free(mapped); // converted: the mapping is no longer read
         }
@@ -268,7 +267,7 @@ public final class Weights implements AutoCloseable {
         }
         int cols = Math.toIntExact(rest);
         ByteBuffer mapped = e.file().map(e);
-        Elements src = elements(e, mapped); // read and converted straight from the mapping: no float32 copy of the source
+        StoredValues.Elements src = StoredValues.elements(e, mapped); // read and converted straight from the mapping: no float32 copy of the source
         ByteBuffer out = ByteBuffer.allocateDirect(Math.multiplyExact(Math.multiplyExact(rows, cols), 4)).order(ByteOrder.LITTLE_ENDIAN);
         FloatBuffer dst = out.asFloatBuffer();
         final int block = 64;
@@ -288,34 +287,6 @@ public final class Weights implements AutoCloseable {
         return record(adopt(manager, out, new Shape(cols, rows)), name, shape, true);
     }
 
-    /** A tensor's elements as float32, read one at a time from its mapping in whatever type it is stored. */
-    private interface Elements {
-        float get(int i);
-    }
-
-    private static Elements elements(SafetensorsFile.Entry e, ByteBuffer raw) {
-        switch (e.dtype()) {
-            case "F32": {
-                FloatBuffer f = raw.asFloatBuffer();
-                return f::get;
-            }
-            case "BF16": {
-                ShortBuffer b = raw.asShortBuffer();
-                return i -> Float.intBitsToFloat((b.get(i) & 0xffff) << 16);
-            }
-            case "F16": {
-                ShortBuffer h = raw.asShortBuffer();
-                return i -> Half.toFloat(h.get(i));
-            }
-            case "F64": {
-                java.nio.DoubleBuffer d = raw.asDoubleBuffer();
-                return i -> (float) d.get(i);
-            }
-            default:
-                throw new IllegalArgumentException("tensor '" + e.name() + "' has unsupported dtype " + e.dtype());
-        }
-    }
-
     /**
      * The rows of a matrix tensor [rows, dim], read in Java straight from the memory-mapped checkpoint and converted
      * to float32 as they are read: an embedding table costs only the pages of the rows looked up (the page cache,
@@ -325,7 +296,7 @@ public final class Weights implements AutoCloseable {
         SafetensorsFile.Entry e = entry(name);
         checkShape(e, new long[] {rows, dim});
         ByteBuffer mapped = e.file().map(e);
-        return new Rows(elements(e, mapped), mapped, e.dtype());
+        return new Rows(StoredValues.elements(e, mapped), mapped, e.dtype());
     }
 
     /**
@@ -333,11 +304,11 @@ public final class Weights implements AutoCloseable {
      * long as the model lives; a loader that reads a tensor once closes them, which unmaps it at once.
      */
     public static final class Rows implements AutoCloseable {
-        private final Elements elements;
+        private final StoredValues.Elements elements;
         private final ByteBuffer mapping;
         private final String dtype;
 
-        private Rows(Elements elements, ByteBuffer mapping, String dtype) {
+        private Rows(StoredValues.Elements elements, ByteBuffer mapping, String dtype) {
             this.elements = elements;
             this.mapping = mapping;
             this.dtype = dtype;
@@ -379,7 +350,7 @@ public final class Weights implements AutoCloseable {
         SafetensorsFile.Entry e = entry(name);
         checkShape(e, expectedShape);
         ByteBuffer mapped = e.file().map(e);
-        ByteBuffer data = float32(e, mapped);
+        ByteBuffer data = StoredValues.float32(e, mapped);
         if (data != mapped) {
             DirectBuffers.free(mapped);
         }
@@ -413,21 +384,6 @@ public final class Weights implements AutoCloseable {
         }
     }
 
-    /** {@code raw} (the tensor's mapping) itself when the checkpoint stores F32, else a float32 copy in a direct buffer of its own. */
-    private static ByteBuffer float32(SafetensorsFile.Entry e, ByteBuffer raw) {
-        if (e.dtype().equals("F32")) {
-            return raw;
-        }
-        Elements in = elements(e, raw); // the one place that knows each stored type
-        int n = Math.toIntExact(e.numel());
-        ByteBuffer out = ByteBuffer.allocateDirect(Math.multiplyExact(n, 4)).order(ByteOrder.LITTLE_ENDIAN);
-        FloatBuffer o = out.asFloatBuffer();
-        for (int i = 0; i < n; i++) {
-            o.put(i, in.get(i));
-        }
-        return out;
-    }
-
     @Override
     public void close() {
         if (!owner) {
@@ -439,30 +395,6 @@ public final class Weights implements AutoCloseable {
             } catch (IOException ex) {
                 throw new UncheckedIOException(ex);
             }
-        }
-    }
-
-    /** IEEE 754 half precision to float ({@code Float.float16ToFloat} arrived in JDK 20). */
-    static final class Half {
-        private Half() {}
-
-        static float toFloat(short h) {
-            int bits = h & 0xffff;
-            int sign = (bits & 0x8000) << 16;
-            int exp = (bits >>> 10) & 0x1f;
-            int mant = bits & 0x3ff;
-            if (exp == 0x1f) {
-                return Float.intBitsToFloat(sign | 0x7f800000 | (mant << 13));
-            }
-            if (exp == 0) {
-                if (mant == 0) {
-                    return Float.intBitsToFloat(sign);
-                }
-                // subnormal: value = mant * 2^-24
-                float v = mant * 0x1p-24f;
-                return sign != 0 ? -v : v;
-            }
-            return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
         }
     }
 }
