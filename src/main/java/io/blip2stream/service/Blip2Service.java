@@ -4,21 +4,21 @@ import io.blip2stream.cluster.ClusterBootstrap;
 import io.blip2stream.cluster.ClusterCipher;
 import io.blip2stream.cluster.HazelcastVisualPromptCache;
 import io.blip2stream.cluster.RequestStore;
-import io.blip2stream.engine.ModelLocations;
 import io.blip2stream.engine.Engines;
-import io.blip2stream.engine.VisualPromptCache;
 import io.blip2stream.engine.InferenceRunner;
+import io.blip2stream.engine.ModelLocations;
 import io.blip2stream.engine.RequestTexts;
-import io.blip2stream.service.protocol.RequestDecoder;
+import io.blip2stream.engine.VisualPromptCache;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.config.ServiceConfig;
-import io.blip2stream.service.kafka.EmbeddedKafka;
-import io.blip2stream.service.kafka.Topics;
-import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.http.HttpVerticle;
-import io.blip2stream.service.verticle.InferenceWorkerVerticle;
+import io.blip2stream.service.kafka.EmbeddedKafka;
 import io.blip2stream.service.kafka.KafkaIngressVerticle;
 import io.blip2stream.service.kafka.ResultPublisherVerticle;
+import io.blip2stream.service.kafka.Topics;
+import io.blip2stream.service.metrics.ServiceMetrics;
+import io.blip2stream.service.protocol.RequestDecoder;
+import io.blip2stream.service.verticle.InferenceWorkerVerticle;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.ThreadingModel;
@@ -134,7 +134,7 @@ public final class Blip2Service {
         InferenceRunner.Limits limits = new InferenceRunner.Limits(config.inference().maxPromptTokens(),
                 config.limits().maxImagePixels(), config.inference().stepDelayMs());
         for (String device : config.devices()) {
-            InferenceWorkerVerticle w = new InferenceWorkerVerticle(device, () -> {
+            InferenceWorkerVerticle w = new InferenceWorkerVerticle(device, config.nodeId(), () -> {
                 try {
                     return InferenceRunner.load(modelPath, retrievalPath, engine, config.dtype(), device, limits, cache);
                 } catch (IOException e) {

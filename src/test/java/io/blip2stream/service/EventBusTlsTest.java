@@ -78,8 +78,13 @@ class EventBusTlsTest {
         Addresses.registerCodecs(v);
         List<TokenEvent> tokens = new CopyOnWriteArrayList<>();
         List<RequestEvent> events = new CopyOnWriteArrayList<>();
-        await(v.eventBus().<TokenEvent>consumer(Addresses.TOKENS, m -> tokens.add(m.body())).completion());
-        await(v.eventBus().<RequestEvent>consumer(Addresses.REQUEST_EVENTS, m -> events.add(m.body())).completion());
+        await(v.eventBus().consumer(Addresses.REQUEST_EVENTS, m -> {
+            if (m.body() instanceof TokenEvent t) {
+                tokens.add(t);
+            } else if (m.body() instanceof RequestEvent e) {
+                events.add(e);
+            }
+        }).completion());
         return new Peer(name, v, tokens, events);
     }
 

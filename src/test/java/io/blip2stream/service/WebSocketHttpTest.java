@@ -134,6 +134,50 @@ class WebSocketHttpTest {
         assertEquals(List.of(), harness.blockedEventLoops);
     }
 
+    /**
+     * One route: what a follower on the event bus hears of a request is its state, every token in order, then its
+     * result, never the result before a token (the tracker holds nothing back any more). Heard here as any node
+     * hears it, from the service's clustered event bus.
+     */
+    @Test
+    void aRequestsTokensAndResultTravelOneRouteInOrder() throws Exception {
+        List<Object> heard = new java.util.concurrent.CopyOnWriteArrayList<>();
+        var consumer = harness.service.vertx().eventBus().consumer(io.blip2stream.service.bus.Addresses.REQUEST_EVENTS, m -> {
+            Object b = m.body();
+            if (b instanceof io.blip2stream.service.bus.TokenEvent t && t.id().equals("one-route")
+                    || b instanceof io.blip2stream.service.bus.RequestEvent e && e.id().equals("one-route")) {
+                heard.add(b);
+            }
+        });
+        await(consumer.completion());
+        try (WsClient c = ws()) {
+            c.send(generate("one-route", 12));
+            c.until("one-route", 30_000);
+        } finally {
+            await(consumer.unregister());
+        }
+        long deadline = System.currentTimeMillis() + 5000;
+        while (heard.stream().noneMatch(x -> x instanceof io.blip2stream.service.bus.RequestEvent e && e.status().finished())
+                && System.currentTimeMillis() < deadline) {
+            Thread.sleep(10);
+        }
+        List<String> kinds = new java.util.ArrayList<>();
+        int nextIndex = 0;
+        for (Object x : heard) {
+            if (x instanceof io.blip2stream.service.bus.TokenEvent t) {
+                assertEquals(nextIndex++, t.index(), "tokens in order: " + kinds);
+                kinds.add("token");
+            } else {
+                kinds.add(((io.blip2stream.service.bus.RequestEvent) x).status().wireName());
+            }
+        }
+        assertEquals(12, nextIndex, kinds.toString());
+        assertEquals("done", kinds.get(kinds.size() - 1), "the result comes last, after every token: " + kinds);
+        assertEquals(1, kinds.stream().filter("done"::equals).count(), kinds.toString());
+        var done = (io.blip2stream.service.bus.RequestEvent) heard.get(heard.size() - 1);
+        assertEquals(cliCaption, done.result().get("token_ids"));
+    }
+
     @Test
     void aShortRequestSentMidGenerationJoinsTheRunningBatchAndFinishesFirst() throws Exception {
         try (WsClient c = ws()) {

@@ -10,9 +10,11 @@ public final class Addresses {
     public static final String INFERENCE = "blip2.inference";
     /** OutboundRecord in, an empty reply once Kafka acknowledged it: this node's result publisher (local only). */
     public static final String PUBLISH = "blip2.publish";
-    /** TokenEvent, published to the whole cluster for whoever follows a request (tokens topic, WebSocket clients). */
-    public static final String TOKENS = "blip2.token-events";
-    /** RequestEvent, published to the whole cluster: a request was queued, started, answered or failed. */
+    /**
+     * What happens to a request, published to the whole cluster for whoever follows it (the request tracker, the
+     * tokens topic): RequestEvent (queued, running, done with its result, failed) and TokenEvent, one route, so that
+     * a request's tokens and its result arrive in the order the worker made them.
+     */
     public static final String REQUEST_EVENTS = "blip2.request-events";
     /**
      * TokenEvent or RequestEvent from a worker thread, sent locally to the relay that publishes it to the cluster:

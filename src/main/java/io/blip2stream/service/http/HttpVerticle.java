@@ -93,9 +93,13 @@ public final class HttpVerticle extends VerticleBase {
         probeKafka();
         vertx.setPeriodic(2000, t -> probeKafka());
         vertx.setPeriodic(10_000, t -> tracker.expire(System.currentTimeMillis()));
-        vertx.setPeriodic(200, t -> tracker.releaseHeld(System.currentTimeMillis()));
-        vertx.eventBus().<TokenEvent>consumer(Addresses.TOKENS, m -> tracker.onToken(m.body()));
-        vertx.eventBus().<RequestEvent>consumer(Addresses.REQUEST_EVENTS, m -> tracker.onEvent(m.body()));
+        vertx.eventBus().consumer(Addresses.REQUEST_EVENTS, m -> {
+            if (m.body() instanceof TokenEvent t) {
+                tracker.onToken(t);
+            } else if (m.body() instanceof RequestEvent e) {
+                tracker.onEvent(e);
+            }
+        });
 
         ServiceConfig.Http h = config.http();
         Router router = Router.router(vertx);
@@ -325,7 +329,7 @@ public final class HttpVerticle extends VerticleBase {
 
     /**
      * Runs an interactive request whose id it claimed ({@link #claim}) through the {@link RequestLifecycle}: announced,
-     * handed to a worker, answered or failed (the tracker and every follower learn it from the event bus), and
+     * handed to a worker, answered or failed (the tracker and every follower learn it from the worker's events), and
      * remembered. The returned future has the result JSON.
      */
     Future<ObjectNode> submit(InferenceJob job, RequestStore.Claim claim) { // uses the place of tryReserve
@@ -333,7 +337,7 @@ public final class HttpVerticle extends VerticleBase {
         return lifecycle.infer(job, claim.source(), claim.owner()).compose(o -> {
             interactiveInFlight--;
             if (o.error() != null) {
-                lifecycle.failed(job.id(), job.task().wireName(), o.error(), true);
+                lifecycle.failed(job.id(), job.task().wireName(), o.error(), false); // announced by its worker
                 lifecycle.remember(claim, null, o.error(), false);
                 return Future.failedFuture(o.error());
             }

@@ -222,7 +222,7 @@ final class RecordAnswerer {
             return deadLetter(t, t.refused(), true);
         }
         return lifecycle.infer(t.job(), "kafka", null)
-                .compose(outcome -> outcome.error() != null ? deadLetter(t, outcome.error(), true) : answer(t, outcome));
+                .compose(outcome -> outcome.error() != null ? deadLetter(t, outcome.error(), false, true) : answer(t, outcome));
     }
 
     private Future<Void> answer(Taken t, InferenceRunner.Outcome outcome) {

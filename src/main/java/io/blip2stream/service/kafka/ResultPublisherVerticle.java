@@ -53,7 +53,11 @@ public final class ResultPublisherVerticle extends VerticleBase {
         producer.exceptionHandler(e -> LOG.error("Kafka producer error", e));
         return Future.all(
                 vertx.eventBus().<OutboundRecord>localConsumer(Addresses.PUBLISH, this::publish).completion(),
-                vertx.eventBus().<io.blip2stream.service.bus.TokenEvent>localConsumer(Addresses.TOKENS, m -> token(m.body())).completion());
+                vertx.eventBus().localConsumer(Addresses.REQUEST_EVENTS, m -> {
+                    if (m.body() instanceof io.blip2stream.service.bus.TokenEvent t) {
+                        token(t); // this node's tokens: the node that generated them writes their records
+                    }
+                }).completion());
     }
 
     private void token(io.blip2stream.service.bus.TokenEvent t) {

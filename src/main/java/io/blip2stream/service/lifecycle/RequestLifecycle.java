@@ -23,10 +23,12 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * A request's life after an ingress took it, the same for every ingress (Kafka, HTTP, WebSocket): announced
- * ({@code queued}), handed to an inference worker, then answered ({@code done}, with the result JSON) or not
- * ({@code failed}), counted in the metrics, and remembered in the cluster's request store. Each step publishes the
- * request's event, so its followers on every node hear of it. The ingress keeps only what is its own: how the answer
- * reaches its client (a reply, a socket, a Kafka record) and when to remember it.
+ * ({@code queued}), handed to an inference worker, then answered (with the result JSON) or not, counted in the
+ * metrics, and remembered in the cluster's request store. How a request that ran ended ({@code done} or
+ * {@code failed}) is announced by its worker, after its tokens and on their route, so that every follower on every
+ * node hears them in order; this announces what no worker can: the request queued, refused before it ran, or
+ * unanswered by its worker. The ingress keeps only what is its own: how the answer reaches its client (a reply, a
+ * socket, a Kafka record) and when to remember it.
  *
  * <p>One per verticle, used on that verticle's event loop ({@code context}).
  */
@@ -55,8 +57,9 @@ public final class RequestLifecycle {
     }
 
     /**
-     * Announces the request as queued and hands it to an inference worker. The future never fails: a worker that
-     * did not answer in time is the error {@code timeout}, one that did not answer at all {@code internal_error}.
+     * Announces the request as queued and hands it to an inference worker, which announces how it ended. The future
+     * never fails: a worker that did not answer in time is the error {@code timeout}, one that did not answer at all
+     * {@code internal_error}, and those are announced here.
      *
      * @param source kafka, http or websocket
      * @param owner  who submitted it (a token's fingerprint), or null
@@ -70,11 +73,12 @@ public final class RequestLifecycle {
                             ? new RequestError(RequestError.TIMEOUT, "no answer within " + requestTimeoutMs + " ms")
                             : new RequestError(RequestError.INTERNAL, "the inference worker did not answer");
                     LOG.warn("request {}: the inference worker did not answer: {}", job.id(), e.toString());
+                    vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(job.id(), err.code(), err.getMessage()));
                     return Future.succeededFuture(new InferenceRunner.Outcome(job, null, err));
                 });
     }
 
-    /** The request answered: counted with its stages' latencies, announced as done. Returns its result JSON. */
+    /** The request answered (its worker announced it): counted with its stages' latencies. Returns its result JSON. */
     public ObjectNode done(InferenceResult r) {
         metrics.request(r.job().task().wireName(), "ok");
         InferenceResult.Timings timings = r.timings();
@@ -85,15 +89,14 @@ public final class RequestLifecycle {
         metrics.stage("prefill", timings.prefillMs());
         metrics.stage("decode", timings.decodeMs());
         metrics.stage("total", timings.totalMs());
-        ObjectNode json = ResultJson.of(r, nodeId);
-        vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.done(r.job().id(), json));
-        return json;
+        return ResultJson.of(r, nodeId);
     }
 
     /**
      * The request failed, before it ran (refused) or while it ran: counted ({@code failed} for the service's own
-     * failures, internal or timeout; {@code rejected} for the request's), and announced as failed unless {@code id}
-     * is null (a request never known by an id) or not its own ({@code announce} false: the id is another request's).
+     * failures, internal or timeout; {@code rejected} for the request's), and announced as failed when
+     * {@code announce} (a request refused before it ran; not one whose worker or {@link #infer} announced it, nor one
+     * whose id is another request's) and it has an id.
      */
     public void failed(String id, String task, RequestError error, boolean announce) {
         metrics.request(task, RequestError.INTERNAL.equals(error.code()) || RequestError.TIMEOUT.equals(error.code()) ? "failed" : "rejected");

@@ -41,8 +41,6 @@ public final class RequestTracker {
         String errorMessage;
         final List<Listener> listeners = new ArrayList<>();
         long finishedAt;
-        ObjectNode heldResult; // a result waiting for its last tokens
-        long heldSince;
 
         Entry(String id) {
             this.id = id;
@@ -124,16 +122,7 @@ public final class RequestTracker {
         }
         switch (e.status()) {
             case QUEUED, RUNNING -> en.status = e.status();
-            case DONE -> {
-                // tokens and results travel separately: hold the result until its tokens are all here
-                int n = e.result() == null ? 0 : e.result().path("token_ids").size();
-                if (en.tokens.size() < n) {
-                    en.heldResult = e.result();
-                    en.heldSince = System.currentTimeMillis();
-                } else {
-                    done(en, e.result());
-                }
-            }
+            case DONE -> done(en, e.result()); // its tokens came before it, on the same route
             case FAILED -> {
                 en.status = RequestEvent.Status.FAILED;
                 en.errorCode = e.errorCode();
@@ -152,30 +141,13 @@ public final class RequestTracker {
         if (en.status.finished()) {
             return;
         }
-        if (en.heldResult == null) {
-            en.status = RequestEvent.Status.RUNNING;
-        }
+        en.status = RequestEvent.Status.RUNNING;
         if (t.index() != en.tokens.size()) {
             return; // a token of an earlier attempt (a request redelivered by Kafka starts again at 0)
         }
         en.tokens.add(t);
         for (Listener l : new ArrayList<>(en.listeners)) {
             l.token(t);
-        }
-        if (en.heldResult != null && en.tokens.size() >= en.heldResult.path("token_ids").size()) {
-            done(en, en.heldResult);
-        }
-    }
-
-    /** Results held for their last tokens longer than this are let go (the tokens were lost). */
-    private static final long HOLD_MS = 1000;
-
-    /** Releases results held too long for tokens that did not come. */
-    public void releaseHeld(long now) {
-        for (Entry en : new ArrayList<>(entries.values())) {
-            if (en.heldResult != null && now - en.heldSince > HOLD_MS) {
-                done(en, en.heldResult);
-            }
         }
     }
 
@@ -242,7 +214,6 @@ public final class RequestTracker {
     }
 
     private void done(Entry en, ObjectNode result) {
-        en.heldResult = null;
         en.status = RequestEvent.Status.DONE;
         en.result = result;
         finish(en);

@@ -8,18 +8,17 @@ import io.vertx.core.VerticleBase;
 
 /**
  * Publishes to the cluster, from an event loop, the token and request events the inference workers send it
- * locally. A clustered publish made on a worker's context would be delivered only when that worker's batch ends;
- * from here tokens leave as they are generated, in order.
+ * locally, on one address in the order they came: a request's tokens, then its result. A clustered publish made on a
+ * worker's context would be delivered only when that worker's batch ends; from here tokens leave as they are
+ * generated.
  */
 public final class EventRelayVerticle extends VerticleBase {
     @Override
     public Future<?> start() {
         return vertx.eventBus().localConsumer(Addresses.RELAY, m -> {
             Object body = m.body();
-            if (body instanceof TokenEvent) {
-                vertx.eventBus().publish(Addresses.TOKENS, body);
-            } else if (body instanceof RequestEvent) {
-                vertx.eventBus().publish(Addresses.REQUEST_EVENTS, body);
+            if (body instanceof TokenEvent || body instanceof RequestEvent) {
+                vertx.eventBus().publish(Addresses.REQUEST_EVENTS, body); // one sender, one address: in order
             }
         }).completion();
     }

@@ -7,6 +7,7 @@ import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.RequestEvent;
 import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.metrics.ServiceMetrics;
+import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -33,6 +34,7 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     private static final io.vertx.core.eventbus.DeliveryOptions RELAY = new io.vertx.core.eventbus.DeliveryOptions().setLocalOnly(true);
 
     private final String device;
+    private final String nodeId;
     private final Supplier<InferenceRunner> loader;
     private final int maxBatchSize;
     private final long maxWaitMs;
@@ -46,8 +48,10 @@ public final class InferenceWorkerVerticle extends VerticleBase {
     private Promise<Void> schedulerStopped;
     private MessageConsumer<InferenceJob> consumer;
 
-    public InferenceWorkerVerticle(String device, Supplier<InferenceRunner> loader, boolean continuous, int maxBatchSize,
+    /** @param nodeId the node named in results */
+    public InferenceWorkerVerticle(String device, String nodeId, Supplier<InferenceRunner> loader, boolean continuous, int maxBatchSize,
                                    long maxWaitMs, long maxJoinWaitMs, ServiceMetrics metrics) {
+        this.nodeId = nodeId;
         this.continuous = continuous;
         this.device = device;
         this.loader = loader;
@@ -154,7 +158,10 @@ public final class InferenceWorkerVerticle extends VerticleBase {
                 metrics.tokens(o.result().tokenIds().length);
             }
             Message<InferenceJob> m = waiting.remove(o.job());
-            List<Object> events = handOver(); // its tokens (and those before them) first
+            // its tokens (and those before them) first, then how it ended: one route, in order
+            pending.add(o.error() != null ? RequestEvent.failed(o.job().id(), o.error().code(), o.error().getMessage())
+                    : RequestEvent.done(o.job().id(), ResultJson.of(o.result(), nodeId)));
+            List<Object> events = handOver();
             context.runOnContext(v -> {
                 relay(events);
                 if (m != null) {
