@@ -1,10 +1,8 @@
 package io.blip2stream.engine;
 
-import io.blip2stream.model.Blip2Model;
 import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.ContinuousBatch;
 import io.blip2stream.model.generation.GenerationParams;
-import io.blip2stream.model.generation.GenerationResult;
 import io.blip2stream.model.generation.RowListener;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -40,20 +38,8 @@ public final class ContinuousBatcher extends SchedulerThread {
     private long joinWaitingSince;
     private final ContinuousBatch batch;
     private final Stops stops = new Stops(); // why rows stopped early: cancelled or past their deadline
-    /** the listener as a runner's sink of tokens */
-    private final TokenSink tokens = new TokenSink() {
-        @Override
-        public void onToken(InferenceJob job, int index, int tokenId, String text) {
-            listener.onToken(job, index, tokenId, text);
-        }
-
-        @Override
-        public boolean isCancelled(InferenceJob job) {
-            return listener.isCancelled(job);
-        }
-    };
-    /** {@link #tokens}, stopping rows past their deadline too */
-    private final TokenSink stopping = stops.stopping(tokens);
+    /** the listener, its rows also stopped once their deadline passes */
+    private final TokenSink stopping = stops.stopping(listener);
 
     public ContinuousBatcher(InferenceRunner runner, String name, int maxBatchSize, long maxWaitMs, Listener listener) {
         this(runner, name, maxBatchSize, maxWaitMs, 0, listener);
@@ -163,7 +149,7 @@ public final class ContinuousBatcher extends SchedulerThread {
         listener.onPassEnd(); // who is admitted, before the vision encoder and the prefill take their time
         if (!grouped.isEmpty()) {
             // beam search, match and embed: run to the end now, as a group
-            List<InferenceRunner.Outcome> outcomes = runner.run(grouped, tokens);
+            List<InferenceRunner.Outcome> outcomes = runner.run(grouped, listener);
             outcomes.forEach(listener::onOutcome);
         }
         if (joining.isEmpty()) {

@@ -8,15 +8,16 @@ package io.blip2stream.engine;
  */
 public interface Scheduler extends AutoCloseable {
 
-    /** What a scheduler reports about its jobs, on its own thread, in order. */
-    interface Listener {
+    /**
+     * What a scheduler reports about its jobs, on its own thread, in order: the jobs' tokens and whether to stop them
+     * (the {@link TokenSink} a runner reports to), and their admissions and outcomes.
+     */
+    interface Listener extends TokenSink {
         /** The job left the queue: the model works on it now. */
         void onAdmitted(InferenceJob job);
 
-        /** A new token of a job: its index among the job's new tokens, its id, and the new piece of text. */
-        void onToken(InferenceJob job, int index, int tokenId, String text);
-
-        /** Asked before each of a job's tokens: true ends it with finish_reason cancelled. */
+        /** Its owner's cancellation, unless a listener knows more. */
+        @Override
         default boolean isCancelled(InferenceJob job) {
             return job.cancelled();
         }

@@ -1,6 +1,6 @@
 package io.blip2stream.engine;
 
-/** Where the runner reports generated tokens of jobs that asked to stream, and asks whether a job was cancelled. */
+/** Where a job's generated tokens go and who says whether to stop it: what the runner and each job's row ({@link JobRow}) report to. */
 public interface TokenSink {
     TokenSink NONE = (job, index, tokenId, text) -> { };
 
