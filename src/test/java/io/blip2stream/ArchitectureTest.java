@@ -6,10 +6,10 @@ import com.tngtech.archunit.core.importer.ImportOption;
 import com.tngtech.archunit.lang.ArchRule;
 import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What each package may depend on (ARCHITECTURE.md draws it): the model and the engine know nothing of Vert.x, the
@@ -86,6 +86,13 @@ class ArchitectureTest {
                 cycle.getMessage());
         AssertionError tf = assertThrows(AssertionError.class, () -> TENSORFLOW_IN_ONE_PACKAGE.check(broken));
         assertTrue(tf.getMessage().contains("org.tensorflow.internal.c_api.TF_Status"), tf.getMessage());
+    }
+
+    @Test
+    void noClassReachesIntoVertxInternals() {
+        noClasses().should().dependOnClassesThat().resideInAnyPackage("io.vertx.core.internal..", "io.vertx.core.impl..")
+                .because("Vert.x's internals change without notice; what a verticle needs from the cluster, the service passes in")
+                .check(CLASSES);
     }
 
     @Test

@@ -152,7 +152,7 @@ public final class Blip2Service {
         http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(),
                 () -> ingress != null && ingress.firstAssignmentReady().isComplete(), decoder, store);
         httpDeployment = await(vertx.deployVerticle(http));
-        ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store, recordsInFlight);
+        ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store, recordsInFlight, this::clusterSize);
         ingressDeployment = await(vertx.deployVerticle(ingress));
         // ready once in the consumer group with its partitions open, so that what is sent after "ready" is taken at once
         try {
@@ -310,7 +310,7 @@ public final class Blip2Service {
 
     public synchronized void startIngress() throws Exception {
         if (ingressDeployment == null) {
-            ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store, recordsInFlight);
+            ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store, recordsInFlight, this::clusterSize);
             ingressDeployment = await(vertx.deployVerticle(ingress));
         }
     }

@@ -152,14 +152,14 @@ class WebSocketHttpTest {
         await(consumer.completion());
         try (WsClient c = ws()) {
             c.send(generate("one-route", 12));
-            c.until("one-route", 30_000);
+            c.until("one-route", 30_000); // the socket's done may come before the bus's: wait for that too
+            long deadline = System.currentTimeMillis() + 10_000;
+            while (heard.stream().noneMatch(x -> x instanceof io.blip2stream.service.bus.RequestEvent e && e.status().finished())
+                    && System.currentTimeMillis() < deadline) {
+                Thread.sleep(10);
+            }
         } finally {
             await(consumer.unregister());
-        }
-        long deadline = System.currentTimeMillis() + 5000;
-        while (heard.stream().noneMatch(x -> x instanceof io.blip2stream.service.bus.RequestEvent e && e.status().finished())
-                && System.currentTimeMillis() < deadline) {
-            Thread.sleep(10);
         }
         List<String> kinds = new java.util.ArrayList<>();
         int nextIndex = 0;

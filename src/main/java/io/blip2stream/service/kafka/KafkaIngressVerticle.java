@@ -48,18 +48,13 @@ public final class KafkaIngressVerticle extends VerticleBase {
     private final RequestDecoder decoder;
     private final io.blip2stream.cluster.RequestStore store;
     private RecordAnswerer answerer;
+    private final java.util.function.IntSupplier clusterSize;
     /** This node's journal of records in hand, across its own deaths (poison records). */
     private final io.blip2stream.service.kafka.CrashJournal journal;
     /** The cluster's markers of records in hand; null: none. */
     private final io.blip2stream.cluster.RecordsInFlight recordsInFlight;
-    /** Suspected records (a node died with them in hand) waiting to run alone, and whether one runs now. */
-    private final java.util.ArrayDeque<Waiting> alone = new java.util.ArrayDeque<>();
-    private boolean runningAlone;
-    /** Records taken while suspects wait or run: they start once the suspects are done. */
-    private final java.util.ArrayDeque<Waiting> held = new java.util.ArrayDeque<>();
-
-    /** A record waiting to start: how to run it, and how to hand it back unrun (the node stops). */
-    private record Waiting(Runnable run, Runnable handBack) {}
+    /** Poison records: counted, quarantined, suspects run alone. */
+    private RedeliveryGuard guard;
     private KafkaConsumer<byte[], byte[]> consumer;
     private final Map<TopicPartition, PartitionState> partitions = new HashMap<>();
     private final Set<TopicPartition> assigned = new HashSet<>();
@@ -102,10 +97,13 @@ public final class KafkaIngressVerticle extends VerticleBase {
     /**
      * @param store           the cluster's memory of requests (identity, redeliveries); null: none
      * @param recordsInFlight the cluster's markers of records in hand (poison records across nodes); null: none
+     * @param clusterSize     how many nodes the cluster has now (this one included)
      */
     public KafkaIngressVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics, RequestDecoder decoder,
-                                io.blip2stream.cluster.RequestStore store, io.blip2stream.cluster.RecordsInFlight recordsInFlight) {
+                                io.blip2stream.cluster.RequestStore store, io.blip2stream.cluster.RecordsInFlight recordsInFlight,
+                                java.util.function.IntSupplier clusterSize) {
         this.recordsInFlight = recordsInFlight;
+        this.clusterSize = clusterSize;
         // opened here, on the deploying thread: it reads the last run's journal (what this node died with)
         this.journal = io.blip2stream.service.kafka.CrashJournal.open(config.dataDir().resolve("crashes"),
                 config.kafka().groupId() + "-" + config.nodeId() + "-" + config.cluster().port());
@@ -119,33 +117,14 @@ public final class KafkaIngressVerticle extends VerticleBase {
     @Override
     public Future<?> start() {
         ServiceConfig.Kafka k = config.kafka();
-        Map<String, String> c = new HashMap<>();
-        c.put("bootstrap.servers", bootstrapServers);
-        c.put("group.id", k.groupId());
-        c.put("enable.auto.commit", "false");
-        c.put("auto.offset.reset", "earliest");
-        c.put("max.poll.records", String.valueOf(k.maxPollRecords()));
-        // what the consumer holds fetched ahead: a record larger than these still comes (alone), so they bound memory
-        // without limiting record size (limits.max_record_bytes does that); 32 and 64 MB here kept up to 64 MB of a
-        // burst on the heap
-        c.put("max.partition.fetch.bytes", String.valueOf(2 << 20));
-        c.put("fetch.max.bytes", String.valueOf(8 << 20));
-        // cooperative rebalancing: a node joining or leaving moves only the partitions that must move, so the others
-        // keep their work in flight
-        c.put("partition.assignment.strategy", "org.apache.kafka.clients.consumer.CooperativeStickyAssignor");
-        c.put("key.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
-        c.put("value.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+        Map<String, String> c = IngressSettings.consumer(k, bootstrapServers);
         if (k.exactlyOnce()) {
-            // committed offsets are read stable (no transaction of the last owner still open on them), and input
-            // written in transactions is read once committed
-            c.put("isolation.level", "read_committed");
-            Map<String, String> pc = new HashMap<>(k.producer());
-            pc.put("bootstrap.servers", bootstrapServers);
-            transactions = new io.blip2stream.service.kafka.PartitionTransactions(vertx, pc, k.groupId(), k.groupId());
+            transactions = new io.blip2stream.service.kafka.PartitionTransactions(vertx, IngressSettings.producer(k, bootstrapServers),
+                    k.groupId(), k.groupId());
             admin = org.apache.kafka.clients.admin.Admin.create(new HashMap<>(k.admin(bootstrapServers, Map.of())));
         }
-        c.putAll(k.consumer());
         answerer = new RecordAnswerer(vertx, context, config, metrics, decoder, store);
+        guard = new RedeliveryGuard(journal, recordsInFlight, k.poisonAfterCrashes(), context);
         consumer = KafkaConsumer.create(vertx, c);
         consumer.exceptionHandler(e -> LOG.warn("Kafka consumer error: {}", e.toString()));
         consumer.partitionsAssignedHandler(this::assigned);
@@ -368,50 +347,18 @@ public final class KafkaIngressVerticle extends VerticleBase {
         Origin source = new Origin(tp, offset, p);
         String where = RecordAnswerer.where(record);
         long accepted = System.nanoTime();
-        journal.taken(where); // before anything runs on it: if this node dies now, the record was in its hands
-        crashes(where).onComplete(c -> {
+        guard.taken(where); // before anything runs on it: if this node dies now, the record was in its hands
+        guard.crashes(where).onComplete(c -> {
             int crashes = c.succeeded() ? c.result() : 0;
             RecordAnswerer.Output out = r -> publish(source, r);
-            if (crashes >= config.kafka().poisonAfterCrashes()) {
-                answered(record, p, where, answerer.quarantine(record, crashes, out), false);
-            } else if (crashes > 0) {
-                // suspected: it runs alone, so that if it kills the node again, it alone is blamed; until then it
-                // waits, and a death meanwhile is not counted against it
-                LOG.warn("record {}: the node holding it died {} time(s); it runs alone", where, crashes);
-                waiting(where, crashes);
-                alone.add(new Waiting(() -> {
-                    journal.alone(where);
-                    arm(where, crashes);
-                    answered(record, p, where, answer(record, accepted, out), true);
-                }, () -> finish(p, offset, false)));
-                applyLimits();
-            } else if (runningAlone || !alone.isEmpty()) {
-                waiting(where, 0);
-                held.add(new Waiting(() -> {
-                    journal.started(where);
-                    arm(where, 0);
-                    answered(record, p, where, answer(record, accepted, out), false);
-                }, () -> finish(p, offset, false))); // after the suspects
-            } else {
-                answered(record, p, where, answer(record, accepted, out), false);
+            switch (guard.admit(where, crashes, alone -> answered(record, p, where, answer(record, accepted, out), alone),
+                    () -> finish(p, offset, false))) {
+                case QUARANTINE -> answered(record, p, where, answerer.quarantine(record, crashes, out), false);
+                case RUN -> answered(record, p, where, answer(record, accepted, out), false);
+                case WAIT -> applyLimits(); // a suspect pauses every partition
             }
-            runAloneIfClear(); // this record's place is known now: a suspect may be clear to run
+            guard.runIfClear(inFlight); // this record's place is known now: a suspect may be clear to run
         });
-    }
-
-    /** A record in hand waits to start: a death of this node meanwhile is not counted against it. */
-    private void waiting(String where, int crashes) {
-        journal.waiting(where);
-        if (recordsInFlight != null) {
-            recordsInFlight.armed(where, crashes, false, context);
-        }
-    }
-
-    /** A waiting record starts: a death of this node from now on counts against it. */
-    private void arm(String where, int crashes) {
-        if (recordsInFlight != null) {
-            recordsInFlight.armed(where, crashes, true, context);
-        }
     }
 
     private Future<Void> answer(ConsumerRecord<byte[], byte[]> record, long accepted, RecordAnswerer.Output out) {
@@ -422,35 +369,12 @@ public final class KafkaIngressVerticle extends VerticleBase {
         }
     }
 
-    /**
-     * How often a node died with the record at {@code where} in hand: this node's own journal, or the cluster's
-     * markers (a record whose partition moved here after its node died); the larger.
-     */
-    private Future<Integer> crashes(String where) {
-        int local = journal.crashes(where);
-        if (recordsInFlight == null) {
-            return Future.succeededFuture(local);
-        }
-        return recordsInFlight.take(where, context).timeout(io.blip2stream.cluster.RequestStore.TIMEOUT_MS, TimeUnit.MILLISECONDS)
-                .map(cluster -> Math.max(local, cluster))
-                .recover(e -> {
-                    LOG.warn("the cluster did not say whether {} was in a dead node's hands ({}): going by this node's", where, e.toString());
-                    return Future.succeededFuture(local);
-                });
-    }
-
     /** A record's answer settled: its place is given back, and it is out of this node's hands. */
     private void answered(ConsumerRecord<byte[], byte[]> record, PartitionState p, String where, Future<Void> answered, boolean wasAlone) {
         TopicPartition tp = new TopicPartition(record.topic(), record.partition());
         long offset = record.offset();
         answered.onComplete(ar -> {
-            if (wasAlone) {
-                runningAlone = false;
-            }
-            journal.done(where);
-            if (recordsInFlight != null) {
-                recordsInFlight.done(where, context);
-            }
+            guard.done(where, wasAlone);
             if (ar.failed()) {
                 // the output could not be written: keep the offset pending, so the record is read again
                 if (transactions != null && partitions.get(tp) != p) {
@@ -499,26 +423,6 @@ public final class KafkaIngressVerticle extends VerticleBase {
         applyLimits();
     }
 
-    /**
-     * Runs the next suspected record alone once nothing else is in hand: until then, and while it runs, every
-     * partition is paused.
-     */
-    private void runAloneIfClear() {
-        if (runningAlone) {
-            return;
-        }
-        if (!alone.isEmpty()) {
-            if (inFlight == alone.size() + held.size()) { // nothing else running (and no crash count still being looked up)
-                runningAlone = true;
-                alone.poll().run().run();
-            }
-            return;
-        }
-        while (!held.isEmpty()) {
-            held.poll().run().run(); // the suspects are done: what waited behind them runs as usual
-        }
-    }
-
     /** Pauses partitions over their bound (all of them over the total bound) and resumes the others. */
     private void applyLimits() {
         if (consumer == null) {
@@ -535,7 +439,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
             }
             // exactly-once: paused until its transactions are open and its committed offset is read
             boolean full = (transactions != null && !p.ready) || stopping || totalFull || p.pending.size() >= k.maxInFlightPerPartition()
-                    || runningAlone || !alone.isEmpty();
+                    || guard.pausesAll();
             if (full && !p.paused) {
                 pause.add(tp);
                 p.paused = true;
@@ -550,7 +454,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
         if (!resume.isEmpty()) {
             consumer.resume(resume);
         }
-        runAloneIfClear();
+        guard.runIfClear(inFlight); // a suspect may be clear to run, or what waited behind the suspects
     }
 
     /**
@@ -594,8 +498,11 @@ public final class KafkaIngressVerticle extends VerticleBase {
 
     /** Whether other nodes are in the cluster now (which can take this node's partitions over). */
     private boolean othersInCluster() {
-        var cm = ((io.vertx.core.internal.VertxInternal) vertx).clusterManager();
-        return cm != null && cm.getNodes().size() > 1;
+        try {
+            return clusterSize.getAsInt() > 1;
+        } catch (RuntimeException e) { // the cluster stopping under us: no one to hand over to
+            return false;
+        }
     }
 
     private void updateLag() {
@@ -622,11 +529,9 @@ public final class KafkaIngressVerticle extends VerticleBase {
     @Override
     public Future<?> stop() {
         stopping = true;
-        List<Waiting> unrun = new ArrayList<>(alone);
-        unrun.addAll(held);
-        alone.clear();
-        held.clear();
-        unrun.forEach(w -> w.handBack().run()); // read again by whoever owns their partitions next
+        if (guard != null) {
+            guard.handBackAll(); // read again by whoever owns their partitions next
+        }
         applyLimits();
         Future<Void> handedOver = transactions == null || store == null || !othersInCluster() ? Future.succeededFuture() : consumer.unsubscribe()
                 .map(v -> {
