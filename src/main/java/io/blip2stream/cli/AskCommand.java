@@ -7,6 +7,7 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
+/** The {@code ask} command: answers a question about an image with a generation checkpoint (VQA). */
 @Command(name = "ask", mixinStandardHelpOptions = true,
         description = "Answer a question about an image (\"Question: {q} Answer:\" for OPT).")
 final class AskCommand implements Callable<Integer> {

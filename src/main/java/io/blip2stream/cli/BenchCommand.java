@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
+/** The {@code bench} command: measures each stage, memory and load time at a named size with random weights. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Measure the model at a named size with random weights on each engine, against the machine's limits",
                 "measured in the same run (matmul GFLOP/s, memory GB/s). Sizes: tiny, small (ViT-B/16, Q-Former 12x768,",

@@ -16,6 +16,7 @@ import java.util.concurrent.CountDownLatch;
  * The broker {@code serve} starts in-process when no Kafka is configured, as a process of its own: several nodes on
  * one machine against one Kafka, or the broker's CPU outside the service's process (as a deployment has it).
  */
+/** The {@code broker} command: runs a single-node Kafka broker (KRaft) for local runs and demos. */
 @Command(name = "broker", mixinStandardHelpOptions = true,
         description = {"Run a single-node Kafka broker (KRaft), the one serve starts in-process when no Kafka is configured, as a process of its own.",
                 "It creates the service's topics. For several serve nodes on one machine (BLIP2_KAFKA_BOOTSTRAP_SERVERS=localhost:PORT),",

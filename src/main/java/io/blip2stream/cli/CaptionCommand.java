@@ -7,6 +7,7 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
+/** The {@code caption} command: captions an image with a generation checkpoint. */
 @Command(name = "caption", mixinStandardHelpOptions = true,
         description = "Caption an image. Without --prompt an OPT model starts from BOS alone.")
 final class CaptionCommand implements Callable<Integer> {

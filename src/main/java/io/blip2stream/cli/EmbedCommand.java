@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 
+/** The {@code embed} command: writes an image's and texts' tensors (embeddings, intermediates) to a safetensors file. */
 @Command(name = "embed", mixinStandardHelpOptions = true,
         description = {"Write tensors of an image and/or a text to a safetensors file (float32, batch 1).",
                 "--image: pixel_values, vision_last_hidden_state, qformer_last_hidden_state, and language_projection "

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
+/** The {@code evaluate} command: scores a scene model on held-out scenes through the serving code. */
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
         description = {"Evaluate a scene model on held-out scenes through the serving code: caption exact match, VQA",
                 "accuracy, and image-to-text / text-to-image recall@1 by ITC and by ITM re-ranking."})

@@ -18,6 +18,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
+/** The {@code load} command: loads the running service (Kafka, WebSocket, or in process) and reports throughput and latency. */
 @Command(name = "load", mixinStandardHelpOptions = true,
         description = {"Load the running service through Kafka and report throughput and end-to-end latency percentiles.",
                 "Closed loop with --concurrency, or open loop at --rate requests per second; --concurrency 0 --rate 0 sends all at once.",

@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
+/** The {@code match} command: scores texts against an image with a retrieval checkpoint (ITM and ITC). */
 @Command(name = "match", mixinStandardHelpOptions = true,
         description = "Score texts against an image with a retrieval checkpoint: ITM (match classifier) and ITC "
                 + "(best cosine over queries), in the order given.")

@@ -30,6 +30,7 @@ import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.Callable;
 
+/** The {@code produce} command: sends one request to the service's input topic and, with {@code --wait}, prints its answer. */
 @Command(name = "produce", mixinStandardHelpOptions = true,
         description = {"Send one request to the service's input topic and, with --wait, print its result (or dead letter).",
                 "A small client for trying the service without kcat."})

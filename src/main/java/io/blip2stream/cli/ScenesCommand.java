@@ -15,6 +15,7 @@ import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 
+/** The {@code scenes} command: renders the synthetic scenes the scene model is trained and evaluated on. */
 @Command(name = "scenes", mixinStandardHelpOptions = true,
         description = {"Render synthetic scenes (the scene model's training and held-out data) as PNGs, with their captions",
                 "and question/answer pairs in scenes.jsonl."})

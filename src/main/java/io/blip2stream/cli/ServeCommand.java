@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
+/** The {@code serve} command: runs the streaming service (Kafka in and out, HTTP, WebSocket, the cluster). */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Run the streaming service: Kafka in, captions, answers, matches and embeddings out.",
                 "Configured from conf/application.yaml, then --config FILE, then BLIP2_* environment variables (see README)."})

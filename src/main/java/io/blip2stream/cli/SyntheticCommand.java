@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
+/** The {@code synthetic} command: writes a BLIP-2 OPT checkpoint with random weights at a named size. */
 @Command(name = "synthetic", mixinStandardHelpOptions = true,
         description = "Write a BLIP-2 OPT checkpoint with random weights at a named size "
                 + "(tiny, small, base, opt-2.7b) for benchmarks and memory measurements.")

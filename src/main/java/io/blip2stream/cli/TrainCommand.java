@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
+/** The {@code train} command: trains the scene model with BLIP-2's recipe and exports its checkpoints. */
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = {"Train the scene model with BLIP-2's recipe on DJL's PyTorch engine: a ViT on scene attributes and an",
                 "OPT-style language model on scene text (the frozen unimodal models), stage 1 (ITC, ITM, ITG) and stage 2",
