@@ -87,10 +87,22 @@ final class ClusterNodes implements AutoCloseable {
     }
 
     /** Prints the last lines of every process started. */
+    /**
+     * Prints each node process's last lines, and writes each one's whole log to {@code target/it-logs/} (kept by CI's
+     * clone), to read what led to a failure.
+     */
     void printLastLines(int lines) {
+        java.nio.file.Path dir = java.nio.file.Path.of("target", "it-logs");
+        int i0 = 0;
         for (ServeProcess n : all) {
+            try {
+                java.nio.file.Files.createDirectories(dir);
+                java.nio.file.Files.writeString(dir.resolve(ProcessHandle.current().pid() + "-process-" + i0++ + ".log"), n.log.toString());
+            } catch (java.io.IOException e) {
+                System.out.println("could not keep the log: " + e);
+            }
             String[] l = n.log.toString().split("\n");
-            System.out.println("---- a node's last lines");
+            System.out.println("---- a node's last lines (whole log in " + dir.toAbsolutePath() + ")");
             for (int i = Math.max(0, l.length - lines); i < l.length; i++) {
                 System.out.println(l[i]);
             }
