@@ -140,7 +140,7 @@ public final class ContinuousBatcher extends SchedulerThread {
             listener.onAdmitted(job);
             if (job.pastDeadline(admittedAt)) {
                 listener.onOutcome(runner.timedOut(job, admittedAt)); // no work starts after its deadline
-            } else if (job.task().generates() && job.params().numBeams() == 1) {
+            } else if (job.input() instanceof InferenceJob.Generation g && g.params().numBeams() == 1) {
                 joining.add(job);
             } else {
                 grouped.add(job);
@@ -167,7 +167,7 @@ public final class ContinuousBatcher extends SchedulerThread {
         List<RowListener> rows = new ArrayList<>(ready.size());
         for (InferenceRunner.Prepared p : ready) {
             requests.add(runner.generationRequest(p));
-            params.add(p.job().params());
+            params.add(p.job().generation().params());
             rows.add(new JobRow(runner, p, stopping, admittedAt, false, o -> listener.onOutcome(stops.finish(o))));
         }
         try {

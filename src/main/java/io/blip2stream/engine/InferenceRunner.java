@@ -263,7 +263,8 @@ public final class InferenceRunner implements AutoCloseable {
      * request came in; this keeps a job made for another model from failing the rows it would join).
      */
     private void checkPrompt(InferenceJob job) {
-        RequestError tooLong = RequestTexts.tooLong(generation.config(), "prompt", job.promptIds().length, job.params().maxNewTokens(),
+        RequestError tooLong = RequestTexts.tooLong(generation.config(), "prompt", job.generation().promptIds().length,
+                job.generation().params().maxNewTokens(),
                 limits.maxPromptTokens());
         if (tooLong != null) {
             throw tooLong;
@@ -272,7 +273,7 @@ public final class InferenceRunner implements AutoCloseable {
 
     /** What a generation job's language model reads after its visual prompt: its prompt's ids, tokenized already. */
     public GenerationRequest generationRequest(Prepared p) {
-        return new GenerationRequest(p.visualPrompt(), null, p.job().promptIds());
+        return new GenerationRequest(p.visualPrompt(), null, p.job().generation().promptIds());
     }
 
     /** The limits this runner enforces. */
@@ -288,7 +289,7 @@ public final class InferenceRunner implements AutoCloseable {
     public InferenceResult generationResult(Prepared p, GenerationResult r, long admittedNanos) {
         InferenceJob job = p.job();
         long end = System.nanoTime();
-        return new InferenceResult(job, modelName(job.task()), r.text(), r.tokenIds(), r.finishReason(), null, null, null,
+        return new InferenceResult(job, modelName(job.task()), new InferenceResult.Generated(r.text(), r.tokenIds(), r.finishReason()),
                 new InferenceResult.Timings(Millis.ofNanos(admittedNanos - job.acceptedNanos()), p.preprocessMs(), p.visionMs(), p.qformerMs(),
                         Millis.ofNanos(r.prefillNanos()), Millis.ofNanos(r.decodeNanos()), Millis.ofNanos(end - job.acceptedNanos()), p.cached()));
     }
@@ -303,8 +304,8 @@ public final class InferenceRunner implements AutoCloseable {
             return failed(job, new RequestError(RequestError.TIMEOUT, "the request's deadline passed after " + waited
                     + " ms, before its work started"));
         }
-        return new Outcome(job, new InferenceResult(job, modelName(job.task()), "", new int[0], FinishReason.TIMEOUT, null, null,
-                null, new InferenceResult.Timings(waited, 0, 0, 0, 0, 0, waited, false)), null);
+        return new Outcome(job, new InferenceResult(job, modelName(job.task()),
+                new InferenceResult.Generated("", new int[0], FinishReason.TIMEOUT), new InferenceResult.Timings(waited, 0, 0, 0, 0, 0, waited, false)), null);
     }
 
     /** A job that failed inside the model: logged, and reported as an internal error. */
@@ -321,7 +322,7 @@ public final class InferenceRunner implements AutoCloseable {
         List<Outcome> out = new ArrayList<>(ready.size());
         Map<GenerationParams, List<Prepared>> groups = new LinkedHashMap<>();
         for (Prepared p : ready) {
-            groups.computeIfAbsent(p.job().params(), k -> new ArrayList<>()).add(p);
+            groups.computeIfAbsent(p.job().generation().params(), k -> new ArrayList<>()).add(p);
         }
         for (Map.Entry<GenerationParams, List<Prepared>> g : groups.entrySet()) {
             if (g.getKey().numBeams() > 1) {

@@ -2,7 +2,6 @@ package io.blip2stream.engine;
 
 import io.blip2stream.common.Millis;
 import io.blip2stream.model.Blip2Model;
-import io.blip2stream.model.Blip2Retrieval;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
 
@@ -26,29 +25,29 @@ final class RetrievalJobs {
             float[] pixels = job.image() == null ? null : retrieval.processor().preprocess(decoder.decode(job.image()));
             double preprocessMs = Millis.ofNanos(System.nanoTime() - p0);
             long t0 = System.nanoTime();
-            List<Blip2Retrieval.MatchResult> matches = null;
-            float[][] imageEmbeds = null;
-            float[][] textEmbeds = null;
+            InferenceResult.Output output;
             double visionMs = 0;
             double qformerMs = 0;
-            if (job.task() == Task.MATCH) {
-                matches = retrieval.retrieval().match(pixels, job.texts(), job.textIds());
+            if (job.input() instanceof InferenceJob.Match m) {
+                output = new InferenceResult.Matched(retrieval.retrieval().match(pixels, m.texts(), m.textIds()));
+                visionMs = Millis.ofNanos(System.nanoTime() - t0); // vision, Q-Former and heads together
             } else {
+                InferenceJob.Retrieval r = job.retrieval();
+                float[][] imageEmbeds = new float[0][];
+                float[][] textEmbeds = new float[0][];
                 if (pixels != null) {
                     Blip2Model.ImageFeatures f = retrieval.encodeImages(List.of(pixels), false);
                     imageEmbeds = rows(f.imageEmbeds(), retrieval.retrieval().embeddingSize());
                     visionMs = Millis.ofNanos(f.visionNanos());
                     qformerMs = Millis.ofNanos(f.qformerNanos());
                 }
-                if (job.texts() != null && !job.texts().isEmpty()) {
-                    textEmbeds = rows(retrieval.retrieval().embedTextIds(job.textIds()), retrieval.retrieval().embeddingSize());
+                if (!r.texts().isEmpty()) {
+                    textEmbeds = rows(retrieval.retrieval().embedTextIds(r.textIds()), retrieval.retrieval().embeddingSize());
                 }
+                output = new InferenceResult.Embedded(imageEmbeds, textEmbeds);
             }
             long end = System.nanoTime();
-            if (job.task() == Task.MATCH) {
-                visionMs = Millis.ofNanos(end - t0); // vision, Q-Former and heads together
-            }
-            return new InferenceRunner.Outcome(job, new InferenceResult(job, runner.modelName(job.task()), null, null, null, matches, imageEmbeds, textEmbeds,
+            return new InferenceRunner.Outcome(job, new InferenceResult(job, runner.modelName(job.task()), output,
                     new InferenceResult.Timings(Millis.ofNanos(batchStart - job.acceptedNanos()), preprocessMs, visionMs, qformerMs, 0, 0,
                             Millis.ofNanos(end - job.acceptedNanos()), false)), null);
         } catch (ImageDecodeException e) {

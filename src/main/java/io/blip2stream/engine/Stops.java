@@ -49,10 +49,11 @@ final class Stops {
     synchronized InferenceRunner.Outcome finish(InferenceRunner.Outcome o) {
         FinishReason r = reasons.remove(o.job());
         InferenceResult res = o.result();
-        if (r != FinishReason.TIMEOUT || res == null || res.finishReason() != FinishReason.CANCELLED) {
+        if (r != FinishReason.TIMEOUT || res == null || !(res.output() instanceof InferenceResult.Generated g)
+                || g.finishReason() != FinishReason.CANCELLED) {
             return o;
         }
-        return new InferenceRunner.Outcome(o.job(), new InferenceResult(res.job(), res.model(), res.text(), res.tokenIds(),
-                FinishReason.TIMEOUT, res.matches(), res.imageEmbeds(), res.textEmbeds(), res.timings()), null);
+        return new InferenceRunner.Outcome(o.job(), new InferenceResult(res.job(), res.model(),
+                new InferenceResult.Generated(g.text(), g.tokenIds(), FinishReason.TIMEOUT), res.timings()), null);
     }
 }

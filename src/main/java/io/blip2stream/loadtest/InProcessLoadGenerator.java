@@ -3,6 +3,7 @@ package io.blip2stream.loadtest;
 import io.blip2stream.common.Millis;
 import io.blip2stream.engine.ContinuousBatcher;
 import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.InferenceResult;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.Scheduler;
 import org.HdrHistogram.Histogram;
@@ -88,8 +89,8 @@ public final class InProcessLoadGenerator {
                     if (t != null) {
                         stages.record(t.queuedMs(), t.preprocessMs(), t.visionMs(), t.qformerMs(), t.prefillMs(), t.decodeMs(), t.totalMs());
                     }
-                    if (o.result().tokenIds() != null) {
-                        tokens.addAndGet(o.result().tokenIds().length);
+                    if (o.result().output() instanceof InferenceResult.Generated g) {
+                        tokens.addAndGet(g.tokenIds().length);
                     }
                 }
                 outstanding.release();

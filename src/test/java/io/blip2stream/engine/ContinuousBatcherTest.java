@@ -163,13 +163,13 @@ class ContinuousBatcherTest {
         assertEquals(RequestError.INVALID_IMAGE, r.outcomes.get("bad-image").error().code());
         assertNull(r.tokens.get("bad-image"));
         InferenceResult greedy = r.outcomes.get("greedy").result();
-        assertArrayEquals(Fixtures.ints(cases.get(0).get("greedy_new_tokens")), greedy.tokenIds(), "greedy, joined mid-way");
-        assertArrayEquals(greedy.tokenIds(), r.tokens.get("greedy").stream().mapToInt(Integer::intValue).toArray());
-        assertArrayEquals(Fixtures.ints(cases.get(0).get("beam3_new_tokens")), r.outcomes.get("beam").result().tokenIds());
-        assertEquals(2, r.outcomes.get("match").result().matches().size());
+        assertArrayEquals(Fixtures.ints(cases.get(0).get("greedy_new_tokens")), greedy.generated().tokenIds(), "greedy, joined mid-way");
+        assertArrayEquals(greedy.generated().tokenIds(), r.tokens.get("greedy").stream().mapToInt(Integer::intValue).toArray());
+        assertArrayEquals(Fixtures.ints(cases.get(0).get("beam3_new_tokens")), r.outcomes.get("beam").result().generated().tokenIds());
+        assertEquals(2, ((InferenceResult.Matched) r.outcomes.get("match").result().output()).matches().size());
         InferenceResult longRow = r.outcomes.get("long").result();
-        assertEquals(60, longRow.tokenIds().length);
-        assertEquals(FinishReason.LENGTH, longRow.finishReason());
+        assertEquals(60, longRow.generated().tokenIds().length);
+        assertEquals(FinishReason.LENGTH, longRow.generated().finishReason());
         assertTrue(r.order.indexOf("greedy") < r.order.indexOf("long"), "the later, shorter request finished first: " + r.order);
         assertTrue(r.stepRows.contains(2), "two rows decoded together: " + r.stepRows);
     }
@@ -191,7 +191,7 @@ class ContinuousBatcherTest {
         assertEquals(0, r.stopped.getCount(), "the thread ended");
         assertEquals(5, r.outcomes.size());
         for (int i = 0; i < 5; i++) {
-            assertEquals(4 + i, r.outcomes.get("c" + i).result().tokenIds().length);
+            assertEquals(4 + i, r.outcomes.get("c" + i).result().generated().tokenIds().length);
         }
         assertTrue(r.stepRows.stream().allMatch(n -> n <= 2), "never more rows than max_batch_size: " + r.stepRows);
     }
@@ -236,16 +236,16 @@ class ContinuousBatcherTest {
         assertEquals(5, r.outcomes.size(), r.order.toString());
 
         InferenceResult expired = r.outcomes.get("expired").result();
-        assertEquals(FinishReason.TIMEOUT, expired.finishReason());
-        assertEquals(0, expired.tokenIds().length);
+        assertEquals(FinishReason.TIMEOUT, expired.generated().finishReason());
+        assertEquals(0, expired.generated().tokenIds().length);
         assertEquals(0.0, expired.timings().visionMs(), "no vision encoder ran for it");
         assertNull(r.tokens.get("expired"), "no token of it");
         assertEquals(RequestError.TIMEOUT, r.outcomes.get("expired-match").error().code());
 
         assertNull(r.outcomes.get("short").error(), () -> r.outcomes.get("short").error().getMessage());
         InferenceResult shortRow = r.outcomes.get("short").result();
-        assertEquals(FinishReason.TIMEOUT, shortRow.finishReason());
-        int n = shortRow.tokenIds().length;
+        assertEquals(FinishReason.TIMEOUT, shortRow.generated().finishReason());
+        int n = shortRow.generated().tokenIds().length;
         assertTrue(n > 0 && n < 110, n + " tokens before the deadline");
         assertEquals(n, r.tokens.get("short").size(), "every token it had was streamed");
         long slack = TimeUnit.MILLISECONDS.toNanos(50);
@@ -254,12 +254,12 @@ class ContinuousBatcherTest {
         }
 
         InferenceResult cancelled = r.outcomes.get("cancelled").result();
-        assertEquals(FinishReason.CANCELLED, cancelled.finishReason());
-        assertTrue(cancelled.tokenIds().length <= 3 + 2, "left within 2 tokens of the cancel: " + cancelled.tokenIds().length);
+        assertEquals(FinishReason.CANCELLED, cancelled.generated().finishReason());
+        assertTrue(cancelled.generated().tokenIds().length <= 3 + 2, "left within 2 tokens of the cancel: " + cancelled.generated().tokenIds().length);
 
         InferenceResult later = r.outcomes.get("later").result();
-        assertEquals(FinishReason.LENGTH, later.finishReason());
-        assertArrayEquals(Fixtures.ints(cases.get(0).get("greedy_new_tokens")), later.tokenIds(), "a deadline not reached changes nothing");
+        assertEquals(FinishReason.LENGTH, later.generated().finishReason());
+        assertArrayEquals(Fixtures.ints(cases.get(0).get("greedy_new_tokens")), later.generated().tokenIds(), "a deadline not reached changes nothing");
     }
 
     /** The same rules when a batch runs to its end (static batching, beam search): the runner's own path. */
@@ -273,12 +273,12 @@ class ContinuousBatcherTest {
             List<InferenceRunner.Outcome> out = runner.run(List.of(
                     withDeadline("expired", Task.CAPTION, image, null, beams, System.nanoTime() - 1),
                     withDeadline("short", Task.CAPTION, image, null, beams, deadline)), TokenSink.NONE);
-            assertEquals(FinishReason.TIMEOUT, out.get(0).result().finishReason());
-            assertEquals(0, out.get(0).result().tokenIds().length);
+            assertEquals(FinishReason.TIMEOUT, out.get(0).result().generated().finishReason());
+            assertEquals(0, out.get(0).result().generated().tokenIds().length);
             assertNull(out.get(1).error(), () -> out.get(1).error().getMessage());
             InferenceResult shortRow = out.get(1).result();
-            assertEquals(FinishReason.TIMEOUT, shortRow.finishReason());
-            assertTrue(shortRow.tokenIds().length < 110, shortRow.tokenIds().length + " tokens");
+            assertEquals(FinishReason.TIMEOUT, shortRow.generated().finishReason());
+            assertTrue(shortRow.generated().tokenIds().length < 110, shortRow.generated().tokenIds().length + " tokens");
         }
     }
 
@@ -336,13 +336,13 @@ class ContinuousBatcherTest {
             assertEquals(1, counts.get(id).get(), id + ": exactly one outcome");
             InferenceRunner.Outcome o = last.get(id);
             assertNull(o.error(), id);
-            FinishReason reason = o.result().finishReason();
+            FinishReason reason = o.result().generated().finishReason();
             if (reason == FinishReason.CANCELLED) {
                 endedCancelled++;
                 assertTrue(cancelSent.contains(id), id + " ended cancelled without a cancel");
-                assertTrue(o.result().tokenIds().length < o.job().params().maxNewTokens(), id);
+                assertTrue(o.result().generated().tokenIds().length < o.job().generation().params().maxNewTokens(), id);
             } else {
-                assertEquals(o.job().params().maxNewTokens(), o.result().tokenIds().length, id);
+                assertEquals(o.job().generation().params().maxNewTokens(), o.result().generated().tokenIds().length, id);
             }
         }
         assertTrue(endedCancelled > 0 && endedCancelled < cancelSent.size(),

@@ -60,8 +60,8 @@ class StaticBatcherTest {
         for (String id : List.of("a", "b", "c", "d")) {
             InferenceResult result = r.outcomes.get(id).result();
             assertNull(r.outcomes.get(id).error());
-            assertArrayEquals(want, result.tokenIds(), id);
-            assertArrayEquals(result.tokenIds(), r.tokens.get(id).stream().mapToInt(Integer::intValue).toArray(),
+            assertArrayEquals(want, result.generated().tokenIds(), id);
+            assertArrayEquals(result.generated().tokenIds(), r.tokens.get(id).stream().mapToInt(Integer::intValue).toArray(),
                     id + " streamed the tokens of its result");
         }
         assertEquals(RequestError.INVALID_IMAGE, r.outcomes.get("bad-image").error().code());
@@ -86,7 +86,7 @@ class StaticBatcherTest {
             long held = admittedAt.get("alone") - submitted;
             assertTrue(held >= TimeUnit.MILLISECONDS.toNanos(45), "it waited for company: " + held / 1e6 + " ms");
             assertTrue(held < TimeUnit.MILLISECONDS.toNanos(50 + 150), "no longer than the wait: " + held / 1e6 + " ms");
-            assertEquals(3, r.outcomes.get("alone").result().tokenIds().length);
+            assertEquals(3, r.outcomes.get("alone").result().generated().tokenIds().length);
         }
         assertThrows(IllegalArgumentException.class, () -> new StaticBatcher(null, "none", 0, 10, new ContinuousBatcherTest.Recorder()));
     }

@@ -150,9 +150,10 @@ class WebSocketHttpTest {
             }
         });
         await(consumer.completion());
+        List<WsClient.Frame> frames;
         try (WsClient c = ws()) {
             c.send(generate("one-route", 12));
-            c.until("one-route", 30_000); // the socket's done may come before the bus's: wait for that too
+            frames = c.until("one-route", 30_000); // the socket's done may come before the bus's: wait for that too
             long deadline = System.currentTimeMillis() + 10_000;
             while (heard.stream().noneMatch(x -> x instanceof io.blip2stream.service.bus.RequestEvent e && e.status().finished())
                     && System.currentTimeMillis() < deadline) {
@@ -176,6 +177,9 @@ class WebSocketHttpTest {
         assertEquals(1, kinds.stream().filter("done"::equals).count(), kinds.toString());
         var done = (io.blip2stream.service.bus.RequestEvent) heard.get(heard.size() - 1);
         assertEquals(cliCaption, done.result().get("token_ids"));
+        // one result JSON, built once by the worker: the client's is the bus's, to the timings
+        WsClient.Frame socketDone = frames.get(frames.size() - 1);
+        done.result().fields().forEachRemaining(f -> assertEquals(f.getValue(), socketDone.json().get(f.getKey()), f.getKey()));
     }
 
     @Test

@@ -37,7 +37,7 @@ public final class Addresses {
     public static void registerCodecs(Vertx vertx) {
         var bus = vertx.eventBus();
         bus.registerDefaultCodec(InferenceJob.class, new LocalCodec<>(InferenceJob.class));
-        bus.registerDefaultCodec(InferenceRunner.Outcome.class, new LocalCodec<>(InferenceRunner.Outcome.class));
+        bus.registerDefaultCodec(WorkerReply.class, new LocalCodec<>(WorkerReply.class));
         bus.registerDefaultCodec(OutboundRecord.class, new LocalCodec<>(OutboundRecord.class));
         bus.registerDefaultCodec(TokenEvent.class, new JsonCodec<>(TokenEvent.class));
         bus.registerDefaultCodec(RequestEvent.class, new JsonCodec<>(RequestEvent.class));

@@ -87,7 +87,7 @@ public final class HttpVerticle extends VerticleBase {
 
     @Override
     public Future<?> start() {
-        lifecycle = new RequestLifecycle(vertx, context, config.inference().requestTimeoutMs(), config.nodeId(), metrics, store);
+        lifecycle = new RequestLifecycle(vertx, context, config.inference().requestTimeoutMs(), metrics, store);
         admin = KafkaAdminClient.create(vertx, config.kafka().admin(bootstrapServers, Map.of("request.timeout.ms", "3000",
                 "default.api.timeout.ms", "5000")));
         probeKafka();
@@ -341,7 +341,7 @@ public final class HttpVerticle extends VerticleBase {
                 lifecycle.remember(claim, null, o.error(), false);
                 return Future.failedFuture(o.error());
             }
-            ObjectNode json = lifecycle.done(o.result());
+            ObjectNode json = lifecycle.done(o);
             lifecycle.remember(claim, json, null, false);
             return Future.succeededFuture(json);
         });

@@ -4,10 +4,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.blip2stream.cluster.RequestStore;
 import io.blip2stream.engine.InferenceJob;
-import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.RequestError;
 import io.blip2stream.engine.Task;
 import io.blip2stream.service.bus.OutboundRecord;
+import io.blip2stream.service.bus.WorkerReply;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.lifecycle.RequestLifecycle;
 import io.blip2stream.service.metrics.ServiceMetrics;
@@ -91,7 +91,7 @@ final class RecordAnswerer {
         this.metrics = metrics;
         this.decoder = decoder;
         this.store = store;
-        this.lifecycle = new RequestLifecycle(vertx, context, config.inference().requestTimeoutMs(), config.nodeId(), metrics, store);
+        this.lifecycle = new RequestLifecycle(vertx, context, config.inference().requestTimeoutMs(), metrics, store);
     }
 
     /** One record on its way: where it is, what it was decoded to (or why not), and what it claims its id with. */
@@ -225,8 +225,8 @@ final class RecordAnswerer {
                 .compose(outcome -> outcome.error() != null ? deadLetter(t, outcome.error(), false, true) : answer(t, outcome));
     }
 
-    private Future<Void> answer(Taken t, InferenceRunner.Outcome outcome) {
-        ObjectNode json = lifecycle.done(outcome.result());
+    private Future<Void> answer(Taken t, WorkerReply reply) {
+        ObjectNode json = lifecycle.done(reply);
         OutboundRecord out = new OutboundRecord(topicFor(t.task()), t.outputKey(), ResultJson.bytes(json), traceHeaders(t.record()));
         return published(t, out, json, null).recover(e -> e instanceof RecordRefused
                 ? deadLetter(t, new RequestError(RequestError.INTERNAL, "the answer could not be written to Kafka: " + e.getMessage()), false)

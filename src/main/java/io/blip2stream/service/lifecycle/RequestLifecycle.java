@@ -9,8 +9,8 @@ import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.RequestError;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.RequestEvent;
+import io.blip2stream.service.bus.WorkerReply;
 import io.blip2stream.service.metrics.ServiceMetrics;
-import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -38,20 +38,17 @@ public final class RequestLifecycle {
     private final Vertx vertx;
     private final Context context;
     private final long requestTimeoutMs;
-    private final String nodeId;
     private final ServiceMetrics metrics;
     private final RequestStore store; // null: no cluster state
 
     /**
      * @param requestTimeoutMs how long a worker may take to answer ({@code inference.request_timeout_ms})
-     * @param nodeId           the node named in results
      */
-    public RequestLifecycle(Vertx vertx, Context context, long requestTimeoutMs, String nodeId, ServiceMetrics metrics,
+    public RequestLifecycle(Vertx vertx, Context context, long requestTimeoutMs, ServiceMetrics metrics,
                             RequestStore store) {
         this.vertx = vertx;
         this.context = context;
         this.requestTimeoutMs = requestTimeoutMs;
-        this.nodeId = nodeId;
         this.metrics = metrics;
         this.store = store;
     }
@@ -64,9 +61,9 @@ public final class RequestLifecycle {
      * @param source kafka, http or websocket
      * @param owner  who submitted it (a token's fingerprint), or null
      */
-    public Future<InferenceRunner.Outcome> infer(InferenceJob job, String source, String owner) {
+    public Future<WorkerReply> infer(InferenceJob job, String source, String owner) {
         vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.queued(job.id(), job.task().wireName(), source, owner));
-        return vertx.eventBus().<InferenceRunner.Outcome>request(Addresses.INFERENCE, job, Addresses.local(requestTimeoutMs))
+        return vertx.eventBus().<WorkerReply>request(Addresses.INFERENCE, job, Addresses.local(requestTimeoutMs))
                 .map(m -> m.body())
                 .recover(e -> {
                     RequestError err = e instanceof ReplyException re && re.failureType() == ReplyFailure.TIMEOUT
@@ -74,12 +71,16 @@ public final class RequestLifecycle {
                             : new RequestError(RequestError.INTERNAL, "the inference worker did not answer");
                     LOG.warn("request {}: the inference worker did not answer: {}", job.id(), e.toString());
                     vertx.eventBus().publish(Addresses.REQUEST_EVENTS, RequestEvent.failed(job.id(), err.code(), err.getMessage()));
-                    return Future.succeededFuture(new InferenceRunner.Outcome(job, null, err));
+                    return Future.succeededFuture(WorkerReply.failed(new InferenceRunner.Outcome(job, null, err)));
                 });
     }
 
-    /** The request answered (its worker announced it): counted with its stages' latencies. Returns its result JSON. */
-    public ObjectNode done(InferenceResult r) {
+    /**
+     * The request answered (its worker announced it): counted with its stages' latencies. Returns its result JSON,
+     * as the worker built it.
+     */
+    public ObjectNode done(WorkerReply reply) {
+        InferenceResult r = reply.result();
         metrics.request(r.job().task().wireName(), "ok");
         InferenceResult.Timings timings = r.timings();
         metrics.stage("queued", timings.queuedMs());
@@ -89,7 +90,7 @@ public final class RequestLifecycle {
         metrics.stage("prefill", timings.prefillMs());
         metrics.stage("decode", timings.decodeMs());
         metrics.stage("total", timings.totalMs());
-        return ResultJson.of(r, nodeId);
+        return reply.resultJson();
     }
 
     /**

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.blip2stream.engine.InferenceResult;
-import io.blip2stream.model.Blip2Model;
 import io.blip2stream.model.Blip2Retrieval;
 
 /**
@@ -23,31 +22,32 @@ public final class ResultJson {
         ObjectNode o = JSON.createObjectNode();
         o.put("id", r.job().id());
         o.put("task", r.job().task().wireName());
-        if (r.tokenIds() != null) {
-            o.put("text", r.text());
+        InferenceResult.Output out = r.output();
+        if (out instanceof InferenceResult.Generated g) {
+            o.put("text", g.text());
             ArrayNode ids = o.putArray("token_ids");
-            for (int id : r.tokenIds()) {
+            for (int id : g.tokenIds()) {
                 ids.add(id);
             }
-            o.put("finish_reason", r.finishReason().wireName());
-        }
-        if (r.matches() != null) {
+            o.put("finish_reason", g.finishReason().wireName());
+        } else if (out instanceof InferenceResult.Matched m) {
             ArrayNode results = o.putArray("results");
-            for (Blip2Retrieval.MatchResult m : r.matches()) {
+            for (Blip2Retrieval.MatchResult x : m.matches()) {
                 ObjectNode e = results.addObject();
-                e.put("text", m.text());
-                e.putArray("itm_logits").add(m.itmLogits()[0]).add(m.itmLogits()[1]);
-                e.put("itm_probability", m.itmProbability());
-                e.put("itc_score", m.itcScore());
+                e.put("text", x.text());
+                e.putArray("itm_logits").add(x.itmLogits()[0]).add(x.itmLogits()[1]);
+                e.put("itm_probability", x.itmProbability());
+                e.put("itc_score", x.itcScore());
             }
-        }
-        if (r.imageEmbeds() != null) {
-            matrix(o.putArray("image_embeds"), r.imageEmbeds());
-        }
-        if (r.textEmbeds() != null) {
-            ArrayNode texts = o.putArray("texts");
-            r.job().texts().forEach(texts::add);
-            matrix(o.putArray("text_embeds"), r.textEmbeds());
+        } else if (out instanceof InferenceResult.Embedded e) {
+            if (e.imageEmbeds().length > 0) {
+                matrix(o.putArray("image_embeds"), e.imageEmbeds());
+            }
+            if (e.textEmbeds().length > 0) {
+                ArrayNode texts = o.putArray("texts");
+                r.job().retrieval().texts().forEach(texts::add);
+                matrix(o.putArray("text_embeds"), e.textEmbeds());
+            }
         }
         o.put("model", r.model());
         InferenceResult.Timings t = r.timings();
@@ -59,7 +59,7 @@ public final class ResultJson {
         tn.put("prefill_ms", t.prefillMs());
         tn.put("decode_ms", t.decodeMs());
         tn.put("total_ms", t.totalMs());
-        if (r.tokenIds() != null) {
+        if (r.output() instanceof InferenceResult.Generated) {
             tn.put("visual_prompt", t.visualPromptCached() ? "cached" : "computed");
         }
         o.put("node", node);

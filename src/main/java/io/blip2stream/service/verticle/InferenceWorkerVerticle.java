@@ -1,11 +1,13 @@
 package io.blip2stream.service.verticle;
 
 import io.blip2stream.engine.InferenceJob;
+import io.blip2stream.engine.InferenceResult;
 import io.blip2stream.engine.InferenceRunner;
 import io.blip2stream.engine.Scheduler;
 import io.blip2stream.service.bus.Addresses;
 import io.blip2stream.service.bus.RequestEvent;
 import io.blip2stream.service.bus.TokenEvent;
+import io.blip2stream.service.bus.WorkerReply;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.Context;
@@ -154,18 +156,19 @@ public final class InferenceWorkerVerticle extends VerticleBase {
 
         @Override
         public void onOutcome(InferenceRunner.Outcome o) {
-            if (o.result() != null && o.result().tokenIds() != null) {
-                metrics.tokens(o.result().tokenIds().length);
+            if (o.result() != null && o.result().output() instanceof InferenceResult.Generated g) {
+                metrics.tokens(g.tokenIds().length);
             }
             Message<InferenceJob> m = waiting.remove(o.job());
             // its tokens (and those before them) first, then how it ended: one route, in order
+            WorkerReply reply = o.error() != null ? WorkerReply.failed(o) : new WorkerReply(o, ResultJson.of(o.result(), nodeId));
             pending.add(o.error() != null ? RequestEvent.failed(o.job().id(), o.error().code(), o.error().getMessage())
-                    : RequestEvent.done(o.job().id(), ResultJson.of(o.result(), nodeId)));
+                    : RequestEvent.done(o.job().id(), reply.resultJson()));
             List<Object> events = handOver();
             context.runOnContext(v -> {
                 relay(events);
                 if (m != null) {
-                    m.reply(o);
+                    m.reply(reply);
                 }
             });
         }

@@ -435,14 +435,14 @@ class HostileInputFuzzTest {
         job.id().chars().forEach(ch -> assertFalse(Character.isISOControl(ch), "an id without control characters"));
         assertFalse(hasLoneSurrogate(job.id()));
         if (job.task().generates()) {
-            assertNotNull(job.promptIds());
-            assertTrue(job.promptIds().length <= CONFIG.inference().maxPromptTokens());
-            GenerationParams p = job.params();
+            assertNotNull(job.generation().promptIds());
+            assertTrue(job.generation().promptIds().length <= CONFIG.inference().maxPromptTokens());
+            GenerationParams p = job.generation().params();
             assertTrue(p.temperature() >= GenerationParams.MIN_SCALE && p.temperature() <= GenerationParams.MAX_SCALE);
             assertTrue(p.maxNewTokens() >= 1 && p.maxNewTokens() <= CONFIG.inference().maxNewTokensCap());
         } else {
-            assertNotNull(job.textIds());
-            assertEquals(job.texts().size(), job.textIds().size());
+            assertNotNull(job.retrieval().textIds());
+            assertEquals(job.retrieval().texts().size(), job.retrieval().textIds().size());
         }
     }
 

@@ -1,8 +1,8 @@
 package io.blip2stream.service.protocol;
 
 import io.blip2stream.engine.InferenceJob;
-import io.blip2stream.engine.RequestTexts;
 import io.blip2stream.engine.RequestError;
+import io.blip2stream.engine.RequestTexts;
 import io.blip2stream.engine.Task;
 import io.blip2stream.model.Fixtures;
 import io.blip2stream.service.config.ConfigLoader;
@@ -53,13 +53,13 @@ class RequestDecoderTest {
         assertEquals("a1", j.id());
         assertEquals(Task.VQA, j.task());
         assertArrayEquals(png, j.image());
-        assertEquals(5, j.params().maxNewTokens());
-        assertEquals(2, j.params().numBeams());
+        assertEquals(5, j.generation().params().maxNewTokens());
+        assertEquals(2, j.generation().params().numBeams());
         assertTrue(j.stream());
         ConsumerRecord<byte[], byte[]> noId = record("camera-7", ("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes(), Map.of());
         assertEquals("blip2.requests-1-42@" + noId.timestamp(), decoder.decodeRecord(noId, 0).id(),
                 "without an id of its own, where the record is: never its key");
-        assertEquals(config.inference().defaultMaxNewTokens(), json("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}", null).params().maxNewTokens());
+        assertEquals(config.inference().defaultMaxNewTokens(), json("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}", null).generation().params().maxNewTokens());
     }
 
     @Test
@@ -71,12 +71,12 @@ class RequestDecoderTest {
         InferenceJob j = decode(decoder, png, h, 0);
         assertEquals("r1", j.id(), "the header blip2-id");
         assertEquals(Task.MATCH, j.task());
-        assertEquals(2, j.texts().size());
+        assertEquals(2, j.retrieval().texts().size());
         h.put("blip2-task", "caption".getBytes());
         h.put("blip2-params", "{\"max_new_tokens\":7}".getBytes());
         h.put("blip2-stream", "true".getBytes());
         j = decode(decoder, png, h, 0);
-        assertEquals(7, j.params().maxNewTokens());
+        assertEquals(7, j.generation().params().maxNewTokens());
         assertTrue(j.stream());
     }
 
