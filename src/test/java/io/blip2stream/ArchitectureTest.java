@@ -8,6 +8,7 @@ import org.junit.jupiter.api.Test;
 
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -101,5 +102,29 @@ class ArchitectureTest {
                 .should().dependOnClassesThat().resideInAPackage("io.blip2stream.service")
                 .because("io.blip2stream.service holds only Blip2Service, which deploys the rest")
                 .check(CLASSES);
+    }
+
+    /**
+     * Tests mirror the main packages: a test sits in the package of what it tests. The tests of the packaged jar
+     * ({@code *IT}, run by failsafe against {@code target/blip2-stream.jar}) are the one exception, all of them in
+     * {@code e2e}, and no other test is named so.
+     */
+    @Test
+    void testsMirrorTheMainPackagesAndJarTestsAreInE2e() {
+        JavaClasses tests = new ClassFileImporter().withImportOption(ImportOption.Predefined.ONLY_INCLUDE_TESTS)
+                .importPackages("io.blip2stream");
+        com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes().that().haveSimpleNameEndingWith("IT")
+                .should().resideInAPackage("io.blip2stream.e2e").check(tests);
+        java.util.Set<String> main = new java.util.TreeSet<>();
+        CLASSES.forEach(c -> main.add(c.getPackageName()));
+        java.util.Set<String> astray = new java.util.TreeSet<>();
+        tests.forEach(c -> {
+            String pkg = c.getPackageName();
+            if (!main.contains(pkg) && !pkg.equals("io.blip2stream") // the root: tests of the whole code, as this one
+                    && !pkg.startsWith("io.blip2stream.e2e") && !pkg.startsWith("io.blip2stream.archviolation")) {
+                astray.add(pkg);
+            }
+        });
+        assertEquals(java.util.Set.of(), astray, "test packages with no main package of that name");
     }
 }

@@ -1,4 +1,4 @@
-package io.blip2stream.cli;
+package io.blip2stream.e2e;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

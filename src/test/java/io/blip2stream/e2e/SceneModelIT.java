@@ -1,4 +1,4 @@
-package io.blip2stream.cli;
+package io.blip2stream.e2e;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -25,7 +25,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 
-import static io.blip2stream.cli.CommandLineIT.run;
+import static io.blip2stream.e2e.CommandLineIT.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

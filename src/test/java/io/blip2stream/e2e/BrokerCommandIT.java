@@ -1,4 +1,4 @@
-package io.blip2stream.cli;
+package io.blip2stream.e2e;
 
 import io.blip2stream.TestPorts;
 import org.apache.kafka.clients.admin.Admin;

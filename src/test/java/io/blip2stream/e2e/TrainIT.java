@@ -1,4 +1,4 @@
-package io.blip2stream.cli;
+package io.blip2stream.e2e;
 
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -7,7 +7,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-import static io.blip2stream.cli.CommandLineIT.run;
+import static io.blip2stream.e2e.CommandLineIT.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
