@@ -208,7 +208,7 @@ public final class SyntheticCheckpoint {
     /** A Blip2ForConditionalGeneration with OPT at this size, images of 224 pixels. */
     private static List<Tensor> tensors(Size s) {
         return Blip2WeightTree.tensors(new Blip2WeightTree.Shapes(s.patch, 224 / s.patch, s.vHidden, s.vInter, s.vLayers,
-                s.queries, s.qHidden, s.qInter, s.qLayers, 0, 0, 0,
+                s.queries, s.qHidden, s.qInter, s.qLayers, 2, 0, 0, 0,
                 s.tHidden, s.tFfn, s.tLayers, s.vocab, 2048, s.wordEmbedProjDim, s.preLn), true, false);
     }
 

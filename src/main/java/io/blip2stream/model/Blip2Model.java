@@ -21,8 +21,11 @@ import io.blip2stream.model.qformer.Blip2QFormerModel;
 import io.blip2stream.model.qformer.Blip2TextEmbeddings;
 import io.blip2stream.model.text.TextTokenizer;
 import io.blip2stream.model.vision.Blip2VisionModel;
+import io.blip2stream.model.weights.Blip2WeightTree;
 import io.blip2stream.model.weights.Precision;
 import io.blip2stream.model.weights.Weights;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -43,6 +46,7 @@ import java.util.List;
  * hidden, L language model hidden, W language model input width, T prompt length, P retrieval embedding size.
  */
 public final class Blip2Model implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(Blip2Model.class);
 
     /** What the image side produces for a batch, row-major float32 arrays. */
     public record ImageFeatures(int batch,
@@ -109,6 +113,11 @@ public final class Blip2Model implements AutoCloseable {
         Blip2Config config = Blip2Config.load(dir);
         PreprocessorConfig pre = PreprocessorConfig.load(dir, config.vision().imageSize());
         Weights stored = Weights.open(dir);
+        List<String> unused = Blip2WeightTree.unexpected(config, stored.names());
+        if (!unused.isEmpty()) {
+            LOG.warn("{} holds {} tensors that BLIP-2 does not use (another export, or another model?): {}{}", dir, unused.size(),
+                    unused.subList(0, Math.min(5, unused.size())), unused.size() > 5 ? " ..." : "");
+        }
         boolean tensorflow = "TensorFlow".equals(engineManager.getEngine().getEngineName());
         Precision precision = Precision.resolve(dtype, stored.storedDtype(),
                 tensorflow && (WeightStreaming.vectorized() || OneDnnWeight.available()));

@@ -64,7 +64,7 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
     /** Every tensor: the generation and retrieval checkpoints' together, and the training-only ones. */
     List<Init> tensors() {
         Blip2WeightTree.Shapes shapes = new Blip2WeightTree.Shapes(patch, grid(), vHidden, vInter, vLayers, queries, qHidden, qInter,
-                qLayers, vocab, maxText, embedDim, tHidden, tFfn, tLayers, vocab, LM_POSITIONS, tHidden, true);
+                qLayers, 2, vocab, maxText, embedDim, tHidden, tFfn, tLayers, vocab, LM_POSITIONS, tHidden, true);
         List<Blip2WeightTree.Tensor> tree = new ArrayList<>(Blip2WeightTree.tensors(shapes, true, true));
         // training only
         for (int a = 0; a < ATTRIBUTES.length; a++) {

@@ -1,13 +1,23 @@
 package io.blip2stream.model.weights;
 
+import io.blip2stream.model.config.Blip2Config;
+import io.blip2stream.model.config.OptConfig;
+import io.blip2stream.model.config.QFormerConfig;
+import io.blip2stream.model.config.VisionConfig;
+
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Optional;
+import java.util.Set;
 
 /**
  * BLIP-2's Hugging Face weight-name tree with an OPT language model, written once: every tensor of
  * {@code Blip2ForConditionalGeneration} and of {@code Blip2ForImageTextRetrieval} by its name in transformers'
  * module tree, with its shape and its role. The checkpoints this project writes take their names from here:
- * {@code synthetic} (random weights at real sizes) and {@code train} (the scene models' initial state).
+ * {@code synthetic} (random weights at real sizes) and {@code train} (the scene models' initial state); the loader
+ * checks a checkpoint against it ({@link #unexpected}), as transformers reports weights it did not use.
  *
  * <p>Order: the vision encoder, the queries, the Q-Former's text embeddings (retrieval), the Q-Former layer by layer,
  * the retrieval heads, the language projection and the language model (generation). Writers that draw random
@@ -47,6 +57,7 @@ public final class Blip2WeightTree {
      * The sizes the tree depends on.
      *
      * @param grid             the ViT's patches per side (image size / patch)
+     * @param crossAttentionFrequency a Q-Former layer cross-attends to the image when its index is a multiple of this
      * @param qformerVocab     the Q-Former's text vocabulary (retrieval)
      * @param qformerPositions the Q-Former's text positions (retrieval)
      * @param embedDim         the retrieval embedding size
@@ -55,9 +66,56 @@ public final class Blip2WeightTree {
      * @param finalLayerNorm   OPT's {@code do_layer_norm_before}: a final layer norm after the decoder
      */
     public record Shapes(int patch, int grid, int vHidden, int vInter, int vLayers,
-                         int queries, int qHidden, int qInter, int qLayers, int qformerVocab, int qformerPositions, int embedDim,
+                         int queries, int qHidden, int qInter, int qLayers, int crossAttentionFrequency, int qformerVocab, int qformerPositions, int embedDim,
                          int lmHidden, int lmFfn, int lmLayers, int vocab, int lmPositions, int wordEmbedProjDim,
                          boolean finalLayerNorm) {}
+
+    /**
+     * The sizes of a checkpoint's tree, from its config; empty for a language model the tree does not hold (T5).
+     */
+    public static Optional<Shapes> shapes(Blip2Config c) {
+        if (!c.isRetrieval() && !(c.text() instanceof OptConfig)) {
+            return Optional.empty();
+        }
+        VisionConfig v = c.vision();
+        QFormerConfig q = c.qformer();
+        OptConfig opt = c.isRetrieval() ? null : c.opt();
+        return Optional.of(new Shapes(v.patchSize(), v.imageSize() / v.patchSize(), v.hiddenSize(), v.intermediateSize(),
+                v.numHiddenLayers(), c.numQueryTokens(), q.hiddenSize(), q.intermediateSize(), q.numHiddenLayers(),
+                q.crossAttentionFrequency(), q.vocabSize(),
+                q.maxPositionEmbeddings(), c.imageTextHiddenSize(),
+                opt == null ? 0 : opt.hiddenSize(), opt == null ? 0 : opt.ffnDim(), opt == null ? 0 : opt.numHiddenLayers(),
+                opt == null ? 0 : opt.vocabSize(), opt == null ? 0 : opt.maxPositionEmbeddings(),
+                opt == null ? 0 : opt.wordEmbedProjDim(), opt != null && opt.doLayerNormBefore() && !opt.removeFinalLayerNorm()));
+    }
+
+    /**
+     * The tensors of a checkpoint's own tree, from its config; empty for a language model the tree does not hold.
+     */
+    public static List<Tensor> tensors(Blip2Config c) {
+        return shapes(c).map(s -> tensors(s, !c.isRetrieval(), c.isRetrieval())).orElse(List.of());
+    }
+
+    /**
+     * The tensors a checkpoint holds that BLIP-2 does not read: names neither in its tree nor one of the variants the
+     * loader takes instead (the vision encoder's {@code q_bias} and {@code v_bias}, an untied {@code lm_head}). What a
+     * newer or different export adds, or a checkpoint of another model given by mistake. Empty when the tree does not
+     * hold the checkpoint's language model.
+     */
+    public static List<String> unexpected(Blip2Config c, Collection<String> names) {
+        List<Tensor> tree = tensors(c);
+        if (tree.isEmpty()) {
+            return List.of();
+        }
+        Set<String> known = new HashSet<>();
+        tree.forEach(t -> known.add(t.name()));
+        for (int i = 0; i < c.vision().numHiddenLayers(); i++) {
+            known.add("vision_model.encoder.layers." + i + ".self_attn.q_bias");
+            known.add("vision_model.encoder.layers." + i + ".self_attn.v_bias");
+        }
+        known.add("language_model.lm_head.weight");
+        return names.stream().filter(n -> !known.contains(n)).sorted().toList();
+    }
 
     /**
      * The tensors of a checkpoint.
@@ -93,7 +151,7 @@ public final class Blip2WeightTree {
         for (int i = 0; i < s.qLayers(); i++) {
             String p = "qformer.encoder.layer." + i;
             attention(t, p + ".attention", qd, qd);
-            if (i % 2 == 0) { // cross-attention to the image every second layer
+            if (i % s.crossAttentionFrequency() == 0) { // cross-attention to the image (every second layer in BLIP-2)
                 attention(t, p + ".crossattention", qd, vd);
             }
             linear(t, p + ".intermediate_query.dense", qd, s.qInter());

@@ -2,17 +2,17 @@ package io.blip2stream.model.weights;
 
 import io.blip2stream.model.Fixtures;
 import io.blip2stream.model.config.Blip2Config;
-import io.blip2stream.model.config.OptConfig;
-import io.blip2stream.model.config.QFormerConfig;
-import io.blip2stream.model.config.VisionConfig;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The weight-name tree our writers use is transformers' own: for checkpoints transformers saved (the fixtures), the
@@ -25,17 +25,8 @@ class Blip2WeightTreeTest {
     void theTreeIsTransformersTree(String fixture) throws Exception {
         Path dir = Fixtures.model(fixture);
         Blip2Config c = Blip2Config.load(dir);
-        VisionConfig v = c.vision();
-        QFormerConfig q = c.qformer();
-        OptConfig opt = c.isRetrieval() ? null : c.opt();
-        Blip2WeightTree.Shapes shapes = new Blip2WeightTree.Shapes(v.patchSize(), v.imageSize() / v.patchSize(), v.hiddenSize(),
-                v.intermediateSize(), v.numHiddenLayers(), c.numQueryTokens(), q.hiddenSize(), q.intermediateSize(),
-                q.numHiddenLayers(), q.vocabSize(), q.maxPositionEmbeddings(), c.imageTextHiddenSize(),
-                opt == null ? 0 : opt.hiddenSize(), opt == null ? 0 : opt.ffnDim(), opt == null ? 0 : opt.numHiddenLayers(),
-                opt == null ? 0 : opt.vocabSize(), opt == null ? 0 : opt.maxPositionEmbeddings(),
-                opt == null ? 0 : opt.wordEmbedProjDim(), opt != null && opt.doLayerNormBefore());
         Map<String, String> tree = new TreeMap<>();
-        for (Blip2WeightTree.Tensor t : Blip2WeightTree.tensors(shapes, !c.isRetrieval(), c.isRetrieval())) {
+        for (Blip2WeightTree.Tensor t : Blip2WeightTree.tensors(c)) {
             tree.put(t.name(), java.util.Arrays.toString(t.shape()));
         }
         Map<String, String> stored = new TreeMap<>();
@@ -45,5 +36,30 @@ class Blip2WeightTreeTest {
             }
         }
         assertEquals(stored, tree);
+        assertEquals(List.of(), Blip2WeightTree.unexpected(c, stored.keySet()), "the loader finds nothing it does not use");
+        List<String> more = new java.util.ArrayList<>(stored.keySet());
+        more.add("vision_model.encoder.layers.0.self_attn.q_bias"); // a variant the loader takes
+        more.add("language_model.lm_head.weight");
+        more.add("qformer.encoder.layer.0.attention.attention.rotary.weight"); // not BLIP-2's
+        more.add("text_decoder.cls.predictions.bias");
+        assertEquals(List.of("qformer.encoder.layer.0.attention.attention.rotary.weight", "text_decoder.cls.predictions.bias"),
+                Blip2WeightTree.unexpected(c, more));
+    }
+
+    /** transformers' variants (q_bias and v_bias, project_in and _out, no final layer norm, shards, bf16): all read. */
+    @ParameterizedTest
+    @ValueSource(strings = {"extra/blip2-opt-projio-postln-f16", "extra/blip2-itm-variant", "extra/blip2-opt-bf16-sharded-eos"})
+    void theLoaderUsesEveryTensorOfTransformersVariants(String fixture) throws Exception {
+        Path dir = Fixtures.model(fixture);
+        try (Weights w = Weights.open(dir)) {
+            assertEquals(List.of(), Blip2WeightTree.unexpected(Blip2Config.load(dir), w.names()));
+        }
+    }
+
+    @Test
+    void aLanguageModelTheTreeDoesNotHoldIsNotChecked() throws Exception {
+        Blip2Config t5 = Blip2Config.load(Fixtures.model("blip2-flant5-tiny"));
+        assertTrue(Blip2WeightTree.shapes(t5).isEmpty());
+        assertEquals(List.of(), Blip2WeightTree.unexpected(t5, List.of("language_model.encoder.block.0.layer.0.SelfAttention.q.weight")));
     }
 }
