@@ -7,7 +7,9 @@ import io.blip2stream.engine.RequestError;
 
 /**
  * What an inference worker answers for a job, on {@link Addresses#INFERENCE}: how it ended and, for a result, the
- * result's JSON, built once by the worker, which relays the same JSON as the request's {@code done} event.
+ * result's JSON, built once by the worker, which relays the same JSON as the request's {@code done} event. That one
+ * JSON object reaches the request tracker, HTTP and Kafka on several event loops: nothing may change it (a reader
+ * that adds fields copies it first).
  *
  * @param outcome    the job's result or error
  * @param resultJson the result's JSON ({@code ResultJson}); null when the job failed

@@ -55,6 +55,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
     private OutputSink sink;
     private KafkaConsumer<byte[], byte[]> consumer;
     private long commitTimer = -1;
+    private long lagTimer = -1;
     private boolean stopping;
     private boolean rejoining;
     /** Completes once the first assignment (possibly empty) is taken in: every partition in it ready to read. */
@@ -87,13 +88,17 @@ public final class KafkaIngressVerticle extends VerticleBase {
         guard = new RedeliveryGuard(journal, recordsInFlight, k.poisonAfterCrashes(), context);
         consumer = KafkaConsumer.create(vertx, IngressSettings.consumer(k, bootstrapServers));
         if (k.exactlyOnce()) {
-            PartitionTransactions transactions = new PartitionTransactions(vertx, IngressSettings.producer(k, bootstrapServers),
-                    k.groupId(), k.groupId());
-            Admin admin = Admin.create(new HashMap<>(k.admin(bootstrapServers, Map.of())));
-            sink = new TransactionalOutput(vertx, ledger, transactions, admin, k.groupId(), this::take, () -> {
-                applyLimits();
-                checkFirstAssignment();
-            }, this::rejoin);
+            try {
+                PartitionTransactions transactions = new PartitionTransactions(vertx, IngressSettings.producer(k, bootstrapServers),
+                        k.groupId(), k.groupId());
+                Admin admin = Admin.create(new HashMap<>(k.admin(bootstrapServers, Map.of())));
+                sink = new TransactionalOutput(vertx, ledger, transactions, admin, k.groupId(), this::take, () -> {
+                    applyLimits();
+                    checkFirstAssignment();
+                }, this::rejoin);
+            } catch (RuntimeException e) { // bad client settings: the consumer goes too
+                return consumer.close().transform(x -> Future.failedFuture(e));
+            }
         } else {
             sink = new AcknowledgedOutput(vertx, ledger, consumer);
         }
@@ -102,7 +107,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
         consumer.partitionsRevokedHandler(this::revoked);
         consumer.handler(this::take);
         commitTimer = vertx.setPeriodic(Math.max(10, k.commitIntervalMs()), t -> sink.commit());
-        vertx.setPeriodic(5000, t -> {
+        lagTimer = vertx.setPeriodic(5000, t -> {
             ledger.updateLag(consumer);
             ledger.reconcile(consumer);
         });
@@ -245,7 +250,11 @@ public final class KafkaIngressVerticle extends VerticleBase {
         if (consumer == null) {
             return;
         }
-        ledger.applyLimits(consumer, stopping || guard.pausesAll(), () -> vertx.setTimer(100, t -> applyLimits()));
+        ledger.applyLimits(consumer, stopping || guard.pausesAll(), () -> {
+            if (!stopping) {
+                vertx.setTimer(100, t -> applyLimits());
+            }
+        });
         guard.runIfClear(ledger.inFlight()); // a suspect may be clear to run, or what waited behind the suspects
     }
 
@@ -280,7 +289,9 @@ public final class KafkaIngressVerticle extends VerticleBase {
         return handedOver.compose(v -> drained())
                 .compose(v -> sink.close())
                 .eventually(() -> {
+                    // no timer may call the consumer while it closes (a call then would start its thread again)
                     vertx.cancelTimer(commitTimer);
+                    vertx.cancelTimer(lagTimer);
                     journal.close(); // a graceful stop: what is still in hand is handed back, not a crash
                     return consumer.close();
                 });

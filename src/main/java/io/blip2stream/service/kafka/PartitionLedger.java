@@ -4,7 +4,6 @@ import io.blip2stream.service.metrics.ServiceMetrics;
 import io.vertx.kafka.client.common.TopicPartition;
 import io.vertx.kafka.client.consumer.KafkaConsumer;
 import io.vertx.kafka.client.consumer.OffsetAndMetadata;
-
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -40,8 +39,18 @@ final class PartitionLedger {
 
     // ---- ownership
 
+    /**
+     * Partitions assigned to this node. The consumer reads an assigned partition until told otherwise, even one it
+     * had paused before it lost it (its state starts afresh): offsets kept from an earlier assignment say so too.
+     */
     void assign(Set<TopicPartition> tps) {
         assigned.addAll(tps);
+        for (TopicPartition tp : tps) {
+            PartitionOffsets p = partitions.get(tp);
+            if (p != null) {
+                p.paused = false;
+            }
+        }
     }
 
     void unassign(Set<TopicPartition> tps) {

@@ -198,10 +198,10 @@ final class RecordAnswerer {
             RequestStore.Relation rel = store.relate(t.claim(), prev);
             return switch (rel) {
                 case NEW, SAME_RECORD_OURS -> run(t);
-                case ABANDONED -> store.takeOver(t.claim(), context).transform(x -> run(t));
+                case ABANDONED -> takeOver(t);
                 case SAME_RECORD_ORPHANED -> {
                     LOG.info("request {} ({}) was claimed by a node that left: taking it over", t.id(), t.source());
-                    yield store.takeOver(t.claim(), context).transform(x -> run(t));
+                    yield takeOver(t);
                 }
                 case SAME_RECORD_ANSWERED -> republish(t, prev);
                 case SAME_CONTENT_ANSWERED -> republish(t, prev);
@@ -214,6 +214,15 @@ final class RecordAnswerer {
             LOG.warn("the cluster's request store did not answer for {} ({}): answering it", t.id(), e.toString());
             return run(t);
         });
+    }
+
+    /**
+     * Takes the id over from a node that left, then runs the record. A store that does not answer in time (the
+     * cluster heals after a member died) holds nothing up: the record runs all the same, its claim written later or
+     * not at all, as when the claim itself could not be read.
+     */
+    private Future<Void> takeOver(Taken t) {
+        return store.takeOver(t.claim(), context).timeout(RequestStore.TIMEOUT_MS, TimeUnit.MILLISECONDS).transform(x -> run(t));
     }
 
     /** The id is this record's: refused records go to the DLT, the others to the model. */

@@ -110,17 +110,26 @@ final class TransactionalOutput implements OutputSink {
         return true;
     }
 
-    /** The last offsets in a transaction each, then the producers and the admin client close. */
+    /** The last offsets in a transaction each, then the producers and (whatever happened to them) the admin client close. */
     @Override
     public Future<Void> close() {
-        commit();
-        List<Future<Void>> closed = new ArrayList<>();
-        for (PartitionOffsets p : ledger.all()) {
-            if (p.txn != null) {
-                closed.add(p.txn.close());
+        Future<Void> producers;
+        try {
+            commit();
+            List<Future<Void>> closed = new ArrayList<>();
+            for (PartitionOffsets p : ledger.all()) {
+                if (p.txn != null) {
+                    closed.add(p.txn.close());
+                }
             }
+            producers = Future.join(closed).mapEmpty();
+        } catch (RuntimeException e) {
+            producers = Future.failedFuture(e);
         }
-        return Future.join(closed).<Void>mapEmpty().recover(e -> Future.succeededFuture())
+        return producers.recover(e -> {
+                    LOG.warn("closing the transactional producers failed: {}", e.toString());
+                    return Future.succeededFuture();
+                })
                 // closing the admin client waits on its network thread: not on the event loop
                 .eventually(() -> vertx.executeBlocking(() -> {
                     admin.close(Duration.ofSeconds(2));

@@ -6,7 +6,6 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.kafka.client.common.TopicPartition;
 import io.vertx.kafka.client.consumer.KafkaConsumer;
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -18,8 +17,6 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
@@ -43,32 +40,23 @@ class PartitionLedgerTest {
     static final TopicPartition P1 = new TopicPartition(TOPIC, 1);
     static final TopicPartition P2 = new TopicPartition(TOPIC, 2);
 
+    static BrokerOnContext kafka;
+
     @BeforeAll
     static void start() throws Exception {
-        broker = new EmbeddedKafka(tmp.resolve("kafka"), 0, 0).start();
-        try (Admin admin = Admin.create(Map.of("bootstrap.servers", broker.bootstrapServers()))) {
-            admin.createTopics(List.of(new NewTopic(TOPIC, 3, (short) 1))).all().get();
-        }
-        vertx = Vertx.vertx();
-        context = vertx.getOrCreateContext();
+        kafka = BrokerOnContext.start(tmp.resolve("kafka"), List.of(new NewTopic(TOPIC, 3, (short) 1)));
+        broker = kafka.broker;
+        vertx = kafka.vertx;
+        context = kafka.context;
     }
 
     @AfterAll
     static void stop() throws Exception {
-        vertx.close().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
-        broker.close();
+        kafka.close();
     }
 
     static <T> T on(Supplier<Future<T>> f) throws Exception {
-        CompletableFuture<T> out = new CompletableFuture<>();
-        context.runOnContext(v -> f.get().onComplete(ar -> {
-            if (ar.succeeded()) {
-                out.complete(ar.result());
-            } else {
-                out.completeExceptionally(ar.cause());
-            }
-        }));
-        return out.get(60, TimeUnit.SECONDS);
+        return kafka.on(f);
     }
 
     /** A consumer that owns {@code owned}. */
@@ -153,6 +141,31 @@ class PartitionLedgerTest {
             return Future.succeededFuture();
         });
         awaitPaused(c, Set.of(P1));
+        on(c::close);
+    }
+
+    @Test
+    void aPartitionAssignedAgainIsPausedAgainWhenItIsFull() throws Exception {
+        KafkaConsumer<byte[], byte[]> c = consumer(Set.of(P0, P1));
+        PartitionLedger ledger = new PartitionLedger(new ServiceMetrics(), 100, 1);
+        on(() -> {
+            ledger.assign(Set.of(P0, P1));
+            ledger.taken(ledger.getOrOpen(P0), 5); // at its bound: paused
+            ledger.getOrOpen(P1);
+            ledger.applyLimits(c, false, () -> { });
+            return Future.succeededFuture();
+        });
+        awaitPaused(c, Set.of(P0));
+        // the group takes 0 away and gives it back: the consumer reads it afresh, unpaused; its offsets stay (acknowledged)
+        on(() -> c.assign(Set.of(P1)).compose(v -> c.assign(Set.of(P0, P1))));
+        awaitPaused(c, Set.of());
+        on(() -> {
+            ledger.unassign(Set.of(P0));
+            ledger.assign(Set.of(P0));
+            ledger.applyLimits(c, false, () -> { });
+            return Future.succeededFuture();
+        });
+        awaitPaused(c, Set.of(P0)); // still at its bound: paused again, not read past it
         on(c::close);
     }
 }

@@ -30,9 +30,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -53,33 +51,24 @@ class PartitionTransactionsTest {
     static final String GROUP = "tx-test";
     static final TopicPartition INPUT = new TopicPartition("tx.requests", 0);
 
+    static BrokerOnContext kafka;
+
     @BeforeAll
     static void start() throws Exception {
-        broker = new EmbeddedKafka(tmp.resolve("kafka"), 0, 0).start();
-        try (Admin admin = Admin.create(Map.of("bootstrap.servers", broker.bootstrapServers()))) {
-            admin.createTopics(List.of(new NewTopic("tx.requests", 1, (short) 1), new NewTopic("tx.out", 1, (short) 1))).all().get();
-        }
-        vertx = Vertx.vertx();
-        context = vertx.getOrCreateContext();
+        kafka = BrokerOnContext.start(tmp.resolve("kafka"), List.of(new NewTopic("tx.requests", 1, (short) 1), new NewTopic("tx.out", 1, (short) 1)));
+        broker = kafka.broker;
+        vertx = kafka.vertx;
+        context = kafka.context;
     }
 
     @AfterAll
     static void stop() throws Exception {
-        vertx.close().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
-        broker.close();
+        kafka.close();
     }
 
     /** Runs on the owner's context, as the ingress does, and waits. */
     static <T> T on(Supplier<Future<T>> f) throws Exception {
-        CompletableFuture<T> out = new CompletableFuture<>();
-        context.runOnContext(v -> f.get().onComplete(ar -> {
-            if (ar.succeeded()) {
-                out.complete(ar.result());
-            } else {
-                out.completeExceptionally(ar.cause());
-            }
-        }));
-        return out.get(90, TimeUnit.SECONDS);
+        return kafka.on(f);
     }
 
     static PartitionTransactions transactions(String prefix) {
@@ -126,10 +115,21 @@ class PartitionTransactionsTest {
         return got;
     }
 
+    /**
+     * The group's committed offset of the input, stable. A broker started moments ago may answer a group it is still
+     * loading with none: asked again for up to 5 s before that counts.
+     */
     static OffsetAndMetadata committed() throws Exception {
         try (Admin admin = Admin.create(Map.of("bootstrap.servers", broker.bootstrapServers()))) {
-            return admin.listConsumerGroupOffsets(GROUP, new ListConsumerGroupOffsetsOptions().requireStable(true))
-                    .partitionsToOffsetAndMetadata().get().get(INPUT);
+            OffsetAndMetadata o = null;
+            for (long end = System.currentTimeMillis() + 5000; o == null && System.currentTimeMillis() < end; ) {
+                o = admin.listConsumerGroupOffsets(GROUP, new ListConsumerGroupOffsetsOptions().requireStable(true))
+                        .partitionsToOffsetAndMetadata().get().get(INPUT);
+                if (o == null) {
+                    Thread.sleep(100);
+                }
+            }
+            return o;
         }
     }
 
