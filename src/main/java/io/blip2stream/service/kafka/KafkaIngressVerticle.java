@@ -277,6 +277,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
     @Override
     public Future<?> stop() {
         stopping = true;
+        vertx.cancelTimer(lagTimer); // no lag or reconcile calls on a consumer about to close (they would fail woken up)
         if (guard != null) {
             guard.handBackAll(); // read again by whoever owns their partitions next
         }
@@ -291,7 +292,6 @@ public final class KafkaIngressVerticle extends VerticleBase {
                 .eventually(() -> {
                     // no timer may call the consumer while it closes (a call then would start its thread again)
                     vertx.cancelTimer(commitTimer);
-                    vertx.cancelTimer(lagTimer);
                     journal.close(); // a graceful stop: what is still in hand is handed back, not a crash
                     return consumer.close();
                 });
