@@ -1,5 +1,6 @@
 package io.blip2stream.engine;
 
+import io.blip2stream.model.Blip2Model;
 import io.blip2stream.model.config.Blip2Config;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.text.PromptEncoder;
@@ -28,8 +29,8 @@ public final class RequestTexts implements AutoCloseable {
     private final Side retrieval;  // null: no retrieval checkpoint
     private final int maxPromptTokens;
 
-    /** One checkpoint's text side. */
-    private record Side(Blip2Config config, TextTokenizer tokenizer, PromptEncoder prompts) {}
+    /** One checkpoint's text side, and its name ({@link Blip2Model#nameOf}). */
+    private record Side(String name, Blip2Config config, TextTokenizer tokenizer, PromptEncoder prompts) {}
 
     private RequestTexts(Side generation, Side retrieval, int maxPromptTokens) {
         this.generation = generation;
@@ -63,7 +64,22 @@ public final class RequestTexts implements AutoCloseable {
     private static Side side(Path dir) {
         Blip2Config config = Blip2Config.load(dir);
         TextTokenizer tokenizer = TextTokenizer.load(dir);
-        return new Side(config, tokenizer, config.isRetrieval() ? null : new PromptEncoder(tokenizer, config.text()));
+        return new Side(Blip2Model.nameOf(dir), config, tokenizer, config.isRetrieval() ? null : new PromptEncoder(tokenizer, config.text()));
+    }
+
+    /** The generation checkpoint's name (what results call their model), or null when none is loaded. */
+    public String generationModel() {
+        return generation == null ? null : generation.name();
+    }
+
+    /** The retrieval checkpoint's name, or null when none is loaded. */
+    public String retrievalModel() {
+        return retrieval == null ? null : retrieval.name();
+    }
+
+    /** How many query embeddings the generation checkpoint's language model reads before the prompt (0: none loaded). */
+    public int visualPromptTokens() {
+        return generation == null ? 0 : generation.config().numQueryTokens();
     }
 
     /** The most UTF-8 bytes a caption prompt or a question may have: {@code max_prompt_tokens} of the longest token. */

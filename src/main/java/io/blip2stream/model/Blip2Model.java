@@ -196,6 +196,11 @@ public final class Blip2Model implements AutoCloseable {
      * called "model" (as in the test fixtures).
      */
     public String name() {
+        return nameOf(dir);
+    }
+
+    /** A checkpoint folder's name, as {@link #name} gives it, without loading it. */
+    public static String nameOf(Path dir) {
         Path abs = dir.toAbsolutePath().normalize();
         Path last = abs.getFileName();
         if (last != null && last.toString().equals("model") && abs.getParent() != null && abs.getParent().getFileName() != null) {

@@ -8,6 +8,7 @@ import io.blip2stream.service.bus.RequestEvent;
 import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.lifecycle.RequestTracker;
 import io.blip2stream.service.protocol.ClientText;
+import io.blip2stream.service.protocol.ErrorJson;
 import io.blip2stream.service.protocol.RequestDecoder;
 import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.Future;
@@ -22,8 +23,8 @@ import java.util.UUID;
  * The HTTP API: {@code POST /v1/caption} and {@code POST /v1/ask} (multipart with an {@code image} file and
  * fields, or JSON with a base64 image) answer with the result, or with {@code Accept: text/event-stream} stream
  * it as Server-Sent Events ({@code accepted}, {@code token}..., then {@code done} or {@code error});
- * {@code GET /v1/requests/{id}} tells a request's status and result. Errors are JSON
- * {@code {"error":{"code","message"}}} with a 4xx (or 5xx) status.
+ * {@code GET /v1/requests/{id}} tells a request's status and result. Errors are {@link ErrorJson} (OpenAI's shape:
+ * {@code {"error":{"message","type","param","code"}}}) with a 4xx (or 5xx) status.
  */
 final class HttpApi {
     private final HttpVerticle http;
@@ -300,8 +301,6 @@ final class HttpApi {
         if (ctx.response().ended()) {
             return;
         }
-        ObjectNode o = ResultJson.JSON.createObjectNode();
-        o.putObject("error").put("code", code).put("message", message == null ? code : message);
-        ctx.response().setStatusCode(status).putHeader("content-type", "application/json").end(o.toString());
+        ctx.response().setStatusCode(status).putHeader("content-type", "application/json").end(ErrorJson.of(status, code, message).toString());
     }
 }

@@ -32,7 +32,8 @@ import java.util.function.BooleanSupplier;
 
 /**
  * HTTP and WebSocket, on one event loop: health and metrics, the WebSocket {@code /v1/stream}, the HTTP API
- * ({@code POST /v1/caption}, {@code POST /v1/ask}, {@code GET /v1/requests/{id}}) and the web page at {@code /}.
+ * ({@code POST /v1/caption}, {@code POST /v1/ask}, {@code GET /v1/requests/{id}}), the OpenAI-compatible API
+ * ({@code GET /v1/models}, {@code POST /v1/chat/completions}) and the web page at {@code /}.
  * It keeps the {@link RequestTracker}, fed by the token and request events of the event bus, so any request
  * (from Kafka or from a client) can be followed. Interactive requests beyond {@code http.max_in_flight} are
  * refused at once.
@@ -123,6 +124,9 @@ public final class HttpVerticle extends VerticleBase {
         router.post("/v1/caption").handler(body).handler(ctx -> api.generate(ctx, "caption"));
         router.post("/v1/ask").handler(body).handler(ctx -> api.generate(ctx, "vqa"));
         router.get("/v1/requests/:id").handler(api::status);
+        OpenAiApi openai = new OpenAiApi(this);
+        router.get("/v1/models").handler(openai::models);
+        router.post("/v1/chat/completions").handler(body).handler(openai::chatCompletions);
         router.route("/v1/*").handler(ctx -> HttpApi.error(ctx, 404, "not_found", "no such endpoint: " + ctx.request().method() + " "
                 + ClientText.quote(ctx.request().path())));
         router.route("/*").handler(StaticHandler.create("webroot").setCachingEnabled(false));

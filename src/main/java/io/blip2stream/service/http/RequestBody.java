@@ -131,8 +131,7 @@ final class RequestBody implements Handler<RoutingContext> {
             ctx.request().connection().close();
             return;
         }
-        com.fasterxml.jackson.databind.node.ObjectNode o = io.blip2stream.service.protocol.ResultJson.JSON.createObjectNode();
-        o.putObject("error").put("code", code).put("message", message);
+        com.fasterxml.jackson.databind.node.ObjectNode o = io.blip2stream.service.protocol.ErrorJson.of(status, code, message);
         res.setStatusCode(status).putHeader("content-type", "application/json").putHeader("Connection", "close")
                 .end(o.toString()).onComplete(ar -> ctx.request().connection().close());
     }

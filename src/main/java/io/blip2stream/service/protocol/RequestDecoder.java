@@ -10,9 +10,8 @@ import io.blip2stream.engine.Task;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.image.ImageDecodeException;
 import io.blip2stream.model.image.ImageDecoder;
-import io.blip2stream.service.protocol.ClientText;
 import io.blip2stream.service.config.ServiceConfig;
-
+import io.blip2stream.service.protocol.ClientText;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.header.Header;
 
@@ -163,13 +162,7 @@ public final class RequestDecoder {
             if (!img.isTextual()) {
                 throw new RequestError(RequestError.INVALID_IMAGE, "image must be a base64 string");
             }
-            String b64 = img.asText();
-            int comma = b64.startsWith("data:") ? b64.indexOf(',') : -1; // accept data URLs too
-            try {
-                image = Base64.getDecoder().decode((comma >= 0 ? b64.substring(comma + 1) : b64).replaceAll("\\s", ""));
-            } catch (IllegalArgumentException e) {
-                throw new RequestError(RequestError.INVALID_IMAGE, "image is not valid base64: " + ClientText.detail(e.getMessage()));
-            }
+            image = base64Image("image", img.asText());
         }
         JsonNode stream = n.get("stream");
         if (stream != null && !stream.isNull() && !stream.isBoolean()) {
@@ -177,6 +170,21 @@ public final class RequestDecoder {
         }
         return new Fields(id != null ? id : defaultId, text(n, "task"), image, text(n, "prompt"), text(n, "question"),
                 n.get("texts"), n.get("params"), stream != null && stream.asBoolean(), deadlineMs(n.get("deadline_ms")));
+    }
+
+    /** The checkpoints' text sides this decoder tokenizes for (their names, their visual prompt's length). */
+    public RequestTexts texts() {
+        return texts;
+    }
+
+    /** An image given as base64, or as a {@code data:} URL with a base64 payload (whitespace is ignored). */
+    public static byte[] base64Image(String field, String b64) {
+        int comma = b64.startsWith("data:") ? b64.indexOf(',') : -1;
+        try {
+            return Base64.getDecoder().decode((comma >= 0 ? b64.substring(comma + 1) : b64).replaceAll("\\s", ""));
+        } catch (IllegalArgumentException e) {
+            throw new RequestError(RequestError.INVALID_IMAGE, field + " is not valid base64: " + ClientText.detail(e.getMessage()));
+        }
     }
 
     /**
