@@ -89,7 +89,8 @@ final class HttpApi {
                     http.claim(job, "http", principal(ctx)).onComplete(c -> {
                         if (c.failed()) {
                             http.release();
-                            RequestError e = (RequestError) c.cause();
+                            RequestError e = c.cause() instanceof RequestError re ? re
+                                    : new RequestError(RequestError.INTERNAL, "the cluster's request store failed: " + c.cause().getClass().getSimpleName());
                             error(ctx, status(e.code()), e.code(), e.getMessage());
                         } else if (c.result().stored() != null) {
                             http.release();
@@ -98,6 +99,9 @@ final class HttpApi {
                             stream(ctx, job, c.result().claim());
                         } else {
                             ctx.response().closeHandler(v -> job.cancellation().cancel()); // the client left before its answer
+                            if (ctx.response().closed()) {
+                                job.cancellation().cancel(); // it left while the request was read: the handler never runs
+                            }
                             http.submit(job, c.result().claim()).onComplete(r -> {
                                 if (r.succeeded()) {
                                     ctx.response().putHeader("content-type", "application/json").end(r.result().toString());
@@ -175,6 +179,10 @@ final class HttpApi {
             http.tracker.unfollow(job.id(), l);
             job.cancellation().cancel();
         });
+        if (res.closed()) { // it left while the request was read and claimed: the handler above never runs
+            http.tracker.unfollow(job.id(), l);
+            job.cancellation().cancel();
+        }
         http.submit(job, claim);
     }
 

@@ -84,7 +84,13 @@ final class OpenAiApi {
                     HttpApi.error(ctx, r.status, r.code, r.getMessage());
                     return;
                 }
-                RequestError re = e instanceof RequestError x ? x : new RequestError(RequestError.INVALID_REQUEST, e.getMessage());
+                RequestError re;
+                if (e instanceof RequestError x) {
+                    re = x;
+                } else { // a bug of ours, not the client's
+                    HttpVerticle.log().error("a chat completion request could not be read", e);
+                    re = new RequestError(RequestError.INTERNAL, "the request could not be read: " + e.getClass().getSimpleName());
+                }
                 http.rejected(null, null, "http", re);
                 HttpApi.error(ctx, HttpApi.status(re.code()), re.code(), re.getMessage());
                 return;
@@ -93,8 +99,9 @@ final class OpenAiApi {
             http.claim(p.job(), "http", http.access.principal(ctx.request().headers(), ctx.request().query())).onComplete(c -> {
                 if (c.failed() || c.result().stored() != null) { // a fresh id: never answered before
                     http.release();
-                    RequestError e = c.failed() ? (RequestError) c.cause()
-                            : new RequestError(RequestError.DUPLICATE_ID, "request id " + p.job().id() + " was used before");
+                    RequestError e = !c.failed() ? new RequestError(RequestError.DUPLICATE_ID, "request id " + p.job().id() + " was used before")
+                            : c.cause() instanceof RequestError re ? re
+                            : new RequestError(RequestError.INTERNAL, "the cluster's request store failed: " + c.cause().getClass().getSimpleName());
                     HttpApi.error(ctx, HttpApi.status(e.code()), e.code(), e.getMessage());
                     return;
                 }
@@ -192,6 +199,10 @@ final class OpenAiApi {
             http.tracker.unfollow(job.id(), l);
             job.cancellation().cancel(); // the client left before its answer
         });
+        if (res.closed()) { // it left while the request was read and claimed: the handler above never runs
+            http.tracker.unfollow(job.id(), l);
+            job.cancellation().cancel();
+        }
         http.submit(job, claim); // how it ends comes as the request's events (a worker that fails to answer included)
     }
 

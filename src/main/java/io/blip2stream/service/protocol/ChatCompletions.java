@@ -23,7 +23,9 @@ import java.util.List;
  * OpenAI's 1); {@code top_p} samples from the nucleus; {@code seed} fixes the sampling; {@code stop} (a string or up to
  * 4) ends the answer before the first stop string; {@code n} must be 1; {@code stream} streams chunks, with a last
  * usage chunk when {@code stream_options.include_usage}. Fields OpenAI defines that change nothing here (user,
- * logprobs false, ...) are ignored; unknown types of content part are refused.
+ * logprobs false, tool_choice none or auto, ...) are ignored; those that would make the answer something BLIP-2
+ * cannot give are refused, naming the field ({@code response_format} other than text, a tool call required,
+ * {@code logprobs}), as are unknown types of content part.
  */
 public final class ChatCompletions {
     private ChatCompletions() {}
@@ -129,8 +131,24 @@ public final class ChatCompletions {
             throw new RequestError(RequestError.MISSING_IMAGE, "BLIP-2 answers about an image: send one as an image_url part "
                     + "({\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,...\"}}) in a user message");
         }
+        refuseWhatCannotBeGiven(body);
         return new Request(model.asText(), image, question, params(body), flag(body, "stream"),
                 flag(body.path("stream_options"), "include_usage"), stops(body.get("stop")));
+    }
+
+    private static void refuseWhatCannotBeGiven(JsonNode body) {
+        JsonNode format = body.path("response_format").path("type");
+        if (!format.isMissingNode() && !format.isNull() && !"text".equals(format.asText())) {
+            throw new RequestError(RequestError.INVALID_PARAMS, "response_format " + ClientText.quote(format.asText())
+                    + " cannot be given: BLIP-2 answers in plain text");
+        }
+        JsonNode toolChoice = body.get("tool_choice");
+        if (toolChoice != null && !toolChoice.isNull() && !(toolChoice.isTextual() && List.of("none", "auto").contains(toolChoice.asText()))) {
+            throw new RequestError(RequestError.INVALID_PARAMS, "tool_choice asks for a tool call, which BLIP-2 cannot make (none or auto only)");
+        }
+        if (body.path("logprobs").asBoolean(false) || body.hasNonNull("top_logprobs")) {
+            throw new RequestError(RequestError.INVALID_PARAMS, "logprobs are not given by this service");
+        }
     }
 
     private static ObjectNode params(JsonNode body) {
@@ -145,6 +163,7 @@ public final class ChatCompletions {
             p.set("max_new_tokens", max);
         }
         JsonNode temperature = body.get("temperature");
+        boolean greedy = temperature != null && temperature.isNumber() && temperature.asDouble() == 0; // top_p or not
         if (temperature != null && !temperature.isNull()) {
             if (!temperature.isNumber() || temperature.asDouble() < 0 || temperature.asDouble() > 2) {
                 throw new RequestError(RequestError.INVALID_PARAMS, "temperature must be a number from 0 to 2");
@@ -159,7 +178,7 @@ public final class ChatCompletions {
             if (!topP.isNumber() || topP.asDouble() <= 0 || topP.asDouble() > 1) {
                 throw new RequestError(RequestError.INVALID_PARAMS, "top_p must be a number above 0, at most 1");
             }
-            if (topP.asDouble() < 1) {
+            if (topP.asDouble() < 1 && !greedy) {
                 p.put("do_sample", true);
                 p.set("top_p", topP);
             }
@@ -191,6 +210,9 @@ public final class ChatCompletions {
         for (String s : out) {
             if (s.isEmpty() || s.length() > MAX_STOP_CHARS) {
                 throw new RequestError(RequestError.INVALID_PARAMS, "a stop string has 1 to " + MAX_STOP_CHARS + " characters");
+            }
+            if (io.blip2stream.engine.RequestTexts.loneSurrogate(s) >= 0) {
+                throw new RequestError(RequestError.INVALID_PARAMS, "a stop string holds half of a character (a lone surrogate)");
             }
         }
         return out;

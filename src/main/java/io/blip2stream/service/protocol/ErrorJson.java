@@ -5,8 +5,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 /**
  * The JSON of an error answered over HTTP, on every endpoint under {@code /v1}: OpenAI's shape, so that its clients
  * surface it as they would OpenAI's, {@code {"error": {"message", "type", "param", "code"}}}. The type follows the
- * status ({@code invalid_request_error}, {@code authentication_error}, {@code permission_error},
- * {@code not_found_error}, {@code rate_limit_error}, {@code server_error}); the code is this service's own
+ * status as OpenAI gives it ({@code invalid_request_error}, also for 404; {@code authentication_error},
+ * {@code permission_error}, {@code rate_limit_error}, {@code server_error}); the code is this service's own
  * ({@code invalid_image}, {@code overloaded}, ...).
  */
 public final class ErrorJson {
@@ -26,7 +26,6 @@ public final class ErrorJson {
         return switch (status) {
             case 401 -> "authentication_error";
             case 403 -> "permission_error";
-            case 404 -> "not_found_error";
             case 429 -> "rate_limit_error";
             default -> status >= 500 ? "server_error" : "invalid_request_error";
         };

@@ -179,7 +179,7 @@ public final class RequestDecoder {
 
     /** An image given as base64, or as a {@code data:} URL with a base64 payload (whitespace is ignored). */
     public static byte[] base64Image(String field, String b64) {
-        int comma = b64.startsWith("data:") ? b64.indexOf(',') : -1;
+        int comma = b64.regionMatches(true, 0, "data:", 0, 5) ? b64.indexOf(',') : -1;
         try {
             return Base64.getDecoder().decode((comma >= 0 ? b64.substring(comma + 1) : b64).replaceAll("\\s", ""));
         } catch (IllegalArgumentException e) {
@@ -371,7 +371,12 @@ public final class RequestDecoder {
                         default -> throw new RequestError(RequestError.INVALID_PARAMS, "early_stopping must be true, false or \"never\"");
                     }
                 }
-                case "seed" -> b.seed((long) integer(k, v));
+                case "seed" -> {
+                    if (v == null || !v.isIntegralNumber() || !v.canConvertToLong()) { // OpenAI's seeds are 64-bit
+                        throw new RequestError(RequestError.INVALID_PARAMS, "seed must be an integer, got " + ClientText.quote(v));
+                    }
+                    b.seed(v.asLong());
+                }
                 default -> throw new RequestError(RequestError.INVALID_PARAMS, "unknown parameter '" + ClientText.quote(k) + "'");
             }
         }

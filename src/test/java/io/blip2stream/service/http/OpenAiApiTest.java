@@ -246,7 +246,7 @@ class OpenAiApiTest {
             JsonNode e = JSON.readTree(r.body()).get("error");
             assertEquals(c.code(), e.get("code").asText(), c.why());
             assertFalse(e.get("message").asText().isBlank(), c.why());
-            assertEquals(c.status() == 401 ? "authentication_error" : c.status() == 404 ? "not_found_error" : "invalid_request_error",
+            assertEquals(c.status() == 401 ? "authentication_error" : "invalid_request_error",
                     e.get("type").asText(), c.why());
             assertTrue(e.has("param"), c.why());
             assertNull(e.get("param").textValue(), c.why());

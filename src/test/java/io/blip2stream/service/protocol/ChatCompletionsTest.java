@@ -46,6 +46,18 @@ class ChatCompletionsTest {
     }
 
     @Test
+    void whatCommonClientsSendAlongIsAccepted() throws Exception {
+        ChatCompletions.Request r = ChatCompletions.parse(json("{'model':'m','messages':[{'role':'system','content':'x','name':'sys'},"
+                + "{'role':'assistant','content':null},{'role':'user','name':'me','content':[{'type':'text','text':'hi'},"
+                + "{'type':'image_url','image_url':{'url':'data:image/png;base64,AAA','detail':'low'}}]}],"
+                + "'response_format':{'type':'text'},'logprobs':false,'tool_choice':'none','max_tokens':null,"
+                + "'stream_options':{'include_usage':true},'temperature':0,'top_p':0.5,'seed':9007199254740993}"));
+        assertEquals("hi", r.question());
+        assertFalse(r.stream());
+        assertEquals(json("{'seed':9007199254740993}"), r.params(), "temperature 0 is greedy, whatever top_p says; a 64-bit seed");
+    }
+
+    @Test
     void whatCannotBeAnsweredIsRefusedSayingWhy() {
         record Case(String body, String code, String says) {}
         String img = "{'type':'image_url','image_url':{'url':'data:image/png;base64,AAA'}}";
@@ -65,7 +77,15 @@ class ChatCompletionsTest {
                         RequestError.INVALID_PARAMS, "stop"),
                 new Case("{'model':'m','messages':[{'role':'user','content':[" + img + "]}],'stop':''}", RequestError.INVALID_PARAMS, "stop"),
                 new Case("{'model':'m','messages':[{'role':'user','content':[" + img + "]}],'stream':'yes'}", RequestError.INVALID_REQUEST,
-                        "stream"))) {
+                        "stream"),
+                new Case("{'model':'m','messages':[{'role':'user','content':[" + img + "]}],'response_format':{'type':'json_object'}}",
+                        RequestError.INVALID_PARAMS, "response_format"),
+                new Case("{'model':'m','messages':[{'role':'user','content':[" + img + "]}],'tool_choice':'required'}",
+                        RequestError.INVALID_PARAMS, "tool_choice"),
+                new Case("{'model':'m','messages':[{'role':'user','content':[" + img + "]}],'logprobs':true}", RequestError.INVALID_PARAMS,
+                        "logprobs"),
+                new Case("{'model':'m','messages':[{'role':'user','content':[" + img + "]}],'stop':'\\ud800'}", RequestError.INVALID_PARAMS,
+                        "surrogate"))) {
             RequestError e = assertThrows(RequestError.class, () -> ChatCompletions.parse(json(c.body())), c.body());
             assertEquals(c.code(), e.code(), c.body());
             assertTrue(e.getMessage().contains(c.says()), e.getMessage());
