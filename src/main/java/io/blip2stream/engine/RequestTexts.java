@@ -77,6 +77,11 @@ public final class RequestTexts implements AutoCloseable {
         return retrieval == null ? null : retrieval.name();
     }
 
+    /** The retrieval checkpoint's embedding size, P (0: none loaded). */
+    public int embeddingSize() {
+        return retrieval == null ? 0 : retrieval.config().imageTextHiddenSize();
+    }
+
     /** How many query embeddings the generation checkpoint's language model reads before the prompt (0: none loaded). */
     public int visualPromptTokens() {
         return generation == null ? 0 : generation.config().numQueryTokens();

@@ -127,6 +127,7 @@ public final class HttpVerticle extends VerticleBase {
         OpenAiApi openai = new OpenAiApi(this);
         router.get("/v1/models").handler(openai::models);
         router.post("/v1/chat/completions").handler(body).handler(openai::chatCompletions);
+        router.post("/v1/embeddings").handler(body).handler(openai::embeddings);
         router.route("/v1/*").handler(ctx -> HttpApi.error(ctx, 404, "not_found", "no such endpoint: " + ctx.request().method() + " "
                 + ClientText.quote(ctx.request().path())));
         router.route("/*").handler(StaticHandler.create("webroot").setCachingEnabled(false));

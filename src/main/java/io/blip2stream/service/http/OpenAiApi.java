@@ -22,8 +22,8 @@ import java.util.UUID;
 
 /**
  * The OpenAI-compatible API, for the clients people already use (LangChain4j, Spring AI, the OpenAI SDKs, Flink's
- * ML_PREDICT): {@code GET /v1/models} and {@code POST /v1/chat/completions}, answered or streamed as chunks ending
- * in {@code data: [DONE]}. What a conversation asks BLIP-2 is {@link ChatCompletions}' to say; the request then goes
+ * ML_PREDICT): {@code GET /v1/models}, {@code POST /v1/chat/completions} (answered, or streamed as chunks ending
+ * in {@code data: [DONE]}) and {@code POST /v1/embeddings}. What a conversation asks BLIP-2 is {@link ChatCompletions}' to say; the request then goes
  * the way of every HTTP request (the same bearer tokens, origins, limits, overload answer, ownership and
  * {@code RequestLifecycle}). Errors are OpenAI's shape, {@code {"error": {"message", "type", "param", "code"}}}.
  */
@@ -63,12 +63,69 @@ final class OpenAiApi {
         return ids;
     }
 
+    /**
+     * Embeddings on the retrieval checkpoint: texts ({@code input}) to one embedding each, an image (an
+     * {@code image_url} part in {@code messages}, as vLLM takes multimodal embeddings) to its query embeddings.
+     */
+    void embeddings(RoutingContext ctx) {
+        admit(ctx, "embed", this::prepareEmbeddings, PreparedEmbeddings::job, (p, claim) -> {
+            InferenceJob job = p.job();
+            ctx.response().closeHandler(v -> job.cancellation().cancel());
+            if (ctx.response().closed()) {
+                job.cancellation().cancel();
+            }
+            int tokens = job.retrieval().textIds().stream().mapToInt(ids -> ids.length).sum();
+            http.submit(job, claim).onComplete(r -> {
+                if (r.failed()) {
+                    RequestError e = r.cause() instanceof RequestError re ? re : new RequestError(RequestError.INTERNAL, r.cause().toString());
+                    HttpApi.error(ctx, HttpApi.status(e.code()), e.code(), e.getMessage());
+                } else if (!ctx.response().ended() && !ctx.response().closed()) {
+                    ctx.response().putHeader("content-type", "application/json")
+                            .end(ChatCompletions.embeddings(p.model(), r.result(), p.base64(), tokens).toString());
+                }
+            });
+        });
+    }
+
+    /** An embeddings request read and validated. */
+    private record PreparedEmbeddings(String model, boolean base64, InferenceJob job) {}
+
+    private PreparedEmbeddings prepareEmbeddings(byte[] bytes, long accepted) {
+        ChatCompletions.EmbeddingsRequest r = ChatCompletions.parseEmbeddings(readJson(bytes, "an embeddings request"));
+        String model = http.decoder.texts().retrievalModel();
+        if (model == null || !model.equals(r.model())) {
+            throw new Refused(404, "model_not_found", "the model " + ClientText.quote(r.model()) + " does not embed here; "
+                    + (model == null ? "no retrieval checkpoint is loaded" : "GET /v1/models lists " + ClientText.quote(model) + " for embeddings"));
+        }
+        int p = http.decoder.texts().embeddingSize();
+        if (r.dimensions() != null && r.dimensions() != p) {
+            throw new RequestError(RequestError.INVALID_PARAMS, "dimensions must be " + p + ", this checkpoint's embedding size "
+                    + "(its embeddings cannot be shortened)");
+        }
+        byte[] image = r.image() == null ? null : image(r.image());
+        com.fasterxml.jackson.databind.node.ArrayNode texts = ResultJson.JSON.createArrayNode();
+        r.texts().forEach(texts::add);
+        InferenceJob job = http.decoder.validate(new RequestDecoder.Fields(UUID.randomUUID().toString(), "embed", image, null, null,
+                texts, null, false, null), accepted);
+        return new PreparedEmbeddings(r.model(), r.base64(), job);
+    }
+
     /** A request read and validated: what the conversation asks, and the job it makes. */
     private record Prepared(ChatCompletions.Request request, InferenceJob job) {}
 
     void chatCompletions(RoutingContext ctx) {
+        admit(ctx, null, this::prepare, Prepared::job, (p, claim) -> answer(ctx, p, claim));
+    }
+
+    /**
+     * What every request of this API goes through before it runs: a place in flight (or 429 at once), the body read
+     * and validated off the event loop by {@code prepare}, its id claimed; then {@code run}. A refusal on the way is
+     * answered, and the place given back.
+     */
+    private <T> void admit(RoutingContext ctx, String task, Prepare<T> prepare, java.util.function.Function<T, InferenceJob> jobOf,
+                           java.util.function.BiConsumer<T, io.blip2stream.cluster.RequestStore.Claim> run) {
         if (!http.tryReserve()) {
-            http.metrics.request(null, "overloaded");
+            http.metrics.request(task, "overloaded");
             ctx.response().putHeader("Retry-After", "1");
             HttpApi.error(ctx, 429, "overloaded", "the service is at capacity; try again shortly");
             return;
@@ -76,52 +133,78 @@ final class OpenAiApi {
         long accepted = System.nanoTime();
         Buffer body = ctx.get(RequestBody.BODY);
         byte[] bytes = body == null ? new byte[0] : body.getBytes();
-        http.vertx().executeBlocking(() -> prepare(bytes, accepted), false).onComplete(ar -> {
+        http.vertx().executeBlocking(() -> prepare.read(bytes, accepted), false).onComplete(ar -> {
             if (ar.failed()) {
-                http.release();
-                Throwable e = ar.cause();
-                if (e instanceof Refused r) {
-                    HttpApi.error(ctx, r.status, r.code, r.getMessage());
-                    return;
-                }
-                RequestError re;
-                if (e instanceof RequestError x) {
-                    re = x;
-                } else { // a bug of ours, not the client's
-                    HttpVerticle.log().error("a chat completion request could not be read", e);
-                    re = new RequestError(RequestError.INTERNAL, "the request could not be read: " + e.getClass().getSimpleName());
-                }
-                http.rejected(null, null, "http", re);
-                HttpApi.error(ctx, HttpApi.status(re.code()), re.code(), re.getMessage());
+                refused(ctx, ar.cause());
                 return;
             }
-            Prepared p = ar.result();
-            http.claim(p.job(), "http", http.access.principal(ctx.request().headers(), ctx.request().query())).onComplete(c -> {
+            T p = ar.result();
+            InferenceJob job = jobOf.apply(p);
+            http.claim(job, "http", http.access.principal(ctx.request().headers(), ctx.request().query())).onComplete(c -> {
                 if (c.failed() || c.result().stored() != null) { // a fresh id: never answered before
                     http.release();
-                    RequestError e = !c.failed() ? new RequestError(RequestError.DUPLICATE_ID, "request id " + p.job().id() + " was used before")
-                            : c.cause() instanceof RequestError re ? re
-                            : new RequestError(RequestError.INTERNAL, "the cluster's request store failed: " + c.cause().getClass().getSimpleName());
-                    HttpApi.error(ctx, HttpApi.status(e.code()), e.code(), e.getMessage());
+                    claimFailed(ctx, c.failed() ? c.cause() : null, job);
                     return;
                 }
-                answer(ctx, p, c.result().claim());
+                run.accept(p, c.result().claim());
             });
         });
     }
 
-    /** Reads, checks and tokenizes the request (a worker thread: JSON, base64 and the tokenizer). */
-    private Prepared prepare(byte[] bytes, long accepted) throws Exception {
+    /** Reads and validates a request's body (on a worker thread). */
+    private interface Prepare<T> {
+        T read(byte[] body, long acceptedNanos);
+    }
+
+    /** A request refused before it ran (the place it took given back): its status and code, or 500 for a bug of ours. */
+    private void refused(RoutingContext ctx, Throwable e) {
+        http.release();
+        if (e instanceof Refused r) {
+            HttpApi.error(ctx, r.status, r.code, r.getMessage());
+            return;
+        }
+        RequestError re;
+        if (e instanceof RequestError x) {
+            re = x;
+        } else { // a bug of ours, not the client's
+            HttpVerticle.log().error("an OpenAI API request could not be read", e);
+            re = new RequestError(RequestError.INTERNAL, "the request could not be read: " + e.getClass().getSimpleName());
+        }
+        http.rejected(null, null, "http", re);
+        HttpApi.error(ctx, HttpApi.status(re.code()), re.code(), re.getMessage());
+    }
+
+    /** The id could not be claimed (the store failed, or, never for a fresh id, it was used before). */
+    private static void claimFailed(RoutingContext ctx, Throwable cause, InferenceJob job) {
+        RequestError e = cause == null ? new RequestError(RequestError.DUPLICATE_ID, "request id " + job.id() + " was used before")
+                : cause instanceof RequestError re ? re
+                : new RequestError(RequestError.INTERNAL, "the cluster's request store failed: " + cause.getClass().getSimpleName());
+        HttpApi.error(ctx, HttpApi.status(e.code()), e.code(), e.getMessage());
+    }
+
+    private static JsonNode readJson(byte[] bytes, String what) {
         if (bytes.length == 0) {
-            throw new RequestError(RequestError.INVALID_REQUEST, "send a chat completion request as JSON");
+            throw new RequestError(RequestError.INVALID_REQUEST, "send " + what + " as JSON");
         }
-        JsonNode n;
         try {
-            n = ResultJson.JSON.readTree(bytes);
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new RequestError(RequestError.INVALID_JSON, "the body is not JSON: " + ClientText.detail(e.getOriginalMessage()));
+            return ResultJson.JSON.readTree(bytes);
+        } catch (java.io.IOException e) {
+            throw new RequestError(RequestError.INVALID_JSON, "the body is not JSON: " + ClientText.detail(e.getMessage()));
         }
-        ChatCompletions.Request r = ChatCompletions.parse(n);
+    }
+
+    /** An image_url's image: a data: URL's bytes (images by URL are not fetched yet). */
+    private static byte[] image(String url) {
+        if (!ChatCompletions.isDataUrl(url)) {
+            throw new Refused(400, "unsupported_image_url", "image_url must be a data: URL (data:image/png;base64,...); "
+                    + "images by URL are not fetched yet");
+        }
+        return RequestDecoder.base64Image("image_url", url);
+    }
+
+    /** Reads, checks and tokenizes the request (a worker thread: JSON, base64 and the tokenizer). */
+    private Prepared prepare(byte[] bytes, long accepted) {
+        ChatCompletions.Request r = ChatCompletions.parse(readJson(bytes, "a chat completion request"));
         String model = http.decoder.texts().generationModel();
         if (model == null) {
             throw new Refused(404, "model_not_found", "no chat model is loaded here (only a retrieval checkpoint)");
@@ -130,12 +213,7 @@ final class OpenAiApi {
             throw new Refused(404, "model_not_found", "the model " + ClientText.quote(r.model()) + " is not served here; "
                     + "GET /v1/models lists " + ClientText.quote(model));
         }
-        if (!ChatCompletions.isDataUrl(r.image())) {
-            throw new Refused(400, "unsupported_image_url", "image_url must be a data: URL (data:image/png;base64,...); "
-                    + "images by URL are not fetched yet");
-        }
-        byte[] image = RequestDecoder.base64Image("image_url", r.image());
-        InferenceJob job = http.decoder.validate(new RequestDecoder.Fields(UUID.randomUUID().toString(), r.task(), image, null,
+        InferenceJob job = http.decoder.validate(new RequestDecoder.Fields(UUID.randomUUID().toString(), r.task(), image(r.image()), null,
                 r.question(), null, r.params(), false, null), accepted);
         return new Prepared(r, job);
     }

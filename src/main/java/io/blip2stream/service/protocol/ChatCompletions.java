@@ -9,8 +9,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * OpenAI's chat completions ({@code POST /v1/chat/completions}) as BLIP-2 requests, and BLIP-2's answers as chat
- * completions and chunks in OpenAI's shapes (errors: {@link ErrorJson}). No Vert.x: the HTTP side is {@code service.http.OpenAiApi}.
+ * OpenAI's chat completions ({@code POST /v1/chat/completions}) and embeddings ({@code POST /v1/embeddings}) as
+ * BLIP-2 requests, and BLIP-2's answers as chat completions, chunks and embeddings in OpenAI's shapes (errors:
+ * {@link ErrorJson}). No Vert.x: the HTTP side is {@code service.http.OpenAiApi}.
  *
  * <p>Which image and which text a conversation asks about (BLIP-2 reads one image and one question, with no memory
  * of earlier turns): the image is the last {@code image_url} part of any user message; the text is the text of the
@@ -58,6 +59,11 @@ public final class ChatCompletions {
      * @throws RequestError invalid_request (with what is wrong and where), missing_image or invalid_params
      */
     public static Request parse(JsonNode body) {
+        return parse(body, true);
+    }
+
+    /** @param imageRequired a chat answers about an image; an embeddings request may have texts alone */
+    private static Request parse(JsonNode body, boolean imageRequired) {
         if (body == null || !body.isObject()) {
             throw new RequestError(RequestError.INVALID_JSON, "the body must be a JSON object (a chat completion request)");
         }
@@ -127,7 +133,7 @@ public final class ChatCompletions {
         if (!sawUser) {
             throw new RequestError(RequestError.INVALID_REQUEST, "messages has no user message");
         }
-        if (image == null) {
+        if (image == null && imageRequired) {
             throw new RequestError(RequestError.MISSING_IMAGE, "BLIP-2 answers about an image: send one as an image_url part "
                     + "({\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,...\"}}) in a user message");
         }
@@ -310,6 +316,94 @@ public final class ChatCompletions {
         for (String id : ids) {
             data.addObject().put("id", id).put("object", "model").put("created", created).put("owned_by", "blip2-stream");
         }
+        return o;
+    }
+
+    // ---- embeddings
+
+    /**
+     * An embeddings request ({@code POST /v1/embeddings}) on a retrieval checkpoint.
+     *
+     * @param texts  {@code input}: a string or strings, each embedded by the Q-Former's text side ([P] each)
+     * @param image  an {@code image_url} part of a user message (vLLM's multimodal embeddings): the image's query
+     *               embeddings, one per query ([Q] of [P]); null for texts alone
+     * @param base64 {@code encoding_format} base64: each embedding as little-endian float32, base64
+     */
+    public record EmbeddingsRequest(String model, List<String> texts, String image, boolean base64, Integer dimensions) {}
+
+    /**
+     * Reads an embeddings request: {@code input} (a string or an array of strings; token ids are refused, the
+     * tokenizer being the checkpoint's), or {@code messages} with an image part and text parts; {@code dimensions},
+     * when given, must be the checkpoint's own (the caller checks it: these embeddings cannot be shortened).
+     */
+    public static EmbeddingsRequest parseEmbeddings(JsonNode body) {
+        if (body == null || !body.isObject()) {
+            throw new RequestError(RequestError.INVALID_JSON, "the body must be a JSON object (an embeddings request)");
+        }
+        JsonNode model = body.get("model");
+        if (model == null || !model.isTextual() || model.asText().isBlank()) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "model is required: the retrieval checkpoint's id from GET /v1/models");
+        }
+        List<String> texts = new ArrayList<>();
+        String image = null;
+        JsonNode input = body.get("input");
+        if (input != null && input.isTextual()) {
+            texts.add(input.asText());
+        } else if (input != null && input.isArray()) {
+            for (int i = 0; i < input.size(); i++) {
+                if (!input.get(i).isTextual()) {
+                    throw new RequestError(RequestError.INVALID_REQUEST, "input[" + i + "] must be a string (token ids are not taken: "
+                            + "the checkpoint tokenizes its texts)");
+                }
+                texts.add(input.get(i).asText());
+            }
+        } else if (input != null && !input.isNull()) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "input must be a string or an array of strings");
+        }
+        if (body.has("messages")) {
+            Request asked = parse(body, false);
+            image = asked.image();
+            if (asked.question() != null) {
+                texts.add(asked.question());
+            }
+        }
+        if (texts.isEmpty() && image == null) {
+            throw new RequestError(RequestError.MISSING_TEXTS, "input is required: a string or an array of strings (or messages with an image)");
+        }
+        JsonNode format = body.get("encoding_format");
+        String f = format == null || format.isNull() ? "float" : format.asText();
+        if (!f.equals("float") && !f.equals("base64")) {
+            throw new RequestError(RequestError.INVALID_PARAMS, "encoding_format must be float or base64");
+        }
+        JsonNode dims = body.get("dimensions");
+        if (dims != null && !dims.isNull() && !dims.isIntegralNumber()) {
+            throw new RequestError(RequestError.INVALID_PARAMS, "dimensions must be an integer");
+        }
+        return new EmbeddingsRequest(model.asText(), texts, image, f.equals("base64"), dims == null || dims.isNull() ? null : dims.asInt());
+    }
+
+    /**
+     * The embeddings answer: the texts' embeddings in order ({@code index} 0..), then the image's query embeddings
+     * (one per query), from a result's {@code text_embeds} and {@code image_embeds}.
+     */
+    public static ObjectNode embeddings(String model, JsonNode result, boolean base64, int promptTokens) {
+        ObjectNode o = ResultJson.JSON.createObjectNode().put("object", "list");
+        ArrayNode data = o.putArray("data");
+        for (String field : List.of("text_embeds", "image_embeds")) {
+            for (JsonNode row : result.path(field)) {
+                ObjectNode e = data.addObject().put("object", "embedding").put("index", data.size() - 1);
+                if (base64) {
+                    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * row.size()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                    row.forEach(v -> b.putFloat((float) v.asDouble()));
+                    e.put("embedding", java.util.Base64.getEncoder().encodeToString(b.array()));
+                } else {
+                    ArrayNode a = e.putArray("embedding");
+                    row.forEach(v -> a.add(v.floatValue()));
+                }
+            }
+        }
+        o.put("model", model);
+        o.putObject("usage").put("prompt_tokens", promptTokens).put("total_tokens", promptTokens);
         return o;
     }
 

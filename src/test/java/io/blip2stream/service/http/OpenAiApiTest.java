@@ -252,4 +252,88 @@ class OpenAiApiTest {
             assertNull(e.get("param").textValue(), c.why());
         }
     }
+
+    /** Each embedding of an answer, as floats (base64: little-endian float32). */
+    static float[][] vectors(JsonNode answer) {
+        JsonNode data = answer.get("data");
+        float[][] out = new float[data.size()][];
+        for (int i = 0; i < data.size(); i++) {
+            assertEquals(i, data.get(i).get("index").asInt());
+            JsonNode e = data.get(i).get("embedding");
+            if (e.isTextual()) {
+                java.nio.FloatBuffer fb = java.nio.ByteBuffer.wrap(Base64.getDecoder().decode(e.asText()))
+                        .order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+                out[i] = new float[fb.remaining()];
+                fb.get(out[i]);
+            } else {
+                out[i] = new float[e.size()];
+                for (int k = 0; k < e.size(); k++) {
+                    out[i][k] = e.get(k).floatValue();
+                }
+            }
+        }
+        return out;
+    }
+
+    static float[] flat(float[][] rows) {
+        float[] out = new float[rows.length * rows[0].length];
+        for (int i = 0; i < rows.length; i++) {
+            System.arraycopy(rows[i], 0, out, i * rows[i].length, rows[i].length);
+        }
+        return out;
+    }
+
+    @Test
+    void embeddingsAreTransformersTextAndQueryEmbeddingsScoredAsItcScores() throws Exception {
+        String itm = "blip2-itm-tiny";
+        String text = "a blue square at the top"; // the fixture's img0_t1
+        ObjectNode req = JSON.createObjectNode().put("model", itm).put("input", text);
+        HttpResponse<String> r = post("/v1/embeddings", req, TOKEN);
+        assertEquals(200, r.statusCode(), r.body());
+        JsonNode answer = JSON.readTree(r.body());
+        assertEquals("list", answer.get("object").asText());
+        assertEquals(itm, answer.get("model").asText());
+        assertTrue(answer.get("usage").get("prompt_tokens").asInt() > 0);
+        float[][] t = vectors(answer);
+        assertEquals(1, t.length);
+        Fixtures.Tensor expectedText = Fixtures.tensor(itm, "img0_t1.text_embeds");
+        assertTrue(Fixtures.maxAbsDiff(expectedText.values(), t[0]) < Fixtures.tolerance(expectedText.values()), "transformers' text embedding");
+
+        // the image, as vLLM takes multimodal embeddings: a user message with an image part; base64 floats
+        ObjectNode img = JSON.createObjectNode().put("model", itm).put("encoding_format", "base64");
+        img.putArray("messages").addObject().put("role", "user").putArray("content").addObject().put("type", "image_url")
+                .putObject("image_url").put("url", "data:image/png;base64," + Base64.getEncoder().encodeToString(
+                        java.nio.file.Files.readAllBytes(Fixtures.dir(itm).resolve("image0.png"))));
+        r = post("/v1/embeddings", img, TOKEN);
+        assertEquals(200, r.statusCode(), r.body());
+        float[][] q = vectors(JSON.readTree(r.body()));
+        Fixtures.Tensor expectedImage = Fixtures.tensor(itm, "img0_t1.image_embeds"); // [1, Q, P]
+        assertEquals(expectedImage.shape()[1], q.length, "one embedding per query");
+        assertTrue(Fixtures.maxAbsDiff(expectedImage.values(), flat(q)) < Fixtures.tolerance(expectedImage.values()),
+                "transformers' query embeddings");
+        // scored as README says: the best over queries of the dot product is transformers' ITC score
+        double best = Double.NEGATIVE_INFINITY;
+        for (float[] query : q) {
+            double dot = 0;
+            for (int k = 0; k < query.length; k++) {
+                dot += query[k] * t[0][k];
+            }
+            best = Math.max(best, dot);
+        }
+        double itc = 0;
+        for (JsonNode c : Fixtures.expected(itm).get("cases")) {
+            if (c.get("image").asInt() == 0 && c.get("text").asText().equals(text)) {
+                itc = c.get("itc_score").asDouble();
+            }
+        }
+        assertEquals(itc, best, 1e-4, "ITC: the best over queries");
+
+        for (ObjectNode bad : List.of(JSON.createObjectNode().put("model", MODEL).put("input", text),
+                JSON.createObjectNode().put("model", itm).put("input", text).put("dimensions", 8),
+                (ObjectNode) JSON.readTree("{\"model\":\"" + itm + "\",\"input\":[[1,2,3]]}"))) {
+            HttpResponse<String> e = post("/v1/embeddings", bad, TOKEN);
+            assertTrue(e.statusCode() == 404 || e.statusCode() == 400, e.body());
+            assertFalse(JSON.readTree(e.body()).get("error").get("message").asText().isBlank());
+        }
+    }
 }

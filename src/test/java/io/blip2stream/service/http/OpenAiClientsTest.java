@@ -200,4 +200,22 @@ class OpenAiClientsTest {
         assertEquals(caption, partial.toString(), "a caption, streamed");
         assertEquals(caption, streamed.aiMessage().text());
     }
+
+    @Test
+    void theOpenAiSdkAndLangChain4jEmbedTextsAsTransformersDoes() {
+        String itm = "blip2-itm-tiny";
+        Fixtures.Tensor expected = Fixtures.tensor(itm, "img0_t1.text_embeds");
+        List<Float> sdkVector = sdk.embeddings().create(com.openai.models.embeddings.EmbeddingCreateParams.builder().model(itm)
+                .input("a blue square at the top").build()).data().get(0).embedding();
+        float[] v = new float[sdkVector.size()];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = sdkVector.get(i);
+        }
+        assertTrue(Fixtures.maxAbsDiff(expected.values(), v) < Fixtures.tolerance(expected.values()), "the SDK's embedding");
+
+        dev.langchain4j.model.openai.OpenAiEmbeddingModel embeddings = dev.langchain4j.model.openai.OpenAiEmbeddingModel.builder()
+                .baseUrl(base).apiKey(TOKEN).modelName(itm).maxRetries(0).build();
+        float[] lc = embeddings.embed("a blue square at the top").content().vector();
+        assertTrue(Fixtures.maxAbsDiff(expected.values(), lc) < Fixtures.tolerance(expected.values()), "LangChain4j's embedding");
+    }
 }
