@@ -330,10 +330,23 @@ class OpenAiApiTest {
 
         for (ObjectNode bad : List.of(JSON.createObjectNode().put("model", MODEL).put("input", text),
                 JSON.createObjectNode().put("model", itm).put("input", text).put("dimensions", 8),
-                (ObjectNode) JSON.readTree("{\"model\":\"" + itm + "\",\"input\":[[1,2,3]]}"))) {
+                (ObjectNode) JSON.readTree("{\"model\":\"" + itm + "\",\"input\":[[1,2,3]]}"),
+                (ObjectNode) JSON.readTree("{\"model\":\"" + itm + "\",\"input\":[]}"),
+                JSON.createObjectNode().put("model", itm).put("input", ""))) {
             HttpResponse<String> e = post("/v1/embeddings", bad, TOKEN);
             assertTrue(e.statusCode() == 404 || e.statusCode() == 400, e.body());
             assertFalse(JSON.readTree(e.body()).get("error").get("message").asText().isBlank());
         }
+        ObjectNode many = JSON.createObjectNode().put("model", itm);
+        var inputs = many.putArray("input");
+        for (int i = 0; i <= harness.service.config().inference().maxTexts(); i++) {
+            inputs.add("text " + i);
+        }
+        HttpResponse<String> tooMany = post("/v1/embeddings", many, TOKEN);
+        assertEquals(400, tooMany.statusCode(), tooMany.body());
+        assertEquals("too_many_texts", JSON.readTree(tooMany.body()).get("error").get("code").asText());
+        assertEquals(401, post("/v1/embeddings", req, null).statusCode(), "the same bearer tokens as the rest of /v1");
+        assertEquals(401, client.send(HttpRequest.newBuilder(URI.create(base + "/v1/models")).build(),
+                HttpResponse.BodyHandlers.ofString()).statusCode());
     }
 }
