@@ -72,6 +72,13 @@ public final class Blip2Service {
 
     /** How long start() waits for the first partition assignment before it says ready anyway. */
     private static final long READY_WAIT_S = 60;
+    /**
+     * Set as {@link #stop} is called, before it waits for {@link #start} to finish: a node told to stop while it
+     * starts (SIGTERM from Kubernetes during a slow start) goes no further, so it never joins the consumer group only
+     * to leave it again (each join and leave moves partitions, and stalls them, on every other node).
+     */
+    private volatile boolean stopRequested;
+    private volatile boolean ingressEverStarted;
 
     public Blip2Service(ServiceConfig config) {
         this(config, new VertxOptions());
@@ -133,6 +140,9 @@ public final class Blip2Service {
         Engines.Kind engine = Engines.Kind.parse(config.engine());
         InferenceRunner.Limits limits = new InferenceRunner.Limits(config.inference().maxPromptTokens(),
                 config.limits().maxImagePixels(), config.inference().stepDelayMs());
+        if (stopping("before loading the models")) {
+            return this;
+        }
         for (String device : config.devices()) {
             InferenceWorkerVerticle w = new InferenceWorkerVerticle(device, config.nodeId(), () -> {
                 try {
@@ -149,19 +159,44 @@ public final class Blip2Service {
                     .setMaxWorkerExecuteTime(Long.MAX_VALUE))));
         }
         warmUp();
+        if (stopping("before HTTP and Kafka open")) {
+            return this;
+        }
         http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(),
                 () -> ingress != null && ingress.firstAssignmentReady().isComplete(), decoder, store);
         httpDeployment = await(vertx.deployVerticle(http));
+        if (stopping("before joining the Kafka consumer group")) {
+            return this;
+        }
         ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store, recordsInFlight, this::clusterSize);
+        ingressEverStarted = true;
         ingressDeployment = await(vertx.deployVerticle(ingress));
         // ready once in the consumer group with its partitions open, so that what is sent after "ready" is taken at once
-        try {
-            ingress.firstAssignmentReady().toCompletionStage().toCompletableFuture().get(READY_WAIT_S, TimeUnit.SECONDS);
-        } catch (java.util.concurrent.TimeoutException e) {
+        java.util.concurrent.CompletableFuture<Void> assigned = ingress.firstAssignmentReady().toCompletionStage().toCompletableFuture();
+        long readyBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(READY_WAIT_S);
+        while (!assigned.isDone() && !stopRequested && System.nanoTime() < readyBy) {
+            try {
+                assigned.get(100, TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.TimeoutException e) {
+                // still waiting: look at stopRequested again
+            }
+        }
+        if (stopping("before its first partitions were open")) {
+            return this;
+        }
+        if (!assigned.isDone()) {
             LOG.warn("no partition assignment from the Kafka consumer group within {} s; going on (Kafka may be down)", READY_WAIT_S);
         }
         printBanner();
         return this;
+    }
+
+    /** Whether a stop was asked for while starting: then start() returns where it is, and stop() undoes what it did. */
+    private boolean stopping(String where) {
+        if (stopRequested) {
+            LOG.info("asked to stop while starting: stopping {}", where);
+        }
+        return stopRequested;
     }
 
     /**
@@ -188,7 +223,7 @@ public final class Blip2Service {
             java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
             javax.imageio.ImageIO.write(img, "png", png);
             String b64 = java.util.Base64.getEncoder().encodeToString(png.toByteArray());
-            for (int together = 1; together <= n; together++) {
+            for (int together = 1; together <= n && !stopRequested; together++) {
                 List<io.blip2stream.engine.InferenceJob> jobs = new ArrayList<>();
                 for (int i = 0; i < together * Math.max(1, workers.size()); i++, sent++) {
                     String id = "warmup-" + sent;
@@ -299,6 +334,11 @@ public final class Blip2Service {
         return config;
     }
 
+    /** Whether the Kafka ingress was ever deployed (started its consumer) in this service's life. */
+    public boolean kafkaIngressStarted() {
+        return ingressEverStarted;
+    }
+
     /** Undeploys the Kafka ingress only (it drains and commits): what a restart of the consumer does. */
     public synchronized void stopIngress() throws Exception {
         if (ingressDeployment != null) {
@@ -311,12 +351,23 @@ public final class Blip2Service {
     public synchronized void startIngress() throws Exception {
         if (ingressDeployment == null) {
             ingress = new KafkaIngressVerticle(config, bootstrapServers, metrics, decoder, store, recordsInFlight, this::clusterSize);
+            ingressEverStarted = true;
             ingressDeployment = await(vertx.deployVerticle(ingress));
         }
     }
 
-    /** Graceful: stop consuming and drain, then HTTP, the workers, the publisher (flushed), Vert.x and the broker. */
-    public synchronized void stop() {
+    /**
+     * Graceful: stop consuming and drain, then HTTP, the workers, the publisher (flushed), Vert.x and the broker. Called
+     * while {@link #start} runs, it makes start return at its next step, then stops what it started.
+     */
+    public void stop() {
+        stopRequested = true;
+        synchronized (this) {
+            stopStarted();
+        }
+    }
+
+    private void stopStarted() {
         try {
             if (vertx != null) {
                 stopIngress();

@@ -36,6 +36,21 @@ public final class ServiceHarness implements AutoCloseable {
     private final KafkaProducer<String, byte[]> producer;
 
     public ServiceHarness(Path dataDir, Map<String, String> extra) throws Exception {
+        VertxOptions vo = new VertxOptions().setBlockedThreadCheckInterval(100).setMaxEventLoopExecuteTime(300)
+                .setMaxEventLoopExecuteTimeUnit(TimeUnit.MILLISECONDS);
+        service = new Blip2Service(config(dataDir, extra), vo);
+        service.start();
+        ((VertxInternal) service.vertx()).blockedThreadChecker().setThreadBlockedHandler(e -> {
+            if (e.thread().getName().contains("eventloop")) {
+                blockedEventLoops.add(e.toString());
+            }
+        });
+        producer = new KafkaProducer<>(Map.of("bootstrap.servers", service.bootstrapServers(), "acks", "all",
+                "max.request.size", String.valueOf(32 << 20)), new StringSerializer(), new ByteArraySerializer());
+    }
+
+    /** The tests' configuration: an in-process broker and HTTP on free ports, the fixture models, and {@code extra}. */
+    public static ServiceConfig config(Path dataDir, Map<String, String> extra) {
         Map<String, String> o = new HashMap<>();
         o.put("data_dir", dataDir.toString());
         o.put("kafka.embedded.port", "0");
@@ -48,18 +63,7 @@ public final class ServiceHarness implements AutoCloseable {
         o.put("node.id", "test-node");
         o.put("cluster.name", "test-" + UUID.randomUUID());
         o.putAll(extra);
-        ServiceConfig c = ConfigLoader.load(null, Map.of(), o);
-        VertxOptions vo = new VertxOptions().setBlockedThreadCheckInterval(100).setMaxEventLoopExecuteTime(300)
-                .setMaxEventLoopExecuteTimeUnit(TimeUnit.MILLISECONDS);
-        service = new Blip2Service(c, vo);
-        service.start();
-        ((VertxInternal) service.vertx()).blockedThreadChecker().setThreadBlockedHandler(e -> {
-            if (e.thread().getName().contains("eventloop")) {
-                blockedEventLoops.add(e.toString());
-            }
-        });
-        producer = new KafkaProducer<>(Map.of("bootstrap.servers", service.bootstrapServers(), "acks", "all",
-                "max.request.size", String.valueOf(32 << 20)), new StringSerializer(), new ByteArraySerializer());
+        return ConfigLoader.load(null, Map.of(), o);
     }
 
     public void send(ProducerRecord<String, byte[]> r) throws Exception {
