@@ -11,6 +11,12 @@ public class RequestError extends RuntimeException {
     public static final String MISSING_IMAGE = "missing_image";
     public static final String INVALID_IMAGE = "invalid_image";
     public static final String IMAGE_TOO_LARGE = "image_too_large";
+    /** An image by reference whose URL the rules refuse (scheme, host, address, redirect, file root). */
+    public static final String IMAGE_URL_NOT_ALLOWED = "image_url_not_allowed";
+    /** An image by reference that could not be fetched (no such host or file, an error status, a broken connection). */
+    public static final String IMAGE_FETCH_FAILED = "image_fetch_failed";
+    /** An image by reference that did not arrive within images.fetch_timeout_ms. */
+    public static final String IMAGE_FETCH_TIMEOUT = "image_fetch_timeout";
     public static final String RECORD_TOO_LARGE = "record_too_large";
     public static final String MISSING_QUESTION = "missing_question";
     public static final String MISSING_TEXTS = "missing_texts";

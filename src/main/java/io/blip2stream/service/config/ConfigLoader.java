@@ -106,6 +106,12 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_MAX_IMAGE_BYTES", "limits.max_image_bytes");
         ENVIRONMENT.put("BLIP2_MAX_IMAGE_PIXELS", "limits.max_image_pixels");
         ENVIRONMENT.put("BLIP2_MAX_RECORD_BYTES", "limits.max_record_bytes");
+        ENVIRONMENT.put("BLIP2_IMAGES_ALLOWED_HOSTS", "images.allowed_hosts");
+        ENVIRONMENT.put("BLIP2_IMAGES_ALLOW_HTTP", "images.allow_http");
+        ENVIRONMENT.put("BLIP2_IMAGES_ALLOW_PRIVATE_ADDRESSES", "images.allow_private_addresses");
+        ENVIRONMENT.put("BLIP2_IMAGES_FETCH_TIMEOUT_MS", "images.fetch_timeout_ms");
+        ENVIRONMENT.put("BLIP2_IMAGES_MAX_REDIRECTS", "images.max_redirects");
+        ENVIRONMENT.put("BLIP2_IMAGES_FILE_ROOT", "images.file_root");
         ENVIRONMENT.put("BLIP2_DRAIN_TIMEOUT_MS", "shutdown.drain_timeout_ms");
     }
 

@@ -28,6 +28,7 @@ public record ServiceConfig(
         Kafka kafka,
         Inference inference,
         Limits limits,
+        Images images,
         long drainTimeoutMs) {
 
     /** The HTTP and WebSocket limits. */
@@ -89,6 +90,10 @@ public record ServiceConfig(
 
     public record Limits(long maxImageBytes, long maxImagePixels, long maxRecordBytes) {}
 
+    /** Images by reference: where they may be fetched from, and how (see {@code images} in application.yaml). */
+    public record Images(List<String> allowedHosts, boolean allowHttp, boolean allowPrivateAddresses, long fetchTimeoutMs,
+                         int maxRedirects, String fileRoot) {}
+
     static ServiceConfig from(JsonNode n) {
         JsonNode k = n.get("kafka");
         JsonNode t = k.get("topics");
@@ -140,6 +145,9 @@ public record ServiceConfig(
                         i.get("default_deadline_ms").asLong(), i.get("step_delay_ms").asLong(),
                         i.get("warmup_requests").asInt()),
                 new Limits(l.get("max_image_bytes").asLong(), l.get("max_image_pixels").asLong(), l.get("max_record_bytes").asLong()),
+                new Images(list(n.get("images").get("allowed_hosts")), n.get("images").get("allow_http").asBoolean(),
+                        n.get("images").get("allow_private_addresses").asBoolean(), n.get("images").get("fetch_timeout_ms").asLong(),
+                        n.get("images").get("max_redirects").asInt(), n.get("images").get("file_root").asText()),
                 n.get("shutdown").get("drain_timeout_ms").asLong());
         c.validate();
         return c;
@@ -203,6 +211,10 @@ public record ServiceConfig(
         check(!kafka.exactlyOnce() || kafka.maxInFlightPerPartition() + kafka.maxPollRecords() <= 90,
                 "with kafka.exactly_once, max_in_flight_per_partition + max_poll_records must be at most 90");
         check(inference.maxBatchSize() > 0, "inference.max_batch_size must be positive");
+        check(images.fetchTimeoutMs() > 0, "images.fetch_timeout_ms must be positive");
+        check(images.maxRedirects() >= 0 && images.maxRedirects() <= 20, "images.max_redirects must be between 0 and 20");
+        check(images.fileRoot().isBlank() || java.nio.file.Files.isDirectory(Path.of(images.fileRoot())),
+                "images.file_root (BLIP2_IMAGES_FILE_ROOT) must be a folder that exists, not '" + images.fileRoot() + "'");
         check(kafka.poisonAfterCrashes() >= 1, "kafka.poison_after_crashes must be at least 1");
         check(http.headerTimeoutMs() > 0 && http.bodyTimeoutMs() > 0, "http.header_timeout_ms and body_timeout_ms must be positive");
         check(!cluster.host().isBlank() && !cluster.host().equals("0.0.0.0") && !cluster.host().contains(":"),

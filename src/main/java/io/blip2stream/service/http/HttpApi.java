@@ -73,9 +73,8 @@ final class HttpApi {
         }
         long accepted = System.nanoTime();
         boolean sse = String.valueOf(ctx.request().getHeader("Accept")).contains("text/event-stream");
-        fields(ctx).compose(f -> http.vertx().executeBlocking(() -> http.decoder.validate(
-                        new RequestDecoder.Fields(f.id() == null ? UUID.randomUUID().toString() : f.id(), task, f.image(),
-                                f.prompt(), f.question(), null, f.params(), false, f.deadlineMs()), accepted), false))
+        fields(ctx).compose(f -> http.reader.job(new RequestDecoder.Fields(f.id() == null ? UUID.randomUUID().toString() : f.id(), task,
+                        f.image(), f.prompt(), f.question(), null, f.params(), false, f.deadlineMs(), f.imageUrl()), accepted))
                 .onComplete(ar -> {
                     if (ar.failed()) {
                         RequestError e = ar.cause() instanceof RequestError re ? re
@@ -218,7 +217,11 @@ final class HttpApi {
             }
             java.util.Map<String, io.vertx.core.buffer.Buffer> files = ctx.get(RequestBody.FILES);
             io.vertx.core.buffer.Buffer image = files == null ? null : files.get("image");
-            if (image == null && files != null && !files.isEmpty()) {
+            String imageUrl = form.get("image_url") == null || form.get("image_url").isBlank() ? null : form.get("image_url").strip();
+            if (image != null && image.length() > 0 && imageUrl != null) {
+                return Future.failedFuture(new RequestError(RequestError.INVALID_REQUEST, "the form has both an image file and image_url: send one"));
+            }
+            if (image == null && imageUrl == null && files != null && !files.isEmpty()) {
                 return Future.failedFuture(new RequestError(RequestError.MISSING_IMAGE, "the form has no file field named image (it has "
                         + ClientText.quote(String.join(", ", files.keySet())) + ")"));
             }
@@ -229,12 +232,12 @@ final class HttpApi {
                 return Future.failedFuture(e);
             }
             return Future.succeededFuture(new RequestDecoder.Fields(form.get("id"), null, image == null ? null : image.getBytes(),
-                    form.get("prompt"), form.get("question"), null, params, false, deadlineMs));
+                    form.get("prompt"), form.get("question"), null, params, false, deadlineMs, imageUrl));
         }
         io.vertx.core.buffer.Buffer body = ctx.get(RequestBody.BODY);
         if (body == null || body.length() == 0) {
             return Future.failedFuture(new RequestError(RequestError.INVALID_REQUEST,
-                    "send JSON {\"image\": \"<base64>\", ...} or a multipart form with an image file"));
+                    "send JSON {\"image\": \"<base64>\", ...} or {\"image_url\": \"https://...\", ...}, or a multipart form with an image file"));
         }
         byte[] bytes = body.getBytes();
         return http.vertx().executeBlocking(() -> http.decoder.fromJson(bytes, null), false);

@@ -9,6 +9,7 @@ import io.blip2stream.service.bus.RequestEvent;
 import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.lifecycle.RequestLifecycle;
+import io.blip2stream.service.lifecycle.RequestReader;
 import io.blip2stream.service.lifecycle.RequestTracker;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.protocol.ClientText;
@@ -47,6 +48,8 @@ public final class HttpVerticle extends VerticleBase {
     private final BooleanSupplier modelsLoaded;
     private final BooleanSupplier consumerAssigned;
     final RequestDecoder decoder;
+    /** Fields to jobs, images by reference fetched (made at start: its connections are this verticle's). */
+    RequestReader reader;
     final RequestTracker tracker;
     final Access access;
     private KafkaAdminClient admin;
@@ -89,6 +92,7 @@ public final class HttpVerticle extends VerticleBase {
     @Override
     public Future<?> start() {
         lifecycle = new RequestLifecycle(vertx, context, config.inference().requestTimeoutMs(), metrics, store);
+        reader = new RequestReader(vertx, decoder, config);
         admin = KafkaAdminClient.create(vertx, config.kafka().admin(bootstrapServers, Map.of("request.timeout.ms", "3000",
                 "default.api.timeout.ms", "5000")));
         probeKafka();
@@ -360,7 +364,10 @@ public final class HttpVerticle extends VerticleBase {
     @Override
     public Future<?> stop() {
         Future<Void> closed = server == null ? Future.succeededFuture() : server.close();
-        return closed.eventually(() -> admin.close());
+        return closed.eventually(() -> {
+            reader.close();
+            return admin.close();
+        });
     }
 
     static Logger log() {

@@ -90,7 +90,7 @@ final class OpenAiApi {
     /** An embeddings request read and validated. */
     private record PreparedEmbeddings(String model, boolean base64, InferenceJob job) {}
 
-    private PreparedEmbeddings prepareEmbeddings(byte[] bytes, long accepted) {
+    private Parsed<PreparedEmbeddings> prepareEmbeddings(byte[] bytes) {
         ChatCompletions.EmbeddingsRequest r = ChatCompletions.parseEmbeddings(readJson(bytes, "an embeddings request"));
         String model = http.decoder.texts().retrievalModel();
         if (model == null || !model.equals(r.model())) {
@@ -102,12 +102,11 @@ final class OpenAiApi {
             throw new RequestError(RequestError.INVALID_PARAMS, "dimensions must be " + p + ", this checkpoint's embedding size "
                     + "(its embeddings cannot be shortened)");
         }
-        byte[] image = r.image() == null ? null : image(r.image());
         com.fasterxml.jackson.databind.node.ArrayNode texts = ResultJson.JSON.createArrayNode();
         r.texts().forEach(texts::add);
-        InferenceJob job = http.decoder.validate(new RequestDecoder.Fields(UUID.randomUUID().toString(), "embed", image, null, null,
-                texts, null, false, null), accepted);
-        return new PreparedEmbeddings(r.model(), r.base64(), job);
+        byte[] inline = inlineImage(r.image());
+        return new Parsed<>(new RequestDecoder.Fields(UUID.randomUUID().toString(), "embed", inline, null, null, texts, null, false,
+                null, inline == null ? r.image() : null), job -> new PreparedEmbeddings(r.model(), r.base64(), job));
     }
 
     /** A request read and validated: what the conversation asks, and the job it makes. */
@@ -133,7 +132,8 @@ final class OpenAiApi {
         long accepted = System.nanoTime();
         Buffer body = ctx.get(RequestBody.BODY);
         byte[] bytes = body == null ? new byte[0] : body.getBytes();
-        http.vertx().executeBlocking(() -> prepare.read(bytes, accepted), false).onComplete(ar -> {
+        http.vertx().executeBlocking(() -> prepare.read(bytes), false)
+                .compose(parsed -> http.reader.job(parsed.fields(), accepted).map(parsed.with())).onComplete(ar -> {
             if (ar.failed()) {
                 refused(ctx, ar.cause());
                 return;
@@ -151,10 +151,13 @@ final class OpenAiApi {
         });
     }
 
-    /** Reads and validates a request's body (on a worker thread). */
+    /** Reads a request's body to its fields (on a worker thread); the ingress's reader makes the job. */
     private interface Prepare<T> {
-        T read(byte[] body, long acceptedNanos);
+        Parsed<T> read(byte[] body);
     }
+
+    /** A request's fields, and what it becomes with their job. */
+    private record Parsed<T>(RequestDecoder.Fields fields, java.util.function.Function<InferenceJob, T> with) {}
 
     /** A request refused before it ran (the place it took given back): its status and code, or 500 for a bug of ours. */
     private void refused(RoutingContext ctx, Throwable e) {
@@ -193,17 +196,13 @@ final class OpenAiApi {
         }
     }
 
-    /** An image_url's image: a data: URL's bytes (images by URL are not fetched yet). */
-    private static byte[] image(String url) {
-        if (!ChatCompletions.isDataUrl(url)) {
-            throw new Refused(400, "unsupported_image_url", "image_url must be a data: URL (data:image/png;base64,...); "
-                    + "images by URL are not fetched yet");
-        }
-        return RequestDecoder.base64Image("image_url", url);
+    /** An image_url's bytes when it is a data: URL; null when there is none, or it is fetched (http(s), file:). */
+    private static byte[] inlineImage(String url) {
+        return url != null && ChatCompletions.isDataUrl(url) ? RequestDecoder.base64Image("image_url", url) : null;
     }
 
-    /** Reads, checks and tokenizes the request (a worker thread: JSON, base64 and the tokenizer). */
-    private Prepared prepare(byte[] bytes, long accepted) {
+    /** Reads the request (a worker thread: JSON and base64); the reader checks and tokenizes it. */
+    private Parsed<Prepared> prepare(byte[] bytes) {
         ChatCompletions.Request r = ChatCompletions.parse(readJson(bytes, "a chat completion request"));
         String model = http.decoder.texts().generationModel();
         if (model == null) {
@@ -213,9 +212,9 @@ final class OpenAiApi {
             throw new Refused(404, "model_not_found", "the model " + ClientText.quote(r.model()) + " is not served here; "
                     + "GET /v1/models lists " + ClientText.quote(model));
         }
-        InferenceJob job = http.decoder.validate(new RequestDecoder.Fields(UUID.randomUUID().toString(), r.task(), image(r.image()), null,
-                r.question(), null, r.params(), false, null), accepted);
-        return new Prepared(r, job);
+        byte[] inline = inlineImage(r.image());
+        return new Parsed<>(new RequestDecoder.Fields(UUID.randomUUID().toString(), r.task(), inline, null, r.question(), null,
+                r.params(), false, null, inline == null ? r.image() : null), job -> new Prepared(r, job));
     }
 
     /**

@@ -126,11 +126,11 @@ final class StreamSocket {
         }
         own.put(id, new Cancellation()); // a cancel before the job exists is kept here
         long accepted = System.nanoTime();
-        http.vertx().executeBlocking(() -> {
+        http.reader.job(() -> {
             RequestDecoder.Fields f = http.decoder.fromJson(msg, id);
-            return http.decoder.validate(new RequestDecoder.Fields(id, task.wireName(), f.image(), f.prompt(), f.question(),
-                    null, f.params(), false, f.deadlineMs()), accepted);
-        }, false).onComplete(ar -> {
+            return new RequestDecoder.Fields(id, task.wireName(), f.image(), f.prompt(), f.question(), null, f.params(), false,
+                    f.deadlineMs(), f.imageUrl());
+        }, accepted).onComplete(ar -> {
             if (ar.failed()) {
                 own.remove(id);
                 http.release();

@@ -293,6 +293,7 @@ public final class KafkaIngressVerticle extends VerticleBase {
                     // no timer may call the consumer while it closes (a call then would start its thread again)
                     vertx.cancelTimer(commitTimer);
                     journal.close(); // a graceful stop: what is still in hand is handed back, not a crash
+                    answerer.close();
                     return consumer.close();
                 });
     }

@@ -10,6 +10,7 @@ import io.blip2stream.service.bus.OutboundRecord;
 import io.blip2stream.service.bus.WorkerReply;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.lifecycle.RequestLifecycle;
+import io.blip2stream.service.lifecycle.RequestReader;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.protocol.ClientText;
 import io.blip2stream.service.protocol.RequestDecoder;
@@ -83,6 +84,7 @@ final class RecordAnswerer {
     private final RequestDecoder decoder;
     private final RequestStore store; // null: none (no identity across nodes, no redelivery memory)
     private final RequestLifecycle lifecycle;
+    private final RequestReader reader;
 
     RecordAnswerer(Vertx vertx, Context context, ServiceConfig config, ServiceMetrics metrics, RequestDecoder decoder, RequestStore store) {
         this.vertx = vertx;
@@ -92,6 +94,12 @@ final class RecordAnswerer {
         this.decoder = decoder;
         this.store = store;
         this.lifecycle = new RequestLifecycle(vertx, context, config.inference().requestTimeoutMs(), metrics, store);
+        this.reader = new RequestReader(vertx, decoder, config);
+    }
+
+    /** Closes the image fetcher's connections. */
+    void close() {
+        reader.close();
     }
 
     /** One record on its way: where it is, what it was decoded to (or why not), and what it claims its id with. */
@@ -147,12 +155,15 @@ final class RecordAnswerer {
 
     // ---- the steps
 
-    /** The record to a job, on a worker thread (images are decoded and texts tokenized there). */
+    /**
+     * The record to a job, on a worker thread (images are decoded and texts tokenized there), its image fetched
+     * first when it came by reference.
+     */
     private Future<InferenceJob> decode(ConsumerRecord<byte[], byte[]> record, long acceptedNanos) {
-        return vertx.executeBlocking(() -> {
+        return reader.job(() -> {
             crashIfMarked(record);
-            return decoder.decodeRecord(record, acceptedNanos);
-        }, false);
+            return decoder.recordFields(record);
+        }, acceptedNanos);
     }
 
     /**

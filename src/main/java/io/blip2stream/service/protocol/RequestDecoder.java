@@ -31,12 +31,14 @@ import java.util.UUID;
  * Turns a request, in either of its two forms, into a validated {@link InferenceJob}, or a {@link RequestError}
  * saying what is wrong:
  * <ul>
- *   <li>a JSON object {@code {"id"?, "task", "image": "<base64>", "prompt"?, "question"?, "texts"?, "params"?,
- *       "stream"?, "deadline_ms"?}};</li>
+ *   <li>a JSON object {@code {"id"?, "task", "image": "<base64>" or "image_url": "<URL>", "prompt"?, "question"?,
+ *       "texts"?, "params"?, "stream"?, "deadline_ms"?}};</li>
  *   <li>raw image bytes with the fields in headers {@code blip2-task}, {@code blip2-question}, {@code blip2-prompt},
  *       {@code blip2-texts} (a JSON array), {@code blip2-params} (JSON), {@code blip2-stream},
- *       {@code blip2-deadline-ms}.</li>
+ *       {@code blip2-deadline-ms}; or, with the header {@code blip2-image-url}, no value and the image by reference.</li>
  * </ul>
+ * An image by reference ({@link Fields#imageUrl}) is fetched by the service ({@code service.image.ImageFetcher})
+ * between {@link #check}, which refuses a bad request before anything is fetched, and {@link #validate}.
  * A record is the raw form when it has a {@code blip2-task} header. The id is the request's own (the JSON
  * {@code id}, else the header {@code blip2-id}); a record without one gets {@link #recordId}, from where it is in
  * Kafka (never from its key: producers reuse keys). The image's size is checked from its header, before any pixel
@@ -60,10 +62,29 @@ public final class RequestDecoder {
         this.texts = texts;
     }
 
-    /** The fields of a request, however they arrived. */
-    /** @param deadlineMs the request's {@code deadline_ms}: null for the default */
+    /**
+     * The fields of a request, however they arrived.
+     *
+     * @param deadlineMs the request's {@code deadline_ms}: null for the default
+     * @param imageUrl   the image by reference, to be fetched into {@code image}; null when none
+     */
     public record Fields(String id, String task, byte[] image, String prompt, String question, JsonNode texts,
-                         JsonNode params, boolean stream, Long deadlineMs) {}
+                         JsonNode params, boolean stream, Long deadlineMs, String imageUrl) {
+        public Fields(String id, String task, byte[] image, String prompt, String question, JsonNode texts,
+                      JsonNode params, boolean stream, Long deadlineMs) {
+            this(id, task, image, prompt, question, texts, params, stream, deadlineMs, null);
+        }
+
+        /** These fields with the image fetched from {@link #imageUrl}. */
+        public Fields withImage(byte[] fetched) {
+            return new Fields(id, task, fetched, prompt, question, texts, params, stream, deadlineMs, null);
+        }
+
+        /** These fields with {@code id} and {@code task} set by the ingress (a path, a socket's own id). */
+        public Fields as(String id, String task) {
+            return new Fields(id, task, image, prompt, question, texts, params, stream, deadlineMs, imageUrl);
+        }
+    }
 
     /**
      * The id of a Kafka record that gives none of its own: where it is in Kafka ({@code topic-partition-offset}) and
@@ -111,19 +132,40 @@ public final class RequestDecoder {
      * @param recordId the id the record has when it gives none of its own
      */
     public InferenceJob decodeRecord(byte[] value, Map<String, byte[]> headers, String recordId, long acceptedNanos) {
-        if (value == null || value.length == 0) {
+        return validate(recordFields(value, headers, recordId), acceptedNanos);
+    }
+
+    /** A Kafka record's fields (any shape: null key, value or header values, duplicate or binary headers). */
+    public Fields recordFields(ConsumerRecord<byte[], byte[]> record) {
+        return recordFields(record.value(), requestHeaders(record.headers()), recordId(record));
+    }
+
+    /**
+     * A record's value and request headers (by lower-case name) to its fields, not yet validated.
+     *
+     * @param recordId the id the record has when it gives none of its own
+     */
+    public Fields recordFields(byte[] value, Map<String, byte[]> headers, String recordId) {
+        String imageUrl = header(headers, "blip2-image-url");
+        boolean byReference = headers.containsKey("blip2-task") && imageUrl != null && !imageUrl.isBlank();
+        if ((value == null || value.length == 0) && !byReference) {
             throw new RequestError(RequestError.INVALID_REQUEST, "the record has no value");
         }
-        if (value.length > limits.maxRecordBytes()) {
+        if (byReference && value != null && value.length > 0) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "the record has both an image (its value) and the header "
+                    + "blip2-image-url: send one");
+        }
+        if (value != null && value.length > limits.maxRecordBytes()) {
             throw new RequestError(RequestError.RECORD_TOO_LARGE, "the record has " + value.length + " bytes; the limit is "
                     + limits.maxRecordBytes());
         }
         String headerId = header(headers, "blip2-id");
         Fields f;
         if (headers.containsKey("blip2-task")) {
-            f = new Fields(headerId, header(headers, "blip2-task"), value, header(headers, "blip2-prompt"),
+            f = new Fields(headerId, header(headers, "blip2-task"), byReference ? null : value, header(headers, "blip2-prompt"),
                     header(headers, "blip2-question"), jsonHeader(headers, "blip2-texts"), jsonHeader(headers, "blip2-params"),
-                    bool(header(headers, "blip2-stream"), "blip2-stream"), deadlineMs(header(headers, "blip2-deadline-ms")));
+                    bool(header(headers, "blip2-stream"), "blip2-stream"), deadlineMs(header(headers, "blip2-deadline-ms")),
+                    byReference ? imageUrl.strip() : null);
         } else {
             f = fromJson(value, headerId);
             if (headerId != null && !headerId.isEmpty() && f.id() != null && !f.id().equals(headerId)) {
@@ -131,9 +173,9 @@ public final class RequestDecoder {
             }
         }
         if (f.id() == null || f.id().isEmpty()) {
-            f = new Fields(recordId, f.task(), f.image(), f.prompt(), f.question(), f.texts(), f.params(), f.stream(), f.deadlineMs());
+            f = f.as(recordId, f.task());
         }
-        return validate(f, acceptedNanos);
+        return f;
     }
 
     /** A JSON request (Kafka JSON form, HTTP, WebSocket) to its fields; the id falls back to {@code defaultId}. */
@@ -163,12 +205,20 @@ public final class RequestDecoder {
             }
             image = base64Image("image", img.asText());
         }
+        String imageUrl = text(n, "image_url");
+        if (imageUrl != null && imageUrl.isBlank()) {
+            imageUrl = null;
+        }
+        if (imageUrl != null && image != null && image.length > 0) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "the request has both image and image_url: send one");
+        }
         JsonNode stream = n.get("stream");
         if (stream != null && !stream.isNull() && !stream.isBoolean()) {
             throw new RequestError(RequestError.INVALID_REQUEST, "stream must be true or false");
         }
         return new Fields(id != null ? id : defaultId, text(n, "task"), image, text(n, "prompt"), text(n, "question"),
-                n.get("texts"), n.get("params"), stream != null && stream.asBoolean(), deadlineMs(n.get("deadline_ms")));
+                n.get("texts"), n.get("params"), stream != null && stream.asBoolean(), deadlineMs(n.get("deadline_ms")),
+                imageUrl == null ? null : imageUrl.strip());
     }
 
     /** The checkpoints' text sides this decoder tokenizes for (their names, their visual prompt's length). */
@@ -191,15 +241,35 @@ public final class RequestDecoder {
      * that is known to be a valid one ({@link RequestError#requestId}).
      */
     public InferenceJob validate(Fields f, long acceptedNanos) {
+        if (f.imageUrl() != null) {
+            throw new IllegalStateException("the image at image_url was not fetched"); // the ingress fetches it first
+        }
         String id = f.id() == null || f.id().isEmpty() ? UUID.randomUUID().toString() : checkId(f.id());
         try {
-            return validate(id, f, acceptedNanos);
+            return validate(id, f, acceptedNanos, false);
         } catch (RequestError e) {
             throw e.forRequest(id);
         }
     }
 
-    private InferenceJob validate(String id, Fields f, long acceptedNanos) {
+    /**
+     * Every check {@link #validate} makes but those of the image, for a request whose image is still to be fetched
+     * from {@link Fields#imageUrl}: a request refused anyway fetches nothing.
+     *
+     * @return the request's id, as {@link #validate} will give it
+     */
+    public String check(Fields f) {
+        String id = f.id() == null || f.id().isEmpty() ? UUID.randomUUID().toString() : checkId(f.id());
+        try {
+            validate(id, f, System.nanoTime(), true);
+            return id;
+        } catch (RequestError e) {
+            throw e.forRequest(id);
+        }
+    }
+
+    /** @param imageToCome the image is fetched later: not required or checked now, and no job built (null) */
+    private InferenceJob validate(String id, Fields f, long acceptedNanos, boolean imageToCome) {
         if (f.task() == null) {
             throw new RequestError(RequestError.UNKNOWN_TASK, "task is missing (caption, vqa, match or embed)");
         }
@@ -212,7 +282,7 @@ public final class RequestDecoder {
             image = null;
         }
         List<String> texts = texts(f.texts());
-        if (image == null && (task != Task.EMBED || texts.isEmpty())) {
+        if (image == null && !imageToCome && (task != Task.EMBED || texts.isEmpty())) {
             throw new RequestError(RequestError.MISSING_IMAGE, task == Task.EMBED
                     ? "embed needs an image, texts or both" : "task " + task.wireName() + " needs an image");
         }
@@ -233,6 +303,9 @@ public final class RequestDecoder {
         long deadlineMs = f.deadlineMs() != null ? f.deadlineMs() : inference.defaultDeadlineMs();
         // last: the cheap checks first, and the tokenizer only sees texts that passed them
         RequestTexts.Encoded encoded = this.texts.encode(task, f.prompt(), question, texts, params);
+        if (imageToCome) {
+            return null;
+        }
         return InferenceJob.of(id, task, image, f.prompt(), question, texts, encoded, params, f.stream() && task.generates(),
                 acceptedNanos, InferenceJob.deadline(acceptedNanos, deadlineMs));
     }

@@ -234,7 +234,7 @@ class OpenAiApiTest {
                 new Case("a wrong token", chat(0, null, 4), "wrong", 401, "unauthorized"),
                 new Case("no image", noImage, TOKEN, 400, "missing_image"),
                 new Case("not an image", notAnImage, TOKEN, 400, "invalid_image"),
-                new Case("an image by URL", byUrl, TOKEN, 400, "unsupported_image_url"),
+                new Case("an image by URL, with images by URL off (the default)", byUrl, TOKEN, 400, "image_url_not_allowed"),
                 new Case("another model", chat(0, null, 4).put("model", "gpt-4o"), TOKEN, 404, "model_not_found"),
                 new Case("n of 2", chat(0, null, 4).put("n", 2), TOKEN, 400, "invalid_params"),
                 new Case("too many tokens", chat(0, null, 100_000), TOKEN, 400, "invalid_params"),
