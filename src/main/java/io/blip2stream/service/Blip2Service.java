@@ -136,7 +136,8 @@ public final class Blip2Service {
         Addresses.registerCodecs(vertx);
         await(vertx.deployVerticle(new io.blip2stream.service.verticle.EventRelayVerticle()));
         publisherDeployment = await(vertx.deployVerticle(
-                new ResultPublisherVerticle(bootstrapServers, config.kafka().producer(), config.kafka().topics().tokens())));
+                new ResultPublisherVerticle(bootstrapServers, config.kafka().producer(), config.kafka().topics().tokens(),
+                        config.kafka().cloudEvents())));
         Engines.Kind engine = Engines.Kind.parse(config.engine());
         InferenceRunner.Limits limits = new InferenceRunner.Limits(config.inference().maxPromptTokens(),
                 config.limits().maxImagePixels(), config.inference().stepDelayMs());

@@ -56,11 +56,13 @@ class ImagesByReferenceTest {
     Path shared;
     final List<String> fetched = new java.util.concurrent.CopyOnWriteArrayList<>();
     byte[] other;
+    byte[] third;
 
     @BeforeAll
     void start() throws Exception {
         png = Fixtures.image("blip2-opt-tiny", 0);
         other = Fixtures.image("blip2-opt-tiny", 1); // an image no other test sends: its first visual prompt is computed
+        third = Fixtures.image("blip2-opt-tiny", 2);
         client = Vertx.vertx();
         web = WebClient.create(client);
         images = client.createHttpServer().requestHandler(req -> {
@@ -68,6 +70,7 @@ class ImagesByReferenceTest {
             switch (req.path()) {
                 case "/cat.png" -> req.response().putHeader("content-type", "image/png").end(Buffer.buffer(png));
                 case "/other.png" -> req.response().putHeader("content-type", "image/png").end(Buffer.buffer(other));
+                case "/third.png" -> req.response().putHeader("content-type", "image/png").end(Buffer.buffer(third));
                 case "/big" -> req.response().putHeader("content-length", String.valueOf(50_000_000)).write(Buffer.buffer(new byte[1000]));
                 case "/slow" -> req.response().setChunked(true).write("x");
                 case "/page.html" -> req.response().putHeader("content-type", "text/html").end("<html>not an image</html>");
@@ -124,6 +127,17 @@ class ImagesByReferenceTest {
             assertEquals("cached", out.get(id).get("timings").get("visual_prompt").asText(),
                     id + ": the image's content hash keys the cache, however it came");
         }
+        // and the other way round: by URL first, then the same image inline
+        harness.send(new ProducerRecord<>(topic, "url-first", ("{\"id\":\"ref-url-first\",\"task\":\"caption\",\"image_url\":\""
+                + url("/third.png") + "\"}").getBytes()));
+        Map<String, JsonNode> first = captions(List.of("ref-url-first"));
+        harness.send(new ProducerRecord<>(topic, "inline-after", ("{\"id\":\"ref-inline-after\",\"task\":\"caption\",\"image\":\""
+                + Base64.getEncoder().encodeToString(third) + "\"}").getBytes()));
+        Map<String, JsonNode> after = captions(List.of("ref-inline-after"));
+        assertEquals("computed", first.get("ref-url-first").get("timings").get("visual_prompt").asText());
+        assertEquals("cached", after.get("ref-inline-after").get("timings").get("visual_prompt").asText(),
+                "the same image inline after it came by URL");
+        assertEquals(first.get("ref-url-first").get("text"), after.get("ref-inline-after").get("text"));
     }
 
     /** The captions of the given ids, read from the captions topic. */

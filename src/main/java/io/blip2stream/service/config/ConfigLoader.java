@@ -91,6 +91,8 @@ public final class ConfigLoader {
         ENVIRONMENT.put("BLIP2_KAFKA_COMMIT_INTERVAL_MS", "kafka.commit_interval_ms");
         ENVIRONMENT.put("BLIP2_KAFKA_EXACTLY_ONCE", "kafka.exactly_once");
         ENVIRONMENT.put("BLIP2_KAFKA_POISON_AFTER_CRASHES", "kafka.poison_after_crashes");
+        ENVIRONMENT.put("BLIP2_KAFKA_CLOUDEVENTS_OUTPUTS", "kafka.cloudevents.outputs");
+        ENVIRONMENT.put("BLIP2_KAFKA_CLOUDEVENTS_SOURCE", "kafka.cloudevents.source");
         ENVIRONMENT.put("BLIP2_MAX_BATCH_SIZE", "inference.max_batch_size");
         ENVIRONMENT.put("BLIP2_MAX_BATCH_WAIT_MS", "inference.max_batch_wait_ms");
         ENVIRONMENT.put("BLIP2_MAX_JOIN_WAIT_MS", "inference.max_join_wait_ms");

@@ -52,7 +52,8 @@ public record ServiceConfig(
     public record Kafka(String bootstrapServers, int embeddedPort, int embeddedControllerPort, String groupId,
                         int partitions, short replicationFactor, Topics topics, int maxInFlightPerPartition,
                         int maxInFlight, int maxPollRecords, long commitIntervalMs, boolean exactlyOnce,
-                        Map<String, String> consumer, Map<String, String> producer, int poisonAfterCrashes) {
+                        Map<String, String> consumer, Map<String, String> producer, int poisonAfterCrashes,
+                        CloudEvents cloudEvents) {
 
         /** Whether to start the in-process broker (no bootstrap servers configured). */
         public boolean embedded() {
@@ -89,6 +90,31 @@ public record ServiceConfig(
                             int warmupRequests) {}
 
     public record Limits(long maxImageBytes, long maxImagePixels, long maxRecordBytes) {}
+
+    /**
+     * CloudEvents on Kafka: requests that are events are always read; outputs carry {@code ce_*} headers (binary
+     * mode) when {@code binaryOutputs}, with {@code source} as their {@code ce_source}.
+     */
+    public record CloudEvents(boolean binaryOutputs, java.net.URI source) {
+        static CloudEvents of(JsonNode n) {
+            String outputs = n.get("outputs").asText();
+            if (!outputs.equals("none") && !outputs.equals("binary")) {
+                throw new IllegalArgumentException("kafka.cloudevents.outputs (BLIP2_KAFKA_CLOUDEVENTS_OUTPUTS) must be none or binary, not '"
+                        + outputs + "'");
+            }
+            String source = n.get("source").asText();
+            try {
+                java.net.URI uri = new java.net.URI(source);
+                if (source.isBlank()) {
+                    throw new java.net.URISyntaxException(source, "empty");
+                }
+                return new CloudEvents(outputs.equals("binary"), uri);
+            } catch (java.net.URISyntaxException e) {
+                throw new IllegalArgumentException("kafka.cloudevents.source must be a URI reference (such as /blip2-stream or "
+                        + "urn:example:captioner), not '" + source + "'");
+            }
+        }
+    }
 
     /** Images by reference: where they may be fetched from, and how (see {@code images} in application.yaml). */
     public record Images(List<String> allowedHosts, boolean allowHttp, boolean allowPrivateAddresses, long fetchTimeoutMs,
@@ -137,7 +163,7 @@ public record ServiceConfig(
                         k.get("max_poll_records").asInt(), k.get("commit_interval_ms").asLong(),
                         k.get("exactly_once").asBoolean(), strings("kafka.consumer", k.get("consumer")),
                         strings("kafka.producer", k.get("producer")),
-                        k.get("poison_after_crashes").asInt()),
+                        k.get("poison_after_crashes").asInt(), CloudEvents.of(k.get("cloudevents"))),
                 new Inference(batching(i.get("batching").asText()), i.get("max_batch_size").asInt(), i.get("max_batch_wait_ms").asLong(),
                         i.get("max_join_wait_ms").asLong(),
                         i.get("default_max_new_tokens").asInt(), i.get("max_new_tokens_cap").asInt(),

@@ -13,6 +13,7 @@ import io.blip2stream.service.lifecycle.RequestLifecycle;
 import io.blip2stream.service.lifecycle.RequestReader;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.protocol.ClientText;
+import io.blip2stream.service.protocol.CloudEventRecords;
 import io.blip2stream.service.protocol.RequestDecoder;
 import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.Context;
@@ -247,7 +248,7 @@ final class RecordAnswerer {
 
     private Future<Void> answer(Taken t, WorkerReply reply) {
         ObjectNode json = lifecycle.done(reply);
-        OutboundRecord out = new OutboundRecord(topicFor(t.task()), t.outputKey(), ResultJson.bytes(json), traceHeaders(t.record()));
+        OutboundRecord out = result(t, t.task(), ResultJson.bytes(json));
         return published(t, out, json, null).recover(e -> e instanceof RecordRefused
                 ? deadLetter(t, new RequestError(RequestError.INTERNAL, "the answer could not be written to Kafka: " + e.getMessage()), false)
                 : Future.failedFuture(e));
@@ -268,8 +269,7 @@ final class RecordAnswerer {
                 sameRecord ? "its answer is not on Kafka" : "the same content under the same id");
         Task task = Task.parse(prev.path("task").asText(null));
         if (prev.hasNonNull("result") && task != null) {
-            OutboundRecord out = new OutboundRecord(topicFor(task), t.outputKey(), ResultJson.bytes((ObjectNode) prev.get("result")),
-                    traceHeaders(t.record()));
+            OutboundRecord out = result(t, task, ResultJson.bytes((ObjectNode) prev.get("result")));
             return sameRecord ? published(t, out, prev.get("result"), null) : t.out().publish(out);
         }
         RequestError e = new RequestError(prev.path("error").path("code").asText(RequestError.INTERNAL), prev.path("error").path("message").asText(""));
@@ -290,7 +290,7 @@ final class RecordAnswerer {
         lifecycle.failed(t.id(), t.task() == null ? null : t.task().wireName(), error, tell);
         LOG.info("request {} ({}, key {}) to the DLT: {} {}", ClientText.log(t.id()), t.source(), ClientText.log(t.record().key()),
                 error.code(), ClientText.log(error.getMessage()));
-        OutboundRecord full = deadLetterRecord(dlt(), t.record(), t.outputKey(), error, true);
+        OutboundRecord full = deadLetterEvent(deadLetterRecord(dlt(), t.record(), t.outputKey(), error, true), t.record(), t.id());
         Future<Void> written = remember ? published(t, full, null, error) : t.out().publish(full);
         return written.recover(e -> {
             if (!(e instanceof RecordRefused)) {
@@ -298,7 +298,7 @@ final class RecordAnswerer {
             }
             LOG.warn("the dead letter of {} was refused by Kafka ({}): sending it without the record's value and headers",
                     t.source(), e.getMessage());
-            OutboundRecord bare = deadLetterRecord(dlt(), t.record(), t.outputKey(), error, false);
+            OutboundRecord bare = deadLetterEvent(deadLetterRecord(dlt(), t.record(), t.outputKey(), error, false), t.record(), t.id());
             return remember ? published(t, bare, null, error) : t.out().publish(bare);
         });
     }
@@ -316,8 +316,9 @@ final class RecordAnswerer {
     /** A dead letter of a record whose request is not known (never decoded): no event, nothing in the store. */
     private Future<Void> deadLetterUndecoded(ConsumerRecord<byte[], byte[]> record, RequestError error, Output out) {
         byte[] key = record.key() != null ? record.key() : RequestDecoder.recordId(record).getBytes(StandardCharsets.UTF_8);
-        return out.publish(deadLetterRecord(dlt(), record, key, error, true))
-                .recover(x -> x instanceof RecordRefused ? out.publish(deadLetterRecord(dlt(), record, key, error, false)) : Future.failedFuture(x))
+        return out.publish(deadLetterEvent(deadLetterRecord(dlt(), record, key, error, true), record, null))
+                .recover(x -> x instanceof RecordRefused ? out.publish(deadLetterEvent(deadLetterRecord(dlt(), record, key, error, false), record, null))
+                        : Future.failedFuture(x))
                 .recover(x -> Future.failedFuture(x instanceof NotPublished ? x : new NotPublished(x)));
     }
 
@@ -357,6 +358,52 @@ final class RecordAnswerer {
         out.add(header("blip2-source-partition", String.valueOf(record.partition())));
         out.add(header("blip2-source-offset", String.valueOf(record.offset())));
         return new OutboundRecord(topic, key, value, out);
+    }
+
+    /** A result on its task's topic, keyed as the record was, with its trace headers (and, as configured, ce_*). */
+    private OutboundRecord result(Taken t, Task task, byte[] json) {
+        OutboundRecord r = new OutboundRecord(topicFor(task), t.outputKey(), json, traceHeaders(t.record()));
+        return event(r, t.id(), resultType(task), t.id(), "application/json");
+    }
+
+    /**
+     * A dead letter as an event of type {@code dead_letter}, with outputs in CloudEvents binary mode: its id the
+     * record's place (one dead letter per record), its subject the request's id when known. The record's own
+     * {@code ce_*} and {@code content-type} headers, copied with it, keep their values under {@code blip2-source-}.
+     */
+    private OutboundRecord deadLetterEvent(OutboundRecord r, ConsumerRecord<byte[], byte[]> record, String requestId) {
+        if (!config.kafka().cloudEvents().binaryOutputs()) {
+            return r;
+        }
+        List<OutboundRecord.Header> kept = new ArrayList<>();
+        for (OutboundRecord.Header h : r.headers()) {
+            String n = h.name().toLowerCase(Locale.ROOT);
+            kept.add(n.startsWith("ce_") || n.equals("content-type") ? new OutboundRecord.Header("blip2-source-" + h.name(), h.value()) : h);
+        }
+        return event(new OutboundRecord(r.topic(), r.key(), r.value(), kept), RequestDecoder.recordId(record), "dead_letter", requestId, null);
+    }
+
+    /** The record with the ce_* headers of binary mode added, when outputs are CloudEvents; else as it is. */
+    private OutboundRecord event(OutboundRecord r, String id, String type, String subject, String contentType) {
+        ServiceConfig.CloudEvents ce = config.kafka().cloudEvents();
+        if (!ce.binaryOutputs()) {
+            return r;
+        }
+        List<OutboundRecord.Header> headers = new ArrayList<>(r.headers());
+        for (Header h : CloudEventRecords.binaryHeaders(r.topic(), ce.source(), id, type, subject, contentType)) {
+            headers.add(new OutboundRecord.Header(h.key(), h.value()));
+        }
+        return new OutboundRecord(r.topic(), r.key(), r.value(), headers);
+    }
+
+    /** The CloudEvents type of a task's result, after {@code io.blip2stream.}: what its topic holds. */
+    static String resultType(Task task) {
+        return switch (task) {
+            case CAPTION -> "caption";
+            case VQA -> "answer";
+            case MATCH -> "match";
+            case EMBED -> "embedding";
+        };
     }
 
     // ---- writing

@@ -26,13 +26,19 @@ public final class ResultPublisherVerticle extends VerticleBase {
 
     private final Map<String, String> config;
     private final String tokensTopic;
+    private final io.blip2stream.service.config.ServiceConfig.CloudEvents cloudEvents;
     private KafkaProducer<byte[], byte[]> producer;
     /** The failure code of a record Kafka refused itself (too large, invalid): sending it again cannot help. */
     public static final int RECORD_REFUSED = 413;
 
-    /** @param tokensTopic where token events of streaming requests go, one record per token keyed by request id */
-    public ResultPublisherVerticle(String bootstrapServers, Map<String, String> extra, String tokensTopic) {
+    /**
+     * @param tokensTopic where token events of streaming requests go, one record per token keyed by request id
+     * @param cloudEvents whether token records carry ce_* headers (type {@code io.blip2stream.token}), and their source
+     */
+    public ResultPublisherVerticle(String bootstrapServers, Map<String, String> extra, String tokensTopic,
+                                   io.blip2stream.service.config.ServiceConfig.CloudEvents cloudEvents) {
         this.tokensTopic = tokensTopic;
+        this.cloudEvents = cloudEvents;
         Map<String, String> c = new HashMap<>();
         c.put("bootstrap.servers", bootstrapServers);
         c.put("acks", "all");
@@ -70,8 +76,15 @@ public final class ResultPublisherVerticle extends VerticleBase {
         o.put("token_id", t.tokenId());
         o.put("text", t.text());
         try {
-            producer.send(KafkaProducerRecord.create(tokensTopic, t.id().getBytes(java.nio.charset.StandardCharsets.UTF_8),
-                            JSON.writeValueAsBytes(o)))
+            KafkaProducerRecord<byte[], byte[]> record = KafkaProducerRecord.create(tokensTopic,
+                    t.id().getBytes(java.nio.charset.StandardCharsets.UTF_8), JSON.writeValueAsBytes(o));
+            if (cloudEvents.binaryOutputs()) {
+                for (org.apache.kafka.common.header.Header h : io.blip2stream.service.protocol.CloudEventRecords.binaryHeaders(tokensTopic,
+                        cloudEvents.source(), t.id() + "/" + t.index(), "token", t.id(), "application/json")) {
+                    record.addHeader(io.vertx.kafka.client.producer.KafkaHeader.header(h.key(), Buffer.buffer(h.value())));
+                }
+            }
+            producer.send(record)
                     .onFailure(e -> LOG.warn("could not write a token of {}: {}", t.id(), e.toString()));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalStateException(e);

@@ -37,7 +37,8 @@ import java.util.UUID;
  *       {@code blip2-texts} (a JSON array), {@code blip2-params} (JSON), {@code blip2-stream},
  *       {@code blip2-deadline-ms}; or, with the header {@code blip2-image-url}, no value and the image by reference.</li>
  * </ul>
- * An image by reference ({@link Fields#imageUrl}) is fetched by the service ({@code service.image.ImageFetcher})
+ * A record that is a CloudEvent (binary or structured mode) is read through {@link CloudEventRecords}: its data is the
+ * JSON request, or the image of the raw form. An image by reference ({@link Fields#imageUrl}) is fetched by the service ({@code service.image.ImageFetcher})
  * between {@link #check}, which refuses a bad request before anything is fetched, and {@link #validate}.
  * A record is the raw form when it has a {@code blip2-task} header. The id is the request's own (the JSON
  * {@code id}, else the header {@code blip2-id}); a record without one gets {@link #recordId}, from where it is in
@@ -97,7 +98,7 @@ public final class RequestDecoder {
 
     /** A Kafka record (any shape: null key, value or header values, duplicate or binary headers) to a job. */
     public InferenceJob decodeRecord(ConsumerRecord<byte[], byte[]> record, long acceptedNanos) {
-        return decodeRecord(record.value(), requestHeaders(record.headers()), recordId(record), acceptedNanos);
+        return validate(recordFields(record), acceptedNanos);
     }
 
     /**
@@ -132,22 +133,40 @@ public final class RequestDecoder {
      * @param recordId the id the record has when it gives none of its own
      */
     public InferenceJob decodeRecord(byte[] value, Map<String, byte[]> headers, String recordId, long acceptedNanos) {
-        return validate(recordFields(value, headers, recordId), acceptedNanos);
+        return validate(recordFields(value, headers, recordId, headers.containsKey("blip2-task")), acceptedNanos);
     }
 
     /** A Kafka record's fields (any shape: null key, value or header values, duplicate or binary headers). */
     public Fields recordFields(ConsumerRecord<byte[], byte[]> record) {
-        return recordFields(record.value(), requestHeaders(record.headers()), recordId(record));
+        Map<String, byte[]> headers = requestHeaders(record.headers());
+        if (!CloudEventRecords.isCloudEvent(record.headers())) {
+            return recordFields(record.value(), headers, recordId(record), headers.containsKey("blip2-task"));
+        }
+        if (record.value() != null && record.value().length > limits.maxRecordBytes()) {
+            throw new RequestError(RequestError.RECORD_TOO_LARGE, "the record has " + record.value().length + " bytes; the limit is "
+                    + limits.maxRecordBytes());
+        }
+        CloudEventRecords.Event e = CloudEventRecords.read(record);
+        if (e.json() && headers.containsKey("blip2-task")) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "a CloudEvent whose data is a JSON request takes its fields from "
+                    + "the JSON, not from blip2-* headers (it has blip2-task)");
+        }
+        if (!e.json() && !headers.containsKey("blip2-task")) {
+            throw new RequestError(RequestError.INVALID_REQUEST, "a CloudEvent whose data is an image needs the header blip2-task "
+                    + "(and the other blip2-* headers of the raw form); JSON data (datacontenttype application/json) is a JSON request");
+        }
+        return recordFields(e.data(), headers, e.id() == null || e.id().isBlank() ? recordId(record) : e.id(), !e.json());
     }
 
     /**
      * A record's value and request headers (by lower-case name) to its fields, not yet validated.
      *
      * @param recordId the id the record has when it gives none of its own
+     * @param raw      the raw form (the value is the image, the fields are headers); else the value is a JSON request
      */
-    public Fields recordFields(byte[] value, Map<String, byte[]> headers, String recordId) {
+    public Fields recordFields(byte[] value, Map<String, byte[]> headers, String recordId, boolean raw) {
         String imageUrl = header(headers, "blip2-image-url");
-        boolean byReference = headers.containsKey("blip2-task") && imageUrl != null && !imageUrl.isBlank();
+        boolean byReference = raw && imageUrl != null && !imageUrl.isBlank();
         if ((value == null || value.length == 0) && !byReference) {
             throw new RequestError(RequestError.INVALID_REQUEST, "the record has no value");
         }
@@ -161,7 +180,7 @@ public final class RequestDecoder {
         }
         String headerId = header(headers, "blip2-id");
         Fields f;
-        if (headers.containsKey("blip2-task")) {
+        if (raw) {
             f = new Fields(headerId, header(headers, "blip2-task"), byReference ? null : value, header(headers, "blip2-prompt"),
                     header(headers, "blip2-question"), jsonHeader(headers, "blip2-texts"), jsonHeader(headers, "blip2-params"),
                     bool(header(headers, "blip2-stream"), "blip2-stream"), deadlineMs(header(headers, "blip2-deadline-ms")),
