@@ -133,7 +133,7 @@ class BackPressureIT {
                 c.seekToBeginning(tps);
                 long end = System.currentTimeMillis() + 300_000;
                 while (System.currentTimeMillis() < end && answered.size() < REQUESTS) {
-                    for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(200))) {
+                    for (ConsumerRecord<String, byte[]> r : io.blip2stream.service.protocol.RecordSchemas.checked(c.poll(Duration.ofMillis(200)))) {
                         answered.add(r.key());
                     }
                 }

@@ -234,7 +234,7 @@ class ClusterIT {
         long end = System.currentTimeMillis() + timeoutMs;
         long settleUntil = Long.MAX_VALUE;
         while (System.currentTimeMillis() < Math.min(end, settleUntil)) {
-            for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(200))) {
+            for (ConsumerRecord<String, byte[]> r : io.blip2stream.service.protocol.RecordSchemas.checked(c.poll(Duration.ofMillis(200)))) {
                 if (ids.contains(r.key())) {
                     out.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(JSON.readTree(r.value()));
                 }
@@ -365,7 +365,7 @@ class ClusterIT {
             long end = System.currentTimeMillis() + 60_000;
             while (System.currentTimeMillis() < end && early.values().stream().filter(l -> l.get(0).get("node").asText()
                     .equals(victim.name)).count() < 3) {
-                for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(100))) {
+                for (ConsumerRecord<String, byte[]> r : io.blip2stream.service.protocol.RecordSchemas.checked(c.poll(Duration.ofMillis(100)))) {
                     if (ids.contains(r.key())) {
                         early.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(JSON.readTree(r.value()));
                     }

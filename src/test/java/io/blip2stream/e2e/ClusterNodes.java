@@ -32,6 +32,8 @@ final class ClusterNodes implements AutoCloseable {
     private final EmbeddedKafka broker;
     private final String cluster = "it-" + UUID.randomUUID();
     private final int[] clusterPorts;
+    /** Outputs read by {@link #outputReader} that do not follow their schema; {@link #close} fails the test on them. */
+    static final java.util.Queue<String> SCHEMA_FAILURES = new java.util.concurrent.ConcurrentLinkedQueue<>();
     /** The nodes now, by number. */
     final ServeProcess[] nodes;
     /** Every process started, in order (restarts too). */
@@ -115,6 +117,11 @@ final class ClusterNodes implements AutoCloseable {
             if (n != null && n.process.isAlive()) {
                 n.stop();
             }
+        }
+        if (!SCHEMA_FAILURES.isEmpty()) {
+            String all = String.join("\n", SCHEMA_FAILURES);
+            SCHEMA_FAILURES.clear();
+            throw new AssertionError("outputs that do not follow their schema:\n" + all);
         }
     }
 
@@ -202,6 +209,11 @@ final class ClusterNodes implements AutoCloseable {
                 k.seekToBeginning(tps);
                 while (reading.get()) {
                     for (ConsumerRecord<String, byte[]> r : k.poll(Duration.ofMillis(50))) {
+                        try {
+                            io.blip2stream.service.protocol.RecordSchemas.check(r);
+                        } catch (AssertionError e) { // this thread's failure is the test's: close() reports it
+                            SCHEMA_FAILURES.add(e.getMessage());
+                        }
                         onRecord.accept(r);
                     }
                 }

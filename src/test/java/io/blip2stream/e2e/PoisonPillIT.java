@@ -149,7 +149,7 @@ class PoisonPillIT {
             long end = System.currentTimeMillis() + timeoutMs;
             long quietUntil = Long.MAX_VALUE;
             while (System.currentTimeMillis() < Math.min(end, quietUntil)) {
-                for (ConsumerRecord<String, byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                for (ConsumerRecord<String, byte[]> r : io.blip2stream.service.protocol.RecordSchemas.checked(consumer.poll(Duration.ofMillis(200)))) {
                     JsonNode v = JSON.readTree(r.value());
                     String id = v.path("id").asText();
                     byId.computeIfAbsent(id, k -> new ArrayList<>()).add(r);

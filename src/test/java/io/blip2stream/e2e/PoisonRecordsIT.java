@@ -150,7 +150,7 @@ class PoisonRecordsIT {
                 c.seekToBeginning(tps);
                 long end = System.currentTimeMillis() + 120_000;
                 while (System.currentTimeMillis() < end && got.size() < sent.size()) {
-                    for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(100))) {
+                    for (ConsumerRecord<String, byte[]> r : io.blip2stream.service.protocol.RecordSchemas.checked(c.poll(Duration.ofMillis(100)))) {
                         got.putIfAbsent(r.key(), r);
                         gotAt.putIfAbsent(r.key(), r.timestamp());
                     }

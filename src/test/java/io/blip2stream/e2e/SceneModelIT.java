@@ -124,7 +124,7 @@ class SceneModelIT {
                 c.seekToBeginning(tps);
                 long end = System.currentTimeMillis() + 90_000;
                 while (System.currentTimeMillis() < end && byKey.size() < 2 * SCENES) {
-                    for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(200))) {
+                    for (ConsumerRecord<String, byte[]> r : io.blip2stream.service.protocol.RecordSchemas.checked(c.poll(Duration.ofMillis(200)))) {
                         byKey.put(r.key(), JSON.readTree(r.value()));
                     }
                 }

@@ -90,7 +90,7 @@ class ServeIT {
                 c.seekToBeginning(tps);
                 long end = System.currentTimeMillis() + 60_000;
                 while (System.currentTimeMillis() < end && (byKey.size() < 3 || tokens < 12)) { // token records may trail the result
-                    for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(200))) {
+                    for (ConsumerRecord<String, byte[]> r : io.blip2stream.service.protocol.RecordSchemas.checked(c.poll(Duration.ofMillis(200)))) {
                         if (r.topic().equals("blip2.tokens")) {
                             tokens++;
                         } else {

@@ -143,14 +143,14 @@ class KafkaSecurityTest {
                     consumer.subscribe(List.of(c.kafka().topics().captions()));
                     end = System.currentTimeMillis() + 90_000;
                     while (answers == 0 && System.currentTimeMillis() < end) {
-                        for (ConsumerRecord<String, byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                        for (ConsumerRecord<String, byte[]> r : io.blip2stream.service.protocol.RecordSchemas.checked(consumer.poll(Duration.ofMillis(200)))) {
                             JsonNode answer = JSON.readTree(r.value());
                             assertEquals("sasl-1", answer.path("id").asText(), answer.toString());
                             assertTrue(answer.path("text").asText().length() > 0, answer.toString());
                             answers++;
                         }
                     }
-                    for (ConsumerRecord<String, byte[]> r : consumer.poll(Duration.ofSeconds(2))) {
+                    for (ConsumerRecord<String, byte[]> r : io.blip2stream.service.protocol.RecordSchemas.checked(consumer.poll(Duration.ofSeconds(2)))) {
                         answers++; // a duplicate would show here
                     }
                 }

@@ -96,7 +96,7 @@ public final class ServiceHarness implements AutoCloseable {
         List<ConsumerRecord<String, byte[]>> out = new ArrayList<>();
         long end = System.currentTimeMillis() + timeoutMs;
         while (System.currentTimeMillis() < end && !done.test(out)) {
-            c.poll(Duration.ofMillis(200)).forEach(out::add);
+            io.blip2stream.service.protocol.RecordSchemas.checked(c.poll(Duration.ofMillis(200))).forEach(out::add);
         }
         return out;
     }

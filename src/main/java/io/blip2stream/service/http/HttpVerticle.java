@@ -123,6 +123,9 @@ public final class HttpVerticle extends VerticleBase {
         router.get("/metrics").handler(ctx -> ctx.response()
                 .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8").end(metrics.scrape()));
         HttpApi api = new HttpApi(this);
+        // the records' JSON Schemas: published documentation, as a schema registry fetches it (no token)
+        router.get("/v1/schemas").handler(HttpVerticle::schemaList);
+        router.get("/v1/schemas/:name").handler(HttpVerticle::schema);
         router.route("/v1/*").handler(api::guard);
         RequestBody body = new RequestBody(h.maxMessageBytes(), h.bodyTimeoutMs()); // in memory: nothing on disk, ever
         router.post("/v1/caption").handler(body).handler(ctx -> api.generate(ctx, "caption"));
@@ -368,6 +371,27 @@ public final class HttpVerticle extends VerticleBase {
             reader.close();
             return admin.close();
         });
+    }
+
+    /** {@code GET /v1/schemas}: the schemas' names, titles and where each is. */
+    private static void schemaList(io.vertx.ext.web.RoutingContext ctx) {
+        io.vertx.core.json.JsonArray data = new io.vertx.core.json.JsonArray();
+        for (String name : io.blip2stream.service.protocol.Schemas.NAMES) {
+            data.add(new JsonObject().put("name", name).put("url", "/v1/schemas/" + name)
+                    .put("description", io.blip2stream.service.protocol.Schemas.json(name).path("description").asText()));
+        }
+        ctx.json(new JsonObject().put("data", data));
+    }
+
+    /** {@code GET /v1/schemas/{name}}: one schema, as application/schema+json. */
+    private static void schema(io.vertx.ext.web.RoutingContext ctx) {
+        byte[] s = io.blip2stream.service.protocol.Schemas.bytes(ctx.pathParam("name"));
+        if (s == null) {
+            HttpApi.error(ctx, 404, "not_found", "no schema " + io.blip2stream.service.protocol.ClientText.quote(ctx.pathParam("name"))
+                    + "; GET /v1/schemas lists them");
+            return;
+        }
+        ctx.response().putHeader("content-type", "application/schema+json").end(io.vertx.core.buffer.Buffer.buffer(s));
     }
 
     static Logger log() {

@@ -91,7 +91,31 @@ class OpenAiApiTest {
         o.putObject("params").put("max_new_tokens", 12);
         HttpResponse<String> r = post(path, o, TOKEN);
         assertEquals(200, r.statusCode(), r.body());
+        io.blip2stream.service.protocol.RecordSchemas.assertValid(question == null ? "caption" : "answer", r.body(), path + "'s result");
         return JSON.readTree(r.body());
+    }
+
+    @Test
+    void theRecordsSchemasAreServedWithoutAToken() throws Exception {
+        HttpResponse<String> list = client.send(HttpRequest.newBuilder(URI.create(base + "/v1/schemas")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, list.statusCode(), list.body());
+        List<String> names = new ArrayList<>();
+        JSON.readTree(list.body()).get("data").forEach(d -> names.add(d.get("name").asText()));
+        assertEquals(io.blip2stream.service.protocol.Schemas.NAMES, names);
+        for (String name : names) {
+            HttpResponse<byte[]> one = client.send(HttpRequest.newBuilder(URI.create(base + "/v1/schemas/" + name)).build(),
+                    HttpResponse.BodyHandlers.ofByteArray());
+            assertEquals(200, one.statusCode());
+            assertEquals("application/schema+json", one.headers().firstValue("content-type").orElse(""));
+            org.junit.jupiter.api.Assertions.assertArrayEquals(io.blip2stream.service.protocol.Schemas.bytes(name), one.body(), name);
+        }
+        for (String missing : List.of("nothing", "..%2Fapplication", "request.json")) {
+            HttpResponse<String> r = client.send(HttpRequest.newBuilder(URI.create(base + "/v1/schemas/" + missing)).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(404, r.statusCode(), missing + ": " + r.body());
+            assertEquals("not_found", JSON.readTree(r.body()).get("error").get("code").asText());
+        }
     }
 
     /** The JSON of each {@code data:} line of an event stream, and whether it ended with [DONE]. */
