@@ -33,7 +33,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Issue 23, item 3: CloudEvents through the running service, with the CloudEvents Kafka library on both ends:
- * requests written as events in binary and structured mode are answered, and every output (the result, its
+ * requests written as events in binary and structured mode are answered, and every output (each task's result,
  * tokens, a dead letter) is a binary-mode event the library reads back, of type {@code io.blip2stream.*} with the
  * request's id as its subject.
  */
@@ -80,14 +80,19 @@ class CloudEventsTest {
         ProducerRecord<String, byte[]> s = keyed(KafkaMessageFactory.createWriter(topic).writeStructured(structured, JsonFormat.CONTENT_TYPE), "cam-8");
         s.headers().add("blip2-task", "vqa".getBytes()).add("blip2-question", "what is it?".getBytes());
         harness.send(s);
+        for (String task : new String[] {"match", "embed"}) {
+            CloudEvent e = event("ce-" + task).withDataContentType("application/json").withData(("{\"task\":\"" + task + "\",\"image\":\""
+                    + b64 + "\",\"texts\":[\"a red circle\"]}").getBytes(StandardCharsets.UTF_8)).build();
+            harness.send(keyed(KafkaMessageFactory.createWriter(topic).writeBinary(e), "cam-" + task));
+        }
         CloudEvent broken = event("ce-broken").withDataContentType("application/json").withData("{\"task\":\"paint\"}".getBytes()).build();
         harness.send(keyed(KafkaMessageFactory.createWriter(topic).writeBinary(broken), "cam-9"));
 
         var t = harness.topics();
         Map<String, CloudEvent> byTopicAndSubject = new HashMap<>();
         Map<String, ConsumerRecord<String, byte[]>> records = new HashMap<>();
-        try (KafkaConsumer<String, byte[]> c = harness.consumer(List.of(t.captions(), t.answers(), t.deadLetter(), t.tokens()))) {
-            List<ConsumerRecord<String, byte[]>> got = ServiceHarness.readUntil(c, l -> l.stream().filter(r -> !r.topic().equals(t.tokens())).count() >= 3
+        try (KafkaConsumer<String, byte[]> c = harness.consumer(List.of(t.captions(), t.answers(), t.matches(), t.embeddings(), t.deadLetter(), t.tokens()))) {
+            List<ConsumerRecord<String, byte[]>> got = ServiceHarness.readUntil(c, l -> l.stream().filter(r -> !r.topic().equals(t.tokens())).count() >= 5
                     && l.stream().filter(r -> r.topic().equals(t.tokens())).count() >= 3, 60_000);
             for (ConsumerRecord<String, byte[]> r : got) {
                 assertNotNull(r.headers().lastHeader("ce_specversion"), r.topic() + " carries ce_* headers");
@@ -118,6 +123,8 @@ class CloudEventsTest {
             assertNotNull(token, "token " + i + " is an event: " + byTopicAndSubject.keySet());
             assertEquals("io.blip2stream.token", token.getType());
         }
+        assertEquals("io.blip2stream.match", byTopicAndSubject.get(t.matches() + "|ce-match").getType());
+        assertEquals("io.blip2stream.embedding", byTopicAndSubject.get(t.embeddings() + "|ce-embed").getType());
         CloudEvent dead = byTopicAndSubject.get(t.deadLetter() + "|ce-broken");
         assertNotNull(dead, "the bad request's dead letter is an event: " + byTopicAndSubject.keySet());
         assertEquals("io.blip2stream.dead_letter", dead.getType());

@@ -69,9 +69,21 @@ class OpenAiClientsTest {
     String base;
     OpenAIClient sdk;
 
+    io.vertx.core.Vertx vertx;
+    /** Where the fixtures' images are served, as an object store inside the network would serve them. */
+    String images;
+
     @BeforeAll
     void start() throws Exception {
-        harness = new ServiceHarness(tmp.resolve("data"), Map.of("http.auth_tokens", TOKEN));
+        vertx = io.vertx.core.Vertx.vertx();
+        io.vertx.core.http.HttpServer server = vertx.createHttpServer().requestHandler(req -> {
+            String n = req.path().replaceAll("[^0-9]", "");
+            req.response().putHeader("content-type", "image/png").end(io.vertx.core.buffer.Buffer.buffer(Fixtures.image(MODEL, Integer.parseInt(n))));
+        });
+        server.listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+        images = "http://localhost:" + server.actualPort();
+        harness = new ServiceHarness(tmp.resolve("data"), Map.of("http.auth_tokens", TOKEN, "images.allowed_hosts", "localhost",
+                "images.allow_http", "true", "images.allow_private_addresses", "true"));
         base = "http://127.0.0.1:" + harness.service.httpPort() + "/v1";
         sdk = OpenAIOkHttpClient.builder().baseUrl(base).apiKey(TOKEN).maxRetries(0).build();
     }
@@ -80,6 +92,7 @@ class OpenAiClientsTest {
     void stop() throws Exception {
         sdk.close();
         harness.close();
+        vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
 
     static String base64(int image) {
@@ -164,6 +177,19 @@ class OpenAiClientsTest {
                 ChatCompletionCreateParams.builder().model(MODEL).addUserMessageOfArrayOfContentParts(parts).build()));
         assertEquals("invalid_image", e.code().orElseThrow());
         assertTrue(e.getMessage().contains("image"), e.getMessage());
+    }
+
+    @Test
+    void bothClientsSendImagesByUrl() throws Exception {
+        OpenAiChatModel chat = OpenAiChatModel.builder().baseUrl(base).apiKey(TOKEN).modelName(MODEL).maxTokens(12)
+                .timeout(Duration.ofSeconds(60)).maxRetries(0).build();
+        ChatResponse r = chat.chat(UserMessage.from(TextContent.from(QUESTION), ImageContent.from(URI.create(images + "/image0.png"))));
+        assertEquals(ours(0, QUESTION), r.aiMessage().text(), "LangChain4j's ImageContent by URL");
+        ChatCompletion c = sdk.chat().completions().create(ChatCompletionCreateParams.builder().model(MODEL).maxCompletionTokens(12)
+                .addUserMessageOfArrayOfContentParts(List.of(ChatCompletionContentPart.ofImageUrl(ChatCompletionContentPartImage.builder()
+                        .imageUrl(ChatCompletionContentPartImage.ImageUrl.builder().url(images + "/image2.png").build()).build())))
+                .build());
+        assertEquals(ours(2, null), c.choices().get(0).message().content().orElseThrow(), "the OpenAI SDK's image_url by URL");
     }
 
     @Test
