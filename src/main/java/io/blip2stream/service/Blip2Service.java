@@ -90,6 +90,9 @@ public final class Blip2Service {
     }
 
     public synchronized Blip2Service start() throws Exception {
+        if (stopping("before it began (a service once stopped is not started again)")) {
+            return this;
+        }
         // the cluster's key and certificates first: a node that may not start says so before loading anything
         ClusterCipher cipher = ClusterBootstrap.cipher(config.cluster());
         java.util.Optional<io.blip2stream.cluster.ClusterTls> tls = ClusterBootstrap.tls(config.cluster());

@@ -107,28 +107,31 @@ class CloudEventsTest {
                 records.put(key, r);
             }
         }
-        CloudEvent caption = byTopicAndSubject.get(t.captions() + "|ce-binary");
+        String binaryId = "ce-binary@/cameras/7"; // the event's id and source: it gave no id of its own
+        CloudEvent caption = byTopicAndSubject.get(t.captions() + "|" + binaryId);
         assertNotNull(caption, "the binary-mode request answered, its id the event's: " + byTopicAndSubject.keySet());
         assertEquals("io.blip2stream.caption", caption.getType());
-        assertEquals("ce-binary", caption.getId());
+        assertTrue(caption.getId().startsWith(binaryId + "/"), "one id per distinct result: " + caption.getId());
         assertEquals("application/json", caption.getDataContentType());
         JsonNode result = JSON.readTree(caption.getData().toBytes());
-        assertEquals("ce-binary", result.get("id").asText());
-        assertEquals("cam-7", records.get(t.captions() + "|ce-binary").key(), "keyed as the request was");
-        CloudEvent answer = byTopicAndSubject.get(t.answers() + "|ce-structured");
+        assertEquals(binaryId, result.get("id").asText());
+        assertEquals("cam-7", records.get(t.captions() + "|" + binaryId).key(), "keyed as the request was");
+        CloudEvent answer = byTopicAndSubject.get(t.answers() + "|ce-structured@/cameras/7");
         assertNotNull(answer, "the structured-mode request (an image as data) answered");
         assertEquals("io.blip2stream.answer", answer.getType());
         for (int i = 0; i < 3; i++) {
-            CloudEvent token = byTopicAndSubject.get(t.tokens() + "|ce-binary|ce-binary/" + i);
+            String prefix = t.tokens() + "|" + binaryId + "|" + binaryId + "/" + i + "/";
+            CloudEvent token = byTopicAndSubject.entrySet().stream().filter(x -> x.getKey().startsWith(prefix)).map(Map.Entry::getValue)
+                    .findFirst().orElse(null);
             assertNotNull(token, "token " + i + " is an event: " + byTopicAndSubject.keySet());
             assertEquals("io.blip2stream.token", token.getType());
         }
-        assertEquals("io.blip2stream.match", byTopicAndSubject.get(t.matches() + "|ce-match").getType());
-        assertEquals("io.blip2stream.embedding", byTopicAndSubject.get(t.embeddings() + "|ce-embed").getType());
-        CloudEvent dead = byTopicAndSubject.get(t.deadLetter() + "|ce-broken");
+        assertEquals("io.blip2stream.match", byTopicAndSubject.get(t.matches() + "|ce-match@/cameras/7").getType());
+        assertEquals("io.blip2stream.embedding", byTopicAndSubject.get(t.embeddings() + "|ce-embed@/cameras/7").getType());
+        CloudEvent dead = byTopicAndSubject.get(t.deadLetter() + "|ce-broken@/cameras/7");
         assertNotNull(dead, "the bad request's dead letter is an event: " + byTopicAndSubject.keySet());
         assertEquals("io.blip2stream.dead_letter", dead.getType());
-        ConsumerRecord<String, byte[]> d = records.get(t.deadLetter() + "|ce-broken");
+        ConsumerRecord<String, byte[]> d = records.get(t.deadLetter() + "|ce-broken@/cameras/7");
         assertEquals("unknown_task", new String(d.headers().lastHeader("blip2-error-code").value()));
         // the request's own event attributes are kept, renamed, beside the dead letter's
         assertEquals("ce-broken", new String(d.headers().lastHeader("blip2-source-ce_id").value()));

@@ -11,7 +11,8 @@ import java.net.InetAddress;
  * 192.168/16, fc00::/7), shared (carrier-grade NAT, 100.64/10), link-local (169.254/16 with the clouds' metadata
  * services, fe80::/10), multicast, broadcast and the reserved ranges (192.0.0/24, 198.18/15 benchmarking,
  * 240/4, the documentation ranges); an IPv6 address that carries an IPv4 one (mapped, compatible, NAT64, 6to4,
- * Teredo) is judged by the IPv4 address it carries, so {@code ::ffff:127.0.0.1} is loopback.
+ * Teredo) is judged by the IPv4 address it carries, so {@code ::ffff:127.0.0.1} is loopback; NAT64's local-use
+ * prefix (64:ff9b:1::/48) is not public.
  */
 public final class AddressRules {
     private AddressRules() {}
@@ -113,7 +114,9 @@ public final class AddressRules {
             return v4(b[12], b[13], b[14], b[15]);
         }
         if ((b[0] & 0xff) == 0x00 && (b[1] & 0xff) == 0x64 && (b[2] & 0xff) == 0xff && (b[3] & 0xff) == 0x9b) {
-            return v4(b[12], b[13], b[14], b[15]);
+            // 64:ff9b::/96 carries it in the last four bytes, the rest zero; any other layout (64:ff9b:1::/48, local
+            // use, carries it elsewhere) is judged as 0.0.0.0: not public
+            return allZero(b, 4, 12) ? v4(b[12], b[13], b[14], b[15]) : v4((byte) 0, (byte) 0, (byte) 0, (byte) 0);
         }
         if ((b[0] & 0xff) == 0x20 && (b[1] & 0xff) == 0x02) {
             return v4(b[2], b[3], b[4], b[5]);

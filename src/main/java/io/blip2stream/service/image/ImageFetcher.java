@@ -28,7 +28,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Images by reference: the bytes behind an {@code image_url}, fetched under {@code images.*} and
@@ -51,6 +50,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * presigned URLs keep their signatures.
  */
 public final class ImageFetcher implements AutoCloseable {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ImageFetcher.class);
     /** Resolves a host name to its addresses (the system's resolver; tests give their own). */
     public interface Resolver {
         InetAddress[] resolve(String host) throws UnknownHostException;
@@ -64,6 +64,11 @@ public final class ImageFetcher implements AutoCloseable {
     private final long maxBytes;
     private final Resolver resolver;
     private final HttpClient client;
+    /**
+     * Where lookups and file reads block: a pool of their own, so a resolver or a mount that hangs ties up these
+     * threads only, never the workers that decode and tokenize every request (the fetch's timer ends the request).
+     */
+    private final io.vertx.core.WorkerExecutor blocking;
 
     public ImageFetcher(Vertx vertx, ServiceConfig.Images rules, long maxBytes) {
         this(vertx, rules, maxBytes, InetAddress::getAllByName);
@@ -82,6 +87,54 @@ public final class ImageFetcher implements AutoCloseable {
                 .setMaxRedirects(0)
                 .setKeepAlive(true)
                 .setName("blip2-image-fetch"), new PoolOptions().setHttp1MaxSize(8));
+        this.blocking = vertx.createSharedWorkerExecutor("blip2-image-fetch", 8);
+    }
+
+    /**
+     * One fetch: its promise, its one timer (the whole fetch, lookups, redirects and file reads included) and the
+     * request in flight, reset when the fetch ends any other way than by its body's end. Used on one event loop.
+     */
+    private final class Fetch {
+        final Promise<byte[]> done = Promise.promise();
+        final long deadline = System.currentTimeMillis() + rules.fetchTimeoutMs();
+        final long timer;
+        String shown;
+        HttpClientRequest current;
+
+        Fetch(String shown) {
+            this.shown = shown;
+            this.timer = vertx.setTimer(rules.fetchTimeoutMs(), x -> fail(new RequestError(RequestError.IMAGE_FETCH_TIMEOUT,
+                    "fetching " + this.shown + " did not finish within " + rules.fetchTimeoutMs() + " ms (images.fetch_timeout_ms)")));
+        }
+
+        boolean over() {
+            return done.future().isComplete();
+        }
+
+        void fail(Throwable e) {
+            if (done.tryFail(e)) {
+                end();
+            }
+        }
+
+        void complete(byte[] bytes) {
+            if (done.tryComplete(bytes)) {
+                end();
+            }
+        }
+
+        /** Cancels the timer and resets the request in flight (not read to its end: its connection is not reused). */
+        private void end() {
+            vertx.cancelTimer(timer);
+            if (current != null) {
+                current.reset();
+                current = null;
+            }
+        }
+
+        long left() {
+            return deadline - System.currentTimeMillis();
+        }
     }
 
     /** The bytes of the image at {@code url}, or a {@link RequestError}; completes on the caller's context. */
@@ -91,11 +144,7 @@ public final class ImageFetcher implements AutoCloseable {
             return Future.failedFuture(new RequestError(RequestError.INVALID_IMAGE, "image_url is empty"));
         }
         if (u.regionMatches(true, 0, "data:", 0, 5)) {
-            try {
-                return Future.succeededFuture(RequestDecoder.base64Image("image_url", u));
-            } catch (RequestError e) {
-                return Future.failedFuture(e);
-            }
+            return blocking.executeBlocking(() -> RequestDecoder.base64Image("image_url", u), false); // megabytes: off the event loop
         }
         URI uri;
         try {
@@ -107,13 +156,20 @@ public final class ImageFetcher implements AutoCloseable {
         String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
         switch (scheme) {
             case "http", "https" -> {
-                Promise<byte[]> done = Promise.promise();
-                long deadline = System.currentTimeMillis() + rules.fetchTimeoutMs();
-                get(uri, 0, deadline, done);
-                return done.future();
+                Fetch f = new Fetch(scheme + "://" + ClientText.quote(String.valueOf(uri.getHost())));
+                get(uri, 0, f);
+                return f.done.future();
             }
             case "file" -> {
-                return vertx.executeBlocking(() -> readFile(uri), false);
+                Fetch f = new Fetch("file://" + ClientText.quote(String.valueOf(uri.getPath())));
+                blocking.executeBlocking(() -> readFile(uri), false).onComplete(r -> {
+                    if (r.succeeded()) {
+                        f.complete(r.result());
+                    } else {
+                        f.fail(r.cause());
+                    }
+                });
+                return f.done.future();
             }
             default -> {
                 return Future.failedFuture(notAllowed("image_url has the scheme '" + ClientText.quote(scheme)
@@ -125,25 +181,28 @@ public final class ImageFetcher implements AutoCloseable {
     // ---- http(s)
 
     /** One GET of the chain (the first, or a redirect's), checked before it connects. */
-    private void get(URI uri, int redirects, long deadline, Promise<byte[]> done) {
+    private void get(URI uri, int redirects, Fetch f) {
         Target t;
         try {
             t = target(uri, redirects > 0);
         } catch (RequestError e) {
-            done.tryFail(e);
+            f.fail(e);
             return;
         }
-        vertx.executeBlocking(() -> resolve(t), false).onComplete(r -> {
+        f.shown = t.shown();
+        blocking.executeBlocking(() -> resolve(t), false).onComplete(r -> {
+            if (f.over()) {
+                return;
+            }
             if (r.failed()) {
-                done.tryFail(r.cause());
+                f.fail(r.cause());
                 return;
             }
-            long left = deadline - System.currentTimeMillis();
-            if (left <= 0) {
-                done.tryFail(timeout(t));
-                return;
+            try {
+                connect(t, r.result(), redirects, f);
+            } catch (RuntimeException e) { // an option Vert.x refuses, say: the fetch fails, it never hangs
+                f.fail(new RequestError(RequestError.IMAGE_FETCH_FAILED, "could not GET " + t.shown() + ": " + ClientText.detail(reason(e))));
             }
-            connect(t, r.result(), redirects, deadline, left, done);
         });
     }
 
@@ -157,6 +216,11 @@ public final class ImageFetcher implements AutoCloseable {
             }
             boolean defaultPort = port == (https ? 443 : 80);
             return (https ? "https" : "http") + "://" + ClientText.quote(host) + (defaultPort ? "" : ":" + port) + ClientText.detail(path);
+        }
+
+        /** The host as the Host header and TLS name give it: an IPv6 address in brackets. */
+        String authorityHost() {
+            return host.contains(":") ? "[" + host + "]" : host;
         }
     }
 
@@ -181,7 +245,13 @@ public final class ImageFetcher implements AutoCloseable {
         if (host.startsWith("[") && host.endsWith("]")) {
             host = host.substring(1, host.length() - 1);
         }
+        if (host.contains("%")) {
+            throw notAllowed(via + "an IPv6 address with a zone (an interface of this node)");
+        }
         int port = uri.getPort() >= 0 ? uri.getPort() : scheme.equals("https") ? 443 : 80;
+        if (port < 1 || port > 65535) {
+            throw new RequestError(RequestError.INVALID_IMAGE, via + "a URL with the port " + port + ", which is no port");
+        }
         if (!hostAllowed(host, rules.allowedHosts())) {
             throw notAllowed(via + "the host '" + ClientText.quote(host) + "', which is not in images.allowed_hosts"
                     + (rules.allowedHosts().isEmpty() ? " (empty: images by URL are off)" : ""));
@@ -205,123 +275,112 @@ public final class ImageFetcher implements AutoCloseable {
         return false;
     }
 
-    /** The address to connect to: the host resolved once, every address it has checked (worker thread). */
+    /**
+     * The address to connect to: the host resolved once, every address it has checked (the fetcher's own pool).
+     * Unknown and non-public come back as one refusal, so that a client cannot map the names of the service's own
+     * network through the difference; the log has which it was.
+     */
     private InetAddress resolve(Target t) {
         InetAddress[] all;
+        String why = null;
         try {
             // an address written out is taken as it is (no lookup); a name is looked up once, here
             all = IP_LITERAL.matcher(t.host()).matches() ? new InetAddress[] {InetAddress.getByName(t.host())} : resolver.resolve(t.host());
+            if (all == null || all.length == 0) {
+                why = "it has no address";
+            }
         } catch (UnknownHostException e) {
-            throw new RequestError(RequestError.IMAGE_FETCH_FAILED, "the host '" + ClientText.quote(t.host()) + "' of " + t.shown()
-                    + " is not known (DNS)");
+            all = null;
+            why = "it is not known (DNS)";
         }
-        if (all == null || all.length == 0) {
-            throw new RequestError(RequestError.IMAGE_FETCH_FAILED, "the host '" + ClientText.quote(t.host()) + "' has no address");
-        }
-        if (!rules.allowPrivateAddresses()) {
+        if (why == null && !rules.allowPrivateAddresses()) {
             for (InetAddress a : all) {
-                String why = AddressRules.notPublic(a);
-                if (why != null) {
-                    throw notAllowed("the host '" + ClientText.quote(t.host()) + "' of " + t.shown() + " resolves to " + a.getHostAddress()
-                            + ", " + why + " (allowed only with images.allow_private_addresses)");
+                String not = AddressRules.notPublic(a);
+                if (not != null) {
+                    why = "it resolves to " + a.getHostAddress() + ", " + not;
+                    break;
                 }
             }
+        }
+        if (why != null) {
+            LOG.info("image_url refused: the host '{}' of {}: {}", ClientText.log(t.host()), t.shown(), why);
+            throw notAllowed("the host '" + ClientText.quote(t.host()) + "' of " + t.shown() + " has no address images may be fetched from"
+                    + (rules.allowPrivateAddresses() ? " (it is not known)" : " (it is not known, or not public: loopback, private, "
+                    + "link-local and other such addresses need images.allow_private_addresses)"));
         }
         return all[0];
     }
 
-    private void connect(Target t, InetAddress address, int redirects, long deadline, long left, Promise<byte[]> done) {
+    private void connect(Target t, InetAddress address, int redirects, Fetch f) {
+        long left = f.left();
+        if (left <= 0) {
+            return; // the timer fails it
+        }
         RequestOptions o = new RequestOptions()
                 .setMethod(HttpMethod.GET)
                 .setServer(SocketAddress.inetSocketAddress(t.port(), address.getHostAddress()))
-                .setHost(t.host())
+                .setHost(t.authorityHost())
                 .setPort(t.port())
                 .setSsl(t.https())
                 .setURI(t.pathAndQuery())
                 .setFollowRedirects(false)
                 .setConnectTimeout(left)
+                .setIdleTimeout(left)
                 .putHeader("Accept", "image/*")
                 .putHeader("User-Agent", "blip2-stream");
-        AtomicBoolean over = new AtomicBoolean();
-        HttpClientRequest[] sent = new HttpClientRequest[1];
-        long timer = vertx.setTimer(left, x -> {
-            if (over.compareAndSet(false, true)) {
-                if (sent[0] != null) {
-                    sent[0].reset();
-                }
-                done.tryFail(timeout(t));
-            }
-        });
         client.request(o).compose(req -> {
-            sent[0] = req;
+            if (f.over()) { // the deadline passed while it connected
+                req.reset();
+                return Future.failedFuture("over");
+            }
+            f.current = req;
             return req.send();
         }).onComplete(ar -> {
-            if (over.get()) {
-                if (ar.succeeded()) {
-                    ar.result().request().reset(); // the deadline passed while it connected
-                }
+            if (f.over()) {
                 return;
             }
             if (ar.failed()) {
-                over.set(true);
-                vertx.cancelTimer(timer);
-                done.tryFail(new RequestError(RequestError.IMAGE_FETCH_FAILED, "could not GET " + t.shown() + ": "
+                f.current = null;
+                f.fail(new RequestError(RequestError.IMAGE_FETCH_FAILED, "could not GET " + t.shown() + ": "
                         + ClientText.detail(reason(ar.cause()))));
                 return;
             }
             HttpClientResponse res = ar.result();
             int status = res.statusCode();
             if (status >= 300 && status < 400 && res.getHeader("Location") != null) {
-                over.set(true);
-                vertx.cancelTimer(timer);
-                sent[0].reset(); // not read: the connection is not reused
-                redirect(t, res.getHeader("Location"), redirects, deadline, done);
+                f.current.reset(); // not read: the connection is not reused
+                f.current = null;
+                redirect(t, res.getHeader("Location"), redirects, f);
                 return;
             }
             if (status < 200 || status >= 300) {
-                over.set(true);
-                vertx.cancelTimer(timer);
-                sent[0].reset();
-                done.tryFail(new RequestError(RequestError.IMAGE_FETCH_FAILED, "GET " + t.shown() + " answered " + status
+                f.fail(new RequestError(RequestError.IMAGE_FETCH_FAILED, "GET " + t.shown() + " answered " + status
                         + (res.statusMessage() == null ? "" : " " + ClientText.quote(res.statusMessage()))));
                 return;
             }
             String length = res.getHeader("Content-Length");
             if (length != null && declaredOver(length)) {
-                over.set(true);
-                vertx.cancelTimer(timer);
-                sent[0].reset();
-                done.tryFail(new RequestError(RequestError.IMAGE_TOO_LARGE, "the image at " + t.shown() + " has "
+                f.fail(new RequestError(RequestError.IMAGE_TOO_LARGE, "the image at " + t.shown() + " has "
                         + ClientText.quote(length.strip()) + " bytes; the limit is " + maxBytes + " (limits.max_image_bytes)"));
                 return;
             }
             Buffer body = Buffer.buffer();
             res.handler(chunk -> {
-                if (over.get()) {
+                if (f.over()) {
                     return;
                 }
                 if (body.length() + chunk.length() > maxBytes) {
-                    over.set(true);
-                    vertx.cancelTimer(timer);
-                    sent[0].reset();
-                    done.tryFail(new RequestError(RequestError.IMAGE_TOO_LARGE, "the image at " + t.shown()
+                    f.fail(new RequestError(RequestError.IMAGE_TOO_LARGE, "the image at " + t.shown()
                             + " is larger than the limit of " + maxBytes + " bytes (limits.max_image_bytes)"));
                     return;
                 }
                 body.appendBuffer(chunk);
             });
-            res.exceptionHandler(e -> {
-                if (over.compareAndSet(false, true)) {
-                    vertx.cancelTimer(timer);
-                    done.tryFail(new RequestError(RequestError.IMAGE_FETCH_FAILED, "the body of " + t.shown() + " broke off: "
-                            + ClientText.detail(String.valueOf(e.getMessage()))));
-                }
-            });
+            res.exceptionHandler(e -> f.fail(new RequestError(RequestError.IMAGE_FETCH_FAILED, "the body of " + t.shown()
+                    + " broke off: " + ClientText.detail(reason(e)))));
             res.endHandler(v -> {
-                if (over.compareAndSet(false, true)) {
-                    vertx.cancelTimer(timer);
-                    done.tryComplete(body.getBytes());
-                }
+                f.current = null; // read to its end: its connection may serve another fetch
+                f.complete(body.getBytes());
             });
         });
     }
@@ -344,9 +403,9 @@ public final class ImageFetcher implements AutoCloseable {
         }
     }
 
-    private void redirect(Target from, String location, int redirects, long deadline, Promise<byte[]> done) {
+    private void redirect(Target from, String location, int redirects, Fetch f) {
         if (redirects >= rules.maxRedirects()) {
-            done.tryFail(new RequestError(RequestError.IMAGE_FETCH_FAILED, from.shown() + " redirects more than "
+            f.fail(new RequestError(RequestError.IMAGE_FETCH_FAILED, from.shown() + " redirects more than "
                     + rules.maxRedirects() + " times (images.max_redirects)"));
             return;
         }
@@ -354,19 +413,14 @@ public final class ImageFetcher implements AutoCloseable {
         try {
             next = from.uri().resolve(new URI(location.strip()));
         } catch (URISyntaxException | IllegalArgumentException e) {
-            done.tryFail(new RequestError(RequestError.IMAGE_FETCH_FAILED, from.shown() + " redirects to something that is not a URL"));
+            f.fail(new RequestError(RequestError.IMAGE_FETCH_FAILED, from.shown() + " redirects to something that is not a URL"));
             return;
         }
         if (from.https() && "http".equalsIgnoreCase(next.getScheme())) {
-            done.tryFail(notAllowed(from.shown() + " redirects from https to http"));
+            f.fail(notAllowed(from.shown() + " redirects from https to http"));
             return;
         }
-        get(next, redirects + 1, deadline, done);
-    }
-
-    private RequestError timeout(Target t) {
-        return new RequestError(RequestError.IMAGE_FETCH_TIMEOUT, "GET " + t.shown() + " did not finish within "
-                + rules.fetchTimeoutMs() + " ms (images.fetch_timeout_ms)");
+        get(next, redirects + 1, f);
     }
 
     // ---- file:
@@ -390,6 +444,11 @@ public final class ImageFetcher implements AutoCloseable {
                     + e.getClass().getSimpleName());
         }
         String shown = "file://" + ClientText.quote(uri.getPath());
+        // under the root as written (.. resolved), before the file system is asked anything: what lies outside
+        // the root is refused alike, whether it exists or not
+        if (!Path.of(uri.getPath()).normalize().startsWith(root) && !Path.of(uri.getPath()).normalize().startsWith(Path.of(rules.fileRoot()).toAbsolutePath().normalize())) {
+            throw notAllowed(shown + " is outside images.file_root");
+        }
         Path real;
         try {
             real = Path.of(uri.getPath()).toRealPath();
@@ -423,5 +482,6 @@ public final class ImageFetcher implements AutoCloseable {
     @Override
     public void close() {
         client.close();
+        blocking.close();
     }
 }

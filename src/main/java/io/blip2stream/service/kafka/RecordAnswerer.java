@@ -363,7 +363,9 @@ final class RecordAnswerer {
     /** A result on its task's topic, keyed as the record was, with its trace headers (and, as configured, ce_*). */
     private OutboundRecord result(Taken t, Task task, byte[] json) {
         OutboundRecord r = new OutboundRecord(topicFor(task), t.outputKey(), json, traceHeaders(t.record()));
-        return event(r, t.id(), resultType(task), t.id(), "application/json");
+        // one event per distinct result: the same result written again (a redelivery) is the same event, and an id
+        // used again after the store forgot it names another
+        return event(r, t.id() + "/" + io.blip2stream.common.Sha256.hex(json).substring(0, 16), resultType(task), t.id(), "application/json");
     }
 
     /**

@@ -80,7 +80,7 @@ public final class ResultPublisherVerticle extends VerticleBase {
                     t.id().getBytes(java.nio.charset.StandardCharsets.UTF_8), JSON.writeValueAsBytes(o));
             if (cloudEvents.binaryOutputs()) {
                 for (org.apache.kafka.common.header.Header h : io.blip2stream.service.protocol.CloudEventRecords.binaryHeaders(tokensTopic,
-                        cloudEvents.source(), t.id() + "/" + t.index(), "token", t.id(), "application/json")) {
+                        cloudEvents.source(), t.id() + "/" + t.index() + "/" + t.tokenId(), "token", t.id(), "application/json")) {
                     record.addHeader(io.vertx.kafka.client.producer.KafkaHeader.header(h.key(), Buffer.buffer(h.value())));
                 }
             }

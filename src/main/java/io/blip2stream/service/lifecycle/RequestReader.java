@@ -56,11 +56,6 @@ public final class RequestReader implements AutoCloseable {
                 .compose(bytes -> vertx.executeBlocking(() -> decoder.validate(f.withImage(bytes).as(id, f.task()), acceptedNanos), false)));
     }
 
-    /** An image by reference alone (the OpenAI API's image_url parts): its bytes, or a {@link RequestError}. */
-    public Future<byte[]> image(String url) {
-        return images.fetch(url);
-    }
-
     @Override
     public void close() {
         images.close();

@@ -26,8 +26,8 @@ import java.util.Locale;
  *
  * <p>An event's data is the request: with a JSON content type (or none), the JSON request; with any other (an
  * image type, {@code application/octet-stream}), the image itself, its fields in the {@code blip2-*} headers as in
- * the raw form. The event's {@code id} is the request's id when the request gives none of its own (CloudEvents
- * consumers may take events with the same source and id as duplicates; so does this service).
+ * the raw form. The event's id and source name the request when it gives no id of its own ({@link #requestId}:
+ * CloudEvents consumers may take events with the same source and id as duplicates; so does this service).
  */
 public final class CloudEventRecords {
     /** The event types of the outputs, by what they carry: {@code io.blip2stream.caption}, ... */
@@ -35,8 +35,24 @@ public final class CloudEventRecords {
 
     private CloudEventRecords() {}
 
-    /** A request read from a CloudEvent: its data, whether that is a JSON request, and the event's id. */
-    public record Event(byte[] data, boolean json, String id) {}
+    /** A request read from a CloudEvent: its data, whether that is a JSON request, and the event's id and source. */
+    public record Event(byte[] data, boolean json, String id, String source) {}
+
+    /**
+     * The id of a request that is an event and gives none of its own: {@code ID@SOURCE} (an event is named by both:
+     * two sources may use the same ids), or, when that is longer than a request id may be, {@code ce-} and the
+     * SHA-256 of both; {@code fallback} when the event has no id.
+     */
+    public static String requestId(Event e, String fallback) {
+        if (e.id() == null || e.id().isBlank()) {
+            return fallback;
+        }
+        String id = e.id() + "@" + e.source();
+        if (id.length() <= RequestDecoder.MAX_ID_CHARS && id.chars().noneMatch(Character::isISOControl)) {
+            return id;
+        }
+        return "ce-" + io.blip2stream.common.Sha256.hex((e.source() + "\n" + e.id()).getBytes(StandardCharsets.UTF_8));
+    }
 
     /** Whether the record is a CloudEvent in binary ({@code ce_specversion}) or structured mode. */
     public static boolean isCloudEvent(Headers headers) {
@@ -66,7 +82,7 @@ public final class CloudEventRecords {
             throw new RequestError(RequestError.INVALID_REQUEST, "the record is not a valid CloudEvent: " + ClientText.detail(reason(x)));
         }
         byte[] data = e.getData() == null ? new byte[0] : e.getData().toBytes();
-        return new Event(data, isJson(e.getDataContentType()), e.getId());
+        return new Event(data, isJson(e.getDataContentType()), e.getId(), String.valueOf(e.getSource()));
     }
 
     /** What is wrong, in the words of the innermost cause (a JSON parser's, say), without class names. */

@@ -155,7 +155,7 @@ public final class RequestDecoder {
             throw new RequestError(RequestError.INVALID_REQUEST, "a CloudEvent whose data is an image needs the header blip2-task "
                     + "(and the other blip2-* headers of the raw form); JSON data (datacontenttype application/json) is a JSON request");
         }
-        return recordFields(e.data(), headers, e.id() == null || e.id().isBlank() ? recordId(record) : e.id(), !e.json());
+        return recordFields(e.data(), headers, CloudEventRecords.requestId(e, recordId(record)), !e.json());
     }
 
     /**
@@ -226,6 +226,10 @@ public final class RequestDecoder {
         }
         String imageUrl = text(n, "image_url");
         if (imageUrl != null && imageUrl.isBlank()) {
+            imageUrl = null;
+        }
+        if (imageUrl != null && (image == null || image.length == 0) && imageUrl.strip().regionMatches(true, 0, "data:", 0, 5)) {
+            image = base64Image("image_url", imageUrl.strip()); // inline after all: decoded here, on this worker thread
             imageUrl = null;
         }
         if (imageUrl != null && image != null && image.length > 0) {

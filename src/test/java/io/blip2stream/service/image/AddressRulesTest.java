@@ -18,6 +18,8 @@ class AddressRulesTest {
                 "::", "::1", "fe80::1", "fec0::1", "fc00::1", "fd00:ec2::254", "ff02::1", "2001:db8::1", "100::1",
                 // IPv4 carried in IPv6: judged by the IPv4 address
                 "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::10.0.0.1", "64:ff9b::a00:1", "64:ff9b:1::a9fe:a9fe",
+                // NAT64's local-use /48 carries the IPv4 address elsewhere: not public, whatever its last bytes say
+                "64:ff9b:1:a00:1:0:808:808", "64:ff9b:0:0:0:1:808:808",
                 "2002:7f00:1::", "2001:0:4136:e378:8000:63bf:80ff:fffe"}) {
             assertNotNull(AddressRules.notPublic(InetAddress.getByName(a)), a + " is not public");
         }

@@ -55,7 +55,7 @@ class CloudEventRecordsTest {
         ConsumerRecord<byte[], byte[]> r = consumed(KafkaMessageFactory.createWriter("blip2.requests").writeBinary(e));
         assertTrue(CloudEventRecords.isCloudEvent(r.headers()));
         InferenceJob j = decoder.decodeRecord(r, 0);
-        assertEquals("evt-1", j.id(), "the event's id names the request that gives none");
+        assertEquals("evt-1@/cameras/7", j.id(), "the event's id and source name the request that gives none");
         assertEquals(Task.VQA, j.task());
         assertArrayEquals(png, j.image());
         // the request's own id wins
@@ -73,7 +73,7 @@ class CloudEventRecordsTest {
         assertFalse(new String(r.value(), StandardCharsets.UTF_8).isEmpty());
         assertTrue(CloudEventRecords.isCloudEvent(r.headers()), "content-type application/cloudevents+json");
         InferenceJob j = decoder.decodeRecord(r, 0);
-        assertEquals("evt-3", j.id());
+        assertEquals("evt-3@/cameras/7", j.id());
         assertEquals(Task.CAPTION, j.task());
         assertArrayEquals(png, j.image());
         // an image as the data (data_base64), the fields in blip2-* headers as in the raw form
@@ -81,7 +81,12 @@ class CloudEventRecordsTest {
         ProducerRecord<Void, byte[]> q = KafkaMessageFactory.createWriter("blip2.requests").writeStructured(img, JsonFormat.CONTENT_TYPE);
         q.headers().add("blip2-task", "vqa".getBytes()).add("blip2-question", "what color?".getBytes());
         InferenceJob k = decoder.decodeRecord(consumed(q), 0);
-        assertEquals("evt-4", k.id());
+        assertEquals("evt-4@/cameras/7", k.id());
+        // an id and source too long for a request id: a digest of both
+        CloudEvent longSource = CloudEventBuilder.v1().withId("evt-5").withSource(URI.create("/" + "s".repeat(300)))
+                .withType("t").withDataContentType("application/json").withData(("{\"task\":\"caption\",\"image\":\"" + b64 + "\"}").getBytes()).build();
+        String digest = decoder.decodeRecord(consumed(KafkaMessageFactory.createWriter("blip2.requests").writeBinary(longSource)), 0).id();
+        assertTrue(digest.startsWith("ce-") && digest.length() == 67, digest);
         assertEquals(Task.VQA, k.task());
         assertArrayEquals(png, k.image());
         assertEquals("what color?", ((io.blip2stream.engine.InferenceJob.Vqa) k.input()).question());

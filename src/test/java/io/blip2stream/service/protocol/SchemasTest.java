@@ -73,10 +73,16 @@ class SchemasTest {
                 "{\"task\":\"caption\"," + img + ",\"params\":{\"beams\":2}}",          // an unknown parameter
                 "{\"task\":\"caption\"," + img + ",\"params\":{\"top_p\":1.5}}",
                 "{\"task\":\"caption\"," + img + ",\"deadline_ms\":0}",
-                "{\"task\":\"caption\"," + img + ",\"id\":\"\"}")) {
+                "{\"task\":\"caption\"," + img + ",\"id\":\"" + "x".repeat(257) + "\"}",
+                "{\"task\":\"caption\",\"image_url\":\"  \"}",                          // a blank URL is no image
+                "{\"task\":\"vqa\"," + img + ",\"question\":\" \"}")) {
             assertFalse(RecordSchemas.validate("request", bad).getValid(), "the request schema refuses " + bad);
         }
         assertTrue(RecordSchemas.validate("request", "{\"task\":\"embed\",\"texts\":[\"a cat\"]}").getValid());
+        // what the service takes: null for an absent field, an empty image beside an image_url
+        assertTrue(RecordSchemas.validate("request", "{\"task\":\"caption\"," + img + ",\"prompt\":null,\"stream\":null,"
+                + "\"image_url\":null,\"deadline_ms\":null,\"params\":null,\"id\":null}").getValid());
+        assertTrue(RecordSchemas.validate("request", "{\"task\":\"caption\",\"image\":\"\",\"image_url\":\"https://x/y.png\"}").getValid());
         assertTrue(RecordSchemas.validate("request", "{\"task\":\"caption\",\"image_url\":\"https://x/y.png\"}").getValid());
         String caption = "{\"id\":\"r\",\"task\":\"caption\",\"text\":\"a\",\"token_ids\":[1],\"finish_reason\":\"eos\",\"model\":\"m\","
                 + "\"timings\":{\"queued_ms\":0,\"preprocess_ms\":0,\"vision_ms\":0,\"qformer_ms\":0,\"prefill_ms\":0,\"decode_ms\":0,"
