@@ -89,33 +89,49 @@ class ForeignMemberTest {
             cc.put("isolation.level", "read_committed");
             Map<String, Integer> answers = new java.util.TreeMap<>();
             int dead = 0;
+            // the maps cleared every 100 ms from now, 20 times, whatever the check consumer sees (it may join its group
+            // after every answer was written); the times kept, to check that clears came while records were in flight
+            java.util.List<Long> clearedAt = new java.util.concurrent.CopyOnWriteArrayList<>();
+            HazelcastInstance f = foreign;
+            Thread clearing = new Thread(() -> {
+                for (int n = 0; n < 20; n++) {
+                    for (String m : java.util.List.of(ClusterBootstrap.REQUESTS_MAP, ClusterBootstrap.RECORDS_IN_FLIGHT_MAP,
+                            ClusterBootstrap.VISUAL_PROMPTS_MAP)) {
+                        f.getMap(m).clear();
+                    }
+                    clearedAt.add(System.currentTimeMillis());
+                    try {
+                        Thread.sleep(100);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            });
+            clearing.start();
+            long lastAnswer = 0;
             try (var consumer = new org.apache.kafka.clients.consumer.KafkaConsumer<String, byte[]>(cc,
                     new org.apache.kafka.common.serialization.StringDeserializer(), new org.apache.kafka.common.serialization.ByteArrayDeserializer())) {
                 consumer.subscribe(java.util.List.of(h.topics().captions(), h.topics().deadLetter()));
                 long end = System.currentTimeMillis() + 120_000;
                 long settle = Long.MAX_VALUE;
-                int clears = 0;
                 while (System.currentTimeMillis() < Math.min(end, settle)) {
                     for (var r : consumer.poll(java.time.Duration.ofMillis(100))) {
                         if (r.topic().equals(h.topics().deadLetter())) {
                             dead++;
                         } else {
                             answers.merge(JSON.readTree(r.value()).path("id").asText(), 1, Integer::sum);
+                            lastAnswer = Math.max(lastAnswer, r.timestamp()); // when the service wrote it
                         }
-                    }
-                    if (clears < 20 && answers.size() < ids.size()) { // every 100 ms while records are in flight
-                        for (String m : java.util.List.of(ClusterBootstrap.REQUESTS_MAP, ClusterBootstrap.RECORDS_IN_FLIGHT_MAP,
-                                ClusterBootstrap.VISUAL_PROMPTS_MAP)) {
-                            foreign.getMap(m).clear();
-                        }
-                        clears++;
                     }
                     if (settle == Long.MAX_VALUE && answers.keySet().containsAll(ids)) {
                         settle = System.currentTimeMillis() + 3_000; // late duplicates would show by then
-                        assertTrue(clears > 3, "the maps were cleared while records were in flight: " + clears);
                     }
                 }
             }
+            clearing.join(5000);
+            long last = lastAnswer;
+            long before = clearedAt.stream().filter(t -> t < last).count();
+            assertTrue(before > 3, "the maps were cleared while records were in flight: " + before + " times before the last answer");
             assertEquals(ids, answers.keySet(), "every record answered");
             answers.forEach((id, n) -> assertEquals(1, n, id + " answered once"));
             assertEquals(0, dead, "none to the DLT");

@@ -17,15 +17,10 @@ import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
 import io.vertx.core.net.SocketAddress;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.net.UnknownHostException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 
@@ -69,6 +64,7 @@ public final class ImageFetcher implements AutoCloseable {
      * threads only, never the workers that decode and tokenize every request (the fetch's timer ends the request).
      */
     private final io.vertx.core.WorkerExecutor blocking;
+    private final ImageFiles files;
 
     public ImageFetcher(Vertx vertx, ServiceConfig.Images rules, long maxBytes) {
         this(vertx, rules, maxBytes, InetAddress::getAllByName);
@@ -88,6 +84,7 @@ public final class ImageFetcher implements AutoCloseable {
                 .setKeepAlive(true)
                 .setName("blip2-image-fetch"), new PoolOptions().setHttp1MaxSize(8));
         this.blocking = vertx.createSharedWorkerExecutor("blip2-image-fetch", 8);
+        this.files = new ImageFiles(rules.fileRoot(), maxBytes);
     }
 
     /**
@@ -162,7 +159,7 @@ public final class ImageFetcher implements AutoCloseable {
             }
             case "file" -> {
                 Fetch f = new Fetch("file://" + ClientText.quote(String.valueOf(uri.getPath())));
-                blocking.executeBlocking(() -> readFile(uri), false).onComplete(r -> {
+                blocking.executeBlocking(() -> files.read(uri), false).onComplete(r -> {
                     if (r.succeeded()) {
                         f.complete(r.result());
                     } else {
@@ -423,59 +420,7 @@ public final class ImageFetcher implements AutoCloseable {
         get(next, redirects + 1, f);
     }
 
-    // ---- file:
-
-    /** A file: URL's bytes, read under images.file_root (worker thread). */
-    private byte[] readFile(URI uri) {
-        if (rules.fileRoot().isBlank()) {
-            throw notAllowed("file: URLs are off (images.file_root is not set)");
-        }
-        if (uri.getRawAuthority() != null && !uri.getRawAuthority().isEmpty() && !uri.getRawAuthority().equalsIgnoreCase("localhost")) {
-            throw notAllowed("file: URLs name a path on this node (file:///path), not on a host");
-        }
-        if (uri.getPath() == null || !uri.getPath().startsWith("/")) {
-            throw new RequestError(RequestError.INVALID_IMAGE, "image_url: a file: URL needs an absolute path (file:///path)");
-        }
-        Path root;
-        try {
-            root = Path.of(rules.fileRoot()).toRealPath();
-        } catch (IOException e) {
-            throw new RequestError(RequestError.IMAGE_FETCH_FAILED, "images.file_root (" + rules.fileRoot() + ") cannot be read: "
-                    + e.getClass().getSimpleName());
-        }
-        String shown = "file://" + ClientText.quote(uri.getPath());
-        // under the root as written (.. resolved), before the file system is asked anything: what lies outside
-        // the root is refused alike, whether it exists or not
-        if (!Path.of(uri.getPath()).normalize().startsWith(root) && !Path.of(uri.getPath()).normalize().startsWith(Path.of(rules.fileRoot()).toAbsolutePath().normalize())) {
-            throw notAllowed(shown + " is outside images.file_root");
-        }
-        Path real;
-        try {
-            real = Path.of(uri.getPath()).toRealPath();
-        } catch (NoSuchFileException e) {
-            throw new RequestError(RequestError.IMAGE_FETCH_FAILED, "no file " + shown);
-        } catch (IOException | RuntimeException e) {
-            throw new RequestError(RequestError.IMAGE_FETCH_FAILED, shown + " cannot be read: " + e.getClass().getSimpleName());
-        }
-        if (!real.startsWith(root)) {
-            throw notAllowed(shown + " is outside images.file_root");
-        }
-        if (!Files.isRegularFile(real)) {
-            throw notAllowed(shown + " is not a regular file");
-        }
-        try (InputStream in = Files.newInputStream(real)) {
-            byte[] bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, maxBytes + 1));
-            if (bytes.length > maxBytes) {
-                throw new RequestError(RequestError.IMAGE_TOO_LARGE, "the image at " + shown + " is larger than the limit of "
-                        + maxBytes + " bytes (limits.max_image_bytes)");
-            }
-            return bytes;
-        } catch (IOException e) {
-            throw new RequestError(RequestError.IMAGE_FETCH_FAILED, shown + " cannot be read: " + e.getClass().getSimpleName());
-        }
-    }
-
-    private static RequestError notAllowed(String message) {
+    static RequestError notAllowed(String message) {
         return new RequestError(RequestError.IMAGE_URL_NOT_ALLOWED, message);
     }
 

@@ -13,7 +13,6 @@ import io.blip2stream.service.lifecycle.RequestLifecycle;
 import io.blip2stream.service.lifecycle.RequestReader;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.protocol.ClientText;
-import io.blip2stream.service.protocol.CloudEventRecords;
 import io.blip2stream.service.protocol.RequestDecoder;
 import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.Context;
@@ -21,15 +20,10 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.common.header.Header;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Locale;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -51,14 +45,6 @@ import java.util.concurrent.TimeUnit;
  */
 final class RecordAnswerer {
     private static final Logger LOG = LoggerFactory.getLogger(RecordAnswerer.class);
-    /** Headers copied from a request to its outputs, so traces follow the request. */
-    static final Set<String> TRACE_HEADERS = Set.of("traceparent", "tracestate", "baggage", "b3", "x-b3-traceid",
-            "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "uber-trace-id", "x-request-id", "x-correlation-id");
-    /** A trace header longer than this is not copied. */
-    static final int MAX_TRACE_HEADER_BYTES = 8192;
-    /** A dead letter carries the record's headers up to this much in all (and none larger than a quarter of it). */
-    static final int MAX_DEAD_LETTER_HEADER_BYTES = 1 << 20;
-
     /** Where an answer goes: the partition's next transaction, or the publisher. */
     interface Output {
         Future<Void> publish(OutboundRecord r);
@@ -86,6 +72,7 @@ final class RecordAnswerer {
     private final RequestStore store; // null: none (no identity across nodes, no redelivery memory)
     private final RequestLifecycle lifecycle;
     private final RequestReader reader;
+    private final OutputRecords outputs;
 
     RecordAnswerer(Vertx vertx, Context context, ServiceConfig config, ServiceMetrics metrics, RequestDecoder decoder, RequestStore store) {
         this.vertx = vertx;
@@ -96,6 +83,7 @@ final class RecordAnswerer {
         this.store = store;
         this.lifecycle = new RequestLifecycle(vertx, context, config.inference().requestTimeoutMs(), metrics, store);
         this.reader = new RequestReader(vertx, decoder, config);
+        this.outputs = new OutputRecords(config.kafka());
     }
 
     /** Closes the image fetcher's connections. */
@@ -248,7 +236,7 @@ final class RecordAnswerer {
 
     private Future<Void> answer(Taken t, WorkerReply reply) {
         ObjectNode json = lifecycle.done(reply);
-        OutboundRecord out = result(t, t.task(), ResultJson.bytes(json));
+        OutboundRecord out = outputs.result(t.record(), t.outputKey(), t.id(), t.task(), ResultJson.bytes(json));
         return published(t, out, json, null).recover(e -> e instanceof RecordRefused
                 ? deadLetter(t, new RequestError(RequestError.INTERNAL, "the answer could not be written to Kafka: " + e.getMessage()), false)
                 : Future.failedFuture(e));
@@ -269,7 +257,7 @@ final class RecordAnswerer {
                 sameRecord ? "its answer is not on Kafka" : "the same content under the same id");
         Task task = Task.parse(prev.path("task").asText(null));
         if (prev.hasNonNull("result") && task != null) {
-            OutboundRecord out = result(t, task, ResultJson.bytes((ObjectNode) prev.get("result")));
+            OutboundRecord out = outputs.result(t.record(), t.outputKey(), t.id(), task, ResultJson.bytes((ObjectNode) prev.get("result")));
             return sameRecord ? published(t, out, prev.get("result"), null) : t.out().publish(out);
         }
         RequestError e = new RequestError(prev.path("error").path("code").asText(RequestError.INTERNAL), prev.path("error").path("message").asText(""));
@@ -290,7 +278,7 @@ final class RecordAnswerer {
         lifecycle.failed(t.id(), t.task() == null ? null : t.task().wireName(), error, tell);
         LOG.info("request {} ({}, key {}) to the DLT: {} {}", ClientText.log(t.id()), t.source(), ClientText.log(t.record().key()),
                 error.code(), ClientText.log(error.getMessage()));
-        OutboundRecord full = deadLetterEvent(deadLetterRecord(dlt(), t.record(), t.outputKey(), error, true), t.record(), t.id());
+        OutboundRecord full = outputs.deadLetter(t.record(), t.outputKey(), t.id(), error, true);
         Future<Void> written = remember ? published(t, full, null, error) : t.out().publish(full);
         return written.recover(e -> {
             if (!(e instanceof RecordRefused)) {
@@ -298,7 +286,7 @@ final class RecordAnswerer {
             }
             LOG.warn("the dead letter of {} was refused by Kafka ({}): sending it without the record's value and headers",
                     t.source(), e.getMessage());
-            OutboundRecord bare = deadLetterEvent(deadLetterRecord(dlt(), t.record(), t.outputKey(), error, false), t.record(), t.id());
+            OutboundRecord bare = outputs.deadLetter(t.record(), t.outputKey(), t.id(), error, false);
             return remember ? published(t, bare, null, error) : t.out().publish(bare);
         });
     }
@@ -316,96 +304,10 @@ final class RecordAnswerer {
     /** A dead letter of a record whose request is not known (never decoded): no event, nothing in the store. */
     private Future<Void> deadLetterUndecoded(ConsumerRecord<byte[], byte[]> record, RequestError error, Output out) {
         byte[] key = record.key() != null ? record.key() : RequestDecoder.recordId(record).getBytes(StandardCharsets.UTF_8);
-        return out.publish(deadLetterEvent(deadLetterRecord(dlt(), record, key, error, true), record, null))
-                .recover(x -> x instanceof RecordRefused ? out.publish(deadLetterEvent(deadLetterRecord(dlt(), record, key, error, false), record, null))
+        return out.publish(outputs.deadLetter(record, key, null, error, true))
+                .recover(x -> x instanceof RecordRefused ? out.publish(outputs.deadLetter(record, key, null, error, false))
                         : Future.failedFuture(x))
                 .recover(x -> Future.failedFuture(x instanceof NotPublished ? x : new NotPublished(x)));
-    }
-
-    /**
-     * The dead letter of a record: its value and headers (bounded: a header over a quarter of
-     * {@link #MAX_DEAD_LETTER_HEADER_BYTES}, or past that total, is left out and counted), then the reason and where
-     * the record is. Without {@code withRecord}, the reason and the record's place only.
-     */
-    static OutboundRecord deadLetterRecord(String topic, ConsumerRecord<byte[], byte[]> record, byte[] key, RequestError error,
-                                           boolean withRecord) {
-        List<OutboundRecord.Header> out = new ArrayList<>();
-        byte[] value = new byte[0];
-        if (withRecord) {
-            int total = 0;
-            int dropped = 0;
-            for (Header h : record.headers()) {
-                byte[] v = h.value();
-                int size = (h.key() == null ? 0 : h.key().length()) + (v == null ? 0 : v.length);
-                if (h.key() == null || size > MAX_DEAD_LETTER_HEADER_BYTES / 4 || total + size > MAX_DEAD_LETTER_HEADER_BYTES) {
-                    dropped++;
-                    continue;
-                }
-                total += size;
-                out.add(new OutboundRecord.Header(h.key(), v));
-            }
-            if (dropped > 0) {
-                out.add(header("blip2-headers-dropped", String.valueOf(dropped)));
-            }
-            value = record.value() == null ? new byte[0] : record.value();
-        } else {
-            out.add(header("blip2-value-dropped", String.valueOf(record.value() == null ? 0 : record.value().length)));
-        }
-        String message = error.getMessage() == null ? error.code() : error.getMessage();
-        out.add(header("blip2-error-code", error.code()));
-        out.add(header("blip2-error-message", message.length() > 1000 ? message.substring(0, 1000) + "..." : message));
-        out.add(header("blip2-source-topic", record.topic()));
-        out.add(header("blip2-source-partition", String.valueOf(record.partition())));
-        out.add(header("blip2-source-offset", String.valueOf(record.offset())));
-        return new OutboundRecord(topic, key, value, out);
-    }
-
-    /** A result on its task's topic, keyed as the record was, with its trace headers (and, as configured, ce_*). */
-    private OutboundRecord result(Taken t, Task task, byte[] json) {
-        OutboundRecord r = new OutboundRecord(topicFor(task), t.outputKey(), json, traceHeaders(t.record()));
-        // one event per distinct result: the same result written again (a redelivery) is the same event, and an id
-        // used again after the store forgot it names another
-        return event(r, t.id() + "/" + io.blip2stream.common.Sha256.hex(json).substring(0, 16), resultType(task), t.id(), "application/json");
-    }
-
-    /**
-     * A dead letter as an event of type {@code dead_letter}, with outputs in CloudEvents binary mode: its id the
-     * record's place (one dead letter per record), its subject the request's id when known. The record's own
-     * {@code ce_*} and {@code content-type} headers, copied with it, keep their values under {@code blip2-source-}.
-     */
-    private OutboundRecord deadLetterEvent(OutboundRecord r, ConsumerRecord<byte[], byte[]> record, String requestId) {
-        if (!config.kafka().cloudEvents().binaryOutputs()) {
-            return r;
-        }
-        List<OutboundRecord.Header> kept = new ArrayList<>();
-        for (OutboundRecord.Header h : r.headers()) {
-            String n = h.name().toLowerCase(Locale.ROOT);
-            kept.add(n.startsWith("ce_") || n.equals("content-type") ? new OutboundRecord.Header("blip2-source-" + h.name(), h.value()) : h);
-        }
-        return event(new OutboundRecord(r.topic(), r.key(), r.value(), kept), RequestDecoder.recordId(record), "dead_letter", requestId, null);
-    }
-
-    /** The record with the ce_* headers of binary mode added, when outputs are CloudEvents; else as it is. */
-    private OutboundRecord event(OutboundRecord r, String id, String type, String subject, String contentType) {
-        ServiceConfig.CloudEvents ce = config.kafka().cloudEvents();
-        if (!ce.binaryOutputs()) {
-            return r;
-        }
-        List<OutboundRecord.Header> headers = new ArrayList<>(r.headers());
-        for (Header h : CloudEventRecords.binaryHeaders(r.topic(), ce.source(), id, type, subject, contentType)) {
-            headers.add(new OutboundRecord.Header(h.key(), h.value()));
-        }
-        return new OutboundRecord(r.topic(), r.key(), r.value(), headers);
-    }
-
-    /** The CloudEvents type of a task's result, after {@code io.blip2stream.}: what its topic holds. */
-    static String resultType(Task task) {
-        return switch (task) {
-            case CAPTION -> "caption";
-            case VQA -> "answer";
-            case MATCH -> "match";
-            case EMBED -> "embedding";
-        };
     }
 
     // ---- writing
@@ -433,36 +335,6 @@ final class RecordAnswerer {
     /** Where a record is in Kafka, {@code topic/partition/offset}: how the store, the journal and the logs name it. */
     static String where(ConsumerRecord<?, ?> record) {
         return record.topic() + "/" + record.partition() + "/" + record.offset();
-    }
-
-    private String dlt() {
-        return config.kafka().topics().deadLetter();
-    }
-
-    private String topicFor(Task task) {
-        ServiceConfig.Topics t = config.kafka().topics();
-        return switch (task) {
-            case CAPTION -> t.captions();
-            case VQA -> t.answers();
-            case MATCH -> t.matches();
-            case EMBED -> t.embeddings();
-        };
-    }
-
-    /** The record's tracing headers (a request's trace follows it to its outputs), each at most 8 KiB. */
-    static List<OutboundRecord.Header> traceHeaders(ConsumerRecord<byte[], byte[]> record) {
-        List<OutboundRecord.Header> out = new ArrayList<>();
-        for (Header h : record.headers()) {
-            if (h.key() != null && h.value() != null && h.value().length <= MAX_TRACE_HEADER_BYTES
-                    && TRACE_HEADERS.contains(h.key().toLowerCase(Locale.ROOT))) {
-                out.add(new OutboundRecord.Header(h.key(), h.value()));
-            }
-        }
-        return out;
-    }
-
-    private static OutboundRecord.Header header(String name, String value) {
-        return new OutboundRecord.Header(name, value.getBytes(StandardCharsets.UTF_8));
     }
 
     /** A failure of decoding as the reason to refuse the record: a bug there is an internal error, not the client's. */

@@ -13,17 +13,10 @@ import io.blip2stream.model.image.ImageDecoder;
 import io.blip2stream.service.config.ServiceConfig;
 import io.blip2stream.service.protocol.ClientText;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.common.header.Header;
 
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Base64;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 
@@ -55,12 +48,14 @@ public final class RequestDecoder {
     private final ServiceConfig.Limits limits;
     private final ImageDecoder probe;
     private final RequestTexts texts;
+    private final RecordForms forms;
 
     public RequestDecoder(ServiceConfig.Inference inference, ServiceConfig.Limits limits, RequestTexts texts) {
         this.inference = inference;
         this.limits = limits;
         this.probe = new ImageDecoder(limits.maxImagePixels());
         this.texts = texts;
+        this.forms = new RecordForms(this, limits.maxRecordBytes());
     }
 
     /**
@@ -102,99 +97,17 @@ public final class RequestDecoder {
     }
 
     /**
-     * The request's headers by lower-case name. The {@code blip2-} ones must each appear once and be UTF-8 (a
-     * header the decoder reads twice could mean two things); a null value is an empty one. Others (tracing, the
-     * producer's own) are not read here.
-     */
-    static Map<String, byte[]> requestHeaders(Iterable<Header> headers) {
-        Map<String, byte[]> out = new LinkedHashMap<>();
-        for (Header h : headers) {
-            String name = h.key() == null ? "" : h.key().toLowerCase(Locale.ROOT);
-            if (!name.startsWith("blip2-")) {
-                continue;
-            }
-            byte[] v = h.value() == null ? new byte[0] : h.value();
-            if (out.put(name, v) != null) {
-                throw new RequestError(RequestError.INVALID_REQUEST, "header " + name + " appears more than once");
-            }
-            try {
-                StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                        .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(v));
-            } catch (CharacterCodingException e) {
-                throw new RequestError(RequestError.INVALID_REQUEST, "header " + name + " is not UTF-8 text");
-            }
-        }
-        return out;
-    }
-
-    /**
      * A record's value and request headers (by lower-case name) to a job.
      *
      * @param recordId the id the record has when it gives none of its own
      */
     public InferenceJob decodeRecord(byte[] value, Map<String, byte[]> headers, String recordId, long acceptedNanos) {
-        return validate(recordFields(value, headers, recordId, headers.containsKey("blip2-task")), acceptedNanos);
+        return validate(forms.fields(value, headers, recordId, headers.containsKey("blip2-task")), acceptedNanos);
     }
 
     /** A Kafka record's fields (any shape: null key, value or header values, duplicate or binary headers). */
     public Fields recordFields(ConsumerRecord<byte[], byte[]> record) {
-        Map<String, byte[]> headers = requestHeaders(record.headers());
-        if (!CloudEventRecords.isCloudEvent(record.headers())) {
-            return recordFields(record.value(), headers, recordId(record), headers.containsKey("blip2-task"));
-        }
-        if (record.value() != null && record.value().length > limits.maxRecordBytes()) {
-            throw new RequestError(RequestError.RECORD_TOO_LARGE, "the record has " + record.value().length + " bytes; the limit is "
-                    + limits.maxRecordBytes());
-        }
-        CloudEventRecords.Event e = CloudEventRecords.read(record);
-        if (e.json() && headers.containsKey("blip2-task")) {
-            throw new RequestError(RequestError.INVALID_REQUEST, "a CloudEvent whose data is a JSON request takes its fields from "
-                    + "the JSON, not from blip2-* headers (it has blip2-task)");
-        }
-        if (!e.json() && !headers.containsKey("blip2-task")) {
-            throw new RequestError(RequestError.INVALID_REQUEST, "a CloudEvent whose data is an image needs the header blip2-task "
-                    + "(and the other blip2-* headers of the raw form); JSON data (datacontenttype application/json) is a JSON request");
-        }
-        return recordFields(e.data(), headers, CloudEventRecords.requestId(e, recordId(record)), !e.json());
-    }
-
-    /**
-     * A record's value and request headers (by lower-case name) to its fields, not yet validated.
-     *
-     * @param recordId the id the record has when it gives none of its own
-     * @param raw      the raw form (the value is the image, the fields are headers); else the value is a JSON request
-     */
-    public Fields recordFields(byte[] value, Map<String, byte[]> headers, String recordId, boolean raw) {
-        String imageUrl = header(headers, "blip2-image-url");
-        boolean byReference = raw && imageUrl != null && !imageUrl.isBlank();
-        if ((value == null || value.length == 0) && !byReference) {
-            throw new RequestError(RequestError.INVALID_REQUEST, "the record has no value");
-        }
-        if (byReference && value != null && value.length > 0) {
-            throw new RequestError(RequestError.INVALID_REQUEST, "the record has both an image (its value) and the header "
-                    + "blip2-image-url: send one");
-        }
-        if (value != null && value.length > limits.maxRecordBytes()) {
-            throw new RequestError(RequestError.RECORD_TOO_LARGE, "the record has " + value.length + " bytes; the limit is "
-                    + limits.maxRecordBytes());
-        }
-        String headerId = header(headers, "blip2-id");
-        Fields f;
-        if (raw) {
-            f = new Fields(headerId, header(headers, "blip2-task"), byReference ? null : value, header(headers, "blip2-prompt"),
-                    header(headers, "blip2-question"), jsonHeader(headers, "blip2-texts"), jsonHeader(headers, "blip2-params"),
-                    bool(header(headers, "blip2-stream"), "blip2-stream"), deadlineMs(header(headers, "blip2-deadline-ms")),
-                    byReference ? imageUrl.strip() : null);
-        } else {
-            f = fromJson(value, headerId);
-            if (headerId != null && !headerId.isEmpty() && f.id() != null && !f.id().equals(headerId)) {
-                throw new RequestError(RequestError.INVALID_REQUEST, "the JSON id and the header blip2-id differ");
-            }
-        }
-        if (f.id() == null || f.id().isEmpty()) {
-            f = f.as(recordId, f.task());
-        }
-        return f;
+        return forms.fields(record);
     }
 
     /** A JSON request (Kafka JSON form, HTTP, WebSocket) to its fields; the id falls back to {@code defaultId}. */
@@ -432,24 +345,6 @@ public final class RequestDecoder {
         return GenerationParamsJson.read(p, inference.defaultMaxNewTokens(), inference.maxNewTokensCap());
     }
 
-    private static boolean bool(String s, String name) {
-        if (s == null || s.isBlank()) {
-            return false;
-        }
-        switch (s.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "true":
-            case "1":
-            case "yes":
-                return true;
-            case "false":
-            case "0":
-            case "no":
-                return false;
-            default:
-                throw new RequestError(RequestError.INVALID_REQUEST, name + " must be true or false, got '" + ClientText.quote(s) + "'");
-        }
-    }
-
     private static String text(JsonNode n, String field) {
         JsonNode v = n.get(field);
         if (v == null || v.isNull()) {
@@ -461,22 +356,4 @@ public final class RequestDecoder {
         return v.asText();
     }
 
-    private static String header(Map<String, byte[]> headers, String name) {
-        byte[] v = headers.get(name);
-        return v == null ? null : new String(v, StandardCharsets.UTF_8);
-    }
-
-    private static JsonNode jsonHeader(Map<String, byte[]> headers, String name) {
-        byte[] v = headers.get(name);
-        if (v == null || v.length == 0) {
-            return null;
-        }
-        try {
-            return JSON.readTree(v);
-        } catch (java.io.IOException e) {
-            throw new RequestError(name.equals("blip2-params") ? RequestError.INVALID_PARAMS : RequestError.INVALID_JSON,
-                    "header " + name + " is not JSON: " + ClientText.detail(e instanceof JsonProcessingException j
-                            ? j.getOriginalMessage() : e.getMessage()));
-        }
-    }
 }
