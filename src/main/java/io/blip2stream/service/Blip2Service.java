@@ -285,10 +285,12 @@ public final class Blip2Service {
                 .append(clusterFormationMs).append(" ms\n");
         b.append("  HTTP:     http://").append(config.httpHost()).append(':').append(httpPort())
                 .append("  (the page at /, WebSocket /v1/stream, POST /v1/caption, POST /v1/ask, GET /v1/requests/{id},\n")
+                .append("             OpenAI: /v1/chat/completions, /v1/embeddings, /v1/models; /v1/schemas,\n")
                 .append("             /health/live, /health/ready, /metrics)\n");
         b.append("  models:   ").append(modelPath.toAbsolutePath()).append(retrievalPath == null ? "" : ", " + retrievalPath.toAbsolutePath())
                 .append(" on ").append(config.engine()).append(' ').append(config.devices()).append(", dtype ")
                 .append(dtypes()).append('\n');
+        b.append("  tasks:    ").append(String.join(", ", tasks())).append('\n');
         b.append("  try it:\n");
         b.append("    echo '{\"id\":\"req-1\",\"task\":\"caption\",\"image\":\"'$(base64 -w0 photo.png)'\"}' \\\n")
                 .append("      | kcat -P -b ").append(bootstrapServers).append(" -t ").append(t.requests()).append(" -k req-1\n");
@@ -404,6 +406,18 @@ public final class Blip2Service {
 
     private <T> T await(Future<T> f) throws Exception {
         return f.toCompletionStage().toCompletableFuture().get(config.drainTimeoutMs() + 600_000, TimeUnit.MILLISECONDS);
+    }
+
+    /** The tasks the loaded checkpoints serve: caption and vqa with a generation model, match and embed with a retrieval one. */
+    private List<String> tasks() {
+        List<String> out = new ArrayList<>();
+        if (texts.generationModel() != null) {
+            out.addAll(List.of("caption", "vqa"));
+        }
+        if (texts.retrievalModel() != null) {
+            out.addAll(List.of("match", "embed"));
+        }
+        return out;
     }
 
     /** The precision each loaded model's weights are kept in (model.dtype, auto resolved), as the banner shows it. */

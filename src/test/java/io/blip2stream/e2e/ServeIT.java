@@ -58,6 +58,12 @@ class ServeIT {
             assertTrue(out.contains("in-process"), "says it started a broker in-process");
             assertTrue(out.contains("localhost:" + kafka) && out.contains(":" + http), "says where it listens");
             assertTrue(out.contains("kcat -P"), "prints a copy-paste example");
+            // issue 24, start-up: no Hazelcast module warning (the jar's manifest opens what it needs), no CP subsystem
+            // warning (it does not apply), and the banner says what was loaded
+            assertTrue(!out.contains("Java modular environment") && !out.contains("--add-opens"), "no Hazelcast module warning:\n" + out);
+            assertTrue(!out.contains("CP Subsystem is not enabled"), "no CP subsystem warning:\n" + out);
+            assertTrue(out.contains("tasks:    caption, vqa, match, embed"), "the banner names the tasks served:\n" + out);
+            assertTrue(out.contains("dtype float32"), "and the dtype");
 
             HttpClient client = HttpClient.newHttpClient();
             var ready = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + http + "/health/ready")).build(),
