@@ -123,6 +123,7 @@ final class LoadCommand implements Callable<Integer> {
         if (inProcess) {
             return inProcess(config, img, mapper, paramsNode);
         }
+        KafkaReach.check(bootstrap, Math.min(timeout, 30)); // one line, soon, when there is no broker
         ServiceConfig.Topics t = config.kafka().topics();
         KafkaLoadGenerator.Plan plan = new KafkaLoadGenerator.Plan(bootstrap, t.requests(),
                 List.of(t.captions(), t.answers(), t.matches(), t.embeddings(), t.deadLetter()), t.deadLetter(),

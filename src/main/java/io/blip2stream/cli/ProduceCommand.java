@@ -62,13 +62,15 @@ final class ProduceCommand implements Callable<Integer> {
     @Option(names = "--id", description = "the request id (default: a new UUID)")
     String id;
 
-    @Option(names = "--bootstrap-servers", defaultValue = "${env:BLIP2_KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}")
+    @Option(names = "--bootstrap-servers", defaultValue = "${env:BLIP2_KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}",
+            description = "the Kafka brokers, host:port[,...] (default: BLIP2_KAFKA_BOOTSTRAP_SERVERS, else localhost:9092)")
     String bootstrap;
 
     @Option(names = "--wait", description = "wait for the result and print it")
     boolean await;
 
-    @Option(names = "--timeout", defaultValue = "120", description = "seconds to wait (default 120)")
+    @Option(names = "--timeout", defaultValue = "120", description = "seconds to wait for the broker, the send and "
+            + "the result (default 120)")
     int timeout;
 
     @Override
@@ -124,6 +126,7 @@ final class ProduceCommand implements Callable<Integer> {
             }
             record = new ProducerRecord<>(topics.requests(), rid, json.writeValueAsBytes(o));
         }
+        KafkaReach.check(bootstrap, timeout); // one line, within --timeout, when there is no broker
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         List<String> watch = List.of(topics.captions(), topics.answers(), topics.matches(), topics.embeddings(),
                 topics.deadLetter(), topics.tokens());
@@ -137,15 +140,18 @@ final class ProduceCommand implements Callable<Integer> {
             consumer = new KafkaConsumer<>(c, new StringDeserializer(), new ByteArrayDeserializer());
             List<TopicPartition> tps = new ArrayList<>();
             for (String t : watch) {
-                consumer.partitionsFor(t).forEach(p -> tps.add(new TopicPartition(p.topic(), p.partition())));
+                consumer.partitionsFor(t, Duration.ofSeconds(timeout)).forEach(p -> tps.add(new TopicPartition(p.topic(), p.partition())));
             }
             consumer.assign(tps);
             consumer.seekToEnd(tps);
             tps.forEach(consumer::position);
         }
+        long sendMs = timeout * 1000L;
         try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(Map.of("bootstrap.servers", bootstrap, "acks", "all",
-                "max.request.size", String.valueOf(32 << 20)), new StringSerializer(), new ByteArraySerializer())) {
-            var meta = producer.send(record).get();
+                "max.request.size", String.valueOf(32 << 20), "max.block.ms", String.valueOf(sendMs),
+                "request.timeout.ms", String.valueOf(Math.min(sendMs, 30_000)), "delivery.timeout.ms", String.valueOf(Math.max(sendMs, 31_000))),
+                new StringSerializer(), new ByteArraySerializer())) {
+            var meta = producer.send(record).get(timeout, java.util.concurrent.TimeUnit.SECONDS);
             System.err.println("sent " + rid + " to " + meta.topic() + "-" + meta.partition() + "@" + meta.offset());
         }
         if (consumer == null) {

@@ -70,6 +70,18 @@ class CommandLineIT {
     }
 
     @Test
+    void produceWithNoBrokerSaysSoInOneLineWithinItsTimeout() throws Exception {
+        int port = io.blip2stream.TestPorts.free();
+        long t0 = System.nanoTime();
+        Run r = run("produce", "--bootstrap-servers", "localhost:" + port, "--task", "caption", "--image", image(0), "--timeout", "5");
+        long s = (System.nanoTime() - t0) / 1_000_000_000;
+        assertEquals(2, r.exit(), r.err());
+        assertEquals(1, r.errLines().size(), "one line, no Kafka client log:\n" + r.err());
+        assertTrue(r.err().contains("no Kafka broker at localhost:" + port + " within 5 s (is `serve` running?"), r.err());
+        assertTrue(s < 25, "--timeout 5 is honoured (" + s + " s, with the JVM's start)");
+    }
+
+    @Test
     void captionJsonGivesTransformersIdsOnBothEngines() throws Exception {
         JsonNode c = Fixtures.cases(FIXTURE).get(0); // img0_p0: BOS only
         for (String engine : List.of("tensorflow", "pytorch")) {
