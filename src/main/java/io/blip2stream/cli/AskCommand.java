@@ -20,7 +20,8 @@ final class AskCommand implements Callable<Integer> {
     @Option(names = "--image", required = true, paramLabel = "FILE", description = "a PNG, JPEG, BMP or GIF image")
     Path image;
 
-    @Option(names = "--question", required = true, paramLabel = "Q")
+    @Option(names = "--question", required = true, paramLabel = "Q",
+            description = "the question; it is put in the model's template, \"Question: {q} Answer:\" for OPT")
     String question;
 
     @Override

@@ -15,10 +15,10 @@ import java.util.concurrent.Callable;
 
 /** The {@code bench} command: measures each stage, memory and load time at a named size with random weights. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Measure the model at a named size with random weights on each engine, against the machine's limits",
-                "measured in the same run (matmul GFLOP/s, memory GB/s). Sizes: tiny, small (ViT-B/16, Q-Former 12x768,",
-                "OPT-125m), base (ViT-L/14, OPT-350m), opt-2.7b (blip2-opt-2.7b's shapes, a bf16 checkpoint of 7.0 GB;",
-                "--estimate: the memory it needs, from its shapes, without running it)."})
+        description = {"Measure the model at a named size with random weights on each engine, against the machine's limits.",
+                "The limits (matmul GFLOP/s, memory GB/s) are measured in the same run. Sizes: tiny, small (ViT-B/16, "
+                        + "Q-Former 12x768, OPT-125m), base (ViT-L/14, OPT-350m), opt-2.7b (blip2-opt-2.7b's shapes, a bf16 "
+                        + "checkpoint of 7.0 GB; --estimate: the memory it needs, from its shapes, without running it)."})
 final class BenchCommand implements Callable<Integer> {
     @Option(names = "--size", defaultValue = "small", description = "tiny, small, base or opt-2.7b (default small)")
     String size;

@@ -19,8 +19,8 @@ import java.util.concurrent.CountDownLatch;
 /** The {@code broker} command: runs a single-node Kafka broker (KRaft) for local runs and demos. */
 @Command(name = "broker", mixinStandardHelpOptions = true,
         description = {"Run a single-node Kafka broker (KRaft), the one serve starts in-process when no Kafka is configured, as a process of its own.",
-                "It creates the service's topics. For several serve nodes on one machine (BLIP2_KAFKA_BOOTSTRAP_SERVERS=localhost:PORT),",
-                "and for load tests with the broker outside the service's process. Its data survives restarts; SIGTERM stops it."})
+                "It creates the service's topics. Use it for several serve nodes on one machine (BLIP2_KAFKA_BOOTSTRAP_SERVERS=localhost:PORT) "
+                        + "and for load tests with the broker outside the service's process. Its data survives restarts; SIGTERM stops it."})
 final class BrokerCommand implements Callable<Integer> {
     @Option(names = "--port", paramLabel = "PORT", description = "the client listener on localhost (default: kafka.embedded.port, 9092)")
     Integer port;

@@ -11,11 +11,11 @@ import java.util.concurrent.Callable;
 
 /** The cluster's CA and its nodes' certificates for the event bus's mutual TLS ({@code cluster.tls_dir}). */
 @Command(name = "certs", mixinStandardHelpOptions = true,
-        description = {"Make the cluster's CA and a certificate for each node, for the event bus's mutual TLS (cluster.tls_dir),",
-                "with the JDK's keytool: OUT/ca.pem, OUT/ca-key.p12 (keep it off the nodes) and a folder OUT/NODE per node",
-                "(ca.pem, node.pem, node-key.pem) to give that node as BLIP2_CLUSTER_TLS_DIR. Run again on the same folder,",
-                "it keeps the CA and the nodes whose certificate it signed with more than 30 days left, and signs the others",
-                "(new nodes, certificates near their end); --renew signs the named nodes again in any case."})
+        description = {"Make the cluster's CA and a certificate for each node, for the event bus's mutual TLS (cluster.tls_dir).",
+                "It uses the JDK's keytool and writes OUT/ca.pem, OUT/ca-key.p12 (keep it off the nodes) and a folder OUT/NODE per "
+                        + "node (ca.pem, node.pem, node-key.pem) to give that node as BLIP2_CLUSTER_TLS_DIR.",
+                "Run again on the same folder, it keeps the CA and the nodes whose certificate it signed with more than 30 days "
+                        + "left, and signs the others (new nodes, certificates near their end); --renew signs the named nodes again in any case."})
 final class CertsCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "DIR", defaultValue = "certs", description = "where to write them (default: ${DEFAULT-VALUE})")
     Path out;

@@ -30,7 +30,7 @@ final class EmbedCommand implements Callable<Integer> {
     @Option(names = "--text", paramLabel = "T", description = "a text to embed (retrieval checkpoints)")
     String text;
 
-    @Option(names = "--out", required = true, paramLabel = "FILE.safetensors")
+    @Option(names = "--out", required = true, paramLabel = "FILE.safetensors", description = "the safetensors file to write")
     Path out;
 
     @Override

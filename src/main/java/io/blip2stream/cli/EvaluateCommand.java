@@ -11,8 +11,8 @@ import java.util.concurrent.Callable;
 
 /** The {@code evaluate} command: scores a scene model on held-out scenes through the serving code. */
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
-        description = {"Evaluate a scene model on held-out scenes through the serving code: caption exact match, VQA",
-                "accuracy, and image-to-text / text-to-image recall@1 by ITC and by ITM re-ranking."})
+        description = {"Evaluate a scene model on held-out scenes through the serving code.",
+                "It reports caption exact match, VQA accuracy, and image-to-text / text-to-image recall@1 by ITC and by ITM re-ranking."})
 final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR",
             description = "a scene model's generation checkpoint (from train: OUT/models/blip2-scenes-opt)")

@@ -19,7 +19,8 @@ final class GenerateOptions {
     @Option(names = "--do-sample", description = "sample instead of greedy decoding")
     boolean doSample;
 
-    @Option(names = "--temperature", paramLabel = "T", defaultValue = "1.0")
+    @Option(names = "--temperature", paramLabel = "T", defaultValue = "1.0",
+            description = "sampling: divide the logits by T, below 1 surer, above 1 more varied (default 1.0)")
     double temperature;
 
     @Option(names = "--top-k", paramLabel = "K", defaultValue = "50", description = "sampling: keep the K most likely (0: all)")
@@ -31,7 +32,8 @@ final class GenerateOptions {
     @Option(names = "--seed", paramLabel = "S", description = "sampling seed (reproducible output)")
     Long seed;
 
-    @Option(names = "--repetition-penalty", paramLabel = "R", defaultValue = "1.0")
+    @Option(names = "--repetition-penalty", paramLabel = "R", defaultValue = "1.0",
+            description = "make tokens already in the text R times less likely, as transformers does (default 1.0: off)")
     double repetitionPenalty;
 
     @Option(names = "--length-penalty", paramLabel = "L", defaultValue = "1.0", description = "beam search length penalty")

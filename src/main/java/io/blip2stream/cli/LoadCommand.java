@@ -23,9 +23,9 @@ import java.util.concurrent.Callable;
         description = {"Load the running service through Kafka and report throughput and end-to-end latency percentiles.",
                 "Closed loop with --concurrency, or open loop at --rate requests per second; --concurrency 0 --rate 0 sends all at once.",
                 "--in-process --model DIR: the same requests straight into an inference worker's batcher (no Kafka): the workers' raw throughput.",
-                "Scenario files hold options, one per line (# comments): load @load-tests/scenarios/NAME.args"})
+                "Scenario files hold options, one per line (# comments): load @load-tests/scenarios/NAME.args."})
 final class LoadCommand implements Callable<Integer> {
-    @Option(names = "--requests", defaultValue = "200")
+    @Option(names = "--requests", defaultValue = "200", paramLabel = "N", description = "requests to count (default 200)")
     int requests;
 
     @Option(names = "--warmup", defaultValue = "0", paramLabel = "N",
@@ -38,25 +38,27 @@ final class LoadCommand implements Callable<Integer> {
     @Option(names = "--rate", defaultValue = "0", description = "open loop: requests per second (0: as fast as possible)")
     double rate;
 
-    @Option(names = "--task", defaultValue = "caption")
+    @Option(names = "--task", defaultValue = "caption", paramLabel = "TASK", description = "caption (default), vqa, match or embed")
     String task;
 
-    @Option(names = "--image", required = true, paramLabel = "FILE")
+    @Option(names = "--image", required = true, paramLabel = "FILE", description = "the image every request sends")
     Path image;
 
-    @Option(names = "--question")
+    @Option(names = "--question", paramLabel = "TEXT", description = "vqa: the question every request asks")
     String question;
 
-    @Option(names = "--text", paramLabel = "T")
+    @Option(names = "--text", paramLabel = "T", description = "match or embed: a text; repeat for several")
     List<String> texts;
 
-    @Option(names = "--params", paramLabel = "JSON", defaultValue = "{\"max_new_tokens\":12}")
+    @Option(names = "--params", paramLabel = "JSON", defaultValue = "{\"max_new_tokens\":12}",
+            description = "generation parameters, transformers' names (default '{\"max_new_tokens\":12}')")
     String params;
 
     @Option(names = "--raw", description = "send the raw form (image bytes with blip2-* headers)")
     boolean raw;
 
-    @Option(names = "--bootstrap-servers", defaultValue = "${env:BLIP2_KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}")
+    @Option(names = "--bootstrap-servers", paramLabel = "HOST:PORT", defaultValue = "${env:BLIP2_KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}",
+            description = "the Kafka brokers, host:port[,...] (default: BLIP2_KAFKA_BOOTSTRAP_SERVERS, else localhost:9092)")
     String bootstrap;
 
     @Option(names = "--timeout", defaultValue = "600", description = "seconds to wait for the last answer")
@@ -97,7 +99,7 @@ final class LoadCommand implements Callable<Integer> {
         }
         byte[] img = Files.readAllBytes(image);
         ObjectMapper mapper = new ObjectMapper();
-        var paramsNode = mapper.readTree(params);
+        var paramsNode = UsageErrors.jsonObject("--params", params, "{\"max_new_tokens\":12}");
         if (websocket != null) {
             ObjectNode f = mapper.createObjectNode().put("type", "generate").put("task", task)
                     .put("image", Base64.getEncoder().encodeToString(img));

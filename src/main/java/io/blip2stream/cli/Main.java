@@ -9,6 +9,9 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "blip2-stream", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "BLIP-2 captioning, visual question answering and image embeddings on the JVM.",
+        footer = {"", "Run 'java -jar blip2-stream.jar COMMAND --help' for a command's options. To try the service: `serve` "
+                + "(with no Kafka configured it starts one in-process), then, from another terminal, "
+                + "`produce --task caption --image FILE --wait`, or open http://localhost:8080/."},
         subcommands = {ServeCommand.class, CaptionCommand.class, AskCommand.class, MatchCommand.class, EmbedCommand.class,
                 ProduceCommand.class, LoadCommand.class, BenchCommand.class, SyntheticCommand.class, TrainCommand.class,
                 EvaluateCommand.class, ScenesCommand.class, BrokerCommand.class, CertsCommand.class,
@@ -28,7 +31,7 @@ public final class Main implements Runnable {
         CommandLine cli = new CommandLine(new Main());
         cli.setOverwrittenOptionsAllowed(true); // a later option wins: a scenario file (@FILE) and then overrides
         cli.setParameterExceptionHandler((ex, a) -> {
-            System.err.println("error: " + ex.getMessage() + " (see --help)");
+            System.err.println("error: " + UsageErrors.explain(ex, a));
             return USAGE;
         });
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {

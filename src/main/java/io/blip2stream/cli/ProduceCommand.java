@@ -35,16 +35,21 @@ import java.util.concurrent.Callable;
         description = {"Send one request to the service's input topic and, with --wait, print its result (or dead letter).",
                 "A small client for trying the service without kcat."})
 final class ProduceCommand implements Callable<Integer> {
-    @Option(names = "--task", required = true, description = "caption, vqa, match or embed")
+    @Option(names = "--task", required = true, paramLabel = "TASK", description = "caption, vqa, match or embed")
     String task;
 
-    @Option(names = "--image", paramLabel = "FILE")
+    @Option(names = "--image", paramLabel = "FILE", description = "the image, a PNG, JPEG, BMP or GIF file, sent inline")
     Path image;
 
-    @Option(names = "--question")
+    @Option(names = "--image-url", paramLabel = "URL", description = "the image by reference instead: https:, file: or "
+            + "data: (the service fetches it within its images.* rules; see README, \"Images by reference\")")
+    String imageUrl;
+
+    @Option(names = "--question", paramLabel = "TEXT", description = "vqa: the question (the service wraps it in the "
+            + "model's template, \"Question: {q} Answer:\" for OPT)")
     String question;
 
-    @Option(names = "--prompt")
+    @Option(names = "--prompt", paramLabel = "TEXT", description = "caption: text the caption continues, such as \"a photo of\"")
     String prompt;
 
     @Option(names = "--text", paramLabel = "T", description = "match or embed: a text; repeat for several")
@@ -59,17 +64,17 @@ final class ProduceCommand implements Callable<Integer> {
     @Option(names = "--raw", description = "send the image bytes as the value, the fields as blip2-* headers")
     boolean raw;
 
-    @Option(names = "--id", description = "the request id (default: a new UUID)")
+    @Option(names = "--id", paramLabel = "ID", description = "the request id (default: a new UUID)")
     String id;
 
-    @Option(names = "--bootstrap-servers", defaultValue = "${env:BLIP2_KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}",
+    @Option(names = "--bootstrap-servers", paramLabel = "HOST:PORT", defaultValue = "${env:BLIP2_KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}",
             description = "the Kafka brokers, host:port[,...] (default: BLIP2_KAFKA_BOOTSTRAP_SERVERS, else localhost:9092)")
     String bootstrap;
 
     @Option(names = "--wait", description = "wait for the result and print it")
     boolean await;
 
-    @Option(names = "--timeout", defaultValue = "120", description = "seconds to wait for the broker, the send and "
+    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "120", description = "seconds to wait for the broker, the send and "
             + "the result (default 120)")
     int timeout;
 
@@ -77,6 +82,11 @@ final class ProduceCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         ServiceConfig.Topics topics = ConfigLoader.load(null, System.getenv(), Map.of()).kafka().topics();
         String rid = id == null ? UUID.randomUUID().toString() : id;
+        UsageErrors.oneOf("--task", task, List.of("caption", "vqa", "match", "embed"));
+        JsonNode paramsNode = params == null ? null : UsageErrors.jsonObject("--params", params, "{\"max_new_tokens\":12}");
+        if (image != null && imageUrl != null) {
+            throw new Main.UserError("give --image or --image-url, not both");
+        }
         byte[] img = null;
         if (image != null) {
             if (!Files.isRegularFile(image)) {
@@ -87,10 +97,11 @@ final class ProduceCommand implements Callable<Integer> {
         ObjectMapper json = new ObjectMapper();
         ProducerRecord<String, byte[]> record;
         if (raw) {
-            if (img == null) {
-                throw new Main.UserError("--raw needs --image");
+            if (img == null && imageUrl == null) {
+                throw new Main.UserError("--raw needs --image or --image-url");
             }
-            record = new ProducerRecord<>(topics.requests(), rid, img);
+            record = new ProducerRecord<>(topics.requests(), rid, img == null ? new byte[0] : img);
+            addHeader(record, "blip2-image-url", imageUrl);
             record.headers().add("blip2-task", task.getBytes(StandardCharsets.UTF_8));
             record.headers().add("blip2-id", rid.getBytes(StandardCharsets.UTF_8)); // the key is for partitioning, not an id
             addHeader(record, "blip2-question", question);
@@ -109,6 +120,9 @@ final class ProduceCommand implements Callable<Integer> {
             if (img != null) {
                 o.put("image", Base64.getEncoder().encodeToString(img));
             }
+            if (imageUrl != null) {
+                o.put("image_url", imageUrl);
+            }
             if (question != null) {
                 o.put("question", question);
             }
@@ -119,7 +133,7 @@ final class ProduceCommand implements Callable<Integer> {
                 texts.forEach(o.putArray("texts")::add);
             }
             if (params != null) {
-                o.set("params", json.readTree(params));
+                o.set("params", paramsNode);
             }
             if (stream) {
                 o.put("stream", true);

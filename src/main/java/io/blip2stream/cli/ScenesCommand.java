@@ -17,8 +17,8 @@ import java.util.concurrent.Callable;
 
 /** The {@code scenes} command: renders the synthetic scenes the scene model is trained and evaluated on. */
 @Command(name = "scenes", mixinStandardHelpOptions = true,
-        description = {"Render synthetic scenes (the scene model's training and held-out data) as PNGs, with their captions",
-                "and question/answer pairs in scenes.jsonl."})
+        description = {"Render synthetic scenes (the scene model's training and held-out data) as PNGs.",
+                "Their captions and question/answer pairs go to scenes.jsonl."})
 final class ScenesCommand implements Callable<Integer> {
     @Option(names = "--split", defaultValue = "heldout", description = "train or heldout (default heldout)")
     String split;
@@ -32,7 +32,7 @@ final class ScenesCommand implements Callable<Integer> {
     @Option(names = "--size", defaultValue = "64", paramLabel = "PX", description = "image side in pixels (default 64)")
     int size;
 
-    @Option(names = "--out", required = true, paramLabel = "DIR")
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "the folder for the PNGs and scenes.jsonl")
     Path out;
 
     @Override

@@ -19,10 +19,10 @@ final class SyntheticCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "bf16", paramLabel = "DTYPE", description = "f32 or bf16 (default)")
     String dtype;
 
-    @Option(names = "--seed", defaultValue = "1")
+    @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "the random weights' seed (default 1)")
     long seed;
 
-    @Option(names = "--out", required = true, paramLabel = "DIR")
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "the checkpoint folder to write (Hugging Face layout)")
     Path out;
 
     @Override

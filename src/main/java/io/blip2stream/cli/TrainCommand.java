@@ -12,10 +12,11 @@ import java.util.concurrent.Callable;
 
 /** The {@code train} command: trains the scene model with BLIP-2's recipe and exports its checkpoints. */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = {"Train the scene model with BLIP-2's recipe on DJL's PyTorch engine: a ViT on scene attributes and an",
-                "OPT-style language model on scene text (the frozen unimodal models), stage 1 (ITC, ITM, ITG) and stage 2",
-                "(generation through the frozen LM), the ablation without stage 1, then export in the Hugging Face layout and",
-                "evaluation on held-out scenes. Stopped runs resume from their last checkpoint when started again."})
+        description = {"Train the scene model with BLIP-2's recipe on DJL's PyTorch engine.",
+                "First the frozen unimodal models, a ViT on scene attributes and an OPT-style language model on scene text; "
+                        + "then stage 1 (ITC, ITM, ITG) and stage 2 (generation through the frozen LM), the ablation without "
+                        + "stage 1, the export in the Hugging Face layout and the evaluation on held-out scenes.",
+                "Stopped runs resume from their last checkpoint when started again."})
 final class TrainCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = "runs/scenes", paramLabel = "DIR",
             description = "training states, checkpoints and report.json (default runs/scenes)")

@@ -224,6 +224,62 @@ class CommandLineIT {
         assertTrue(report.get("p99").asDouble() >= report.get("p50").asDouble());
     }
 
+    /**
+     * Issue 24: the top-level help lists each command with a whole sentence; each command's help describes every
+     * option; a misspelt command or option is named, with the name probably meant; a malformed --params says where,
+     * in the service's words, not the JSON parser's.
+     */
+    @Test
+    void helpIsWholeAndMisspellingsGetTheNameMeant() throws Exception {
+        Run top = run("--help");
+        assertEquals(0, top.exit(), top.err());
+        String commands = top.out().substring(top.out().indexOf("Commands:"));
+        java.util.Map<String, String> listed = new java.util.LinkedHashMap<>();
+        String current = null;
+        for (String line : commands.split("\n")) {
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("^  (\\S+)\\s+(.*)$").matcher(line);
+            if (m.matches()) {
+                current = m.group(1);
+                listed.put(current, m.group(2).strip());
+            } else if (current != null && line.startsWith("     ") && !line.isBlank()) {
+                listed.put(current, listed.get(current) + " " + line.strip());
+            } else if (line.isBlank()) {
+                current = null;
+            }
+        }
+        assertTrue(listed.keySet().containsAll(List.of("serve", "caption", "ask", "produce", "load", "train", "evaluate", "certs")), listed.toString());
+        listed.forEach((name, text) -> assertTrue(text.matches(".*[.)]$"), name + "'s summary is a whole sentence: " + text));
+        for (String cmd : List.of("serve", "caption", "ask", "produce", "load", "train", "scenes", "synthetic")) {
+            Run h = run(cmd, "--help");
+            assertEquals(0, h.exit(), h.err());
+            String[] lines = h.out().split("\n");
+            for (int i = 0; i < lines.length; i++) {
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("^  (?:-\\w, |    )(--[\\w-]+)(?:=\\S+)?(.*)$").matcher(lines[i]);
+                if (!m.matches() || lines[i].startsWith("Usage")) {
+                    continue;
+                }
+                String text = m.group(2).strip();
+                if (text.isEmpty() && i + 1 < lines.length && lines[i + 1].startsWith("       ") && !lines[i + 1].strip().startsWith("-")) {
+                    text = lines[i + 1].strip();
+                }
+                assertFalse(text.isEmpty(), cmd + " " + m.group(1) + " has a description:\n" + h.out());
+            }
+        }
+        Run misspelt = run("capton", "--image", image(0));
+        assertEquals(2, misspelt.exit());
+        assertEquals(List.of("error: unknown command 'capton'; did you mean 'caption'? (see --help)"), misspelt.errLines());
+        Run option = run("caption", "--temprature", "0.7");
+        assertEquals(2, option.exit());
+        assertEquals(List.of("error: unknown option '--temprature' for caption; did you mean '--temperature'? (see caption --help)"),
+                option.errLines());
+        Run params = run("produce", "--task", "caption", "--image", image(0), "--params", "notjson", "--timeout", "3");
+        assertEquals(2, params.exit());
+        assertEquals(List.of("error: --params is not JSON: unexpected 'notjson' (text must be in double quotes) at line 1, "
+                + "column 1 (write an object such as '{\"max_new_tokens\":12}')"), params.errLines());
+        Run task = run("produce", "--task", "vqaa", "--image", image(0));
+        assertEquals(List.of("error: --task must be caption, vqa, match or embed, not 'vqaa'; did you mean 'vqa'?"), task.errLines());
+    }
+
     @Test
     void userErrorsAreOneLineOnStderrAndANonZeroExit() throws Exception {
         Path empty = Files.createDirectories(tmp.resolve("empty"));

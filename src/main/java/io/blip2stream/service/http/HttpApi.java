@@ -9,6 +9,7 @@ import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.lifecycle.RequestTracker;
 import io.blip2stream.service.protocol.ClientText;
 import io.blip2stream.service.protocol.ErrorJson;
+import io.blip2stream.service.protocol.JsonInput;
 import io.blip2stream.service.protocol.RequestDecoder;
 import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.Future;
@@ -208,12 +209,11 @@ final class HttpApi {
             MultiMap form = ctx.request().formAttributes();
             JsonNode params;
             try {
-                params = form.get("params") == null || form.get("params").isBlank() ? null : ResultJson.JSON.readTree(form.get("params"));
-            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                return Future.failedFuture(new RequestError(RequestError.INVALID_PARAMS, "params is not JSON: "
-                        + ClientText.detail(e.getOriginalMessage())));
-            } catch (Exception e) {
-                return Future.failedFuture(new RequestError(RequestError.INVALID_PARAMS, "params is not JSON"));
+                params = form.get("params") == null || form.get("params").isBlank() ? null
+                        : JsonInput.read(form.get("params"), "the form field params (an object such as {\"max_new_tokens\": 20})",
+                                RequestError.INVALID_PARAMS);
+            } catch (RequestError e) {
+                return Future.failedFuture(e);
             }
             java.util.Map<String, io.vertx.core.buffer.Buffer> files = ctx.get(RequestBody.FILES);
             io.vertx.core.buffer.Buffer image = files == null ? null : files.get("image");
@@ -223,7 +223,11 @@ final class HttpApi {
             }
             if (image == null && imageUrl == null && files != null && !files.isEmpty()) {
                 return Future.failedFuture(new RequestError(RequestError.MISSING_IMAGE, "the form has no file field named image (it has "
-                        + ClientText.quote(String.join(", ", files.keySet())) + ")"));
+                        + ClientText.quote(String.join(", ", files.keySet())) + "): name the image's field image, as in curl -F image=@photo.png"));
+            }
+            if (image == null && imageUrl == null && form.get("image") != null) {
+                return Future.failedFuture(new RequestError(RequestError.MISSING_IMAGE, "the form field image is text, not a file: "
+                        + "send the file itself, as in curl -F image=@photo.png (with the @), or its address as image_url"));
             }
             Long deadlineMs;
             try {
@@ -240,7 +244,7 @@ final class HttpApi {
                     "send JSON {\"image\": \"<base64>\", ...} or {\"image_url\": \"https://...\", ...}, or a multipart form with an image file"));
         }
         byte[] bytes = body.getBytes();
-        return http.vertx().executeBlocking(() -> http.decoder.fromJson(bytes, null), false);
+        return http.vertx().executeBlocking(() -> http.decoder.fromJson(JsonInput.read(bytes, "the body", RequestError.INVALID_JSON), null), false);
     }
 
     void status(RoutingContext ctx) {

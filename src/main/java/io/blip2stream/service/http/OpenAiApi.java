@@ -9,6 +9,7 @@ import io.blip2stream.service.lifecycle.RequestTracker;
 import io.blip2stream.service.protocol.ChatCompletions;
 import io.blip2stream.service.protocol.ClientText;
 import io.blip2stream.service.protocol.ErrorJson;
+import io.blip2stream.service.protocol.JsonInput;
 import io.blip2stream.service.protocol.RequestDecoder;
 import io.blip2stream.service.protocol.ResultJson;
 import io.blip2stream.service.protocol.StopStrings;
@@ -189,11 +190,7 @@ final class OpenAiApi {
         if (bytes.length == 0) {
             throw new RequestError(RequestError.INVALID_REQUEST, "send " + what + " as JSON");
         }
-        try {
-            return ResultJson.JSON.readTree(bytes);
-        } catch (java.io.IOException e) {
-            throw new RequestError(RequestError.INVALID_JSON, "the body is not JSON: " + ClientText.detail(e.getMessage()));
-        }
+        return JsonInput.read(bytes, "the body", RequestError.INVALID_JSON);
     }
 
     /** An image_url's bytes when it is a data: URL; null when there is none, or it is fetched (http(s), file:). */

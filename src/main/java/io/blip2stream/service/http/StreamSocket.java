@@ -9,6 +9,7 @@ import io.blip2stream.engine.Task;
 import io.blip2stream.service.bus.TokenEvent;
 import io.blip2stream.service.lifecycle.RequestTracker;
 import io.blip2stream.service.protocol.ClientText;
+import io.blip2stream.service.protocol.JsonInput;
 import io.blip2stream.service.protocol.RequestDecoder;
 import io.blip2stream.service.protocol.ResultJson;
 import io.vertx.core.http.ServerWebSocket;
@@ -78,9 +79,9 @@ final class StreamSocket {
     private void onText(String text) {
         JsonNode msg;
         try {
-            msg = ResultJson.JSON.readTree(text);
-        } catch (Exception e) {
-            error(null, RequestError.INVALID_JSON, "the frame is not JSON: " + e.getMessage());
+            msg = JsonInput.read(text, "the frame", RequestError.INVALID_JSON);
+        } catch (RequestError e) {
+            error(null, e.code(), e.getMessage());
             return;
         }
         if (msg == null || !msg.isObject()) {

@@ -1,6 +1,5 @@
 package io.blip2stream.service.protocol;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.blip2stream.engine.RequestError;
@@ -146,12 +145,7 @@ final class RecordForms {
         if (v == null || v.length == 0) {
             return null;
         }
-        try {
-            return JSON.readTree(v);
-        } catch (java.io.IOException e) {
-            throw new RequestError(name.equals("blip2-params") ? RequestError.INVALID_PARAMS : RequestError.INVALID_JSON,
-                    "header " + name + " is not JSON: " + ClientText.detail(e instanceof JsonProcessingException j
-                            ? j.getOriginalMessage() : e.getMessage()));
-        }
+        return JsonInput.read(v, "header " + name,
+                name.equals("blip2-params") ? RequestError.INVALID_PARAMS : RequestError.INVALID_JSON);
     }
 }

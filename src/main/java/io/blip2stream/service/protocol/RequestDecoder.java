@@ -1,6 +1,5 @@
 package io.blip2stream.service.protocol;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.blip2stream.engine.InferenceJob;
@@ -112,16 +111,9 @@ public final class RequestDecoder {
 
     /** A JSON request (Kafka JSON form, HTTP, WebSocket) to its fields; the id falls back to {@code defaultId}. */
     public Fields fromJson(byte[] value, String defaultId) {
-        JsonNode n;
-        try {
-            n = JSON.readTree(value);
-        } catch (JsonProcessingException e) {
-            throw new RequestError(RequestError.INVALID_JSON, "the value is not JSON (and has no blip2-task header for the raw form): "
-                    + ClientText.detail(e.getOriginalMessage()));
-        } catch (java.io.IOException e) {
-            throw new RequestError(RequestError.INVALID_JSON, "the value is not JSON: " + ClientText.detail(e.getMessage()));
-        }
-        return fromJson(n, defaultId);
+        // "the value" for a Kafka record; HTTP and WebSocket name their own part before they get here
+        return fromJson(JsonInput.read(value, "the value (with no blip2-task header for the raw form)", RequestError.INVALID_JSON),
+                defaultId);
     }
 
     public Fields fromJson(JsonNode n, String defaultId) {
