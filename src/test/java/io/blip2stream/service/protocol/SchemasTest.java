@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -16,8 +17,8 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The records' JSON Schemas: each one well formed and named as served; every JSON example in README.md says which
- * schema it follows (or that it is not a record) and follows it; and the schemas refuse what the service refuses
+ * The records' JSON Schemas: each one well formed and named as served; every JSON example in README.md and docs/*.md
+ * says which schema it follows (or that it is not a record) and follows it; and the schemas refuse what the service refuses
  * or never writes, so a schema that accepts anything would fail here.
  */
 class SchemasTest {
@@ -38,26 +39,60 @@ class SchemasTest {
         assertEquals(null, Schemas.bytes(null));
     }
 
+    /**
+     * README.md and every docs/*.md: each ```json block says what it is and follows the schema it names. README shows
+     * an example of every schema (the records are the API: its reader sees them all without leaving it); docs/ may
+     * show more, and they are checked the same way.
+     */
     @Test
-    void everyJsonExampleInTheReadmeFollowsTheSchemaItNames() throws Exception {
-        String readme = Files.readString(Path.of("README.md")).replace("\r\n", "\n");
-        Matcher m = BLOCK.matcher(readme);
+    void everyJsonExampleInTheReadmeAndDocsFollowsTheSchemaItNames() throws Exception {
+        List<String> inReadme = checkJsonBlocks(Path.of("README.md"));
+        for (String name : List.of("request", "caption", "answer", "match", "embedding", "token", "dead-letter")) {
+            assertTrue(inReadme.contains(name), "README shows an example of " + name + " (it shows " + inReadme + ")");
+        }
+        List<Path> docs;
+        try (Stream<Path> s = Files.list(Path.of("docs"))) {
+            docs = s.filter(p -> p.toString().endsWith(".md")).sorted().toList();
+        }
+        assertFalse(docs.isEmpty(), "docs/ has Markdown files");
+        for (Path doc : docs) {
+            checkJsonBlocks(doc);
+        }
+    }
+
+    /** A block without its comment, or one that does not follow its schema, fails naming the file. */
+    @Test
+    void aJsonBlockWithoutItsCommentOrAgainstItsSchemaFails(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        Path bare = tmp.resolve("bare.md");
+        Files.writeString(bare, "# x\n\n```json\n{\"id\": \"r\"}\n```\n");
+        AssertionError e = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class, () -> checkJsonBlocks(bare));
+        assertTrue(e.getMessage().contains("bare.md"), e.getMessage());
+        Path wrong = tmp.resolve("wrong.md");
+        Files.writeString(wrong, "<!-- schema: token -->\n```json\n{\"id\": \"r\", \"index\": -1, \"token_id\": 5, \"text\": \"a\"}\n```\n");
+        org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class, () -> checkJsonBlocks(wrong));
+        Path fine = tmp.resolve("fine.md");
+        Files.writeString(fine, "<!-- not a record: the command line's output -->\n```json\n{\"text\": \"a\"}\n```\n");
+        assertEquals(List.of(), checkJsonBlocks(fine));
+    }
+
+    /** Checks every ```json block of {@code doc}; returns the schemas its examples follow. */
+    static List<String> checkJsonBlocks(Path doc) throws Exception {
+        String text = Files.readString(doc).replace("\r\n", "\n");
+        Matcher m = BLOCK.matcher(text);
         List<String> checked = new ArrayList<>();
         int blocks = 0;
         while (m.find()) {
             blocks++;
-            assertNotNull(m.group(1), "a ```json block in README.md without <!-- schema: NAME --> or <!-- not a record: ... --> before it:\n"
+            assertNotNull(m.group(1), "a ```json block in " + doc + " without <!-- schema: NAME --> or <!-- not a record: ... --> before it:\n"
                     + m.group(4));
             if (m.group(3) != null) {
-                assertTrue(Schemas.NAMES.contains(m.group(3)), "README names the schema " + m.group(3));
-                RecordSchemas.assertValid(m.group(3), m.group(4), "README's example of " + m.group(3));
+                assertTrue(Schemas.NAMES.contains(m.group(3)), doc + " names the schema " + m.group(3));
+                RecordSchemas.assertValid(m.group(3), m.group(4), doc + "'s example of " + m.group(3));
                 checked.add(m.group(3));
             }
         }
-        assertEquals(blocks, readme.split("```json\n", -1).length - 1, "every ```json block was read");
-        for (String name : List.of("request", "caption", "answer", "match", "embedding", "token", "dead-letter")) {
-            assertTrue(checked.contains(name), "README shows an example of " + name + " (it shows " + checked + ")");
-        }
+        assertEquals(blocks, text.split("```json\n", -1).length - 1, "every ```json block of " + doc + " was read");
+        return checked;
     }
 
     @Test
