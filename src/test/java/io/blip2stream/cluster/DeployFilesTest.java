@@ -38,8 +38,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * caches are folders made at build time, owned by the non-root user; the comment on the baked-in models is true.
  */
 @Tag("broker")
-class DeployFilesTest {
-    static final List<Path> DOCKERFILES = List.of(Path.of("deploy/Dockerfile"), Path.of("deploy/Dockerfile.gpu"));
+public class DeployFilesTest {
+    public static final List<Path> DOCKERFILES = List.of(Path.of("deploy/Dockerfile"), Path.of("deploy/Dockerfile.gpu"));
     /** where the service serves its metrics (HttpVerticle), and where components/servicemonitor scrapes them */
     static final String METRICS_PATH = "/metrics";
 
@@ -202,9 +202,9 @@ class DeployFilesTest {
 
     // ---- HEALTHCHECK
 
-    record HealthCheck(Map<String, String> options, List<String> command) {}
+    public record HealthCheck(Map<String, String> options, List<String> command) {}
 
-    static HealthCheck healthCheck(Path dockerfile) throws Exception {
+    public static HealthCheck healthCheck(Path dockerfile) throws Exception {
         List<String> found = instructions(dockerfile).stream().filter(i -> i.startsWith("HEALTHCHECK")).toList();
         assertEquals(1, found.size(), dockerfile + ": one HEALTHCHECK");
         String ins = found.get(0);
@@ -235,7 +235,7 @@ class DeployFilesTest {
     }
 
     /** Runs the check as Docker does (exec form, the container's environment with BLIP2_HTTP_PORT), its exit status. */
-    static int run(HealthCheck hc, int port) throws Exception {
+    public static int run(HealthCheck hc, int port) throws Exception {
         ProcessBuilder pb = new ProcessBuilder(hc.command()).redirectErrorStream(true);
         pb.environment().put("BLIP2_HTTP_PORT", String.valueOf(port));
         Process p = pb.start();
