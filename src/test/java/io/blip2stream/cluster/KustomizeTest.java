@@ -127,9 +127,14 @@ class KustomizeTest {
             assertRestricted(pod, where);
             if (overlay.equals("gpu")) {
                 // its image extracts the natives at start (deploy/Dockerfile.gpu has no GPU to run them at build time)
-                assertTrue(Files.readString(Path.of("deploy/Dockerfile.gpu")).contains("cachedir=/app/.javacpp"));
-                assertTrue(c.getVolumeMounts().stream().anyMatch(m -> m.getMountPath().equals("/app/.javacpp") && !Boolean.TRUE.equals(m.getReadOnly())),
-                        where + "the natives' cache on a writable volume");
+                String gpuImage = Files.readString(Path.of("deploy/Dockerfile.gpu"));
+                assertTrue(gpuImage.contains("cachedir=/app/.javacpp") && gpuImage.contains("DJL_CACHE_DIR=/app/.djl"));
+                for (String cache : List.of("/app/.javacpp", "/app/.djl")) {
+                    assertTrue(c.getVolumeMounts().stream().anyMatch(m -> m.getMountPath().equals(cache) && !Boolean.TRUE.equals(m.getReadOnly())
+                                    && pod.getVolumes().stream().anyMatch(v -> v.getName().equals(m.getName()) && v.getEmptyDir() != null)),
+                            where + "the natives' cache " + cache + " on a writable emptyDir");
+                }
+                assertTrue(c.getEnv().stream().noneMatch(e -> e.getName().equals("DJL_CACHE_DIR")), where + "the image's own DJL_CACHE_DIR, on its volume");
             }
 
             // Secrets: the key and the certificates mounted from Secrets, where the settings point; nothing secret in ConfigMaps

@@ -2,6 +2,7 @@ package io.blip2stream.e2e;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.blip2stream.cluster.DeployFilesTest;
 import io.blip2stream.model.Fixtures;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -32,6 +33,7 @@ import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -69,6 +71,10 @@ class ServeIT {
             var ready = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + http + "/health/ready")).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertEquals(200, ready.statusCode(), ready.body());
+            // issue 24: each image's HEALTHCHECK, run as Docker runs it (bash, BLIP2_HTTP_PORT), passes on the packaged service
+            for (Path dockerfile : DeployFilesTest.DOCKERFILES) {
+                assertEquals(0, DeployFilesTest.run(DeployFilesTest.healthCheck(dockerfile), http), dockerfile + ": healthy");
+            }
 
             String bootstrap = "localhost:" + kafka;
             byte[] png = Files.readAllBytes(Fixtures.dir("blip2-opt-tiny").resolve("image0.png"));
@@ -196,6 +202,9 @@ class ServeIT {
             assertTrue(exited, "SIGTERM stops the service");
         }
         assertTrue(log.toString().contains("Blip2Service - stopped"), "it drains and closes");
+        for (Path dockerfile : DeployFilesTest.DOCKERFILES) {
+            assertNotEquals(0, DeployFilesTest.run(DeployFilesTest.healthCheck(dockerfile), http), dockerfile + ": unhealthy once it stopped");
+        }
     }
 
     /** A multipart/form-data POST as curl -F sends it: one file part (if {@code fileField}) and text fields. */
