@@ -18,6 +18,7 @@ import io.blip2stream.service.kafka.ResultPublisherVerticle;
 import io.blip2stream.service.kafka.Topics;
 import io.blip2stream.service.metrics.ServiceMetrics;
 import io.blip2stream.service.protocol.RequestDecoder;
+import io.blip2stream.service.protocol.ServiceInfo;
 import io.blip2stream.service.verticle.InferenceWorkerVerticle;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
@@ -167,7 +168,8 @@ public final class Blip2Service {
             return this;
         }
         http = new HttpVerticle(config, bootstrapServers, metrics, () -> !workers.isEmpty(),
-                () -> ingress != null && ingress.firstAssignmentReady().isComplete(), decoder, store);
+                () -> ingress != null && ingress.firstAssignmentReady().isComplete(), decoder, store,
+                ServiceInfo.of(config, texts, modelPath, retrievalPath, workers.isEmpty() ? null : workers.get(0).runner()));
         httpDeployment = await(vertx.deployVerticle(http));
         if (stopping("before joining the Kafka consumer group")) {
             return this;
@@ -285,7 +287,7 @@ public final class Blip2Service {
                 .append(clusterFormationMs).append(" ms\n");
         b.append("  HTTP:     http://").append(config.httpHost()).append(':').append(httpPort())
                 .append("  (the page at /, WebSocket /v1/stream, POST /v1/caption, POST /v1/ask, GET /v1/requests/{id},\n")
-                .append("             OpenAI: /v1/chat/completions, /v1/embeddings, /v1/models; /v1/schemas,\n")
+                .append("             OpenAI: /v1/chat/completions, /v1/embeddings, /v1/models; /v1/info, /v1/schemas,\n")
                 .append("             /health/live, /health/ready, /metrics)\n");
         b.append("  models:   ").append(modelPath.toAbsolutePath()).append(retrievalPath == null ? "" : ", " + retrievalPath.toAbsolutePath())
                 .append(" on ").append(config.engine()).append(' ').append(config.devices()).append(", dtype ")

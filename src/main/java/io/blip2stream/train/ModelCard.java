@@ -1,11 +1,16 @@
 package io.blip2stream.train;
 
+import io.blip2stream.train.scenes.Scene;
+import io.blip2stream.train.scenes.SceneGenerator;
+import io.blip2stream.train.scenes.SceneRenderer;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.SplittableRandom;
 
 /** The README.md written next to each exported checkpoint: what it is, the recipe that made it, and its scores. */
 final class ModelCard {
@@ -20,7 +25,8 @@ final class ModelCard {
                 .append("command on synthetic scenes: one to four objects of one shape (circle, square, triangle, cross) and one ")
                 .append("colour (red, green, blue, yellow, purple, orange), grouped on the left, on the right, at the top, at the ")
                 .append("bottom or in the middle of a 64x64 image. It captions them (\"two red circles on the left\") and answers ")
-                .append("questions about colour, count, shape and place. It loads in this project and in transformers.\n\n");
+                .append("questions about colour, count, shape and place. It knows nothing else: a photograph gets a caption about ")
+                .append("shapes. It loads in this project and in transformers.\n\n");
         b.append("## Architecture\n\n");
         b.append(String.format(Locale.ROOT, "- Image encoder: ViT, %dx%d images in %dx%d patches, %d layers of %d, %d heads "
                         + "(pre-trained here on scene attributes, then frozen)%n", s.imageSize(), s.imageSize(), s.patch(), s.patch(),
@@ -103,5 +109,48 @@ final class ModelCard {
 
     static void write(Path dir, String text) throws IOException {
         Files.writeString(dir.resolve("README.md"), text);
+    }
+
+    /** The held-out scenes a generation card shows as examples: the first four captioned, then one question each. */
+    static final long FIRST_EXAMPLE = 1000;
+    private static final Scene.QuestionAnswer.Kind[] EXAMPLE_QUESTIONS = {Scene.QuestionAnswer.Kind.COLOUR,
+            Scene.QuestionAnswer.Kind.PLACE, Scene.QuestionAnswer.Kind.COUNT, Scene.QuestionAnswer.Kind.YES_NO};
+
+    /**
+     * The card's metadata header (YAML between {@code ---} lines, as the Hub reads it) with the Hub's {@code widget}
+     * examples: held-out scenes rendered into {@code dir/examples/}, each with the scene's true caption or answer as
+     * its expected output. The service's page offers them to click ({@code GET /v1/info}).
+     */
+    static String examplesHeader(Path dir) throws IOException {
+        Path examples = Files.createDirectories(dir.resolve("examples"));
+        StringBuilder b = new StringBuilder("---\nlibrary_name: blip2-stream\npipeline_tag: image-to-text\ntags:\n- blip-2\n"
+                + "- synthetic-scenes\nwidget:\n");
+        for (int k = 0; k < 4 + EXAMPLE_QUESTIONS.length; k++) {
+            long i = FIRST_EXAMPLE + k;
+            Scene scene = SceneGenerator.sample(SceneGenerator.Split.HELDOUT, i);
+            String file = String.format(Locale.ROOT, "heldout-%05d.png", i);
+            Files.write(examples.resolve(file), SceneRenderer.png(scene, 64));
+            b.append("- src: examples/").append(file).append('\n');
+            if (k < 4) {
+                b.append("  example_title: ").append(quoted(scene.caption())).append("\n  output:\n    text: ")
+                        .append(quoted(scene.caption())).append('\n');
+                continue;
+            }
+            Scene.QuestionAnswer.Kind kind = EXAMPLE_QUESTIONS[k - 4];
+            Scene.QuestionAnswer qa = scene.questions(new SplittableRandom(i)).stream().filter(q -> q.kind() == kind).findFirst()
+                    .orElseThrow();
+            b.append("  example_title: ").append(quoted(qa.question())).append("\n  text: ").append(quoted(qa.question()))
+                    .append("\n  output:\n    text: ").append(quoted(qa.answer())).append('\n');
+        }
+        return b.append("---\n").toString();
+    }
+
+    /** A YAML string in double quotes (JSON's escapes): never read as another type ("yes" is a boolean in YAML 1.1). */
+    private static String quoted(String s) {
+        try {
+            return new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(s);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
     }
 }

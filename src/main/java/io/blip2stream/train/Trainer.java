@@ -91,7 +91,7 @@ public final class Trainer {
             }
         }
         Result r = new Result(curves, generation, retrieval, ablationDir, reports, (System.nanoTime() - t0) / 1e9);
-        ModelCard.write(generation, ModelCard.markdown("blip2-scenes-opt", "Blip2ForConditionalGeneration", recipe, curves, reports, r.seconds()));
+        ModelCard.write(generation, ModelCard.examplesHeader(generation) + ModelCard.markdown("blip2-scenes-opt", "Blip2ForConditionalGeneration", recipe, curves, reports, r.seconds()));
         ModelCard.write(retrieval, ModelCard.markdown("blip2-scenes-itm", "Blip2ForImageTextRetrieval", recipe, curves, reports, r.seconds()));
         Map<String, Object> summary = new LinkedHashMap<>();
         summary.put("recipe", recipe);

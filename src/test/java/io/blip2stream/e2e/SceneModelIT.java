@@ -57,6 +57,21 @@ class SceneModelIT {
         return tmp.resolve("scenes").resolve(scene.get("image").asText()).toString();
     }
 
+    /** Issue 24: the examples the shipped card offers (and the page shows) are answered as the card says. */
+    @Test
+    void theShippedCardsExamplesAreAnsweredAsItSays() throws Exception {
+        var card = io.blip2stream.model.config.ModelCard.read(Path.of("models/blip2-scenes-opt"));
+        assertEquals(8, card.examples().size());
+        int n = 0;
+        for (var e : card.examples()) {
+            Path img = Files.write(tmp.resolve("example-" + n++ + ".png"), e.image());
+            CommandLineIT.Run r = e.question() == null ? run("caption", "--image", img.toString())
+                    : run("ask", "--image", img.toString(), "--question", e.question());
+            assertEquals(0, r.exit(), r.err());
+            assertEquals(e.expected(), r.out().strip(), e.title());
+        }
+    }
+
     @Test
     void theDefaultModelCaptionsAndAnswersHeldOutScenesOnTheCommandLine() throws Exception {
         int right = 0;

@@ -46,6 +46,8 @@ public final class HttpVerticle extends VerticleBase {
     private final String bootstrapServers;
     final ServiceMetrics metrics;
     private final BooleanSupplier modelsLoaded;
+    /** {@code GET /v1/info}'s body, made once at start ({@link io.blip2stream.service.protocol.ServiceInfo}). */
+    private final String info;
     private final BooleanSupplier consumerAssigned;
     final RequestDecoder decoder;
     /** Fields to jobs, images by reference fetched (made at start: its connections are this verticle's). */
@@ -68,7 +70,9 @@ public final class HttpVerticle extends VerticleBase {
      * @param store            the cluster's memory of requests; null: this node's tracker only
      */
     public HttpVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics, BooleanSupplier modelsLoaded,
-                        BooleanSupplier consumerAssigned, RequestDecoder decoder, RequestStore store) {
+                        BooleanSupplier consumerAssigned, RequestDecoder decoder, RequestStore store,
+                        com.fasterxml.jackson.databind.node.ObjectNode info) {
+        this.info = info.toString();
         this.consumerAssigned = consumerAssigned;
         this.store = store;
         this.config = config;
@@ -131,6 +135,7 @@ public final class HttpVerticle extends VerticleBase {
         router.post("/v1/caption").handler(body).handler(ctx -> api.generate(ctx, "caption"));
         router.post("/v1/ask").handler(body).handler(ctx -> api.generate(ctx, "vqa"));
         router.get("/v1/requests/:id").handler(api::status);
+        router.get("/v1/info").handler(ctx -> ctx.response().putHeader("content-type", "application/json").end(info));
         OpenAiApi openai = new OpenAiApi(this);
         router.get("/v1/models").handler(openai::models);
         router.post("/v1/chat/completions").handler(body).handler(openai::chatCompletions);
