@@ -22,7 +22,8 @@ record Browser(Path chromium, Path chromedriver) {
         Path missing = !Files.isExecutable(b.chromium) ? b.chromium : !Files.isExecutable(b.chromedriver) ? b.chromedriver : null;
         if (missing != null) {
             String message = String.format(INSTALL, missing);
-            if ("1".equals(System.getenv("BLIP2_REQUIRE_BROWSER")) || Boolean.getBoolean("blip2.requireBrowser")) {
+            String required = System.getProperty("blip2.requireBrowser", System.getenv("BLIP2_REQUIRE_BROWSER"));
+            if ("1".equals(required) || "true".equals(required)) {
                 throw new AssertionError(message);
             }
             Assumptions.abort(message);
