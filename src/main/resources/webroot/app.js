@@ -13,6 +13,7 @@
   let firstTokenAt = 0;
   let sentAt = 0;
   let everOpen = false;
+  let infoAsked = false;   // GET /v1/info asked since the page loaded or the token changed
 
   function setStatus(text) { $('status').textContent = text; }
   function token() { return $('token').value || localStorage.getItem('blip2-token') || ''; }
@@ -26,7 +27,12 @@
       invalid_image: 'Pick a PNG, JPEG, BMP or GIF file: this one could not be read as an image.',
       missing_image: 'Drop an image first, or click one of the examples.',
       image_too_large: `Use a smaller image (at most ${mb} and ${px}): scale it down or save it as JPEG, then try again.`,
-      record_too_large: `Use a smaller image (at most ${mb}).`,
+      record_too_large: 'The request is larger than the service takes in one message: use a smaller image.',
+      message_too_large: 'The request is larger than the service takes in one WebSocket message: use a smaller image.',
+      invalid_json: 'The page sent something the service could not read: reload the page.',
+      invalid_request: 'The service refused the request as sent: reload the page, and check the fields.',
+      duplicate_id: 'A request with this id is already known: press Generate again (it makes a new id).',
+      not_cancellable: 'Only the requests this page started can be cancelled.',
       missing_question: 'Type a question first.',
       prompt_too_long: 'Shorten the prompt or the question.',
       invalid_params: `Set Max new tokens between 1 and ${l.max_new_tokens || 'the service\'s cap'}.`,
@@ -55,7 +61,7 @@
       setStatus(`disconnected (${e.code}${e.reason ? ': ' + e.reason : ''}); reconnecting…`);
       ownRunning = null;
       updateButtons();
-      if (!everOpen) loadInfo(); // refused at once: /v1/info says whether a token is missing
+      if (!everOpen && !infoAsked) loadInfo(); // refused at once: /v1/info says whether a token is missing
       setTimeout(connect, 1500);
     };
     socket.onerror = () => setStatus('connection error');
@@ -64,6 +70,7 @@
 
   // The loaded models: their ids, tasks and cards, and the examples a click runs.
   async function loadInfo() {
+    infoAsked = true;
     let res;
     try {
       const t = token();
@@ -225,6 +232,7 @@
 
   function setImage(dataUrl) {
     image = dataUrl.substring(dataUrl.indexOf(',') + 1);
+    $('preview').onload = () => $('preview').classList.toggle('pixels', $('preview').naturalWidth < 160);
     $('preview').src = dataUrl;
     $('preview').hidden = false;
     $('drop-hint').hidden = true;
@@ -257,6 +265,7 @@
   $('token').addEventListener('change', () => {
     localStorage.setItem('blip2-token', $('token').value);
     everOpen = false;
+    infoAsked = false;
     loadInfo();
     if (socket) socket.close();
   });

@@ -35,19 +35,17 @@ final class UsageErrors {
     }
 
     /** The first unknown command or option in {@code args}, walked as picocli walks them, or null. */
-    private static String unknownName(CommandLine at, String[] args) {
+    private static String unknownName(CommandLine at, String[] given) {
         CommandSpec spec = at.getCommandSpec().root();
         boolean valueNext = false;
-        for (String a : args) {
+        boolean help = false;
+        for (String a : expanded(given)) {
             if (valueNext) {
                 valueNext = false;
                 continue;
             }
             if (a.equals("--")) {
                 return null; // the rest are positional
-            }
-            if (a.startsWith("@")) {
-                continue; // an argument file, expanded by picocli
             }
             if (a.startsWith("-") && a.length() > 1 && !isNumber(a)) {
                 int eq = a.indexOf('=');
@@ -67,10 +65,16 @@ final class UsageErrors {
                 valueNext = eq < 0 && o.arity().min() > 0;
                 continue;
             }
+            if (help) { // help COMMAND: a command of the root's
+                CommandSpec root = spec.root();
+                return root.subcommands().containsKey(a) ? null
+                        : "unknown command '" + a + "'" + didYouMean(a, root.subcommands().keySet()) + " (see --help)";
+            }
             if (!spec.subcommands().isEmpty()) {
                 CommandLine sub = spec.subcommands().get(a);
                 if (sub != null) {
                     spec = sub.getCommandSpec();
+                    help = a.equals("help");
                     continue;
                 }
                 if (spec.positionalParameters().isEmpty()) {
@@ -79,6 +83,35 @@ final class UsageErrors {
             }
         }
         return null;
+    }
+
+    /**
+     * The arguments with each {@code @FILE} replaced by the file's arguments, as picocli reads them (one or more a
+     * line, {@code #} comments, quotes keep spaces); a file that cannot be read is left for picocli to report.
+     */
+    static List<String> expanded(String[] args) {
+        List<String> out = new ArrayList<>();
+        for (String a : args) {
+            java.nio.file.Path file = a.startsWith("@") && a.length() > 1 ? java.nio.file.Path.of(a.substring(1)) : null;
+            if (file == null || !java.nio.file.Files.isRegularFile(file)) {
+                out.add(a);
+                continue;
+            }
+            try {
+                for (String line : java.nio.file.Files.readAllLines(file)) {
+                    java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"([^\"]*)\"|'([^']*)'|(\\S+)").matcher(line.strip());
+                    while (m.find()) {
+                        if (m.group(3) != null && m.group(3).startsWith("#")) {
+                            break;
+                        }
+                        out.add(m.group(1) != null ? m.group(1) : m.group(2) != null ? m.group(2) : m.group(3));
+                    }
+                }
+            } catch (java.io.IOException | RuntimeException e) {
+                out.add(a);
+            }
+        }
+        return out;
     }
 
     private static String forCommand(CommandSpec spec) {
@@ -106,7 +139,7 @@ final class UsageErrors {
         for (String n : names) {
             String b = bare(n);
             int d = b.startsWith(g) && g.length() >= 3 ? 0 : distance(g, b); // an abbreviation counts as near
-            if (d < bestDistance || d == bestDistance && best != null && n.length() > best.length()) {
+            if (d < bestDistance || d == bestDistance && best != null && n.length() < best.length()) { // the shorter on a tie
                 bestDistance = d;
                 best = n;
             }

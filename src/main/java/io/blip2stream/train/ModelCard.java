@@ -132,7 +132,7 @@ final class ModelCard {
             Files.write(examples.resolve(file), SceneRenderer.png(scene, 64));
             b.append("- src: examples/").append(file).append('\n');
             if (k < 4) {
-                b.append("  example_title: ").append(quoted(scene.caption())).append("\n  output:\n    text: ")
+                b.append("  example_title: ").append(quoted("held-out scene " + i)).append("\n  output:\n    text: ")
                         .append(quoted(scene.caption())).append('\n');
                 continue;
             }

@@ -69,7 +69,7 @@ class CommandLineHelpTest {
     }
 
     @Test
-    void aMisspeltCommandOrOptionGetsTheNameProbablyMeant() {
+    void aMisspeltCommandOrOptionGetsTheNameProbablyMeant() throws Exception {
         assertEquals("2 error: unknown command 'capton'; did you mean 'caption'? (see --help)", run("capton"));
         assertEquals("2 error: unknown command 'srv' (see --help)", run("srv").replace("; did you mean 'serve'?", ""));
         // reported before the missing --image, which is what picocli would say first
@@ -79,6 +79,13 @@ class CommandLineHelpTest {
                 run("ask", "--image", "x.png", "--question", "q", "--max-new-token=3"));
         // a value that starts with a dash is a value, not an unknown option
         assertTrue(run("caption", "--prompt", "-x", "--image", "/nonexistent.png").contains("/nonexistent.png does not exist"));
+        // an abbreviation of two names: the shorter one; help COMMAND; options read from an argument file
+        assertEquals("2 error: unknown option '--ima' for caption; did you mean '--image'? (see caption --help)", run("caption", "--ima", "x"));
+        assertEquals("2 error: unknown command 'capton'; did you mean 'caption'? (see --help)", run("help", "capton"));
+        java.nio.file.Path args = java.nio.file.Files.createTempFile("args", ".args");
+        java.nio.file.Files.writeString(args, "# a scenario\ncaption --prompt \"a photo of\"\n--temprature 0.5\n");
+        assertEquals("2 error: unknown option '--temprature' for caption; did you mean '--temperature'? (see caption --help)",
+                run("@" + args));
         // nothing close: no guess
         assertEquals("2 error: unknown option '--zzzzzz' for produce (see produce --help)", run("produce", "--zzzzzz"));
         String wrongTask = run("produce", "--task", "captoin", "--image", "models/example.png");

@@ -144,6 +144,34 @@ class WebPageTest {
     }
 
     /**
+     * Issue 24: on a service with bearer tokens the page says a token is needed and where to enter it (the WebSocket
+     * is refused before it opens, so the page asks GET /v1/info why); with the token it connects and shows the model.
+     */
+    @Test
+    void aServiceWithTokensSaysWhereToEnterOne() throws Exception {
+        try (ServiceHarness closed = new ServiceHarness(tmp.resolve("data-closed"), Map.of("http.auth_tokens", "page-token-123456789"))) {
+            browser.get("http://127.0.0.1:" + closed.service.httpPort() + "/");
+            ((org.openqa.selenium.JavascriptExecutor) browser).executeScript("localStorage.removeItem('blip2-token')");
+            browser.navigate().refresh();
+            WebDriverWait wait = new WebDriverWait(browser, Duration.ofSeconds(30));
+            wait.until(d -> d.findElement(By.id("notice")).isDisplayed());
+            assertEquals("This service asks for an access token: enter it under \"Access token\" below.",
+                    browser.findElement(By.id("notice")).getText());
+            assertEquals("true", browser.findElement(By.id("token-box")).getAttribute("open"), "the token field is opened");
+            assertFalse(browser.findElement(By.id("model")).isDisplayed());
+            WebElement token = browser.findElement(By.id("token"));
+            token.sendKeys("page-token-123456789");
+            token.sendKeys(org.openqa.selenium.Keys.TAB); // change: stored, the socket and /v1/info asked again
+            wait.until(d -> d.findElement(By.id("status")).getText().equals("connected"));
+            wait.until(d -> d.findElement(By.id("model")).isDisplayed());
+            assertFalse(browser.findElement(By.id("model-id")).getText().isEmpty());
+            assertFalse(browser.findElement(By.id("notice")).isDisplayed(), "the notice goes once connected");
+        } finally {
+            ((org.openqa.selenium.JavascriptExecutor) browser).executeScript("localStorage.removeItem('blip2-token')");
+        }
+    }
+
+    /**
      * Issue 24: the page says which model is loaded and what it knows (its card's first paragraph), with its tasks;
      * a click on an example runs it; the preview of a 64x64 image is shown large; a second run of the same image
      * says its visual prompt came from the cache instead of showing a vision encoder that took 0 ms.
@@ -180,9 +208,12 @@ class WebPageTest {
         String timings = browser.findElement(By.id("timings")).getText();
         assertTrue(timings.contains("visual prompt cached (no vision encoder or Q-Former run)") && !timings.contains("vision encoder 0"),
                 timings);
-        // a question example switches the task and fills the question
+        // a question example switches the task, fills the question and runs it (a new request)
+        String captionId = browser.findElement(By.id("request-id")).getText();
         browser.findElements(By.cssSelector("#examples .example")).get(1).click();
-        wait.until(d -> "true".equals(d.findElement(By.id("text")).getAttribute("data-done")));
+        wait.until(d -> !d.findElement(By.id("request-id")).getText().equals(captionId)
+                && "true".equals(d.findElement(By.id("text")).getAttribute("data-done")));
+        assertTrue(browser.findElement(By.id("meta")).getText().contains("finish: "), browser.findElement(By.id("meta")).getText());
         assertTrue(browser.findElement(By.cssSelector("input[name=task][value=vqa]")).isSelected());
         assertEquals("what is in the picture?", browser.findElement(By.id("question")).getAttribute("value"));
 

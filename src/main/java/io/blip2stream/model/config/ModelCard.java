@@ -22,9 +22,12 @@ import java.util.Locale;
  */
 public record ModelCard(String summary, List<Example> examples) {
 
-    /** At most this many examples, each image at most {@link #MAX_EXAMPLE_BYTES}: a card cannot make the page heavy. */
+    /**
+     * At most this many examples, each image at most {@link #MAX_EXAMPLE_BYTES} (1 MB of base64 at most, read at
+     * start and served pre-encoded): a card cannot make the page, or {@code GET /v1/info}, heavy.
+     */
     public static final int MAX_EXAMPLES = 12;
-    public static final int MAX_EXAMPLE_BYTES = 256 * 1024;
+    public static final int MAX_EXAMPLE_BYTES = 64 * 1024;
     static final int MAX_SUMMARY_CHARS = 1200;
     static final long MAX_CARD_BYTES = 1 << 20;
 
@@ -44,7 +47,9 @@ public record ModelCard(String summary, List<Example> examples) {
     public static ModelCard read(Path dir) {
         Path file = dir.resolve("README.md");
         try {
-            if (!Files.isRegularFile(file) || Files.size(file) > MAX_CARD_BYTES) {
+            // the checkpoint's own card: not a link to some other file, which /v1/info would then publish
+            if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS) || Files.size(file) > MAX_CARD_BYTES
+                    || !file.toRealPath().startsWith(dir.toRealPath())) {
                 return NONE;
             }
             return parse(Files.readString(file, StandardCharsets.UTF_8), dir);
@@ -91,12 +96,15 @@ public record ModelCard(String summary, List<Example> examples) {
                     && !s.startsWith("- ") && !s.startsWith("* ") && !s.startsWith("![") && !s.startsWith("[![");
             if (prose) {
                 p.append(p.length() == 0 ? "" : " ").append(s);
+                if (p.length() > 2 * MAX_SUMMARY_CHARS) {
+                    break; // enough to cut from: the rewriting below never sees a megabyte paragraph
+                }
             } else if (p.length() > 0) {
                 break;
             }
         }
         // as text, not Markdown: links to their words, no code ticks or emphasis marks
-        String out = p.toString().replaceAll("\\[([^\\]]*)]\\([^)]*\\)", "$1").replace("`", "").replace("**", "").replace("__", "");
+        String out = p.substring(0, Math.min(p.length(), 2 * MAX_SUMMARY_CHARS)).replaceAll("\\[([^\\]]*)]\\([^)]*\\)", "$1").replace("`", "").replace("**", "").replace("__", "");
         return out.length() <= MAX_SUMMARY_CHARS ? out : out.substring(0, MAX_SUMMARY_CHARS - 1) + "…";
     }
 

@@ -47,7 +47,8 @@ public final class HttpVerticle extends VerticleBase {
     final ServiceMetrics metrics;
     private final BooleanSupplier modelsLoaded;
     /** {@code GET /v1/info}'s body, made once at start ({@link io.blip2stream.service.protocol.ServiceInfo}). */
-    private final String info;
+    private final io.vertx.core.buffer.Buffer info;
+    private final String infoTag;
     private final BooleanSupplier consumerAssigned;
     final RequestDecoder decoder;
     /** Fields to jobs, images by reference fetched (made at start: its connections are this verticle's). */
@@ -72,7 +73,8 @@ public final class HttpVerticle extends VerticleBase {
     public HttpVerticle(ServiceConfig config, String bootstrapServers, ServiceMetrics metrics, BooleanSupplier modelsLoaded,
                         BooleanSupplier consumerAssigned, RequestDecoder decoder, RequestStore store,
                         com.fasterxml.jackson.databind.node.ObjectNode info) {
-        this.info = info.toString();
+        this.info = io.vertx.core.buffer.Buffer.buffer(info.toString()); // encoded once, not per request on the event loop
+        this.infoTag = "\"" + Integer.toHexString(info.hashCode()) + "\"";
         this.consumerAssigned = consumerAssigned;
         this.store = store;
         this.config = config;
@@ -135,7 +137,13 @@ public final class HttpVerticle extends VerticleBase {
         router.post("/v1/caption").handler(body).handler(ctx -> api.generate(ctx, "caption"));
         router.post("/v1/ask").handler(body).handler(ctx -> api.generate(ctx, "vqa"));
         router.get("/v1/requests/:id").handler(api::status);
-        router.get("/v1/info").handler(ctx -> ctx.response().putHeader("content-type", "application/json").end(info));
+        router.get("/v1/info").handler(ctx -> {
+            if (infoTag.equals(ctx.request().getHeader("If-None-Match"))) {
+                ctx.response().setStatusCode(304).putHeader("ETag", infoTag).end();
+                return;
+            }
+            ctx.response().putHeader("content-type", "application/json").putHeader("ETag", infoTag).end(info);
+        });
         OpenAiApi openai = new OpenAiApi(this);
         router.get("/v1/models").handler(openai::models);
         router.post("/v1/chat/completions").handler(body).handler(openai::chatCompletions);

@@ -79,24 +79,30 @@ public final class CloudEventRecords {
             MessageReader reader = KafkaMessageFactory.createReader(record.headers(), record.value());
             e = reader.toEvent();
         } catch (RuntimeException x) { // the library's refusals: CloudEventRWException, EventDeserializationException, ...
-            throw new RequestError(RequestError.INVALID_REQUEST, "the record is not a valid CloudEvent: " + ClientText.detail(reason(x)));
+            throw new RequestError(RequestError.INVALID_REQUEST, "the record is not a valid CloudEvent: " + reason(x));
         }
         byte[] data = e.getData() == null ? new byte[0] : e.getData().toBytes();
         return new Event(data, isJson(e.getDataContentType()), e.getId(), String.valueOf(e.getSource()));
     }
 
-    /** What is wrong, in the words of the innermost cause (a JSON parser's, say), without class names. */
+    /**
+     * What is wrong, in the words of the innermost cause without class names; a structured event that is not JSON in
+     * {@link JsonInput}'s words, as every other JSON the service is sent.
+     */
     private static String reason(Throwable x) {
         Throwable root = x;
         while (root.getCause() != null && root.getCause() != root) {
             root = root.getCause();
+        }
+        if (root instanceof com.fasterxml.jackson.core.JsonProcessingException j) {
+            return JsonInput.problem(j);
         }
         String m = root.getMessage() == null ? x.getMessage() : root.getMessage();
         if (m == null) {
             return "unreadable";
         }
         m = m.split("\n", 2)[0].replaceAll("\\b(?:[a-z][a-z0-9_]*\\.)+[A-Z][A-Za-z0-9_$]*(?:Exception|Error)\\b:?\\s*", "");
-        return m.isBlank() ? "unreadable" : m.strip();
+        return m.isBlank() ? "unreadable" : ClientText.detail(m.strip());
     }
 
     /** Whether a content type is JSON ({@code application/json}, {@code text/json}, a {@code +json} type), or absent. */

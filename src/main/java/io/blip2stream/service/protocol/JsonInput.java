@@ -50,7 +50,7 @@ public final class JsonInput {
     }
 
     /** What the parser met, and where, in a client's words. */
-    static String problem(IOException e) {
+    public static String problem(IOException e) {
         if (!(e instanceof JsonProcessingException j)) {
             return "it could not be read (" + ClientText.detail(e.getClass().getSimpleName()) + ")";
         }
@@ -75,8 +75,17 @@ public final class JsonInput {
             what = "a closing bracket that does not match";
         } else if (m.contains("Trailing token") || m.contains("trailing token")) {
             what = "more after the JSON value";
+        } else if (m.contains("nesting depth")) {
+            what = "it is nested deeper than the " + ResultJson.JSON.getFactory().streamReadConstraints().getMaxNestingDepth()
+                    + " levels read";
+        } else if (m.contains("String value length")) {
+            what = "a string in it is longer than the "
+                    + ResultJson.JSON.getFactory().streamReadConstraints().getMaxStringLength() + " characters read";
+        } else if (m.contains("Number value length")) {
+            what = "a number in it is longer than the " + ResultJson.JSON.getFactory().streamReadConstraints().getMaxNumberLength()
+                    + " digits read";
         } else if (m.contains("maximum") || m.contains("exceeds")) {
-            what = "it is nested or sized beyond what is read (" + ClientText.detail(firstClause(m)) + ")";
+            what = "it is larger than what is read";
         } else {
             what = ClientText.detail(firstClause(m));
         }

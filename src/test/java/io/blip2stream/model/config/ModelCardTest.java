@@ -67,6 +67,16 @@ class ModelCardTest {
         assertEquals("what is it?", card.examples().get(1).question());
         assertEquals("what is it?", card.examples().get(1).title());
         assertEquals("a square", card.examples().get(1).expected());
+        // a card that is a link to another file is no card (GET /v1/info would publish that file's first paragraph)
+        Path linked = Files.createDirectories(tmp.resolve("linked"));
+        Files.writeString(tmp.resolve("secret.md"), "the first paragraph of a file elsewhere\n");
+        Files.createSymbolicLink(linked.resolve("README.md"), tmp.resolve("secret.md"));
+        assertEquals(ModelCard.NONE, ModelCard.read(linked));
+        // a paragraph of half a megabyte of brackets: cut first, read at once
+        Files.writeString(model.resolve("README.md"), "[".repeat(1 << 19) + "](" + "\n");
+        long t0 = System.nanoTime();
+        assertEquals(ModelCard.MAX_SUMMARY_CHARS, ModelCard.read(model).summary().length());
+        assertTrue(System.nanoTime() - t0 < 2_000_000_000L, "not quadratic in the paragraph");
         // a malformed header still leaves the card's text
         Files.writeString(model.resolve("README.md"), "---\nwidget: [unclosed\n---\nJust text.\n");
         assertEquals("Just text.", ModelCard.read(model).summary());

@@ -100,6 +100,11 @@ class CloudEventRecordsTest {
         assertEquals(RequestError.INVALID_REQUEST, a.code());
         assertTrue(a.getMessage().contains("not a valid CloudEvent"), a.getMessage());
         assertFalse(a.getMessage().contains("com.fasterxml") || a.getMessage().contains("Exception"), "no library internals: " + a.getMessage());
+        ConsumerRecord<byte[], byte[]> badToken = new ConsumerRecord<>("blip2.requests", 1, 43, null, "{\"specversion\": x}".getBytes());
+        badToken.headers().add("content-type", "application/cloudevents+json".getBytes());
+        String m = assertThrows(RequestError.class, () -> decoder.decodeRecord(badToken, 0)).getMessage();
+        assertTrue(m.contains("not a valid CloudEvent: unexpected 'x' (text must be in double quotes) at line 1, column 17"), m);
+        assertFalse(m.contains("was expecting") || m.contains("JSON String, Number"), "the parser's own words: " + m);
         ConsumerRecord<byte[], byte[]> noType = new ConsumerRecord<>("blip2.requests", 1, 42, null, "{}".getBytes());
         noType.headers().add("ce_specversion", "1.0".getBytes()).add("ce_id", "x".getBytes());
         assertEquals(RequestError.INVALID_REQUEST, assertThrows(RequestError.class, () -> decoder.decodeRecord(noType, 0)).code());

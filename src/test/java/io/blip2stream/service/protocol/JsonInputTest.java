@@ -31,6 +31,8 @@ class JsonInputTest {
         assertEquals("params is not JSON: control character 1 inside a string (escape it) at line 1, column 8", refusal("{\"a\":\"x\u0001\"}"));
         assertEquals("params is not JSON: unexpected '}' where a field name in double quotes belongs at line 2, column 1", refusal("{\"a\":1,\n}"));
         assertTrue(refusal("{\"a\": 01}").startsWith("params is not JSON: invalid numeric value"));
+        assertEquals("params is not JSON: it is nested deeper than the 1000 levels read",
+                refusal("[".repeat(1001) + "]".repeat(1001)));
         // a client's text in the message is escaped and cut (no forged log lines, no megabyte echoes)
         String longToken = refusal("x".repeat(100_000) + "\nforged");
         assertTrue(longToken.length() < 300 && !longToken.contains("\n"), longToken);
