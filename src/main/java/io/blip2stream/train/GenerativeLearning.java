@@ -3,6 +3,7 @@ package io.blip2stream.train;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
+import io.blip2stream.train.scenes.Phrasings;
 import io.blip2stream.train.scenes.Scene;
 import io.blip2stream.train.scenes.SceneTokenizer;
 
@@ -42,7 +43,7 @@ final class GenerativeLearning {
             prompt = "a photo of";
             target = s.caption();
         } else {
-            List<Scene.QuestionAnswer> qs = s.questions(r);
+            List<Scene.QuestionAnswer> qs = s.questions(r, Phrasings.Set.TRAINING);
             Scene.QuestionAnswer qa = qs.get(r.nextInt(qs.size()));
             prompt = "Question: " + qa.question() + " Answer:";
             target = qa.answer();
@@ -62,9 +63,8 @@ final class GenerativeLearning {
      * @return per kind, the fraction right (NaN when the batch held none)
      */
     static double[] accuracyByKind(float[] logits, int[] labels, int vocab) {
-        Map<String, Integer> words = SceneTokenizer.vocab();
-        int yes = words.get("yes");
-        int no = words.get("no");
+        int yes = SceneTokenizer.word("yes");
+        int no = SceneTokenizer.word("no");
         int[] right = new int[KINDS.length];
         int[] total = new int[KINDS.length];
         for (int i = 0; i < labels.length; i++) {

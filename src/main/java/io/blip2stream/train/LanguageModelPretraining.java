@@ -1,6 +1,7 @@
 package io.blip2stream.train;
 
 import ai.djl.ndarray.NDArray;
+import io.blip2stream.train.scenes.Phrasings;
 import io.blip2stream.train.scenes.Scene;
 import io.blip2stream.train.scenes.SceneTokenizer;
 
@@ -30,7 +31,7 @@ final class LanguageModelPretraining {
         if (kind == 1) {
             return "a photo of " + s.caption();
         }
-        List<Scene.QuestionAnswer> qs = s.questions(r);
+        List<Scene.QuestionAnswer> qs = s.questions(r, Phrasings.Set.TRAINING);
         Scene.QuestionAnswer qa = qs.get(r.nextInt(qs.size()));
         return "Question: " + qa.question() + " Answer: " + qa.answer();
     }
@@ -100,7 +101,7 @@ final class LanguageModelPretraining {
 
     /** The yes/no question about the scene's colour (asking the true colour or another, half each), answered. */
     static String yesNo(Scene s, SplittableRandom r) {
-        for (Scene.QuestionAnswer qa : s.questions(r)) {
+        for (Scene.QuestionAnswer qa : s.questions(r, Phrasings.Set.TRAINING)) {
             if (qa.kind() == Scene.QuestionAnswer.Kind.YES_NO) {
                 return "Question: " + qa.question() + " Answer: " + qa.answer();
             }
@@ -108,8 +109,8 @@ final class LanguageModelPretraining {
         throw new IllegalStateException("a scene without its yes/no question");
     }
 
-    private static final int YES = SceneTokenizer.vocab().get("yes");
-    private static final int NO = SceneTokenizer.vocab().get("no");
+    private static final int YES = SceneTokenizer.word("yes");
+    private static final int NO = SceneTokenizer.word("no");
 
     /**
      * The accuracy of next-token prediction on yes/no answers whose document named a colour in an earlier text:
@@ -149,16 +150,22 @@ final class LanguageModelPretraining {
 
     static final String[] COPY_KINDS = {"count", "colour", "shape", "place"};
 
-    /** The word ids of each kind of attribute ({@link #COPY_KINDS}), as the scene tokenizer numbers them. */
+    /**
+     * The token ids of each kind of attribute ({@link #COPY_KINDS}), as the scene tokenizer numbers them: each word
+     * after a space, and at a text's start where it is one token there too ("three red crosses").
+     */
     static int[][] attributeWords() {
-        Map<String, Integer> vocab = SceneTokenizer.vocab();
         List<List<String>> words = List.of(List.of("one", "two", "three", "four"),
                 java.util.Arrays.stream(Scene.Colour.values()).map(Scene.Colour::word).toList(),
                 java.util.Arrays.stream(Scene.Shape.values()).flatMap(x -> java.util.stream.Stream.of(x.noun(1), x.noun(2))).toList(),
                 java.util.Arrays.stream(Scene.Place.values()).map(Scene.Place::word).toList());
         int[][] out = new int[words.size()][];
         for (int k = 0; k < out.length; k++) {
-            out[k] = words.get(k).stream().mapToInt(vocab::get).toArray();
+            out[k] = words.get(k).stream().flatMapToInt(w -> {
+                Integer first = SceneTokenizer.bpe().word(w, false);
+                return first == null ? java.util.stream.IntStream.of(SceneTokenizer.word(w))
+                        : java.util.stream.IntStream.of(SceneTokenizer.word(w), first);
+            }).toArray();
         }
         return out;
     }

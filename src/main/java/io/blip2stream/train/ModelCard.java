@@ -63,16 +63,20 @@ final class ModelCard {
                 r.trainScenes(), r.seed(), seconds / 60));
         if (!reports.isEmpty()) {
             b.append("## Evaluation on held-out scenes (greedy decoding)\n\n");
-            b.append("| model | scenes | caption exact match | VQA accuracy | image-to-text R@1 (ITC / ITM) | text-to-image R@1 (ITC / ITM) |\n");
-            b.append("|---|---|---|---|---|---|\n");
+            b.append("| model | scenes | caption exact match | VQA accuracy, training phrasings | VQA accuracy, phrasings never "
+                    + "trained on | image-to-text R@1 (ITC / ITM) | text-to-image R@1 (ITC / ITM) |\n");
+            b.append("|---|---|---|---|---|---|---|\n");
             for (SceneEvaluation.Report rep : reports) {
-                b.append(String.format(Locale.ROOT, "| %s | %d | %.1f%% | %.1f%% | %s | %s |%n", rep.name(), rep.scenes(),
-                        100 * rep.captionExactMatch(), 100 * rep.vqaAccuracy(),
+                b.append(String.format(Locale.ROOT, "| %s | %d | %.1f%% | %.1f%% | %.1f%% | %s | %s |%n", rep.name(), rep.scenes(),
+                        100 * rep.captionExactMatch(), 100 * rep.vqaAccuracy(), 100 * rep.vqaHeldOutPhrasings(),
                         rep.itcImageToText() == null ? "-" : String.format(Locale.ROOT, "%.1f%% / %.1f%%", 100 * rep.itcImageToText(), 100 * rep.itmImageToText()),
                         rep.itcTextToImage() == null ? "-" : String.format(Locale.ROOT, "%.1f%% / %.1f%%", 100 * rep.itcTextToImage(), 100 * rep.itmTextToImage())));
             }
             b.append("\nVQA by kind of question (").append(reports.get(0).name()).append("): ");
             reports.get(0).vqaByKind().forEach((k, v) -> b.append(String.format(Locale.ROOT, "%s %.1f%%, ", k, 100 * v)));
+            b.setLength(b.length() - 2);
+            b.append("; phrasings never trained on: ");
+            reports.get(0).vqaHeldOutByKind().forEach((k, v) -> b.append(String.format(Locale.ROOT, "%s %.1f%%, ", k, 100 * v)));
             b.setLength(b.length() - 2);
             b.append("\n\n");
         }

@@ -7,6 +7,7 @@ import io.blip2stream.model.Blip2Retrieval;
 import io.blip2stream.model.GenerationRequest;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.generation.GenerationResult;
+import io.blip2stream.train.scenes.Phrasings;
 import io.blip2stream.train.scenes.Scene;
 import io.blip2stream.train.scenes.SceneGenerator;
 import io.blip2stream.train.scenes.SceneRenderer;
@@ -30,9 +31,17 @@ public final class SceneEvaluation {
     static final int BATCH = 32;
 
     /** What one model scored. {@code examples}: the first held-out scenes' true and generated captions. */
+    /**
+     * @param vqaAccuracy         over the questions in the training phrasings ({@link Phrasings.Set#TRAINING}), one of
+     *                            each kind a scene
+     * @param vqaHeldOutPhrasings over the same scenes' questions in the phrasings never trained on
+     *                            ({@link Phrasings.Set#HELD_OUT})
+     * @param vqaCanonical        over the canonical wording, one per kind ({@link Phrasings.Set#CANONICAL})
+     */
     public record Report(String name, int scenes, double captionExactMatch, double vqaAccuracy,
                          Map<String, Double> vqaByKind, Double itcImageToText, Double itcTextToImage,
-                         Double itmImageToText, Double itmTextToImage, List<String[]> examples) {}
+                         Double itmImageToText, Double itmTextToImage, List<String[]> examples, double vqaHeldOutPhrasings,
+                         Map<String, Double> vqaHeldOutByKind, double vqaCanonical) {}
 
     private SceneEvaluation() {}
 
@@ -61,7 +70,10 @@ public final class SceneEvaluation {
         try (NDManager manager = Engines.newManager(engine)) {
             double caption;
             double vqa;
+            double heldOut;
+            double canonical;
             Map<String, Double> byKind = new LinkedHashMap<>();
+            Map<String, Double> heldOutByKind = new LinkedHashMap<>();
             List<String[]> examples = new ArrayList<>();
             try (Blip2Model model = Blip2Model.load(generation, manager, dtype)) {
                 int size = model.processor().width();
@@ -78,15 +90,9 @@ public final class SceneEvaluation {
                 }
                 List<GenerationRequest> captionRequests = new ArrayList<>();
                 List<String> captionTruth = new ArrayList<>();
-                List<GenerationRequest> vqaRequests = new ArrayList<>();
-                List<String[]> vqaTruth = new ArrayList<>(); // kind, answer
                 for (int i = 0; i < n; i++) {
                     captionRequests.add(new GenerationRequest(prompts.get(i), null));
                     captionTruth.add(scenes.get(i).caption());
-                    for (Scene.QuestionAnswer qa : scenes.get(i).questions(new SplittableRandom(i))) {
-                        vqaRequests.add(new GenerationRequest(prompts.get(i), model.generation().vqaPrompt(qa.question())));
-                        vqaTruth.add(new String[] {qa.kind().name().toLowerCase(java.util.Locale.ROOT), qa.answer()});
-                    }
                 }
                 List<String> captions = generate(model, captionRequests, 12);
                 int right = 0;
@@ -98,19 +104,12 @@ public final class SceneEvaluation {
                 }
                 caption = (double) right / n;
                 progress.printf(java.util.Locale.ROOT, "%s: caption exact match %.1f%% (%d scenes)%n", name, 100 * caption, n);
-                List<String> answers = generate(model, vqaRequests, 4);
-                Map<String, int[]> counts = new LinkedHashMap<>();
-                int good = 0;
-                for (int i = 0; i < answers.size(); i++) {
-                    boolean ok = answers.get(i).equals(vqaTruth.get(i)[1]);
-                    good += ok ? 1 : 0;
-                    int[] c = counts.computeIfAbsent(vqaTruth.get(i)[0], k -> new int[2]);
-                    c[0] += ok ? 1 : 0;
-                    c[1]++;
-                }
-                vqa = (double) good / answers.size();
-                counts.forEach((k, c) -> byKind.put(k, (double) c[0] / c[1]));
-                progress.printf(java.util.Locale.ROOT, "%s: VQA accuracy %.1f%% (%d questions)%n", name, 100 * vqa, answers.size());
+                vqa = vqa(model, scenes, prompts, Phrasings.Set.TRAINING, byKind);
+                progress.printf(java.util.Locale.ROOT, "%s: VQA accuracy %.1f%% (%d questions, training phrasings)%n", name, 100 * vqa, 5 * n);
+                heldOut = vqa(model, scenes, prompts, Phrasings.Set.HELD_OUT, heldOutByKind);
+                progress.printf(java.util.Locale.ROOT, "%s: VQA accuracy %.1f%% (%d questions, phrasings never trained on)%n", name,
+                        100 * heldOut, 5 * n);
+                canonical = vqa(model, scenes, prompts, Phrasings.Set.CANONICAL, new LinkedHashMap<>());
             }
             Double[] r = {null, null, null, null};
             if (retrieval != null) {
@@ -118,8 +117,36 @@ public final class SceneEvaluation {
                 progress.printf(java.util.Locale.ROOT, "%s: recall@1 ITC i2t %.1f%% t2i %.1f%%, ITM re-ranked i2t %.1f%% t2i %.1f%%%n",
                         name, 100 * r[0], 100 * r[1], 100 * r[2], 100 * r[3]);
             }
-            return new Report(name, n, caption, vqa, byKind, r[0], r[1], r[2], r[3], examples);
+            return new Report(name, n, caption, vqa, byKind, r[0], r[1], r[2], r[3], examples, heldOut, heldOutByKind, canonical);
         }
+    }
+
+    /**
+     * VQA accuracy on one question of each kind per scene, worded by {@code set} (the wording drawn by the scene's
+     * index, so every model is asked the same questions); {@code byKind} gets the accuracy of each kind.
+     */
+    private static double vqa(Blip2Model model, List<Scene> scenes, List<float[]> prompts, Phrasings.Set set,
+                              Map<String, Double> byKind) {
+        List<GenerationRequest> requests = new ArrayList<>();
+        List<String[]> truth = new ArrayList<>(); // kind, answer
+        for (int i = 0; i < scenes.size(); i++) {
+            for (Scene.QuestionAnswer qa : scenes.get(i).questions(new SplittableRandom(i), set)) {
+                requests.add(new GenerationRequest(prompts.get(i), model.generation().vqaPrompt(qa.question())));
+                truth.add(new String[] {qa.kind().name().toLowerCase(java.util.Locale.ROOT), qa.answer()});
+            }
+        }
+        List<String> answers = generate(model, requests, 4);
+        Map<String, int[]> counts = new LinkedHashMap<>();
+        int good = 0;
+        for (int i = 0; i < answers.size(); i++) {
+            boolean ok = answers.get(i).equals(truth.get(i)[1]);
+            good += ok ? 1 : 0;
+            int[] c = counts.computeIfAbsent(truth.get(i)[0], k -> new int[2]);
+            c[0] += ok ? 1 : 0;
+            c[1]++;
+        }
+        counts.forEach((k, c) -> byKind.put(k, (double) c[0] / c[1]));
+        return (double) good / answers.size();
     }
 
     private static List<String> generate(Blip2Model model, List<GenerationRequest> requests, int maxNew) {

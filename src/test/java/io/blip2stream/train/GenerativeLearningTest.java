@@ -3,7 +3,6 @@ package io.blip2stream.train;
 import io.blip2stream.train.scenes.SceneTokenizer;
 import org.junit.jupiter.api.Test;
 
-import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -12,11 +11,10 @@ class GenerativeLearningTest {
 
     @Test
     void accuracyIsReportedPerKindOfTargetWord() {
-        Map<String, Integer> w = SceneTokenizer.vocab();
         int vocab = SceneTokenizer.vocabSize();
         // targets: "two" (count), "red" (colour), "circles" (shape), "left" (place), "yes" (yes/no), "the" (none), ignored
-        int[] labels = {w.get("two"), w.get("red"), w.get("circles"), w.get("left"), w.get("yes"), w.get("the"), -1};
-        int[] predicted = {w.get("two"), w.get("blue"), w.get("circles"), w.get("right"), w.get("yes"), w.get("a"), 0};
+        int[] labels = {SceneTokenizer.word("two"), SceneTokenizer.word("red"), SceneTokenizer.word("circles"), SceneTokenizer.word("left"), SceneTokenizer.word("yes"), SceneTokenizer.word("the"), -1};
+        int[] predicted = {SceneTokenizer.word("two"), SceneTokenizer.word("blue"), SceneTokenizer.word("circles"), SceneTokenizer.word("right"), SceneTokenizer.word("yes"), SceneTokenizer.word("a"), 0};
         float[] logits = new float[labels.length * vocab];
         for (int i = 0; i < labels.length; i++) {
             logits[i * vocab + predicted[i]] = 1f;
@@ -28,7 +26,7 @@ class GenerativeLearningTest {
         assertEquals(1.0, acc[2], "shape");
         assertEquals(0.0, acc[3], "place");
         assertEquals(1.0, acc[4], "yes/no");
-        double[] none = GenerativeLearning.accuracyByKind(new float[vocab], new int[] {w.get("the")}, vocab);
+        double[] none = GenerativeLearning.accuracyByKind(new float[vocab], new int[] {SceneTokenizer.word("the")}, vocab);
         for (double a : none) {
             assertTrue(Double.isNaN(a), "a batch without the kind reports none");
         }

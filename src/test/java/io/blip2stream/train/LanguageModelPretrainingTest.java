@@ -9,7 +9,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
-import java.util.Map;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -56,8 +55,7 @@ class LanguageModelPretrainingTest {
                 }
                 captionNotFirst += parts.indexOf(s.caption()) > 0 ? 1 : 0;
                 String last = parts.get(parts.size() - 1);
-                if (parts.size() > 1 && (last.startsWith("question : is the ") || last.startsWith("question : are the "))
-                        && (last.endsWith(" yes") || last.endsWith(" no"))) {
+                if (parts.size() > 1 && last.startsWith("question: ") && (last.endsWith(" answer: yes") || last.endsWith(" answer: no"))) {
                     endInYesNo++;
                 }
             }
@@ -73,11 +71,10 @@ class LanguageModelPretrainingTest {
 
     @Test
     void contextAccuracyCountsOnlyWordsAnEarlierTextSaid() {
-        Map<String, Integer> v = SceneTokenizer.vocab();
         int vocab = SceneTokenizer.vocabSize();
         // </s> red </s> a red circle </s> <pad>: "red" in the second text can be copied, "circle" cannot,
         // and "a" is no attribute word
-        int[][] ids = {{SceneTokenizer.EOS, v.get("red"), SceneTokenizer.EOS, v.get("a"), v.get("red"), v.get("circle"),
+        int[][] ids = {{SceneTokenizer.EOS, SceneTokenizer.word("red"), SceneTokenizer.EOS, SceneTokenizer.word("a"), SceneTokenizer.word("red"), SceneTokenizer.word("circle"),
                 SceneTokenizer.EOS, SceneTokenizer.PAD}};
         int[][] mask = {{1, 1, 1, 1, 1, 1, 1, 0}};
         int t = ids[0].length;
@@ -85,7 +82,7 @@ class LanguageModelPretrainingTest {
         float[] wrong = new float[t * vocab];
         for (int j = 0; j + 1 < t; j++) {
             right[j * vocab + ids[0][j + 1]] = 1f;
-            wrong[j * vocab + v.get("blue")] = 1f;
+            wrong[j * vocab + SceneTokenizer.word("blue")] = 1f;
         }
         double[] good = LanguageModelPretraining.contextAccuracy(ids, mask, right, vocab);
         double[] bad = LanguageModelPretraining.contextAccuracy(ids, mask, wrong, vocab);
@@ -97,21 +94,20 @@ class LanguageModelPretrainingTest {
 
     @Test
     void yesNoAccuracyCountsOnlyAnswersAfterAColourWasNamed() {
-        Map<String, Integer> v = SceneTokenizer.vocab();
         int vocab = SceneTokenizer.vocabSize();
         // </s> red </s> yes </s> | </s> circle </s> no </s>: only the first row's answer follows a colour
-        int[][] ids = {{SceneTokenizer.EOS, v.get("red"), SceneTokenizer.EOS, v.get("yes"), SceneTokenizer.EOS},
-                {SceneTokenizer.EOS, v.get("circle"), SceneTokenizer.EOS, v.get("no"), SceneTokenizer.EOS}};
+        int[][] ids = {{SceneTokenizer.EOS, SceneTokenizer.word("red"), SceneTokenizer.EOS, SceneTokenizer.word("yes"), SceneTokenizer.EOS},
+                {SceneTokenizer.EOS, SceneTokenizer.word("circle"), SceneTokenizer.EOS, SceneTokenizer.word("no"), SceneTokenizer.EOS}};
         int[][] mask = {{1, 1, 1, 1, 1}, {1, 1, 1, 1, 1}};
         int t = 5;
         float[] logits = new float[2 * t * vocab];
         for (int i = 0; i < 2; i++) {
             for (int j = 0; j + 1 < t; j++) {
-                logits[(i * t + j) * vocab + v.get("no")] = 1f; // always "no": wrong on row 0, right on row 1
+                logits[(i * t + j) * vocab + SceneTokenizer.word("no")] = 1f; // always "no": wrong on row 0, right on row 1
             }
         }
         assertEquals(0.0, LanguageModelPretraining.yesNoAccuracy(ids, mask, logits, vocab), 1e-9);
-        logits[(2) * vocab + v.get("yes")] = 2f; // row 0 predicts "yes" before its answer
+        logits[(2) * vocab + SceneTokenizer.word("yes")] = 2f; // row 0 predicts "yes" before its answer
         assertEquals(1.0, LanguageModelPretraining.yesNoAccuracy(ids, mask, logits, vocab), 1e-9);
         assertTrue(Double.isNaN(LanguageModelPretraining.yesNoAccuracy(new int[][] {ids[1]}, new int[][] {mask[1]},
                 java.util.Arrays.copyOfRange(logits, t * vocab, 2 * t * vocab), vocab)), "none counted: NaN");

@@ -122,48 +122,31 @@ public record Scene(int count, Shape shape, Colour colour, Place place, List<Ite
     }
 
     /**
-     * One question of each kind, worded for this scene. The yes/no question asks about the true colour or
-     * another one, as {@code random} decides (half each).
+     * One question of each kind in the {@linkplain Phrasings.Set#CANONICAL canonical} wording ("what color are the
+     * circles?"). The yes/no question asks about the true colour or another one, as {@code random} decides (half each).
      */
     public List<QuestionAnswer> questions(SplittableRandom random) {
-        boolean one = count == 1;
-        String thing = shape.noun(count);
+        return questions(random, Phrasings.Set.CANONICAL);
+    }
+
+    /** One question of each kind, worded by a template of {@code set} that {@code random} draws. */
+    public List<QuestionAnswer> questions(SplittableRandom random, Phrasings.Set set) {
         List<QuestionAnswer> qs = new ArrayList<>();
-        qs.add(new QuestionAnswer(QuestionAnswer.Kind.COLOUR,
-                (one ? "what color is the " : "what color are the ") + thing + "?", colour.word()));
-        qs.add(new QuestionAnswer(QuestionAnswer.Kind.COUNT, "how many shapes are there?", COUNT_WORDS[count]));
-        qs.add(new QuestionAnswer(QuestionAnswer.Kind.SHAPE,
-                one ? "what shape is it?" : "what shape are they?", shape.noun(1)));
-        qs.add(new QuestionAnswer(QuestionAnswer.Kind.PLACE,
-                (one ? "where is the " : "where are the ") + thing + "?", place.word()));
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.COLOUR, Phrasings.question(set, QuestionAnswer.Kind.COLOUR, this, colour, random),
+                colour.word()));
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.COUNT, Phrasings.question(set, QuestionAnswer.Kind.COUNT, this, colour, random),
+                COUNT_WORDS[count]));
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.SHAPE, Phrasings.question(set, QuestionAnswer.Kind.SHAPE, this, colour, random),
+                shape.noun(1)));
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.PLACE, Phrasings.question(set, QuestionAnswer.Kind.PLACE, this, colour, random),
+                place.word()));
         boolean yes = random.nextBoolean();
         Colour asked = colour;
         while (!yes && asked == colour) {
             asked = Colour.values()[random.nextInt(Colour.values().length)];
         }
-        qs.add(new QuestionAnswer(QuestionAnswer.Kind.YES_NO,
-                (one ? "is the " + thing + " " : "are the " + thing + " ") + asked.word() + "?", yes ? "yes" : "no"));
+        qs.add(new QuestionAnswer(QuestionAnswer.Kind.YES_NO, Phrasings.question(set, QuestionAnswer.Kind.YES_NO, this, asked, random),
+                yes ? "yes" : "no"));
         return qs;
-    }
-
-    /** Every word a caption, question, answer or prompt of these scenes can use, in a fixed order. */
-    public static List<String> vocabulary() {
-        List<String> words = new ArrayList<>();
-        for (String w : new String[] {"question", ":", "answer", "?", "a", "an", "photo", "of", "the", "on", "at", "in",
-                "what", "color", "is", "are", "it", "they", "how", "many", "shape", "shapes", "there", "where", "yes",
-                "no", "zero", "one", "two", "three", "four"}) {
-            words.add(w);
-        }
-        for (Colour c : Colour.values()) {
-            words.add(c.word());
-        }
-        for (Shape s : Shape.values()) {
-            words.add(s.noun(1));
-            words.add(s.noun(2));
-        }
-        for (Place p : Place.values()) {
-            words.add(p.word());
-        }
-        return words;
     }
 }

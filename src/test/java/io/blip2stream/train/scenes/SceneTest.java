@@ -150,24 +150,44 @@ class SceneTest {
         assertArrayEquals(SceneRenderer.render(s, 64).pixels(), img.pixels(), "the PNG holds the rendered pixels");
     }
 
+    /**
+     * Issue 25: the byte-level BPE, written as tokenizer.json, encodes in the tokenizers library (what serving and
+     * transformers run) exactly as the Java BPE that learnt it; every text decodes back (lower-cased), the held-out
+     * phrasings and words never seen included, with no unknown token; every scene word is one token.
+     */
     @Test
-    void theTokenizerCoversEveryTextWithoutUnknownsAndDecodesItBack() throws Exception {
+    void theTokenizerEncodesEveryTextAsItsBpeDoesAndDecodesItBack() throws Exception {
         SceneTokenizer.write(dir);
         try (TextTokenizer tok = TextTokenizer.load(dir)) {
             SplittableRandom r = new SplittableRandom(5);
+            List<String> texts = new java.util.ArrayList<>(List.of("What Colour are the ITEMS in the pic?", "zebra", "café ☕ naïve",
+                    "how many  shapes\tare there?", "Question: are the figures purple? Answer: no", ""));
             for (int i = 0; i < 300; i++) {
                 Scene s = SceneGenerator.sample(SceneGenerator.Split.TRAIN, i);
-                int[] ids = tok.encode(s.caption());
-                assertEquals(SceneTokenizer.EOS, ids[0], "encoding starts with </s>, as OPT's");
-                assertEquals(s.caption(), tok.decode(ids));
-                for (Scene.QuestionAnswer qa : s.questions(r)) {
-                    int[] q = tok.encode("Question: " + qa.question() + " Answer: " + qa.answer());
-                    assertFalse(Arrays.stream(q).anyMatch(id -> id == SceneTokenizer.UNK), qa.question());
+                texts.add(s.caption());
+                texts.add("a photo of " + s.caption());
+                for (Phrasings.Set set : Phrasings.Set.values()) {
+                    for (Scene.QuestionAnswer qa : s.questions(r, set)) {
+                        texts.add("Question: " + qa.question() + " Answer: " + qa.answer());
+                    }
                 }
             }
-            assertNotEquals(SceneTokenizer.UNK, tok.encode("purple")[1]);
-            assertEquals(SceneTokenizer.UNK, tok.encode("zebra")[1]);
-            assertEquals(SceneTokenizer.vocabSize() % 8, 0);
+            for (String text : texts) {
+                int[] ids = tok.encode(text);
+                assertEquals(SceneTokenizer.EOS, ids[0], "encoding starts with </s>, as OPT's");
+                int[] bpe = SceneTokenizer.bpe().encode(text);
+                assertArrayEquals(bpe, Arrays.copyOfRange(ids, 1, ids.length), text);
+                assertFalse(Arrays.stream(ids).anyMatch(id -> id == SceneTokenizer.UNK), text);
+                assertEquals(text.toLowerCase(java.util.Locale.ROOT), tok.decode(ids), "decodes back");
+            }
+            for (String w : List.of("red", "purple", "circle", "circles", "crosses", "one", "four", "left", "middle", "yes", "no")) {
+                int[] with = tok.encode("is it " + w);
+                assertEquals(tok.encode("is it").length + 1, with.length, w + " is one token after a space");
+                assertEquals(SceneTokenizer.word(w), with[with.length - 1]);
+            }
+            assertTrue(tok.encode("zebra").length > 2, "a word never seen is several tokens, not an unknown one");
+            assertEquals(0, SceneTokenizer.vocabSize() % 8);
+            assertTrue(SceneTokenizer.vocabSize() <= 1024, "vocabulary " + SceneTokenizer.vocabSize());
         }
     }
 }
