@@ -43,7 +43,7 @@ final class GenerativeLearning {
             prompt = "a photo of";
             target = s.caption();
         } else {
-            List<Scene.QuestionAnswer> qs = s.questions(r, Phrasings.Set.TRAINING);
+            List<Scene.QuestionAnswer> qs = s.questions(r, Phrasings.Set.TRAINING_NOISY);
             Scene.QuestionAnswer qa = qs.get(r.nextInt(qs.size()));
             prompt = "Question: " + qa.question() + " Answer:";
             target = qa.answer();

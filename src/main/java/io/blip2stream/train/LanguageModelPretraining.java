@@ -31,7 +31,7 @@ final class LanguageModelPretraining {
         if (kind == 1) {
             return "a photo of " + s.caption();
         }
-        List<Scene.QuestionAnswer> qs = s.questions(r, Phrasings.Set.TRAINING);
+        List<Scene.QuestionAnswer> qs = s.questions(r, Phrasings.Set.TRAINING_NOISY);
         Scene.QuestionAnswer qa = qs.get(r.nextInt(qs.size()));
         return "Question: " + qa.question() + " Answer: " + qa.answer();
     }
@@ -101,7 +101,7 @@ final class LanguageModelPretraining {
 
     /** The yes/no question about the scene's colour (asking the true colour or another, half each), answered. */
     static String yesNo(Scene s, SplittableRandom r) {
-        for (Scene.QuestionAnswer qa : s.questions(r, Phrasings.Set.TRAINING)) {
+        for (Scene.QuestionAnswer qa : s.questions(r, Phrasings.Set.TRAINING_NOISY)) {
             if (qa.kind() == Scene.QuestionAnswer.Kind.YES_NO) {
                 return "Question: " + qa.question() + " Answer: " + qa.answer();
             }

@@ -21,7 +21,15 @@ import java.util.SplittableRandom;
 public final class Phrasings {
     private Phrasings() {}
 
-    public enum Set { CANONICAL, TRAINING, HELD_OUT }
+    /**
+     * {@code TRAINING_NOISY}: the training templates, with the objects' noun replaced, one time in
+     * {@value #NOISE_ONE_IN}, by a made-up word (random letters, "s" when there are several): what the language model
+     * and stage 2 train on, so that a question is read by its question words ("what shape", "where", "how many")
+     * and not by a noun it may never have seen. The tokenizer's corpus and the evaluation use {@code TRAINING}.
+     */
+    public enum Set { CANONICAL, TRAINING, TRAINING_NOISY, HELD_OUT }
+
+    static final int NOISE_ONE_IN = 5;
 
     private static final Map<Set, Map<Scene.QuestionAnswer.Kind, List<String>>> TEMPLATES = new EnumMap<>(Set.class);
 
@@ -56,6 +64,7 @@ public final class Phrasings {
                 "{are} the {things} {asked}?", "{are} {they} {asked}?", "{are} the {things} in the {picture} {asked}?",
                 "{are} the {things} {asked} ones?", "is the {color} of the {things} {asked}?"));
         TEMPLATES.put(Set.TRAINING, training);
+        TEMPLATES.put(Set.TRAINING_NOISY, training);
 
         Map<Scene.QuestionAnswer.Kind, List<String>> heldOut = new EnumMap<>(Scene.QuestionAnswer.Kind.class);
         heldOut.put(Scene.QuestionAnswer.Kind.COLOUR, List.of(
@@ -97,14 +106,32 @@ public final class Phrasings {
         if (set == Set.CANONICAL) {
             return t; // draws nothing from r: the canonical questions, and what r draws after them, stay as they were
         }
-        String generic = GENERIC[r.nextInt(GENERIC.length)];
+        String generic = set == Set.TRAINING_NOISY && r.nextInt(NOISE_ONE_IN) == 0 ? madeUp(r) : GENERIC[r.nextInt(GENERIC.length)];
         String unseen = UNSEEN[r.nextInt(UNSEEN.length)];
-        return t.replace("{things}", r.nextInt(3) > 0 ? s.shape().noun(s.count()) : one ? generic : generic + "s")
+        boolean noise = set == Set.TRAINING_NOISY && !GENERIC_WORDS.contains(generic);
+        return t.replace("{things}", !noise && r.nextInt(3) > 0 ? s.shape().noun(s.count()) : one ? generic : generic + "s")
                 .replace("{plural}", r.nextBoolean() ? s.shape().noun(2) : generic + "s")
                 .replace("{objects}", one ? generic : generic + "s")
                 .replace("{unseen}", one ? unseen : unseen + "s")
                 .replace("{color}", r.nextBoolean() ? "color" : "colour")
                 .replace("{picture}", PICTURE[r.nextInt(PICTURE.length)]);
+    }
+
+    private static final java.util.Set<String> GENERIC_WORDS = java.util.Set.of(GENERIC);
+
+    /** A made-up noun of 3 to 7 letters, never one of the held-out words. */
+    static String madeUp(SplittableRandom r) {
+        while (true) {
+            StringBuilder b = new StringBuilder();
+            int n = 3 + r.nextInt(5);
+            for (int i = 0; i < n; i++) {
+                b.append((char) ('a' + r.nextInt(26)));
+            }
+            String w = b.toString();
+            if (!List.of(UNSEEN).contains(w) && !w.equals("pic")) {
+                return w;
+            }
+        }
     }
 
     /** The words that agree with the count. */

@@ -63,6 +63,25 @@ class PhrasingsTest {
         }
     }
 
+    /** The noisy training set: the training templates, some with a made-up noun, never a held-out word. */
+    @Test
+    void theNoisySetMakesUpNounsAndNeverUsesTheHeldOutWords() {
+        Set<String> training = questions(Phrasings.Set.TRAINING, 2000);
+        List<String> noisy = new java.util.ArrayList<>();
+        for (int i = 0; i < 400; i++) {
+            SceneGenerator.sample(SceneGenerator.Split.TRAIN, i).questions(new SplittableRandom(i), Phrasings.Set.TRAINING_NOISY)
+                    .forEach(q -> noisy.add(q.question()));
+        }
+        long madeUp = noisy.stream().filter(q -> !training.contains(q)).count();
+        // a made-up noun where a generic one would be (one draw in five), and generic nouns stand in about half the questions
+        assertTrue(madeUp > noisy.size() / 25 && madeUp < noisy.size() / 5, madeUp + " of " + noisy.size() + " with a made-up noun");
+        for (String q : noisy) {
+            for (String held : List.of(" item", " figure", " pic?")) {
+                assertFalse(q.contains(held), q);
+            }
+        }
+    }
+
     @Test
     void theCanonicalWordingIsTheOneTheFirstModelsLearnt() {
         Scene two = SceneGenerator.of(2, Scene.Shape.CIRCLE, Scene.Colour.RED, Scene.Place.LEFT, 1);
