@@ -13,9 +13,10 @@ import java.util.concurrent.Callable;
 /** The {@code train} command: trains the scene model with BLIP-2's recipe and exports its checkpoints. */
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = {"Train the scene model with BLIP-2's recipe on DJL's PyTorch engine.",
-                "First the frozen unimodal models, a ViT on scene attributes and an OPT-style language model on scene text; "
-                        + "then stage 1 (ITC, ITM, ITG) and stage 2 (generation through the frozen LM), the ablation without "
-                        + "stage 1, the export in the Hugging Face layout and the evaluation on held-out scenes.",
+                "First the frozen unimodal models: a ViT on scene attributes, an OPT-style decoder and a T5 encoder-decoder "
+                        + "(FlanT5's architecture) on scene text; then stage 1 (ITC, ITM, ITG), stage 2 (generation through each "
+                        + "frozen LM), the ablation without stage 1, the export in the Hugging Face layout and the evaluation on "
+                        + "held-out scenes.",
                 "Stopped runs resume from their last checkpoint when started again."})
 final class TrainCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = "runs/scenes", paramLabel = "DIR",
@@ -60,8 +61,8 @@ final class TrainCommand implements Callable<Integer> {
         }
         Path exportDir = export != null ? export : out.resolve("models");
         Trainer.Result result = new Trainer(r, out, System.err).run(!noAblation, exportDir);
-        System.out.printf(Locale.ROOT, "trained in %s; models: %s, %s%s%n", duration(result.seconds()), result.generation(),
-                result.retrieval(), result.ablation() != null ? ", " + result.ablation() : "");
+        System.out.printf(Locale.ROOT, "trained in %s; models: %s, %s, %s%s%n", duration(result.seconds()), result.generation(),
+                result.generationT5(), result.retrieval(), result.ablation() != null ? ", " + result.ablation() : "");
         for (SceneEvaluation.Report rep : result.reports()) {
             System.out.println(EvaluateCommand.line(rep));
         }

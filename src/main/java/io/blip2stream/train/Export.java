@@ -12,7 +12,7 @@ import java.util.function.Predicate;
 
 /**
  * Writes a training state out as Hugging Face checkpoints: {@code Blip2ForConditionalGeneration} (vision, queries,
- * the Q-Former's query path, projection, OPT) and {@code Blip2ForImageTextRetrieval} (vision, queries, text
+ * the Q-Former's query path, projection, OPT or T5) and {@code Blip2ForImageTextRetrieval} (vision, queries, text
  * embeddings, the whole Q-Former, ITC projections, ITM head), each with config.json, model.safetensors,
  * tokenizer.json and preprocessor_config.json. Training-only tensors stay behind.
  */
@@ -32,17 +32,14 @@ final class Export {
     static void generation(SceneModelSpec spec, Path state, Path out) throws IOException {
         write(state, out, GENERATION);
         spec.writeConfig(out, SceneModelSpec.Variant.GENERATION);
-        common(spec, out);
+        SceneTokenizer.write(out, spec.t5()); // T5's template puts </s> after the text
+        spec.writePreprocessorConfig(out);
     }
 
     static void retrieval(SceneModelSpec spec, Path state, Path out) throws IOException {
         write(state, out, RETRIEVAL);
         spec.writeConfig(out, SceneModelSpec.Variant.RETRIEVAL);
-        common(spec, out);
-    }
-
-    private static void common(SceneModelSpec spec, Path out) throws IOException {
-        SceneTokenizer.write(out);
+        SceneTokenizer.write(out); // the Q-Former reads "</s> text": </s> is its [CLS]
         spec.writePreprocessorConfig(out);
     }
 

@@ -24,6 +24,15 @@ final class LanguageModelPretraining {
 
     /** A text about a scene in one of the three forms stage 2 uses, drawn by {@code r}. */
     static String text(Scene s, SplittableRandom r) {
+        return text(s, r, OPT_ANSWER);
+    }
+
+    /** BLIP-2's VQA cue after the question: OPT's, and FlanT5's. */
+    static final String OPT_ANSWER = "Answer:";
+    static final String T5_ANSWER = "Short answer:";
+
+    /** {@link #text(Scene, SplittableRandom)} with the question template's answer cue. */
+    static String text(Scene s, SplittableRandom r, String answerCue) {
         int kind = r.nextInt(4); // a caption half the time, a question and its answer the other half
         if (kind == 0) {
             return s.caption();
@@ -33,7 +42,7 @@ final class LanguageModelPretraining {
         }
         List<Scene.QuestionAnswer> qs = s.questions(r, Phrasings.Set.TRAINING_NOISY);
         Scene.QuestionAnswer qa = qs.get(r.nextInt(qs.size()));
-        return "Question: " + qa.question() + " Answer: " + qa.answer();
+        return "Question: " + qa.question() + " " + answerCue + " " + qa.answer();
     }
 
     /** The most texts one document holds. */
@@ -101,9 +110,13 @@ final class LanguageModelPretraining {
 
     /** The yes/no question about the scene's colour (asking the true colour or another, half each), answered. */
     static String yesNo(Scene s, SplittableRandom r) {
+        return yesNo(s, r, OPT_ANSWER);
+    }
+
+    static String yesNo(Scene s, SplittableRandom r, String answerCue) {
         for (Scene.QuestionAnswer qa : s.questions(r, Phrasings.Set.TRAINING_NOISY)) {
             if (qa.kind() == Scene.QuestionAnswer.Kind.YES_NO) {
-                return "Question: " + qa.question() + " Answer: " + qa.answer();
+                return "Question: " + qa.question() + " " + answerCue + " " + qa.answer();
             }
         }
         throw new IllegalStateException("a scene without its yes/no question");

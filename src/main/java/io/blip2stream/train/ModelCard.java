@@ -18,7 +18,12 @@ final class ModelCard {
 
     static String markdown(String name, String architecture, Recipe r, List<TrainLoop.Curve> curves,
                            List<SceneEvaluation.Report> reports, double seconds) {
-        SceneModelSpec s = r.spec();
+        return markdown(name, architecture, r.spec(), r, curves, reports, seconds);
+    }
+
+    /** The card of a checkpoint of shapes {@code s} (the OPT or the T5 branch of the run). */
+    static String markdown(String name, String architecture, SceneModelSpec s, Recipe r, List<TrainLoop.Curve> curves,
+                           List<SceneEvaluation.Report> reports, double seconds) {
         StringBuilder b = new StringBuilder();
         b.append("# ").append(name).append("\n\n");
         b.append("A BLIP-2 checkpoint (`").append(architecture).append("`) trained from scratch by blip2-stream's `train` ")
@@ -33,9 +38,16 @@ final class ModelCard {
                 s.vLayers(), s.vHidden(), s.vHeads()));
         b.append(String.format(Locale.ROOT, "- Q-Former: %d learned queries, %d layers of %d, %d heads, cross-attention every "
                 + "second layer, ITC embeddings of %d%n", s.queries(), s.qLayers(), s.qHidden(), s.qHeads(), s.embedDim()));
-        b.append(String.format(Locale.ROOT, "- Language model: OPT-style decoder, %d layers of %d, %d heads, FFN %d, a word-level "
-                + "vocabulary of %d (pre-trained here on scene text, then frozen)%n%n", s.tLayers(), s.tHidden(), s.tHeads(),
-                s.tFfn(), s.vocab()));
+        if (s.t5()) {
+            b.append(String.format(Locale.ROOT, "- Language model: T5 v1.1 (FlanT5's architecture: RMS norms, relative position "
+                    + "buckets, gated GELU, its own LM head), encoder and decoder of %d layers of %d, %d heads, d_ff %d, a byte-level "
+                    + "BPE vocabulary of %d (pre-trained here on scene text with a prefix-LM objective, then frozen); VQA prompt "
+                    + "\"Question: {q} Short answer:\"%n%n", s.tLayers(), s.tHidden(), s.tHeads(), s.tFfn(), s.vocab()));
+        } else {
+            b.append(String.format(Locale.ROOT, "- Language model: OPT-style decoder, %d layers of %d, %d heads, FFN %d, a byte-level "
+                    + "BPE vocabulary of %d (pre-trained here on scene text, then frozen); VQA prompt \"Question: {q} Answer:\"%n%n",
+                    s.tLayers(), s.tHidden(), s.tHeads(), s.tFfn(), s.vocab()));
+        }
         b.append("## Recipe (BLIP-2's two stages, both unimodal models frozen)\n\n");
         b.append("| stage | trains | steps | batch | learning rate | minutes | loss, first -> last tenth | accuracy, last tenth |\n"
                 + "|---|---|---|---|---|---|---|---|\n");
@@ -44,6 +56,8 @@ final class ModelCard {
                 case Trainer.VISION -> r.vision();
                 case Trainer.LANGUAGE_MODEL -> r.languageModel();
                 case Trainer.STAGE1 -> r.representation();
+                case Trainer.LANGUAGE_MODEL_T5 -> r.languageModelT5();
+                case Trainer.STAGE2_T5 -> r.generativeT5();
                 default -> r.generative();
             };
             String trains = switch (c.stage()) {
@@ -52,6 +66,10 @@ final class ModelCard {
                         + "(copy_*: attribute words read back from an earlier text)";
                 case Trainer.STAGE1 -> "queries + Q-Former: ITC + ITM (hard negatives) + ITG, each scene beside a twin one attribute away";
                 case Trainer.STAGE2 -> "queries + Q-Former + projection, LM loss through the frozen LM";
+                case Trainer.LANGUAGE_MODEL_T5 -> "T5, prefix LM: the encoder reads texts about a scene and a prefix, the decoder "
+                        + "writes the rest (copy_*: attribute words the encoder read)";
+                case Trainer.STAGE2_T5 -> "queries + Q-Former + projection: visual prompt and prefix into the frozen T5's encoder, "
+                        + "the suffix (caption, answer) from its decoder";
                 default -> "the same as stage 2, from a fresh Q-Former (the ablation)";
             };
             b.append(String.format(Locale.ROOT, "| %s | %s | %d | %d | %.0e -> %.0e | %.1f | %s | %s |%n", c.stage(), trains, c.steps(),
@@ -72,11 +90,13 @@ final class ModelCard {
                         rep.itcImageToText() == null ? "-" : String.format(Locale.ROOT, "%.1f%% / %.1f%%", 100 * rep.itcImageToText(), 100 * rep.itmImageToText()),
                         rep.itcTextToImage() == null ? "-" : String.format(Locale.ROOT, "%.1f%% / %.1f%%", 100 * rep.itcTextToImage(), 100 * rep.itmTextToImage())));
             }
-            b.append("\nVQA by kind of question (").append(reports.get(0).name()).append("): ");
-            reports.get(0).vqaByKind().forEach((k, v) -> b.append(String.format(Locale.ROOT, "%s %.1f%%, ", k, 100 * v)));
+            SceneEvaluation.Report own = reports.stream().filter(x -> x.name().contains("T5") == s.t5()).findFirst()
+                    .orElse(reports.get(0));
+            b.append("\nVQA by kind of question (").append(own.name()).append("): ");
+            own.vqaByKind().forEach((k, v) -> b.append(String.format(Locale.ROOT, "%s %.1f%%, ", k, 100 * v)));
             b.setLength(b.length() - 2);
             b.append("; phrasings never trained on: ");
-            reports.get(0).vqaHeldOutByKind().forEach((k, v) -> b.append(String.format(Locale.ROOT, "%s %.1f%%, ", k, 100 * v)));
+            own.vqaHeldOutByKind().forEach((k, v) -> b.append(String.format(Locale.ROOT, "%s %.1f%%, ", k, 100 * v)));
             b.setLength(b.length() - 2);
             b.append("\n\n");
         }

@@ -6,7 +6,7 @@ package io.blip2stream.train;
  * for smoke runs.
  */
 public record Recipe(SceneModelSpec spec, int trainScenes, long seed, Stage vision, Stage languageModel,
-                     Stage representation, Stage generative, int evalScenes) {
+                     Stage representation, Stage generative, Stage languageModelT5, Stage generativeT5, int evalScenes) {
 
     /** One stage: steps, batch size, warm-up steps, peak and final learning rate. */
     public record Stage(int steps, int batch, int warmup, float peakLr, float minLr) {
@@ -31,29 +31,40 @@ public record Recipe(SceneModelSpec spec, int trainScenes, long seed, Stage visi
                 // by step 1000 with the documents of now) and yes/no last (0.97 at step ~3800); stage 2 can only
                 // carry what it reads
                 new Stage(6000, 64, 200, 2e-3f, 2e-5f),
-                new Stage(1500, 32, 100, 1e-3f, 1e-5f),
+                new Stage(4000, 32, 100, 1e-3f, 1e-5f),
                 // BLIP-2: a minimum learning rate in the second stage. Each attribute reaches the LM at its own time
                 // (the acc_* curves): with 5000 steps place came last (0.66 at step 3000, 0.86 at 4000, 0.98 at 5000)
                 // and held-out caption exact match was 89.7%
                 new Stage(6000, 32, 50, 1e-3f, 5e-5f),
+                // the encoder-decoder branch: T5's prefix-LM pretraining, then stage 2 from stage 1's Q-Former
+                new Stage(6000, 64, 200, 2e-3f, 2e-5f),
+                new Stage(6000, 32, 50, 1e-3f, 5e-5f),
                 300);
+    }
+
+    /** The encoder-decoder branch's shapes: the same ViT and Q-Former, a T5 language model. */
+    public SceneModelSpec t5Spec() {
+        return spec.withLanguageModel(SceneModelSpec.LanguageModelKind.T5);
     }
 
     public Recipe withSteps(int steps) {
         return new Recipe(spec, trainScenes, seed, vision.withSteps(steps), languageModel.withSteps(steps),
-                representation.withSteps(steps), generative.withSteps(steps), evalScenes);
+                representation.withSteps(steps), generative.withSteps(steps), languageModelT5.withSteps(steps),
+                generativeT5.withSteps(steps), evalScenes);
     }
 
     public Recipe scaled(double f) {
         return new Recipe(spec, trainScenes, seed, vision.scaled(f), languageModel.scaled(f), representation.scaled(f),
-                generative.scaled(f), evalScenes);
+                generative.scaled(f), languageModelT5.scaled(f), generativeT5.scaled(f), evalScenes);
     }
 
     public Recipe withEvalScenes(int n) {
-        return new Recipe(spec, trainScenes, seed, vision, languageModel, representation, generative, n);
+        return new Recipe(spec, trainScenes, seed, vision, languageModel, representation, generative, languageModelT5,
+                generativeT5, n);
     }
 
     public Recipe withSeed(long s) {
-        return new Recipe(spec, trainScenes, s, vision, languageModel, representation, generative, evalScenes);
+        return new Recipe(spec, trainScenes, s, vision, languageModel, representation, generative, languageModelT5,
+                generativeT5, evalScenes);
     }
 }

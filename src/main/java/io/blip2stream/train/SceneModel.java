@@ -4,7 +4,9 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import io.blip2stream.model.config.Blip2Config;
 import io.blip2stream.model.config.OptConfig;
+import io.blip2stream.model.config.T5Config;
 import io.blip2stream.model.llm.opt.OptForCausalLM;
+import io.blip2stream.model.llm.t5.T5ForConditionalGeneration;
 import io.blip2stream.model.nn.LayerNorm;
 import io.blip2stream.model.nn.Linear;
 import io.blip2stream.model.qformer.Blip2QFormerModel;
@@ -49,7 +51,8 @@ final class SceneModel implements AutoCloseable {
     final ItgHead itgHead;
     final NDArray itcTemperature;        // (1)
     final Linear languageProjection;     // (D, H)
-    final OptForCausalLM languageModel;
+    final OptForCausalLM languageModel;  // the decoder-only language model, or null
+    final T5ForConditionalGeneration t5; // the encoder-decoder language model, or null
 
     private SceneModel(SceneModelSpec spec, Path dir, NDManager engineManager) throws IOException {
         this.spec = spec;
@@ -77,7 +80,13 @@ final class SceneModel implements AutoCloseable {
                 w.load(m, "train.itg_head.bias", spec.vocab()));
         itcTemperature = w.load(m, "train.itc_temperature", 1);
         languageProjection = Linear.load(w, m, "language_projection", qd, spec.tHidden(), true);
-        languageModel = OptForCausalLM.load(w, m, (OptConfig) config.text(), "language_model");
+        if (config.text() instanceof T5Config c) {
+            languageModel = null;
+            t5 = T5ForConditionalGeneration.load(w, m, c, "language_model");
+        } else {
+            languageModel = OptForCausalLM.load(w, m, (OptConfig) config.text(), "language_model");
+            t5 = null;
+        }
     }
 
     static SceneModel load(SceneModelSpec spec, Path dir, NDManager engineManager) throws IOException {

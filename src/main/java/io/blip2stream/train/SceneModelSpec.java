@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.blip2stream.model.weights.Blip2WeightTree;
 import io.blip2stream.model.weights.SafetensorsWriter;
+import io.blip2stream.model.weights.Weights;
 import io.blip2stream.train.scenes.SceneTokenizer;
 
 import java.io.IOException;
@@ -26,12 +27,39 @@ import java.util.SplittableRandom;
  */
 public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers, int vHeads, int vInter,
                              int qHidden, int qLayers, int qHeads, int qInter, int queries, int embedDim,
-                             int tHidden, int tLayers, int tHeads, int tFfn, int vocab, int maxText) {
+                             int tHidden, int tLayers, int tHeads, int tFfn, int vocab, int maxText,
+                             LanguageModelKind languageModel) {
+
+    /**
+     * The language model BLIP-2 bridges to: decoder-only (OPT's architecture) or encoder-decoder (FlanT5's, T5 v1.1:
+     * RMS norms, relative position buckets, gated GELU, an LM head of its own). For T5 the {@code t*} sizes are
+     * d_model, the layers of each stack, the heads (d_kv = d_model / heads) and d_ff.
+     */
+    public enum LanguageModelKind { OPT, T5 }
 
     /** The documented defaults. */
     public static SceneModelSpec defaults() {
         return new SceneModelSpec(64, 8, 96, 4, 4, 384, 96, 4, 4, 384, 8, 64, 128, 3, 4, 512,
-                SceneTokenizer.vocabSize(), 32);
+                SceneTokenizer.vocabSize(), 32, LanguageModelKind.OPT);
+    }
+
+    /** The same shapes with the other language model. */
+    public SceneModelSpec withLanguageModel(LanguageModelKind kind) {
+        return new SceneModelSpec(imageSize, patch, vHidden, vLayers, vHeads, vInter, qHidden, qLayers, qHeads, qInter,
+                queries, embedDim, tHidden, tLayers, tHeads, tFfn, vocab, maxText, kind);
+    }
+
+    boolean t5() {
+        return languageModel == LanguageModelKind.T5;
+    }
+
+    /** T5's relative attention buckets and their longest distance (T5's defaults). */
+    static final int T5_BUCKETS = 32;
+    static final int T5_MAX_DISTANCE = 128;
+
+    /** The T5 tree's sizes (FlanT5's: gated feed-forward, LM head untied). */
+    Blip2WeightTree.T5Shapes t5Shapes() {
+        return new Blip2WeightTree.T5Shapes(tHidden, tHidden, tFfn, tLayers, tLayers, tHeads, T5_BUCKETS, vocab, true, false);
     }
 
     /**
@@ -48,8 +76,8 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
         return imageSize / patch;
     }
 
-    /** A tensor of the model and how it starts. */
-    record Init(String name, long[] shape, Kind kind) {
+    /** A tensor of the model and how it starts ({@code std} for {@link Kind#NORMAL}). */
+    record Init(String name, long[] shape, Kind kind, double std) {
         long numel() {
             long n = 1;
             for (long d : shape) {
@@ -64,7 +92,8 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
     /** Every tensor: the generation and retrieval checkpoints' together, and the training-only ones. */
     List<Init> tensors() {
         Blip2WeightTree.Shapes shapes = new Blip2WeightTree.Shapes(patch, grid(), vHidden, vInter, vLayers, queries, qHidden, qInter,
-                qLayers, 2, vocab, maxText, embedDim, tHidden, tFfn, tLayers, vocab, LM_POSITIONS, tHidden, true);
+                qLayers, 2, vocab, maxText, embedDim, tHidden, tFfn, tLayers, vocab, LM_POSITIONS, tHidden, true,
+                t5() ? t5Shapes() : null);
         List<Blip2WeightTree.Tensor> tree = new ArrayList<>(Blip2WeightTree.tensors(shapes, true, true));
         // training only
         for (int a = 0; a < ATTRIBUTES.length; a++) {
@@ -80,14 +109,65 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
                 case BIAS, NORM_BIAS -> Kind.ZEROS;
                 case NORM_WEIGHT -> Kind.ONES;
                 case VISION_POSITIONS -> Kind.SINCOS_2D;
-            }));
+            }, t5() && x.name().startsWith("language_model.") ? t5Std(x.name()) : 0.02));
         }
-        t.add(new Init("train.itc_temperature", new long[] {1}, Kind.TEMPERATURE));
+        t.add(new Init("train.itc_temperature", new long[] {1}, Kind.TEMPERATURE, 0));
         return t;
+    }
+
+    /**
+     * T5's initialisation (transformers' {@code T5PreTrainedModel._init_weights}, factor 1): the shared embeddings
+     * at 1; q at (d_model * d_kv)^-0.5, k and v at d_model^-0.5, o at (heads * d_kv)^-0.5; the relative attention
+     * bias and wi at d_model^-0.5, wo at d_ff^-0.5. The untied LM head, which T5 v1.1 draws at 1 and trained with
+     * Adafactor, is drawn at d_model^-0.5, so that the first logits have unit scale as a tied head's do.
+     */
+    double t5Std(String name) {
+        double d = tHidden;
+        double dKv = (double) tHidden / tHeads;
+        if (name.endsWith(".shared.weight")) {
+            return 1.0;
+        }
+        if (name.endsWith(".q.weight")) {
+            return Math.pow(d * dKv, -0.5);
+        }
+        if (name.endsWith(".o.weight")) {
+            return Math.pow(tHeads * dKv, -0.5);
+        }
+        if (name.endsWith(".wo.weight")) {
+            return Math.pow(tFfn, -0.5);
+        }
+        return Math.pow(d, -0.5); // k, v, wi_0, wi_1, the relative attention bias, the LM head
     }
 
     /** Writes a randomly initialised training state (every tensor, config.json, tokenizer) into {@code dir}. */
     void writeInitialState(Path dir, long seed) throws IOException {
+        writeState(dir, seed);
+    }
+
+    /**
+     * Writes a training state of this spec that takes its language model and projection (T5 or OPT) from the state in
+     * {@code languageModel} and every other tensor (the ViT, the Q-Former, the retrieval and training heads) from the
+     * state in {@code base}: how the encoder-decoder branch's stage 2 starts, from stage 1 and the T5 pretrained alone.
+     */
+    void writeMergedState(Path base, Path languageModel, Path dir) throws IOException {
+        Files.createDirectories(dir);
+        SafetensorsWriter w = new SafetensorsWriter();
+        try (Weights b = Weights.open(base); Weights lm = Weights.open(languageModel)) {
+            for (Init i : tensors()) {
+                boolean fromLm = i.name().startsWith("language_model.") || i.name().startsWith("language_projection.");
+                java.nio.FloatBuffer f = (fromLm ? lm : b).floats(i.name(), i.shape());
+                float[] v = new float[f.remaining()];
+                f.get(v);
+                w.put(i.name(), v, i.shape());
+            }
+        }
+        w.write(dir.resolve("model.safetensors"));
+        writeConfig(dir, Variant.TRAINING);
+        SceneTokenizer.write(dir, t5());
+        writePreprocessorConfig(dir);
+    }
+
+    private void writeState(Path dir, long seed) throws IOException {
         Files.createDirectories(dir);
         SplittableRandom r = new SplittableRandom(seed);
         SafetensorsWriter w = new SafetensorsWriter();
@@ -96,7 +176,7 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
             switch (i.kind()) {
                 case NORMAL -> {
                     for (int k = 0; k < v.length; k++) {
-                        v[k] = (float) (gaussian(r) * 0.02);
+                        v[k] = (float) (gaussian(r) * i.std());
                     }
                 }
                 case ONES -> java.util.Arrays.fill(v, 1f);
@@ -108,7 +188,7 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
         }
         w.write(dir.resolve("model.safetensors"));
         writeConfig(dir, Variant.TRAINING);
-        SceneTokenizer.write(dir);
+        SceneTokenizer.write(dir, t5());
         writePreprocessorConfig(dir);
     }
 
@@ -157,7 +237,7 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
         }
         c.put("initializer_range", 0.02);
         c.put("initializer_factor", 1.0);
-        c.put("use_decoder_only_language_model", true);
+        c.put("use_decoder_only_language_model", !t5());
         ObjectNode v = c.putObject("vision_config");
         v.put("model_type", "blip_2_vision_model");
         v.put("hidden_size", vHidden);
@@ -188,7 +268,52 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
         q.put("encoder_hidden_size", vHidden);
         q.put("use_qformer_text_input", variant != Variant.GENERATION);
         q.put("vocab_size", vocab);
-        ObjectNode t = c.putObject("text_config");
+        if (t5()) {
+            writeT5Config(c.putObject("text_config"));
+        } else {
+            writeOptConfig(c.putObject("text_config"));
+        }
+        m.writerWithDefaultPrettyPrinter().writeValue(dir.resolve("config.json").toFile(), c);
+        if (variant == Variant.GENERATION) {
+            ObjectNode g = m.createObjectNode();
+            if (t5()) {
+                g.put("decoder_start_token_id", SceneTokenizer.PAD);
+            } else {
+                g.put("bos_token_id", SceneTokenizer.EOS);
+            }
+            g.put("eos_token_id", SceneTokenizer.EOS);
+            g.put("pad_token_id", SceneTokenizer.PAD);
+            g.put("max_new_tokens", 12);
+            m.writerWithDefaultPrettyPrinter().writeValue(dir.resolve("generation_config.json").toFile(), g);
+        }
+    }
+
+    /** T5 v1.1's (FlanT5's) text_config at this size: gated GELU, no tied head, the decoder starting from {@code <pad>}. */
+    private void writeT5Config(ObjectNode t) {
+        t.putArray("architectures").add("T5ForConditionalGeneration");
+        t.put("model_type", "t5");
+        t.put("vocab_size", vocab);
+        t.put("d_model", tHidden);
+        t.put("d_kv", tHidden / tHeads);
+        t.put("d_ff", tFfn);
+        t.put("num_layers", tLayers);
+        t.put("num_decoder_layers", tLayers);
+        t.put("num_heads", tHeads);
+        t.put("relative_attention_num_buckets", T5_BUCKETS);
+        t.put("relative_attention_max_distance", T5_MAX_DISTANCE);
+        t.put("dropout_rate", 0.0);
+        t.put("layer_norm_epsilon", 1e-6);
+        t.put("initializer_factor", 1.0);
+        t.put("feed_forward_proj", "gated-gelu");
+        t.put("is_encoder_decoder", true);
+        t.put("use_cache", true);
+        t.put("pad_token_id", SceneTokenizer.PAD);
+        t.put("eos_token_id", SceneTokenizer.EOS);
+        t.put("decoder_start_token_id", SceneTokenizer.PAD);
+        t.put("tie_word_embeddings", false);
+    }
+
+    private void writeOptConfig(ObjectNode t) {
         t.put("model_type", "opt");
         t.put("vocab_size", vocab);
         t.put("hidden_size", tHidden);
@@ -211,15 +336,6 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
         t.put("pad_token_id", SceneTokenizer.PAD);
         t.put("tie_word_embeddings", true);
         t.put("use_cache", true);
-        m.writerWithDefaultPrettyPrinter().writeValue(dir.resolve("config.json").toFile(), c);
-        if (variant == Variant.GENERATION) {
-            ObjectNode g = m.createObjectNode();
-            g.put("bos_token_id", SceneTokenizer.EOS);
-            g.put("eos_token_id", SceneTokenizer.EOS);
-            g.put("pad_token_id", SceneTokenizer.PAD);
-            g.put("max_new_tokens", 12);
-            m.writerWithDefaultPrettyPrinter().writeValue(dir.resolve("generation_config.json").toFile(), g);
-        }
     }
 
     void writePreprocessorConfig(Path dir) throws IOException {

@@ -21,8 +21,9 @@ import java.util.stream.Stream;
 
 /**
  * The whole recipe, stage after stage, each resumable: the two "off-the-shelf" unimodal models first (the ViT on
- * scene attributes, the language model on scene text), then BLIP-2's two stages with both frozen, and the paper's
- * ablation (the second stage from a fresh Q-Former, without the first). Each stage leaves a training state in
+ * scene attributes, the language model on scene text), then BLIP-2's two stages with both frozen; then the
+ * encoder-decoder branch (a T5 pretrained on scene text with a prefix-LM objective, and stage 2 from stage 1's
+ * Q-Former into it); and the paper's ablation (the second stage from a fresh Q-Former, without the first). Each stage leaves a training state in
  * {@code out/<stage>/} and a {@code done} marker; a run that is stopped resumes from the last checkpoint of the
  * stage it was in. Finally the checkpoints are exported in the Hugging Face layout and evaluated on held-out scenes.
  */
@@ -32,9 +33,13 @@ public final class Trainer {
     public static final String STAGE1 = "stage1";
     public static final String STAGE2 = "stage2";
     public static final String ABLATION = "ablation-stage2-only";
+    public static final String T5_INIT = "init-t5";
+    public static final String LANGUAGE_MODEL_T5 = "language-model-t5";
+    public static final String T5_STAGE2_INIT = "stage2-t5-init";
+    public static final String STAGE2_T5 = "stage2-t5";
 
     /** What a run produced: the curves per stage, where the models went, and the evaluation. */
-    public record Result(List<TrainLoop.Curve> curves, Path generation, Path retrieval, Path ablation,
+    public record Result(List<TrainLoop.Curve> curves, Path generation, Path retrieval, Path generationT5, Path ablation,
                          List<SceneEvaluation.Report> reports, double seconds) {}
 
     private final Recipe recipe;
@@ -62,10 +67,24 @@ public final class Trainer {
                     m -> VisionPretraining.step(m, data, recipe.vision().batch())));
             curves.add(stage(LANGUAGE_MODEL, out.resolve(VISION), recipe.languageModel(), LanguageModelPretraining.PARAMETERS,
                     manager, m -> LanguageModelPretraining.step(m, data, recipe.languageModel().batch())));
+            // the encoder-decoder language model, pretrained alone from its own initialisation
+            Path t5Init = out.resolve(T5_INIT);
+            if (!Files.exists(t5Init.resolve("model.safetensors"))) {
+                recipe.t5Spec().writeInitialState(t5Init, recipe.seed() + 1);
+            }
+            curves.add(stage(LANGUAGE_MODEL_T5, t5Init, recipe.t5Spec(), recipe.languageModelT5(),
+                    PrefixLanguageModeling.PARAMETERS, manager, m -> PrefixLanguageModeling.step(m, data, recipe.languageModelT5().batch())));
             curves.add(stage(STAGE1, out.resolve(LANGUAGE_MODEL), recipe.representation(), RepresentationLearning.PARAMETERS,
                     manager, m -> RepresentationLearning.step(m, data, recipe.representation().batch())));
             curves.add(stage(STAGE2, out.resolve(STAGE1), recipe.generative(), GenerativeLearning.PARAMETERS, manager,
                     m -> GenerativeLearning.step(m, data, recipe.generative().batch())));
+            // the encoder-decoder branch: stage 2 from stage 1's ViT and Q-Former into the T5 pretrained alone
+            Path t5Stage2Init = out.resolve(T5_STAGE2_INIT);
+            if (!Files.exists(t5Stage2Init.resolve("model.safetensors"))) {
+                recipe.t5Spec().writeMergedState(out.resolve(STAGE1), out.resolve(LANGUAGE_MODEL_T5), t5Stage2Init);
+            }
+            curves.add(stage(STAGE2_T5, t5Stage2Init, recipe.t5Spec(), recipe.generativeT5(),
+                    GenerativeLearning.PARAMETERS, manager, m -> GenerativeLearning.stepEncoderDecoder(m, data, recipe.generativeT5().batch())));
             if (ablation) {
                 // the same frozen encoders; the Q-Former, queries and projection as initialised
                 curves.add(stage(ABLATION, out.resolve(LANGUAGE_MODEL), recipe.generative(), GenerativeLearning.PARAMETERS,
@@ -76,6 +95,8 @@ public final class Trainer {
         Path retrieval = exportDir.resolve("blip2-scenes-itm");
         Export.generation(recipe.spec(), out.resolve(STAGE2), generation);
         Export.retrieval(recipe.spec(), out.resolve(STAGE1), retrieval);
+        Path generationT5 = exportDir.resolve("blip2-scenes-t5");
+        Export.generation(recipe.t5Spec(), out.resolve(STAGE2_T5), generationT5);
         Path ablationDir = null;
         if (ablation) {
             ablationDir = exportDir.resolve("blip2-scenes-opt-without-stage1");
@@ -85,13 +106,16 @@ public final class Trainer {
         if (recipe.evalScenes() > 0) {
             reports.add(SceneEvaluation.run("BLIP-2 (stage 1 + stage 2)", generation, retrieval, Engines.Kind.PYTORCH,
                     recipe.evalScenes(), progress));
+            reports.add(SceneEvaluation.run("BLIP-2 with T5 (stage 1 + stage 2)", generationT5, null, Engines.Kind.PYTORCH,
+                    recipe.evalScenes(), progress));
             if (ablation) {
                 reports.add(SceneEvaluation.run("stage 2 only (no representation learning)", ablationDir, null,
                         Engines.Kind.PYTORCH, recipe.evalScenes(), progress));
             }
         }
-        Result r = new Result(curves, generation, retrieval, ablationDir, reports, (System.nanoTime() - t0) / 1e9);
+        Result r = new Result(curves, generation, retrieval, generationT5, ablationDir, reports, (System.nanoTime() - t0) / 1e9);
         ModelCard.write(generation, ModelCard.examplesHeader(generation) + ModelCard.markdown("blip2-scenes-opt", "Blip2ForConditionalGeneration", recipe, curves, reports, r.seconds()));
+        ModelCard.write(generationT5, ModelCard.examplesHeader(generationT5) + ModelCard.markdown("blip2-scenes-t5", "Blip2ForConditionalGeneration", recipe.t5Spec(), recipe, curves, reports, r.seconds()));
         ModelCard.write(retrieval, ModelCard.markdown("blip2-scenes-itm", "Blip2ForImageTextRetrieval", recipe, curves, reports, r.seconds()));
         Map<String, Object> summary = new LinkedHashMap<>();
         summary.put("recipe", recipe);
@@ -108,6 +132,11 @@ public final class Trainer {
 
     private TrainLoop.Curve stage(String name, Path from, Recipe.Stage stage, Predicate<String> params, NDManager manager,
                                   StepFactory factory) throws IOException {
+        return stage(name, from, recipe.spec(), stage, params, manager, factory);
+    }
+
+    private TrainLoop.Curve stage(String name, Path from, SceneModelSpec spec, Recipe.Stage stage, Predicate<String> params,
+                                  NDManager manager, StepFactory factory) throws IOException {
         Path dir = out.resolve(name);
         Path curveFile = dir.resolve("curve.json");
         ObjectMapper json = new ObjectMapper();
@@ -119,7 +148,7 @@ public final class Trainer {
         boolean resume = Files.exists(checkpoint.resolve("progress.json"));
         progress.printf("%s: %d steps at batch %d, learning rate %.1e to %.1e%s%n", name, stage.steps(), stage.batch(),
                 stage.peakLr(), stage.minLr(), resume ? " (resuming)" : "");
-        try (SceneModel model = SceneModel.load(recipe.spec(), resume ? checkpoint.resolve("model") : from, manager)) {
+        try (SceneModel model = SceneModel.load(spec, resume ? checkpoint.resolve("model") : from, manager)) {
             TrainLoop.Curve curve = TrainLoop.run(name, model, model.parameters(params), stage.schedule(), factory.create(model),
                     checkpoint, Math.max(50, stage.steps() / 5), progress);
             model.save(dir);

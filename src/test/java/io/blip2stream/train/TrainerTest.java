@@ -4,6 +4,9 @@ import ai.djl.ndarray.NDManager;
 import io.blip2stream.engine.Engines;
 import io.blip2stream.model.Blip2Model;
 import io.blip2stream.model.GenerationRequest;
+import io.blip2stream.model.config.Blip2Config;
+import io.blip2stream.model.config.T5Config;
+import io.blip2stream.model.weights.Blip2WeightTree;
 import io.blip2stream.model.generation.GenerationParams;
 import io.blip2stream.model.weights.Weights;
 import io.blip2stream.train.scenes.SceneGenerator;
@@ -37,7 +40,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class TrainerTest {
     static final SceneModelSpec TINY = new SceneModelSpec(32, 8, 32, 2, 2, 64, 32, 2, 2, 64, 4, 16, 32, 2, 2, 64,
-            SceneTokenizer.vocabSize(), 32);
+            SceneTokenizer.vocabSize(), 32, SceneModelSpec.LanguageModelKind.OPT);
 
     @TempDir
     static Path dir;
@@ -46,7 +49,7 @@ class TrainerTest {
 
     static Recipe tiny(int steps) {
         Recipe.Stage s = new Recipe.Stage(steps, 8, 1, 1e-3f, 1e-4f);
-        return new Recipe(TINY, 200, 3, s, s, s, s, 6);
+        return new Recipe(TINY, 200, 3, s, s, s, s, s, s, 6);
     }
 
     @BeforeAll
@@ -109,6 +112,35 @@ class TrainerTest {
         for (String n : List.of(vit, opt, optEmbed, textFfn, "itm_head.weight")) {
             assertSame(s1, s2, n);
         }
+        // the encoder-decoder branch: stage 1's ViT and Q-Former, a fresh T5 pretrained alone, then stage 2 into it
+        Path t5Init = run.resolve(Trainer.T5_INIT);
+        Path t5Lm = run.resolve(Trainer.LANGUAGE_MODEL_T5);
+        Path t5S2Init = run.resolve(Trainer.T5_STAGE2_INIT);
+        Path t5S2 = run.resolve(Trainer.STAGE2_T5);
+        String t5Ffn = "language_model.encoder.block.0.layer.1.DenseReluDense.wi_1.weight";
+        List<String> t5 = List.of(t5Ffn, "language_model.shared.weight", "language_model.lm_head.weight",
+                "language_model.encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                "language_model.decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                "language_model.decoder.block.1.layer.1.EncDecAttention.k.weight");
+        for (String n : t5) {
+            assertChanged(t5Init, t5Lm, n);
+        }
+        for (String n : List.of(vit, crossAttention, "query_tokens", "language_projection.weight")) {
+            assertSame(t5Init, t5Lm, n);
+        }
+        for (String n : List.of(vit, crossAttention, "query_tokens", textFfn)) { // stage 2 starts from stage 1
+            assertSame(s1, t5S2Init, n);
+        }
+        for (String n : t5) { // and the T5 pretrained alone
+            assertSame(t5Lm, t5S2Init, n);
+        }
+        for (String n : List.of("query_tokens", crossAttention, "language_projection.weight")) {
+            assertChanged(t5S2Init, t5S2, n);
+        }
+        for (String n : t5) {
+            assertSame(t5S2Init, t5S2, n);
+        }
+        assertSame(t5S2Init, t5S2, vit);
         assertTrue(log.contains("stage1 step 3/3 loss"), log);
         assertTrue(log.matches("(?s).*itc \\d.*itm \\d.*itg \\d.*"), "stage 1 reports its three losses: " + log);
         assertTrue(log.contains("left"), "progress shows the time left");
@@ -136,9 +168,42 @@ class TrainerTest {
             }
         }
         assertEquals(texts[0], texts[1], "both engines generate the same from the exported checkpoint");
-        assertEquals(2, result.reports().size(), "the model and the ablation are evaluated");
+        assertEquals(3, result.reports().size(), "the OPT model, the T5 model and the ablation are evaluated");
         assertNotNull(result.reports().get(0).itcImageToText());
         assertTrue(Files.exists(dir.resolve("run/report.json")));
+    }
+
+    @Test
+    void theT5CheckpointIsBlip2WithAT5AsTransformersLaysItOutAndServesOnBothEngines() throws IOException {
+        Path t5 = result.generationT5();
+        Blip2Config config = Blip2Config.load(t5);
+        assertTrue(config.text() instanceof T5Config, "text_config is a T5's");
+        T5Config c = (T5Config) config.text();
+        assertTrue(c.gatedAct() && c.denseActFn().equals("gelu_new") && !c.tieWordEmbeddings(), "FlanT5's: gated GELU, its own LM head");
+        assertEquals(SceneTokenizer.PAD, c.decoderStartTokenId());
+        try (Weights w = Weights.open(t5)) {
+            // what transformers' Blip2ForConditionalGeneration with a T5ForConditionalGeneration holds, no more, no less
+            List<String> expected = Blip2WeightTree.tensors(config).stream().map(Blip2WeightTree.Tensor::name).sorted().toList();
+            assertEquals(expected, w.names().stream().sorted().toList());
+            assertTrue(expected.contains("language_model.lm_head.weight")
+                    && expected.contains("language_model.decoder.block.1.layer.2.DenseReluDense.wo.weight"), expected.toString());
+            for (Blip2WeightTree.Tensor t : Blip2WeightTree.tensors(config)) {
+                assertArrayEquals(t.shape(), w.shape(t.name()), t.name());
+            }
+        }
+        byte[] png = SceneRenderer.png(SceneGenerator.sample(SceneGenerator.Split.HELDOUT, 0), 32);
+        String[] texts = new String[2];
+        for (Engines.Kind engine : Engines.Kind.values()) {
+            try (NDManager m = Engines.newManager(engine); Blip2Model model = Blip2Model.load(t5, m)) {
+                assertEquals("Question: what color is it? Short answer:", model.generation().vqaPrompt("what color is it?"));
+                int[] ids = model.generation().promptIds("a photo of");
+                assertEquals(SceneTokenizer.EOS, ids[ids.length - 1], "T5's template ends a text with </s>: " + Arrays.toString(ids));
+                float[] prompt = model.visualPrompt(model.encodeImages(List.of(model.preprocess(png)), false), 0);
+                texts[engine.ordinal()] = model.generation().generate(List.of(new GenerationRequest(prompt, "a photo of")),
+                        GenerationParams.greedy(5)).get(0).text();
+            }
+        }
+        assertEquals(texts[0], texts[1], "both engines generate the same from the exported T5 checkpoint");
     }
 
     @Test

@@ -88,6 +88,10 @@ public final class Ops {
 
     /** The tanh approximation of GELU (transformers' "gelu_new"). */
     public static NDArray geluNew(NDArray x) {
+        if (isPyTorch(x)) { // the same products, with constants that autograd may keep for the backward pass (mulScalar)
+            NDArray inner = mulScalar(mulScalar(x.mul(x).mul(x), 0.044715f).add(x), SQRT_2_OVER_PI);
+            return mulScalar(inner.tanh().add(1f).mul(x), 0.5f);
+        }
         NDArray inner = x.mul(x).mul(x).mul(0.044715f).add(x).mul(SQRT_2_OVER_PI);
         return inner.tanh().add(1f).mul(x).mul(0.5f);
     }

@@ -3,6 +3,7 @@ package io.blip2stream.model.weights;
 import io.blip2stream.model.config.Blip2Config;
 import io.blip2stream.model.config.OptConfig;
 import io.blip2stream.model.config.QFormerConfig;
+import io.blip2stream.model.config.T5Config;
 import io.blip2stream.model.config.VisionConfig;
 
 import java.util.ArrayList;
@@ -13,7 +14,7 @@ import java.util.Optional;
 import java.util.Set;
 
 /**
- * BLIP-2's Hugging Face weight-name tree with an OPT language model, written once: every tensor of
+ * BLIP-2's Hugging Face weight-name tree with an OPT or a T5 language model, written once: every tensor of
  * {@code Blip2ForConditionalGeneration} and of {@code Blip2ForImageTextRetrieval} by its name in transformers'
  * module tree, with its shape and its role. The checkpoints this project writes take their names from here:
  * {@code synthetic} (random weights at real sizes) and {@code train} (the scene models' initial state); the loader
@@ -68,12 +69,42 @@ public final class Blip2WeightTree {
     public record Shapes(int patch, int grid, int vHidden, int vInter, int vLayers,
                          int queries, int qHidden, int qInter, int qLayers, int crossAttentionFrequency, int qformerVocab, int qformerPositions, int embedDim,
                          int lmHidden, int lmFfn, int lmLayers, int vocab, int lmPositions, int wordEmbedProjDim,
-                         boolean finalLayerNorm) {}
+                         boolean finalLayerNorm, T5Shapes t5) {
+
+        /** The same with an OPT language model (the OPT sizes above). */
+        public Shapes(int patch, int grid, int vHidden, int vInter, int vLayers, int queries, int qHidden, int qInter,
+                      int qLayers, int crossAttentionFrequency, int qformerVocab, int qformerPositions, int embedDim,
+                      int lmHidden, int lmFfn, int lmLayers, int vocab, int lmPositions, int wordEmbedProjDim,
+                      boolean finalLayerNorm) {
+            this(patch, grid, vHidden, vInter, vLayers, queries, qHidden, qInter, qLayers, crossAttentionFrequency,
+                    qformerVocab, qformerPositions, embedDim, lmHidden, lmFfn, lmLayers, vocab, lmPositions,
+                    wordEmbedProjDim, finalLayerNorm, null);
+        }
+    }
 
     /**
-     * The sizes of a checkpoint's tree, from its config; empty for a language model the tree does not hold (T5).
+     * The sizes of a T5 language model (transformers' {@code T5ForConditionalGeneration}; FlanT5 is T5 v1.1).
+     *
+     * @param gated      a gated feed-forward ({@code wi_0}, {@code wi_1}), as T5 v1.1's "gated-gelu"
+     * @param tiedHead   the LM head is the shared embeddings ({@code tie_word_embeddings}); FlanT5 has its own
+     */
+    public record T5Shapes(int dModel, int innerDim, int dFf, int encoderLayers, int decoderLayers, int heads,
+                           int buckets, int vocab, boolean gated, boolean tiedHead) {}
+
+    /**
+     * The sizes of a checkpoint's tree, from its config; empty for a language model the tree does not hold.
      */
     public static Optional<Shapes> shapes(Blip2Config c) {
+        if (!c.isRetrieval() && c.text() instanceof T5Config t5) {
+            VisionConfig v = c.vision();
+            QFormerConfig q = c.qformer();
+            return Optional.of(new Shapes(v.patchSize(), v.imageSize() / v.patchSize(), v.hiddenSize(), v.intermediateSize(),
+                    v.numHiddenLayers(), c.numQueryTokens(), q.hiddenSize(), q.intermediateSize(), q.numHiddenLayers(),
+                    q.crossAttentionFrequency(), q.vocabSize(), q.maxPositionEmbeddings(), c.imageTextHiddenSize(),
+                    0, 0, 0, 0, 0, 0, false, new T5Shapes(t5.dModel(), t5.innerDim(), t5.dFf(), t5.numLayers(),
+                    t5.numDecoderLayers(), t5.numHeads(), t5.relativeAttentionNumBuckets(), t5.vocabSize(), t5.gatedAct(),
+                    t5.tieWordEmbeddings())));
+        }
         if (!c.isRetrieval() && !(c.text() instanceof OptConfig)) {
             return Optional.empty();
         }
@@ -114,13 +145,16 @@ public final class Blip2WeightTree {
             known.add("vision_model.encoder.layers." + i + ".self_attn.v_bias");
         }
         known.add("language_model.lm_head.weight");
+        // T5: the stacks' token embeddings are the shared ones (tied in transformers, saved by some exports)
+        known.add("language_model.encoder.embed_tokens.weight");
+        known.add("language_model.decoder.embed_tokens.weight");
         return names.stream().filter(n -> !known.contains(n)).sorted().toList();
     }
 
     /**
      * The tensors of a checkpoint.
      *
-     * @param generation the language projection and the OPT ({@code Blip2ForConditionalGeneration})
+     * @param generation the language projection and the language model, OPT or T5 ({@code Blip2ForConditionalGeneration})
      * @param retrieval  the Q-Former's text side and the retrieval heads ({@code Blip2ForImageTextRetrieval})
      */
     public static List<Tensor> tensors(Shapes s, boolean generation, boolean retrieval) {
@@ -168,10 +202,63 @@ public final class Blip2WeightTree {
             linear(t, "text_projection", qd, s.embedDim());
             linear(t, "itm_head", qd, 2);
         }
-        if (generation) {
+        if (generation && s.t5() != null) {
+            linear(t, "language_projection", s.qHidden(), s.t5().dModel());
+            t5(t, "language_model", s.t5());
+        } else if (generation) {
             opt(t, s);
         }
         return t;
+    }
+
+    /**
+     * T5's tree (T5 v1.1 / FlanT5): the shared embeddings, the encoder's and the decoder's blocks (RMS norms with a
+     * weight only, attention and feed-forward without biases), the relative attention bias in each stack's first
+     * block, the final norms, and the LM head unless tied.
+     */
+    public static void t5(List<Tensor> t, String prefix, T5Shapes s) {
+        long d = s.dModel();
+        t.add(new Tensor(prefix + ".shared.weight", new long[] {s.vocab(), d}, Role.EMBEDDING));
+        for (String stack : new String[] {"encoder", "decoder"}) {
+            boolean decoder = stack.equals("decoder");
+            int layers = decoder ? s.decoderLayers() : s.encoderLayers();
+            for (int i = 0; i < layers; i++) {
+                String b = prefix + "." + stack + ".block." + i + ".layer.";
+                t5Attention(t, b + "0.SelfAttention", d, s.innerDim());
+                if (i == 0) {
+                    t.add(new Tensor(b + "0.SelfAttention.relative_attention_bias.weight", new long[] {s.buckets(), s.heads()},
+                            Role.EMBEDDING));
+                }
+                t.add(new Tensor(b + "0.layer_norm.weight", new long[] {d}, Role.NORM_WEIGHT));
+                int ff = 1;
+                if (decoder) {
+                    t5Attention(t, b + "1.EncDecAttention", d, s.innerDim());
+                    t.add(new Tensor(b + "1.layer_norm.weight", new long[] {d}, Role.NORM_WEIGHT));
+                    ff = 2;
+                }
+                String f = b + ff + ".DenseReluDense.";
+                if (s.gated()) {
+                    t.add(new Tensor(f + "wi_0.weight", new long[] {s.dFf(), d}, Role.WEIGHT));
+                    t.add(new Tensor(f + "wi_1.weight", new long[] {s.dFf(), d}, Role.WEIGHT));
+                } else {
+                    t.add(new Tensor(f + "wi.weight", new long[] {s.dFf(), d}, Role.WEIGHT));
+                }
+                t.add(new Tensor(f + "wo.weight", new long[] {d, s.dFf()}, Role.WEIGHT));
+                t.add(new Tensor(b + ff + ".layer_norm.weight", new long[] {d}, Role.NORM_WEIGHT));
+            }
+            t.add(new Tensor(prefix + "." + stack + ".final_layer_norm.weight", new long[] {d}, Role.NORM_WEIGHT));
+        }
+        if (!s.tiedHead()) {
+            t.add(new Tensor(prefix + ".lm_head.weight", new long[] {s.vocab(), d}, Role.WEIGHT));
+        }
+    }
+
+    /** T5Attention: q, k, v [inner, d] and o [d, inner], no biases. */
+    private static void t5Attention(List<Tensor> t, String p, long d, long inner) {
+        for (String x : new String[] {"q", "k", "v"}) {
+            t.add(new Tensor(p + "." + x + ".weight", new long[] {inner, d}, Role.WEIGHT));
+        }
+        t.add(new Tensor(p + ".o.weight", new long[] {d, inner}, Role.WEIGHT));
     }
 
     private static void opt(List<Tensor> t, Shapes s) {

@@ -79,8 +79,16 @@ public final class SceneTokenizer {
         return (vocab().size() + 7) / 8 * 8;
     }
 
-    /** Writes tokenizer.json and tokenizer_config.json into {@code dir}. */
+    /** Writes tokenizer.json and tokenizer_config.json into {@code dir}, with OPT's template ({@code </s>} in front). */
     public static void write(Path dir) throws IOException {
+        write(dir, false);
+    }
+
+    /**
+     * Writes tokenizer.json and tokenizer_config.json into {@code dir}: encoding adds {@code </s>} in front, as OPT's
+     * tokenizer does, or, for an encoder-decoder language model ({@code eosAfter}), after the text, as T5's does.
+     */
+    public static void write(Path dir, boolean eosAfter) throws IOException {
         ObjectMapper json = new ObjectMapper();
         Map<String, Integer> vocab = new LinkedHashMap<>(vocab());
         for (int i = vocab.size(); i < vocabSize(); i++) {
@@ -106,18 +114,35 @@ public final class SceneTokenizer {
         ObjectNode post = root.putObject("post_processor");
         post.put("type", "TemplateProcessing");
         ArrayNode single = post.putArray("single");
-        single.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 0);
-        single.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
         ArrayNode pair = post.putArray("pair");
-        pair.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 0);
-        pair.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
-        pair.addObject().putObject("Sequence").put("id", "B").put("type_id", 1);
+        if (eosAfter) { // T5: "$A </s>", "$A </s> $B </s>"
+            single.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
+            single.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 0);
+            pair.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
+            pair.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 0);
+            pair.addObject().putObject("Sequence").put("id", "B").put("type_id", 1);
+            pair.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 1);
+        } else { // OPT: "</s> $A", "</s> $A $B"
+            single.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 0);
+            single.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
+            pair.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 0);
+            pair.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
+            pair.addObject().putObject("Sequence").put("id", "B").put("type_id", 1);
+        }
         ObjectNode specials = post.putObject("special_tokens");
         ObjectNode eos = specials.putObject("</s>");
         eos.put("id", "</s>");
         eos.putArray("ids").add(EOS);
         eos.putArray("tokens").add("</s>");
-        root.set("decoder", byteLevel(json));
+        if (eosAfter) { // T5's words carry their space in front ("▁red"); its decoder drops the first, as this one does
+            ObjectNode seq = root.putObject("decoder");
+            seq.put("type", "Sequence");
+            ArrayNode decoders = seq.putArray("decoders");
+            decoders.add(byteLevel(json));
+            decoders.addObject().put("type", "Strip").put("content", " ").put("start", 1).put("stop", 0);
+        } else {
+            root.set("decoder", byteLevel(json));
+        }
         ObjectNode model = root.putObject("model");
         model.put("type", "BPE");
         model.putNull("dropout");
@@ -135,7 +160,9 @@ public final class SceneTokenizer {
 
         ObjectNode cfg = json.createObjectNode();
         cfg.put("tokenizer_class", "PreTrainedTokenizerFast");
-        cfg.put("bos_token", "</s>");
+        if (!eosAfter) {
+            cfg.put("bos_token", "</s>");
+        }
         cfg.put("eos_token", "</s>");
         cfg.put("pad_token", "<pad>");
         cfg.put("unk_token", "<unk>");

@@ -190,4 +190,30 @@ class SceneTest {
             assertTrue(SceneTokenizer.vocabSize() <= 1024, "vocabulary " + SceneTokenizer.vocabSize());
         }
     }
+
+    /**
+     * The T5 model's tokenizer.json: the same BPE, with T5's template (the text, then {@code </s>}) and a decoder that
+     * drops the space in front of the first word, as T5's drops the first "▁": a target " two red circles" (every
+     * word one token) decodes to "two red circles", and a streamed decode, piece by piece, gives the same.
+     */
+    @Test
+    void theT5TokenizerEndsATextWithEosAndDecodesWordsWithoutTheirFirstSpace(@TempDir Path t5Dir) throws Exception {
+        SceneTokenizer.write(t5Dir, true);
+        try (TextTokenizer tok = TextTokenizer.load(t5Dir)) {
+            int[] ids = tok.encode("Question: what color are the circles? Short answer:");
+            assertEquals(SceneTokenizer.EOS, ids[ids.length - 1], "T5's template ends a text with </s>");
+            assertArrayEquals(SceneTokenizer.bpe().encode("Question: what color are the circles? Short answer:"),
+                    Arrays.copyOf(ids, ids.length - 1));
+            assertArrayEquals(new int[] {SceneTokenizer.EOS}, tok.encode(""), "the empty prompt is </s> alone, as T5's");
+            int[] target = SceneTokenizer.bpe().encode(" two red circles");
+            assertArrayEquals(new int[] {SceneTokenizer.word("two"), SceneTokenizer.word("red"), SceneTokenizer.word("circles")}, target);
+            assertEquals("two red circles", tok.decode(target));
+            StringBuilder streamed = new StringBuilder();
+            io.blip2stream.model.text.IncrementalDecoder d = new io.blip2stream.model.text.IncrementalDecoder(tok);
+            for (int id : target) {
+                streamed.append(d.add(id));
+            }
+            assertEquals("two red circles", streamed.toString());
+        }
+    }
 }

@@ -69,7 +69,7 @@ public final class T5ForConditionalGeneration implements LanguageModel {
     public static T5ForConditionalGeneration load(Weights w, NDManager m, T5Config c, String prefix) {
         long d = c.dModel();
         long inner = c.innerDim();
-        EmbeddingTable shared = EmbeddingTable.load(w, prefix + ".shared.weight", c.vocabSize(), d);
+        EmbeddingTable shared = EmbeddingTable.load(w, m, prefix + ".shared.weight", c.vocabSize(), d);
         List<EncoderBlock> enc = new ArrayList<>();
         for (int i = 0; i < c.numLayers(); i++) {
             String b = prefix + ".encoder.block." + i + ".layer.";
@@ -89,8 +89,8 @@ public final class T5ForConditionalGeneration implements LanguageModel {
         String head = !c.tieWordEmbeddings() && w.contains(prefix + ".lm_head.weight")
                 ? prefix + ".lm_head" : prefix + ".shared"; // tied: the head reads the shared embeddings' [V, D]
         return new T5ForConditionalGeneration(c, m, shared,
-                EmbeddingTable.load(w, prefix + ".encoder" + bias, c.relativeAttentionNumBuckets(), c.numHeads()),
-                EmbeddingTable.load(w, prefix + ".decoder" + bias, c.relativeAttentionNumBuckets(), c.numHeads()),
+                EmbeddingTable.load(w, m, prefix + ".encoder" + bias, c.relativeAttentionNumBuckets(), c.numHeads()),
+                EmbeddingTable.load(w, m, prefix + ".decoder" + bias, c.relativeAttentionNumBuckets(), c.numHeads()),
                 enc, w.load(m, prefix + ".encoder.final_layer_norm.weight", d),
                 dec, w.load(m, prefix + ".decoder.final_layer_norm.weight", d),
                 Linear.load(w, m, head, d, c.vocabSize(), false));
@@ -169,8 +169,7 @@ public final class T5ForConditionalGeneration implements LanguageModel {
     /** The encoder over inputs_embeds [B, L, D] with the additive mask [B, 1, 1, L]: hidden states [B, L, D]. */
     NDArray encode(NDArray x, NDArray mask) {
         int l = (int) x.getShape().get(1);
-        NDArray bias = Ops.create(x.getManager(), positionBias(encoderBias, l, 0, l, true), 1, config.numHeads(), l, l)
-                .add(mask); // (B, N, L, L)
+        NDArray bias = positionBias(x.getManager(), encoderBias, l, 0, l, true).add(mask); // (B, N, L, L)
         for (EncoderBlock b : encoder) {
             NDArray h = norm(x, b.selfLn());
             x = x.add(selfAttention(b.self(), h, bias));
@@ -208,15 +207,27 @@ public final class T5ForConditionalGeneration implements LanguageModel {
     NDArray decode(NDArray x, int past, KvCache selfCache, KvCache cross, NDArray crossMask, NDArray selfMask) {
         int t = (int) x.getShape().get(1);
         int n = config.numHeads();
-        float[] bias = positionBias(decoderBias, t, past, past + t, false);
-        for (int q = 0; q < t; q++) { // causal
-            for (int k = past + q + 1; k < past + t; k++) {
-                for (int h = 0; h < n; h++) {
-                    bias[(h * t + q) * (past + t) + k] = AttentionMask.MASKED;
+        NDArray selfBias;
+        if (decoderBias.array() == null) {
+            float[] bias = positionBias(decoderBias, t, past, past + t, false);
+            for (int q = 0; q < t; q++) { // causal
+                for (int k = past + q + 1; k < past + t; k++) {
+                    for (int h = 0; h < n; h++) {
+                        bias[(h * t + q) * (past + t) + k] = AttentionMask.MASKED;
+                    }
                 }
             }
+            selfBias = Ops.create(x.getManager(), bias, 1, n, t, past + t); // (1, N, T, S)
+        } else { // training: the bias gathered from its table, the causal mask added
+            float[] causal = new float[t * (past + t)];
+            for (int q = 0; q < t; q++) {
+                for (int k = past + q + 1; k < past + t; k++) {
+                    causal[q * (past + t) + k] = AttentionMask.MASKED;
+                }
+            }
+            selfBias = positionBias(x.getManager(), decoderBias, t, past, past + t, false)
+                    .add(Ops.create(x.getManager(), causal, 1, 1, t, past + t)); // (1, N, T, S)
         }
-        NDArray selfBias = Ops.create(x.getManager(), bias, 1, n, t, past + t); // (1, N, T, S)
         if (selfMask != null) {
             selfBias = selfBias.add(selfMask); // (B, N, T, S)
         }
@@ -248,6 +259,60 @@ public final class T5ForConditionalGeneration implements LanguageModel {
             Attention a = decoder.get(i).cross();
             cross.append(i, Ops.splitHeadsTransposed(a.k().forward(encoderOut), n), Ops.splitHeads(a.v().forward(encoderOut), n));
         }
+    }
+
+    /**
+     * Logits at every decoder position of a full teacher-forced pass, [B*T, V], in {@code inputsEmbeds}' manager:
+     * training. The encoder reads the inputs (the visual prompt and the prompt's tokens, or text alone) under their
+     * padding mask; the decoder reads {@code decoderIds} (the decoder start token, then the target shifted right)
+     * causally, padded on the right. Gradients flow when the weights were loaded recording and track them.
+     *
+     * @param inputsEmbeds [B, L, D]
+     * @param encoderMask  [B][L], 1 for real positions, 0 for padding
+     * @param decoderIds   [B][T] decoder input ids
+     * @param decoderMask  [B][T], 1 for real tokens, 0 for padding after them
+     */
+    public NDArray logitsOfSequence(NDArray inputsEmbeds, int[][] encoderMask, int[][] decoderIds, int[][] decoderMask) {
+        NDManager scope = inputsEmbeds.getManager();
+        int b = encoderMask.length;
+        int l = encoderMask[0].length;
+        int t = decoderIds[0].length;
+        NDArray crossMask = Ops.create(scope, AttentionMask.padding(encoderMask, 0), b, 1, 1, l); // (B, 1, 1, L)
+        NDArray encoded = encode(inputsEmbeds, crossMask);                                       // (B, L, D)
+        KvCache cross = new KvCache(scope, decoder.size()); // its arrays live in the scope
+        crossKeysValues(encoded, cross);
+        int[] flat = new int[b * t];
+        for (int i = 0; i < b; i++) {
+            System.arraycopy(decoderIds[i], 0, flat, i * t, t);
+        }
+        NDArray x = shared.lookup(scope, flat).reshape(b, t, config.dModel());                   // (B, T, D)
+        NDArray selfMask = Ops.create(scope, AttentionMask.padding(decoderMask, 0), b, 1, 1, t);  // (B, 1, 1, T)
+        NDArray logits = decode(x, 0, new KvCache(scope, decoder.size()), cross, crossMask, selfMask); // (B, T, V)
+        return logits.reshape((long) b * t, config.vocabSize());
+    }
+
+    /** The shared token embeddings: an array when the weights were loaded recording (training). */
+    public EmbeddingTable shared() {
+        return shared;
+    }
+
+    /**
+     * The relative position bias [1, N, T, S] in {@code scope}: gathered from the table when it is an array
+     * (training: gradients reach it), else built in Java ({@link #positionBias(EmbeddingTable, int, int, int, boolean)}).
+     */
+    NDArray positionBias(NDManager scope, EmbeddingTable table, int t, int first, int s, boolean bidirectional) {
+        int n = config.numHeads();
+        if (table.array() == null) {
+            return Ops.create(scope, positionBias(table, t, first, s, bidirectional), 1, n, t, s);
+        }
+        int[] buckets = new int[t * s];
+        for (int q = 0; q < t; q++) {
+            for (int k = 0; k < s; k++) {
+                buckets[q * s + k] = relativePositionBucket(k - (first + q), bidirectional, config.relativeAttentionNumBuckets(),
+                        config.relativeAttentionMaxDistance());
+            }
+        }
+        return table.lookup(scope, buckets).reshape(t, s, n).transpose(2, 0, 1).reshape(1, n, t, s); // (1, N, T, S)
     }
 
     /**
