@@ -71,12 +71,15 @@ final class EvaluateCommand implements Callable<Integer> {
     }
 
     static String line(SceneEvaluation.Report r) {
-        String s = String.format(Locale.ROOT, "%s on %d held-out scenes: caption exact match %.1f%%, VQA accuracy %.1f%% "
-                        + "(training phrasings; %.1f%% on phrasings never trained on, %.1f%% on the canonical ones)",
-                r.name(), r.scenes(), 100 * r.captionExactMatch(), 100 * r.vqaAccuracy(), 100 * r.vqaHeldOutPhrasings(),
-                100 * r.vqaCanonical());
+        String s = String.format(Locale.ROOT, "%s on %d held-out scenes", r.name(), r.scenes());
+        if (!Double.isNaN(r.captionExactMatch())) { // a retrieval model alone has no captions
+            s += String.format(Locale.ROOT, ": caption exact match %.1f%%, VQA accuracy %.1f%% "
+                            + "(training phrasings; %.1f%% on phrasings never trained on, %.1f%% on the canonical ones)",
+                    100 * r.captionExactMatch(), 100 * r.vqaAccuracy(), 100 * r.vqaHeldOutPhrasings(), 100 * r.vqaCanonical());
+        }
         if (r.itcImageToText() != null) {
-            s += String.format(Locale.ROOT, ", recall@1 image-to-text %.1f%% (ITC) %.1f%% (ITM), text-to-image %.1f%% (ITC) %.1f%% (ITM)",
+            s += (Double.isNaN(r.captionExactMatch()) ? ": " : ", ") + String.format(Locale.ROOT,
+                    "recall@1 image-to-text %.1f%% (ITC) %.1f%% (ITM), text-to-image %.1f%% (ITC) %.1f%% (ITM)",
                     100 * r.itcImageToText(), 100 * r.itmImageToText(), 100 * r.itcTextToImage(), 100 * r.itmTextToImage());
         }
         return s;

@@ -58,6 +58,7 @@ final class ModelCard {
                 case Trainer.STAGE1 -> r.representation();
                 case Trainer.LANGUAGE_MODEL_T5 -> r.languageModelT5();
                 case Trainer.STAGE2_T5 -> r.generativeT5();
+                case Ablations.WITHOUT_ITG, Ablations.VIT_CUT_STAGE1 -> r.representation();
                 default -> r.generative();
             };
             String trains = switch (c.stage()) {
@@ -70,6 +71,9 @@ final class ModelCard {
                         + "writes the rest (copy_*: attribute words the encoder read)";
                 case Trainer.STAGE2_T5 -> "queries + Q-Former + projection: visual prompt and prefix into the frozen T5's encoder, "
                         + "the suffix (caption, answer) from its decoder";
+                case Ablations.WITHOUT_ITG -> "stage 1 with ITC and ITM alone (the ablation without ITG)";
+                case Ablations.VIT_CUT_STAGE1 -> "stage 1 on the ViT's second-last layer (the ablation without its last layer)";
+                case Ablations.VIT_CUT_STAGE2 -> "stage 2 on the ViT's second-last layer (the ablation without its last layer)";
                 default -> "the same as stage 2, from a fresh Q-Former (the ablation)";
             };
             b.append(String.format(Locale.ROOT, "| %s | %s | %d | %d | %.0e -> %.0e | %.1f | %s | %s |%n", c.stage(), trains, c.steps(),
@@ -85,8 +89,8 @@ final class ModelCard {
                     + "trained on | image-to-text R@1 (ITC / ITM) | text-to-image R@1 (ITC / ITM) |\n");
             b.append("|---|---|---|---|---|---|---|\n");
             for (SceneEvaluation.Report rep : reports) {
-                b.append(String.format(Locale.ROOT, "| %s | %d | %.1f%% | %.1f%% | %.1f%% | %s | %s |%n", rep.name(), rep.scenes(),
-                        100 * rep.captionExactMatch(), 100 * rep.vqaAccuracy(), 100 * rep.vqaHeldOutPhrasings(),
+                b.append(String.format(Locale.ROOT, "| %s | %d | %s | %s | %s | %s | %s |%n", rep.name(), rep.scenes(),
+                        percent(rep.captionExactMatch()), percent(rep.vqaAccuracy()), percent(rep.vqaHeldOutPhrasings()),
                         rep.itcImageToText() == null ? "-" : String.format(Locale.ROOT, "%.1f%% / %.1f%%", 100 * rep.itcImageToText(), 100 * rep.itmImageToText()),
                         rep.itcTextToImage() == null ? "-" : String.format(Locale.ROOT, "%.1f%% / %.1f%%", 100 * rep.itcTextToImage(), 100 * rep.itmTextToImage())));
             }
@@ -104,6 +108,11 @@ final class ModelCard {
                 .append("java -jar target/blip2-stream.jar caption --model ").append(name).append(" --image scenes/heldout-00000.png\n")
                 .append("java -jar target/blip2-stream.jar evaluate --model ").append(name).append("\n```\n");
         return b.toString();
+    }
+
+    /** A share as "93.0%", or "-" where it was not measured (a retrieval model has no captions). */
+    private static String percent(double share) {
+        return Double.isNaN(share) ? "-" : String.format(Locale.ROOT, "%.1f%%", 100 * share);
     }
 
     private static boolean isAccuracy(String metric) {

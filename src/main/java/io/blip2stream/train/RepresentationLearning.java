@@ -52,6 +52,14 @@ final class RepresentationLearning {
             || n.startsWith("itm_head.") || n.startsWith("train.itg_head.") || n.equals("train.itc_temperature");
 
     static TrainLoop.Step step(SceneModel model, SceneData data, int batch) {
+        return step(model, data, batch, true);
+    }
+
+    /**
+     * @param withItg whether ITG is one of the objectives; without it (the paper's ablation: ITG "improves
+     *                retrieval", by making the queries extract what the text says) the stage is ITC and ITM alone
+     */
+    static TrainLoop.Step step(SceneModel model, SceneData data, int batch, boolean withItg) {
         return (scope, step) -> {
             SplittableRandom r = new SplittableRandom(step * 15485863L + 5);
             List<Scene> scenes = data.batchWithTwins(step, batch, r);
@@ -127,6 +135,14 @@ final class RepresentationLearning {
             }
             NDArray itm = Losses.crossEntropy(itmLogits, Losses.oneHot(itmLabels, 2));
 
+            Map<String, NDArray> parts = new LinkedHashMap<>();
+            parts.put("itc", itc);
+            parts.put("itm", itm);
+            parts.put("itm_acc", scope.create((float) Losses.accuracy(itmLogits, itmLabels)));
+            if (!withItg) {
+                return new TrainLoop.Losses(itc.add(itm), parts);
+            }
+
             // ITG: [DEC] text after the queries, multimodal causal mask
             int[][] decIds = new int[b][];
             for (int i = 0; i < b; i++) {
@@ -147,11 +163,7 @@ final class RepresentationLearning {
             }
             NDArray itg = Losses.crossEntropy(itgLogits, Losses.oneHot(labels, model.spec.vocab()));
 
-            Map<String, NDArray> parts = new LinkedHashMap<>();
-            parts.put("itc", itc);
-            parts.put("itm", itm);
             parts.put("itg", itg);
-            parts.put("itm_acc", scope.create((float) Losses.accuracy(itmLogits, itmLabels)));
             return new TrainLoop.Losses(itc.add(itm).add(itg), parts);
         };
     }

@@ -55,7 +55,7 @@ public final class SceneEvaluation {
     }
 
     /**
-     * @param generation a generation checkpoint folder
+     * @param generation a generation checkpoint folder, or null to skip captions and VQA (reported as NaN)
      * @param retrieval  a retrieval checkpoint folder, or null to skip retrieval
      */
     public static Report run(String name, Path generation, Path retrieval, Engines.Kind engine, int n, PrintStream progress)
@@ -68,14 +68,14 @@ public final class SceneEvaluation {
                              PrintStream progress) throws IOException {
         List<Scene> scenes = heldOut(n);
         try (NDManager manager = Engines.newManager(engine)) {
-            double caption;
-            double vqa;
-            double heldOut;
-            double canonical;
+            double caption = Double.NaN;
+            double vqa = Double.NaN;
+            double heldOut = Double.NaN;
+            double canonical = Double.NaN;
             Map<String, Double> byKind = new LinkedHashMap<>();
             Map<String, Double> heldOutByKind = new LinkedHashMap<>();
             List<String[]> examples = new ArrayList<>();
-            try (Blip2Model model = Blip2Model.load(generation, manager, dtype)) {
+            if (generation != null) try (Blip2Model model = Blip2Model.load(generation, manager, dtype)) {
                 int size = model.processor().width();
                 List<float[]> prompts = new ArrayList<>();
                 for (int from = 0; from < n; from += BATCH) {

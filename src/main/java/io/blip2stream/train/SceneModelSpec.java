@@ -49,6 +49,12 @@ public record SceneModelSpec(int imageSize, int patch, int vHidden, int vLayers,
                 queries, embedDim, tHidden, tLayers, tHeads, tFfn, vocab, maxText, kind);
     }
 
+    /** The same shapes with a ViT of {@code layers} layers (the ablation without the ViT's last layer). */
+    public SceneModelSpec withVisionLayers(int layers) {
+        return new SceneModelSpec(imageSize, patch, vHidden, layers, vHeads, vInter, qHidden, qLayers, qHeads, qInter,
+                queries, embedDim, tHidden, tLayers, tHeads, tFfn, vocab, maxText, languageModel);
+    }
+
     boolean t5() {
         return languageModel == LanguageModelKind.T5;
     }

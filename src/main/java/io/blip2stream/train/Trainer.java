@@ -23,7 +23,7 @@ import java.util.stream.Stream;
  * The whole recipe, stage after stage, each resumable: the two "off-the-shelf" unimodal models first (the ViT on
  * scene attributes, the language model on scene text), then BLIP-2's two stages with both frozen; then the
  * encoder-decoder branch (a T5 pretrained on scene text with a prefix-LM objective, and stage 2 from stage 1's
- * Q-Former into it); and the paper's ablation (the second stage from a fresh Q-Former, without the first). Each stage leaves a training state in
+ * Q-Former into it); and, when asked, the paper's ablations ({@link Ablations}). Each stage leaves a training state in
  * {@code out/<stage>/} and a {@code done} marker; a run that is stopped resumes from the last checkpoint of the
  * stage it was in. Finally the checkpoints are exported in the Hugging Face layout and evaluated on held-out scenes.
  */
@@ -32,7 +32,7 @@ public final class Trainer {
     public static final String LANGUAGE_MODEL = "language-model";
     public static final String STAGE1 = "stage1";
     public static final String STAGE2 = "stage2";
-    public static final String ABLATION = "ablation-stage2-only";
+    public static final String ABLATION = Ablations.STAGE2_ONLY;
     public static final String T5_INIT = "init-t5";
     public static final String LANGUAGE_MODEL_T5 = "language-model-t5";
     public static final String T5_STAGE2_INIT = "stage2-t5-init";
@@ -86,9 +86,7 @@ public final class Trainer {
             curves.add(stage(STAGE2_T5, t5Stage2Init, recipe.t5Spec(), recipe.generativeT5(),
                     GenerativeLearning.PARAMETERS, manager, m -> GenerativeLearning.stepEncoderDecoder(m, data, recipe.generativeT5().batch())));
             if (ablation) {
-                // the same frozen encoders; the Q-Former, queries and projection as initialised
-                curves.add(stage(ABLATION, out.resolve(LANGUAGE_MODEL), recipe.generative(), GenerativeLearning.PARAMETERS,
-                        manager, m -> GenerativeLearning.step(m, data, recipe.generative().batch())));
+                Ablations.train(this, recipe, out, data, manager, curves);
             }
         }
         Path generation = exportDir.resolve("blip2-scenes-opt");
@@ -97,11 +95,7 @@ public final class Trainer {
         Export.retrieval(recipe.spec(), out.resolve(STAGE1), retrieval);
         Path generationT5 = exportDir.resolve("blip2-scenes-t5");
         Export.generation(recipe.t5Spec(), out.resolve(STAGE2_T5), generationT5);
-        Path ablationDir = null;
-        if (ablation) {
-            ablationDir = exportDir.resolve("blip2-scenes-opt-without-stage1");
-            Export.generation(recipe.spec(), out.resolve(ABLATION), ablationDir);
-        }
+        Ablations.Models ablations = ablation ? Ablations.export(recipe, out, exportDir) : null;
         List<SceneEvaluation.Report> reports = new ArrayList<>();
         if (recipe.evalScenes() > 0) {
             reports.add(SceneEvaluation.run("BLIP-2 (stage 1 + stage 2)", generation, retrieval, Engines.Kind.PYTORCH,
@@ -109,11 +103,11 @@ public final class Trainer {
             reports.add(SceneEvaluation.run("BLIP-2 with T5 (stage 1 + stage 2)", generationT5, null, Engines.Kind.PYTORCH,
                     recipe.evalScenes(), progress));
             if (ablation) {
-                reports.add(SceneEvaluation.run("stage 2 only (no representation learning)", ablationDir, null,
-                        Engines.Kind.PYTORCH, recipe.evalScenes(), progress));
+                reports.addAll(Ablations.evaluate(ablations, recipe.evalScenes(), progress));
             }
         }
-        Result r = new Result(curves, generation, retrieval, generationT5, ablationDir, reports, (System.nanoTime() - t0) / 1e9);
+        Result r = new Result(curves, generation, retrieval, generationT5, ablations == null ? null : ablations.stage2Only(), reports,
+                (System.nanoTime() - t0) / 1e9);
         ModelCard.write(generation, ModelCard.examplesHeader(generation) + ModelCard.markdown("blip2-scenes-opt", "Blip2ForConditionalGeneration", recipe, curves, reports, r.seconds()));
         ModelCard.write(generationT5, ModelCard.examplesHeader(generationT5) + ModelCard.markdown("blip2-scenes-t5", "Blip2ForConditionalGeneration", recipe.t5Spec(), recipe, curves, reports, r.seconds()));
         ModelCard.write(retrieval, ModelCard.markdown("blip2-scenes-itm", "Blip2ForImageTextRetrieval", recipe, curves, reports, r.seconds()));
@@ -135,8 +129,9 @@ public final class Trainer {
         return stage(name, from, recipe.spec(), stage, params, manager, factory);
     }
 
-    private TrainLoop.Curve stage(String name, Path from, SceneModelSpec spec, Recipe.Stage stage, Predicate<String> params,
-                                  NDManager manager, StepFactory factory) throws IOException {
+    /** Trains one stage of {@code spec}'s model from the state in {@code from} into {@code out/name}, or reads it when done. */
+    TrainLoop.Curve stage(String name, Path from, SceneModelSpec spec, Recipe.Stage stage, Predicate<String> params,
+                          NDManager manager, StepFactory factory) throws IOException {
         Path dir = out.resolve(name);
         Path curveFile = dir.resolve("curve.json");
         ObjectMapper json = new ObjectMapper();

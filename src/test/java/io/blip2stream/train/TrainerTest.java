@@ -168,7 +168,11 @@ class TrainerTest {
             }
         }
         assertEquals(texts[0], texts[1], "both engines generate the same from the exported checkpoint");
-        assertEquals(3, result.reports().size(), "the OPT model, the T5 model and the ablation are evaluated");
+        assertEquals(List.of("BLIP-2 (stage 1 + stage 2)", "BLIP-2 with T5 (stage 1 + stage 2)", "stage 2 only (no representation learning)",
+                "stage 1 without ITG (retrieval)", "ViT without its last layer (stage 1 + stage 2)"),
+                result.reports().stream().map(SceneEvaluation.Report::name).toList(), "the models and the ablations are evaluated");
+        SceneEvaluation.Report withoutItg = result.reports().get(3);
+        assertTrue(Double.isNaN(withoutItg.captionExactMatch()) && withoutItg.itcImageToText() != null, "retrieval alone");
         assertNotNull(result.reports().get(0).itcImageToText());
         assertTrue(Files.exists(dir.resolve("run/report.json")));
     }
@@ -204,6 +208,23 @@ class TrainerTest {
             }
         }
         assertEquals(texts[0], texts[1], "both engines generate the same from the exported T5 checkpoint");
+    }
+
+    /** The ablations: stage 1 without ITG reports no ITG loss; the ViT without its last layer is one layer shorter. */
+    @Test
+    void theAblationsTrainWhatTheyLeaveOut() throws IOException {
+        String withoutItg = log.lines().filter(l -> l.startsWith(Ablations.WITHOUT_ITG + " step 3/3")).findFirst().orElseThrow();
+        assertTrue(withoutItg.contains(" itc ") && withoutItg.contains(" itm ") && !withoutItg.contains(" itg "), withoutItg);
+        Path cut = dir.resolve("models/blip2-scenes-opt-vit-without-last-layer");
+        assertEquals(TINY.vLayers() - 1, Blip2Config.load(cut).vision().numHiddenLayers());
+        try (Weights w = Weights.open(cut)) {
+            assertTrue(w.contains("vision_model.encoder.layers." + (TINY.vLayers() - 2) + ".mlp.fc1.weight"));
+            assertFalse(w.contains("vision_model.encoder.layers." + (TINY.vLayers() - 1) + ".mlp.fc1.weight"), "the last layer is gone");
+        }
+        Path run = dir.resolve("run");
+        String firstLayer = "vision_model.encoder.layers.0.mlp.fc1.weight";
+        assertSame(run.resolve(Trainer.LANGUAGE_MODEL), run.resolve(Ablations.VIT_CUT_STAGE2), firstLayer); // frozen, as pretrained
+        assertChanged(run.resolve(Ablations.VIT_CUT_INIT), run.resolve(Ablations.VIT_CUT_STAGE1), "query_tokens");
     }
 
     @Test
