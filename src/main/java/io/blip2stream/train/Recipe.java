@@ -38,7 +38,7 @@ public record Recipe(SceneModelSpec spec, int trainScenes, long seed, Stage visi
                 new Stage(6000, 32, 50, 1e-3f, 5e-5f),
                 // the encoder-decoder branch: T5's prefix-LM pretraining (its loss is on the targets alone: it copied
                 // every kind of attribute word 80-88% of the time by step 200), then stage 2 from stage 1's Q-Former
-                new Stage(3000, 64, 200, 2e-3f, 2e-5f),
+                new Stage(3000, 64, 200, 5e-4f, 5e-6f),
                 new Stage(6000, 32, 50, 1e-3f, 5e-5f),
                 300);
     }

@@ -104,12 +104,19 @@ public final class SceneEvaluation {
                 }
                 caption = (double) right / n;
                 progress.printf(java.util.Locale.ROOT, "%s: caption exact match %.1f%% (%d scenes)%n", name, 100 * caption, n);
-                vqa = vqa(model, scenes, prompts, Phrasings.Set.TRAINING, byKind);
+                List<String> misses = new ArrayList<>();
+                for (int i = 0; i < n; i++) {
+                    if (!captions.get(i).equals(captionTruth.get(i))) {
+                        misses.add(captionTruth.get(i) + " -> " + captions.get(i));
+                    }
+                }
+                printMisses(progress, name, "captions", misses);
+                vqa = vqa(model, scenes, prompts, Phrasings.Set.TRAINING, byKind, name, progress);
                 progress.printf(java.util.Locale.ROOT, "%s: VQA accuracy %.1f%% (%d questions, training phrasings)%n", name, 100 * vqa, 5 * n);
-                heldOut = vqa(model, scenes, prompts, Phrasings.Set.HELD_OUT, heldOutByKind);
+                heldOut = vqa(model, scenes, prompts, Phrasings.Set.HELD_OUT, heldOutByKind, name, progress);
                 progress.printf(java.util.Locale.ROOT, "%s: VQA accuracy %.1f%% (%d questions, phrasings never trained on)%n", name,
                         100 * heldOut, 5 * n);
-                canonical = vqa(model, scenes, prompts, Phrasings.Set.CANONICAL, new LinkedHashMap<>());
+                canonical = vqa(model, scenes, prompts, Phrasings.Set.CANONICAL, new LinkedHashMap<>(), name, null);
             }
             Double[] r = {null, null, null, null};
             if (retrieval != null) {
@@ -126,28 +133,47 @@ public final class SceneEvaluation {
      * index, so every model is asked the same questions); {@code byKind} gets the accuracy of each kind.
      */
     private static double vqa(Blip2Model model, List<Scene> scenes, List<float[]> prompts, Phrasings.Set set,
-                              Map<String, Double> byKind) {
+                              Map<String, Double> byKind, String name, PrintStream progress) {
         List<GenerationRequest> requests = new ArrayList<>();
-        List<String[]> truth = new ArrayList<>(); // kind, answer
+        List<String[]> truth = new ArrayList<>(); // kind, answer, question, caption
         for (int i = 0; i < scenes.size(); i++) {
             for (Scene.QuestionAnswer qa : scenes.get(i).questions(new SplittableRandom(i), set)) {
                 requests.add(new GenerationRequest(prompts.get(i), model.generation().vqaPrompt(qa.question())));
-                truth.add(new String[] {qa.kind().name().toLowerCase(java.util.Locale.ROOT), qa.answer()});
+                truth.add(new String[] {qa.kind().name().toLowerCase(java.util.Locale.ROOT), qa.answer(), qa.question(),
+                        scenes.get(i).caption()});
             }
         }
         List<String> answers = generate(model, requests, 4);
         Map<String, int[]> counts = new LinkedHashMap<>();
+        List<String> misses = new ArrayList<>();
         int good = 0;
         for (int i = 0; i < answers.size(); i++) {
             boolean ok = answers.get(i).equals(truth.get(i)[1]);
+            if (!ok) {
+                misses.add(truth.get(i)[3] + ": " + truth.get(i)[2] + " " + truth.get(i)[1] + " -> " + answers.get(i));
+            }
             good += ok ? 1 : 0;
             int[] c = counts.computeIfAbsent(truth.get(i)[0], k -> new int[2]);
             c[0] += ok ? 1 : 0;
             c[1]++;
         }
         counts.forEach((k, c) -> byKind.put(k, (double) c[0] / c[1]));
+        if (progress != null) {
+            printMisses(progress, name, "answers, " + set.name().toLowerCase(java.util.Locale.ROOT).replace('_', ' ') + " phrasings", misses);
+        }
         return (double) good / answers.size();
     }
+
+    /** What a model got wrong, the first {@value #MISSES_SHOWN}: where its errors are is what its accuracy hides. */
+    private static void printMisses(PrintStream progress, String name, String what, List<String> misses) {
+        if (misses.isEmpty()) {
+            return;
+        }
+        progress.printf(java.util.Locale.ROOT, "%s: %d %s wrong, the first %d: %s%n", name, misses.size(), what,
+                Math.min(MISSES_SHOWN, misses.size()), String.join("; ", misses.subList(0, Math.min(MISSES_SHOWN, misses.size()))));
+    }
+
+    static final int MISSES_SHOWN = 12;
 
     private static List<String> generate(Blip2Model model, List<GenerationRequest> requests, int maxNew) {
         List<String> out = new ArrayList<>();
