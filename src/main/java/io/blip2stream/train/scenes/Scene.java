@@ -107,6 +107,11 @@ public record Scene(int count, Shape shape, Colour colour, Place place, List<Ite
 
     /** "two red circles on the left", "a blue square in the middle", "an orange cross at the top". */
     public String caption() {
+        return caption(count, colour, shape, place);
+    }
+
+    /** The caption of a scene with these attributes (what a caption wrong in some of them says). */
+    public static String caption(int count, Colour colour, Shape shape, Place place) {
         String first = count > 1 ? COUNT_WORDS[count] : colour == Colour.ORANGE ? "an" : "a";
         return first + " " + colour.word() + " " + shape.noun(count) + " " + place.phrase;
     }
