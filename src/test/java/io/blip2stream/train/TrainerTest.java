@@ -185,6 +185,9 @@ class TrainerTest {
         T5Config c = (T5Config) config.text();
         assertTrue(c.gatedAct() && c.denseActFn().equals("gelu_new") && !c.tieWordEmbeddings(), "FlanT5's: gated GELU, its own LM head");
         assertEquals(SceneTokenizer.PAD, c.decoderStartTokenId());
+        String card = Files.readString(t5.resolve("README.md"));
+        assertTrue(card.contains("T5 v1.1") && card.contains("Question: {q} Short answer:") && card.contains("| stage2-t5 |"), card);
+        assertTrue(Files.readString(t5.resolve("generation_config.json")).contains("\"decoder_start_token_id\" : " + SceneTokenizer.PAD));
         try (Weights w = Weights.open(t5)) {
             // what transformers' Blip2ForConditionalGeneration with a T5ForConditionalGeneration holds, no more, no less
             List<String> expected = Blip2WeightTree.tensors(config).stream().map(Blip2WeightTree.Tensor::name).sorted().toList();
