@@ -26,10 +26,15 @@ class TrainIT {
         CommandLineIT.Run r = run("train", "--steps", "2", "--eval-scenes", "4", "--out", out.toString());
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("caption exact match"), r.out());
-        for (String stage : new String[] {"vision step 2/2", "language-model step 2/2", "stage1 step 2/2 loss", "stage2 step 2/2",
-                "ablation-stage2-only step 2/2"}) {
+        for (String stage : new String[] {"vision step 2/2", "language-model step 2/2", "language-model-t5 step 2/2",
+                "stage1 step 2/2 loss", "stage2 step 2/2", "stage2-t5 step 2/2"}) {
             assertTrue(r.err().contains(stage), stage + " in " + r.err());
         }
+        assertTrue(!r.err().contains("ablation-"), "the ablations run only with --ablations: " + r.err());
+        assertTrue(r.out().contains("BLIP-2 with T5 (stage 1 + stage 2) on 4 held-out scenes"), r.out());
+        CommandLineIT.Run t5 = run("ask", "--model", out.resolve("models/blip2-scenes-t5").toString(), "--image",
+                tmp.resolve("scenes/heldout-00000.png").toString(), "--question", "what color is it?", "--max-new-tokens", "3");
+        assertEquals(0, t5.exit(), t5.err());
         Path model = out.resolve("models/blip2-scenes-opt");
         assertTrue(Files.readString(model.resolve("README.md")).contains("## Recipe"));
         assertTrue(Files.exists(out.resolve("report.json")));
