@@ -95,6 +95,9 @@ public final class Blip2WeightTree {
      * The sizes of a checkpoint's tree, from its config; empty for a language model the tree does not hold.
      */
     public static Optional<Shapes> shapes(Blip2Config c) {
+        if (!plausible(c)) {
+            return Optional.empty(); // the loader names what is missing; a tree of a billion layers would not fit in memory
+        }
         if (!c.isRetrieval() && c.text() instanceof T5Config t5) {
             VisionConfig v = c.vision();
             QFormerConfig q = c.qformer();
@@ -118,6 +121,21 @@ public final class Blip2WeightTree {
                 opt == null ? 0 : opt.hiddenSize(), opt == null ? 0 : opt.ffnDim(), opt == null ? 0 : opt.numHiddenLayers(),
                 opt == null ? 0 : opt.vocabSize(), opt == null ? 0 : opt.maxPositionEmbeddings(),
                 opt == null ? 0 : opt.wordEmbedProjDim(), opt != null && opt.doLayerNormBefore() && !opt.removeFinalLayerNorm()));
+    }
+
+    /** The most layers a stack of a real checkpoint has (ViT-g: 39, OPT-6.7b: 32, FlanT5-XXL: 24), with room to spare. */
+    static final int MAX_LAYERS = 1024;
+
+    /** Whether the config's layer counts could describe a checkpoint at all. */
+    private static boolean plausible(Blip2Config c) {
+        List<Integer> layers = new ArrayList<>(List.of(c.vision().numHiddenLayers(), c.qformer().numHiddenLayers()));
+        if (c.text() instanceof T5Config t5) {
+            layers.add(t5.numLayers());
+            layers.add(t5.numDecoderLayers());
+        } else if (c.text() instanceof OptConfig opt) {
+            layers.add(opt.numHiddenLayers());
+        }
+        return layers.stream().allMatch(n -> n >= 0 && n <= MAX_LAYERS);
     }
 
     /**

@@ -66,4 +66,18 @@ class Blip2WeightTreeTest {
                         "language_model.decoder.embed_tokens.weight", "language_model.lm_head.weight",
                         "language_model.encoder.block.0.layer.0.SelfAttention.relative_attention_bias.bias")));
     }
+
+    /** A config whose layer counts no checkpoint has is not expanded into a tree (it would not fit in memory). */
+    @ParameterizedTest
+    @ValueSource(strings = {"blip2-flant5-tiny", "blip2-opt-tiny"})
+    void aConfigOfABillionLayersIsNotExpanded(String fixture) throws Exception {
+        com.fasterxml.jackson.databind.node.ObjectNode n = (com.fasterxml.jackson.databind.node.ObjectNode)
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(Fixtures.model(fixture).resolve("config.json").toFile());
+        com.fasterxml.jackson.databind.node.ObjectNode text = (com.fasterxml.jackson.databind.node.ObjectNode) n.get("text_config");
+        text.put(text.has("num_layers") ? "num_layers" : "num_hidden_layers", 1_000_000_000);
+        Blip2Config c = Blip2Config.parse(n);
+        assertTrue(Blip2WeightTree.shapes(c).isEmpty());
+        assertEquals(List.of(), Blip2WeightTree.tensors(c));
+        assertEquals(List.of(), Blip2WeightTree.unexpected(c, List.of("language_model.x")));
+    }
 }
