@@ -73,9 +73,12 @@ final class EvaluateCommand implements Callable<Integer> {
     static String line(SceneEvaluation.Report r) {
         String s = String.format(Locale.ROOT, "%s on %d held-out scenes", r.name(), r.scenes());
         if (!Double.isNaN(r.captionExactMatch())) { // a retrieval model alone has no captions
-            s += String.format(Locale.ROOT, ": caption exact match %.1f%%, VQA accuracy %.1f%% "
-                            + "(training phrasings; %.1f%% on phrasings never trained on, %.1f%% on the canonical ones)",
-                    100 * r.captionExactMatch(), 100 * r.vqaAccuracy(), 100 * r.vqaHeldOutPhrasings(), 100 * r.vqaCanonical());
+            s += String.format(Locale.ROOT, ": caption exact match %.1f%%", 100 * r.captionExactMatch());
+            if (!Double.isNaN(r.vqaAccuracy())) { // a model trained on captions alone (CapFilt's) is not asked
+                s += String.format(Locale.ROOT, ", VQA accuracy %.1f%% (training phrasings; %.1f%% on phrasings never "
+                        + "trained on, %.1f%% on the canonical ones)", 100 * r.vqaAccuracy(), 100 * r.vqaHeldOutPhrasings(),
+                        100 * r.vqaCanonical());
+            }
         }
         if (r.itcImageToText() != null) {
             s += (Double.isNaN(r.captionExactMatch()) ? ": " : ", ") + String.format(Locale.ROOT,

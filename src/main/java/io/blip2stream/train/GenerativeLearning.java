@@ -38,15 +38,16 @@ final class GenerativeLearning {
     /**
      * A caption half the time, from nothing or after "a photo of", else a question in BLIP-2's template with the
      * model family's cue ({@link LanguageModelPretraining#OPT_ANSWER}, {@link LanguageModelPretraining#T5_ANSWER})
-     * and its answer.
+     * and its answer. On a corpus of captions alone ({@link SceneData#hasQuestions()} false: CapFilt's, as the
+     * paper's pretraining data) always the caption, from nothing or after "a photo of".
      */
-    static Text text(Scene s, SplittableRandom r, String answerCue) {
-        int kind = r.nextInt(4);
+    static Text text(SceneData data, Scene s, SplittableRandom r, String answerCue) {
+        int kind = r.nextInt(data.hasQuestions() ? 4 : 2);
         if (kind == 0) {
-            return new Text("", s.caption());
+            return new Text("", data.caption(s));
         }
         if (kind == 1) {
-            return new Text("a photo of", s.caption());
+            return new Text("a photo of", data.caption(s));
         }
         List<Scene.QuestionAnswer> qs = s.questions(r, Phrasings.Set.TRAINING_NOISY);
         Scene.QuestionAnswer qa = qs.get(r.nextInt(qs.size()));
@@ -54,7 +55,7 @@ final class GenerativeLearning {
     }
 
     static Example example(SceneData data, Scene s, SplittableRandom r) {
-        Text x = text(s, r, LanguageModelPretraining.OPT_ANSWER);
+        Text x = text(data, s, r, LanguageModelPretraining.OPT_ANSWER);
         int p = data.encode(x.prompt(), -1).length;
         return new Example(data.encode((x.prompt() + " " + x.target()).strip(), SceneTokenizer.EOS), p);
     }
@@ -148,7 +149,7 @@ final class GenerativeLearning {
             List<int[]> prompts = new ArrayList<>();
             List<int[]> targets = new ArrayList<>();
             for (Scene s : scenes) {
-                Text x = text(s, r, LanguageModelPretraining.T5_ANSWER);
+                Text x = text(data, s, r, LanguageModelPretraining.T5_ANSWER);
                 prompts.add(PrefixLanguageModeling.encoderText(data, x.prompt()));
                 targets.add(PrefixLanguageModeling.target(data, x.target()));
             }

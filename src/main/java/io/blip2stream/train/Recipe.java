@@ -18,6 +18,12 @@ public record Recipe(SceneModelSpec spec, int trainScenes, long seed, Stage visi
             return new Stage(s, batch, Math.min(warmup, Math.max(0, s / 10)), peakLr, minLr);
         }
 
+        /** A fine-tuning of {@code f} of the steps at a tenth of the learning rates (CapFilt's, on the clean subset). */
+        Stage fineTuning(double f) {
+            Stage s = scaled(f);
+            return new Stage(s.steps, batch, s.warmup, peakLr / 10, minLr / 10);
+        }
+
         Stage scaled(double f) {
             int s = Math.max(1, (int) Math.round(steps * f));
             return new Stage(s, batch, Math.max(0, (int) Math.round(warmup * f)), peakLr, minLr);

@@ -69,7 +69,7 @@ final class RepresentationLearning {
             List<int[]> rows = new ArrayList<>();
             String[] captions = new String[b];
             for (int i = 0; i < b; i++) {
-                captions[i] = scenes.get(i).caption();
+                captions[i] = data.caption(scenes.get(i));
                 rows.add(data.encode(captions[i], -1)); // "</s> caption": </s> is the [CLS]
             }
             int[][] ids = SceneData.pad(rows);

@@ -15,6 +15,7 @@ import io.blip2stream.train.scenes.SceneTokenizer;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
@@ -29,20 +30,71 @@ import java.util.SplittableRandom;
 final class SceneData {
     static final double MIN_CROP_AREA = 0.8;
 
+    private final int first;
     private final int trainSize;
     private final long prime; // the smallest prime >= trainSize, for permute
     private final long seed;
     private final int imageSize;
     private final BlipImageProcessor processor;
     private final TextTokenizer tokenizer;
+    private final Map<SceneKey, String> captions; // null: every scene's own caption, and its questions
+
+    /** A scene as a corpus knows it (a scene's background is an array, so the record's equality is the instance's). */
+    private record SceneKey(long seed, String caption) {
+        static SceneKey of(Scene s) {
+            return new SceneKey(s.seed(), s.caption());
+        }
+    }
 
     SceneData(int trainSize, long seed, int imageSize, PreprocessorConfig pre, TextTokenizer tokenizer) {
+        this(0, trainSize, seed, imageSize, new BlipImageProcessor(pre), tokenizer, null);
+    }
+
+    private SceneData(int first, int trainSize, long seed, int imageSize, BlipImageProcessor processor,
+                      TextTokenizer tokenizer, Map<SceneKey, String> captions) {
+        if (trainSize < 1) {
+            throw new IllegalArgumentException("a training set needs a scene, got " + trainSize);
+        }
+        this.first = first;
         this.trainSize = trainSize;
         this.prime = nextPrime(trainSize);
         this.seed = seed;
         this.imageSize = imageSize;
-        this.processor = new BlipImageProcessor(pre);
+        this.processor = processor;
         this.tokenizer = tokenizer;
+        this.captions = captions;
+    }
+
+    /**
+     * A corpus of image-text pairs as the web gives them (CapFilt's): the training scenes {@code first} to
+     * {@code first + size - 1}, each with the text {@code captions} gives it (the same images, augmentation and
+     * tokenizer). Such a corpus has captions only: no questions (a web caption says nothing a question could be
+     * answered from) and no twins (a twin's caption is not in the corpus).
+     */
+    SceneData corpus(int first, int size, java.util.function.Function<Scene, String> captions) {
+        Map<SceneKey, String> texts = new java.util.HashMap<>();
+        for (int i = first; i < first + size; i++) {
+            Scene s = SceneGenerator.sample(SceneGenerator.Split.TRAIN, i);
+            texts.put(SceneKey.of(s), java.util.Objects.requireNonNull(captions.apply(s), "a scene's text"));
+        }
+        return new SceneData(first, size, seed, imageSize, processor, tokenizer, Map.copyOf(texts));
+    }
+
+    /** Whether the texts include questions about the scenes (false for a {@linkplain #corpus corpus}: captions only). */
+    boolean hasQuestions() {
+        return captions == null;
+    }
+
+    /** What the training text says about {@code s}: its caption, or the corpus's text for it. */
+    String caption(Scene s) {
+        if (captions == null) {
+            return s.caption();
+        }
+        String c = captions.get(SceneKey.of(s));
+        if (c == null) {
+            throw new IllegalArgumentException("not a scene of this corpus: " + s.caption());
+        }
+        return c;
     }
 
     /** The training scenes of step {@code step} at batch size {@code batch}. */
@@ -51,7 +103,7 @@ final class SceneData {
         for (int i = 0; i < batch; i++) {
             long k = (long) step * batch + i;
             int epoch = (int) (k / trainSize);
-            out.add(SceneGenerator.sample(SceneGenerator.Split.TRAIN, permute(k % trainSize, epoch)));
+            out.add(SceneGenerator.sample(SceneGenerator.Split.TRAIN, first + permute(k % trainSize, epoch)));
         }
         return out;
     }
@@ -60,9 +112,13 @@ final class SceneData {
      * Half a batch of training scenes, each followed by its {@linkplain SceneGenerator#twin twin} (the same scene
      * with one attribute changed): in-batch negatives that differ from a row in one attribute only, which random
      * batches of these scenes seldom hold (two groups on opposite sides, or of three and four objects, in the same
-     * batch of 32). The twins are drawn from the training scenes' own seeds.
+     * batch of 32). The twins are drawn from the training scenes' own seeds. A {@linkplain #corpus corpus} has no
+     * twins: its batch is the plain one.
      */
     List<Scene> batchWithTwins(int step, int batch, SplittableRandom random) {
+        if (captions != null) {
+            return batch(step, batch);
+        }
         List<Scene> out = new ArrayList<>(batch);
         for (Scene s : batch(step, (batch + 1) / 2)) {
             out.add(s);

@@ -66,6 +66,17 @@ public final class SceneEvaluation {
     /** @param dtype the precision the models' weights are kept in (float32, bfloat16, int8, auto) */
     public static Report run(String name, Path generation, Path retrieval, Engines.Kind engine, String dtype, int n,
                              PrintStream progress) throws IOException {
+        return run(name, generation, retrieval, engine, dtype, n, true, progress);
+    }
+
+    /** Captions and retrieval alone (VQA reported as NaN): for models trained on captions alone, as CapFilt's. */
+    static Report captionsAndRetrieval(String name, Path generation, Path retrieval, Engines.Kind engine, int n,
+                                       PrintStream progress) throws IOException {
+        return run(name, generation, retrieval, engine, "float32", n, false, progress);
+    }
+
+    private static Report run(String name, Path generation, Path retrieval, Engines.Kind engine, String dtype, int n,
+                              boolean withVqa, PrintStream progress) throws IOException {
         List<Scene> scenes = heldOut(n);
         try (NDManager manager = Engines.newManager(engine)) {
             double caption = Double.NaN;
@@ -111,12 +122,14 @@ public final class SceneEvaluation {
                     }
                 }
                 printMisses(progress, name, "captions", misses);
-                vqa = vqa(model, scenes, prompts, Phrasings.Set.TRAINING, byKind, name, progress);
-                progress.printf(java.util.Locale.ROOT, "%s: VQA accuracy %.1f%% (%d questions, training phrasings)%n", name, 100 * vqa, 5 * n);
-                heldOut = vqa(model, scenes, prompts, Phrasings.Set.HELD_OUT, heldOutByKind, name, progress);
-                progress.printf(java.util.Locale.ROOT, "%s: VQA accuracy %.1f%% (%d questions, phrasings never trained on)%n", name,
-                        100 * heldOut, 5 * n);
-                canonical = vqa(model, scenes, prompts, Phrasings.Set.CANONICAL, new LinkedHashMap<>(), name, null);
+                if (withVqa) {
+                    vqa = vqa(model, scenes, prompts, Phrasings.Set.TRAINING, byKind, name, progress);
+                    progress.printf(java.util.Locale.ROOT, "%s: VQA accuracy %.1f%% (%d questions, training phrasings)%n", name, 100 * vqa, 5 * n);
+                    heldOut = vqa(model, scenes, prompts, Phrasings.Set.HELD_OUT, heldOutByKind, name, progress);
+                    progress.printf(java.util.Locale.ROOT, "%s: VQA accuracy %.1f%% (%d questions, phrasings never trained on)%n", name,
+                            100 * heldOut, 5 * n);
+                    canonical = vqa(model, scenes, prompts, Phrasings.Set.CANONICAL, new LinkedHashMap<>(), name, null);
+                }
             }
             Double[] r = {null, null, null, null};
             if (retrieval != null) {

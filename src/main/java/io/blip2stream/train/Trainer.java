@@ -53,12 +53,22 @@ public final class Trainer {
     }
 
     public Result run(boolean ablation, Path exportDir) throws IOException {
+        return run(ablation, false, exportDir);
+    }
+
+    /**
+     * @param ablation whether to train and evaluate the paper's ablations ({@link Ablations})
+     * @param capfilt  whether to run CapFilt's comparison ({@link CapFilt}): pretraining on noisy web captions against
+     *                 pretraining on bootstrapped ones
+     */
+    public Result run(boolean ablation, boolean capfilt, Path exportDir) throws IOException {
         long t0 = System.nanoTime();
         Path init = out.resolve("init");
         if (!Files.exists(init.resolve("model.safetensors"))) {
             recipe.spec().writeInitialState(init, recipe.seed());
         }
         List<TrainLoop.Curve> curves = new ArrayList<>();
+        CapFilt.Result capfiltResult = null;
         try (NDManager manager = Engines.newManager(Engines.Kind.PYTORCH);
              TextTokenizer tokenizer = TextTokenizer.load(init)) {
             SceneData data = new SceneData(recipe.trainScenes(), recipe.seed(), recipe.spec().imageSize(),
@@ -88,6 +98,9 @@ public final class Trainer {
             if (ablation) {
                 Ablations.train(this, recipe, out, data, manager, curves);
             }
+            if (capfilt) {
+                capfiltResult = CapFilt.run(this, recipe, out, exportDir, data, manager, curves, progress);
+            }
         }
         Path generation = exportDir.resolve("blip2-scenes-opt");
         Path retrieval = exportDir.resolve("blip2-scenes-itm");
@@ -106,6 +119,10 @@ public final class Trainer {
                 reports.addAll(Ablations.evaluate(ablations, recipe.evalScenes(), progress));
             }
         }
+        if (capfiltResult != null) {
+            reports.add(capfiltResult.web());
+            reports.add(capfiltResult.capfilt());
+        }
         Result r = new Result(curves, generation, retrieval, generationT5, ablations == null ? null : ablations.stage2Only(), reports,
                 (System.nanoTime() - t0) / 1e9);
         ModelCard.write(generation, ModelCard.examplesHeader(generation) + ModelCard.markdown("blip2-scenes-opt", "Blip2ForConditionalGeneration", recipe, curves, reports, r.seconds()));
@@ -116,6 +133,18 @@ public final class Trainer {
         summary.put("seconds", r.seconds());
         summary.put("curves", curves);
         summary.put("evaluation", reports);
+        if (capfiltResult != null) {
+            CapFilt.Bootstrap b = capfiltResult.bootstrap();
+            Map<String, Object> c = new LinkedHashMap<>();
+            c.put("webScenes", b.scenes());
+            c.put("webCaptionsRight", b.webRight());
+            c.put("sampledCaptionsRight", b.sampledRight());
+            c.put("keptCaptionsRight", b.keptRight());
+            c.put("keptWebText", b.keptWeb());
+            c.put("noisyWebCaptionsReplacedByTheTruth", b.noisyFixed());
+            c.put("examples", b.examples());
+            summary.put("capfilt", c);
+        }
         new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(out.resolve("report.json").toFile(), summary);
         return r;
     }

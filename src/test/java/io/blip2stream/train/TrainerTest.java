@@ -55,7 +55,7 @@ class TrainerTest {
     @BeforeAll
     static void train() throws IOException {
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
-        result = new Trainer(tiny(3), dir.resolve("run"), new PrintStream(progress, true)).run(true, dir.resolve("models"));
+        result = new Trainer(tiny(3), dir.resolve("run"), new PrintStream(progress, true)).run(true, true, dir.resolve("models"));
         log = progress.toString();
     }
 
@@ -169,8 +169,9 @@ class TrainerTest {
         }
         assertEquals(texts[0], texts[1], "both engines generate the same from the exported checkpoint");
         assertEquals(List.of("BLIP-2 (stage 1 + stage 2)", "BLIP-2 with T5 (stage 1 + stage 2)", "stage 2 only (no representation learning)",
-                "stage 1 without ITG (retrieval)", "ViT without its last layer (stage 1 + stage 2)"),
-                result.reports().stream().map(SceneEvaluation.Report::name).toList(), "the models and the ablations are evaluated");
+                "stage 1 without ITG (retrieval)", "ViT without its last layer (stage 1 + stage 2)",
+                "CapFilt: pretrained on the web text", "CapFilt: pretrained on CapFilt's captions"),
+                result.reports().stream().map(SceneEvaluation.Report::name).toList(), "the models, the ablations and CapFilt are evaluated");
         SceneEvaluation.Report withoutItg = result.reports().get(3);
         assertTrue(Double.isNaN(withoutItg.captionExactMatch()) && withoutItg.itcImageToText() != null, "retrieval alone");
         assertNotNull(result.reports().get(0).itcImageToText());
@@ -228,6 +229,64 @@ class TrainerTest {
         String firstLayer = "vision_model.encoder.layers.0.mlp.fc1.weight";
         assertSame(run.resolve(Trainer.LANGUAGE_MODEL), run.resolve(Ablations.VIT_CUT_STAGE2), firstLayer); // frozen, as pretrained
         assertChanged(run.resolve(Ablations.VIT_CUT_INIT), run.resolve(Ablations.VIT_CUT_STAGE1), "query_tokens");
+    }
+
+    @Test
+    void capfiltPretrainsOnTheWebTextAndOnTheCaptionsItKeeps() throws IOException {
+        Path run = dir.resolve("run");
+        Path lm = run.resolve(Trainer.LANGUAGE_MODEL);
+        Path web1 = run.resolve(CapFilt.WEB_STAGE1);
+        Path web2 = run.resolve(CapFilt.WEB_STAGE2);
+        String itg = "train.itg_head.transform.dense.weight";
+        // pretraining on the web text from the frozen encoders; the captioner from its stage 2, the filter from its
+        // stage 1 with ITC and ITM alone; the second pretraining from the frozen encoders again
+        assertChanged(lm, web1, "query_tokens");
+        assertChanged(web1, web2, "language_projection.weight");
+        assertChanged(web2, run.resolve(CapFilt.CAPTIONER), "language_projection.weight");
+        assertChanged(web1, run.resolve(CapFilt.FILTER), "itm_head.weight");
+        String filter = log.lines().filter(l -> l.startsWith(CapFilt.FILTER + " step 1/")).findFirst().orElseThrow();
+        assertTrue(filter.contains(" itc ") && filter.contains(" itm ") && !filter.contains(" itg "), filter);
+        assertChanged(lm, run.resolve(CapFilt.BOOTSTRAPPED_STAGE1), itg);
+        assertSame(lm, run.resolve(CapFilt.BOOTSTRAPPED_STAGE1), "vision_model.encoder.layers.0.mlp.fc1.weight");
+
+        Recipe recipe = tiny(3);
+        CapFilt.Candidates[] all = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readValue(run.resolve(CapFilt.CAPTIONS).toFile(), CapFilt.Candidates[].class);
+        assertEquals(CapFilt.webScenes(recipe), all.length, "one entry per web scene");
+        int keptRight = 0;
+        java.util.Set<String> samples = new java.util.HashSet<>();
+        for (CapFilt.Candidates c : all) {
+            var scene = SceneGenerator.sample(SceneGenerator.Split.TRAIN, c.scene());
+            assertEquals(CapFilt.SAMPLES + 1, c.candidates().size());
+            assertEquals(io.blip2stream.train.scenes.WebCaptions.of(scene, c.scene()).text(), c.candidates().get(CapFilt.SAMPLES),
+                    "the web text is the last candidate");
+            samples.addAll(c.candidates().subList(0, CapFilt.SAMPLES));
+            // the kept caption is one of the two best by the filter's ITM probability
+            double[] sorted = c.itm().clone();
+            Arrays.sort(sorted);
+            double second = sorted[sorted.length - 2];
+            int at = c.candidates().indexOf(c.kept());
+            assertTrue(at >= 0, "kept a candidate");
+            double keptScore = -1;
+            for (int k = 0; k < c.candidates().size(); k++) {
+                keptScore = c.candidates().get(k).equals(c.kept()) ? Math.max(keptScore, c.itm()[k]) : keptScore;
+            }
+            assertTrue(keptScore >= second, c.kept() + " " + Arrays.toString(c.itm()));
+            keptRight += c.kept().equals(scene.caption()) ? 1 : 0;
+        }
+        assertTrue(samples.size() > 1, "the captioner samples: " + samples);
+        var report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(run.resolve("report.json").toFile()).get("capfilt");
+        assertEquals((double) keptRight / all.length, report.get("keptCaptionsRight").asDouble(), 1e-9, "the filter's precision");
+        assertEquals(all.length, report.get("webScenes").asInt());
+        // both pretrainings evaluated on clean held-out scenes: captions and retrieval, no questions
+        List<SceneEvaluation.Report> capfilt = result.reports().stream().filter(r -> r.name().startsWith("CapFilt")).toList();
+        assertEquals(2, capfilt.size(), result.reports().toString());
+        for (SceneEvaluation.Report r : capfilt) {
+            assertFalse(Double.isNaN(r.captionExactMatch()));
+            assertNotNull(r.itmImageToText());
+            assertTrue(Double.isNaN(r.vqaAccuracy()));
+        }
+        assertTrue(log.contains("kept captions right (the filter's precision)"), log);
     }
 
     @Test
