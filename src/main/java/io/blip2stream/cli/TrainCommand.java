@@ -13,10 +13,10 @@ import java.util.concurrent.Callable;
 /** The {@code train} command: trains the scene model with BLIP-2's recipe and exports its checkpoints. */
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = {"Train the scene model with BLIP-2's recipe on DJL's PyTorch engine.",
-                "First the frozen unimodal models: a ViT on scene attributes, an OPT-style decoder and a T5 encoder-decoder "
+                "First the frozen unimodal models: a ViT on scene attributes (BLIP-2 reads its second-last layer), an OPT-style decoder and a T5 encoder-decoder "
                         + "(FlanT5's architecture) on scene text; then stage 1 (ITC, ITM, ITG), stage 2 (generation through each "
                         + "frozen LM), the export in the Hugging Face layout and the evaluation on held-out scenes; with --ablations, "
-                        + "the paper's ablations too (without stage 1, without ITG, without the ViT's last layer); with --capfilt, "
+                        + "the paper's ablations too (without stage 1, without ITG, with the ViT's last layer kept); with --capfilt, "
                         + "CapFilt's bootstrapping of noisy web captions and what it gains.",
                 "Stopped runs resume from their last checkpoint when started again."})
 final class TrainCommand implements Callable<Integer> {
@@ -40,7 +40,7 @@ final class TrainCommand implements Callable<Integer> {
     Long seed;
 
     @Option(names = "--ablations", description = "also train and evaluate the paper's ablations (stage 2 without stage 1, "
-            + "stage 1 without ITG, the ViT without its last layer): about 45 minutes more")
+            + "stage 1 without ITG, stage 1 and 2 with the ViT's last layer kept): about 45 minutes more")
     boolean ablations;
 
     @Option(names = "--capfilt", description = "also run CapFilt on the scenes' noisy-web captions: pretraining on the web "

@@ -106,7 +106,7 @@ final class CapFilt {
 
     static Result run(Trainer trainer, Recipe recipe, Path out, Path exportDir, SceneData data, NDManager manager,
                       List<TrainLoop.Curve> curves, PrintStream progress) throws IOException {
-        SceneModelSpec spec = recipe.spec();
+        SceneModelSpec spec = recipe.blip2Spec();
         int web = webScenes(recipe);
         List<Scene> webCorpus = new ArrayList<>();
         Map<Long, Integer> index = new HashMap<>(); // by seed: the web scenes' indices
@@ -116,9 +116,9 @@ final class CapFilt {
         }
         SceneData webData = data.corpus(0, web, s -> WebCaptions.of(s, index.get(s.seed())).text());
         SceneData clean = data.corpus(web, cleanScenes(recipe), Scene::caption);
-        Path lm = out.resolve(Trainer.LANGUAGE_MODEL);
+        Path init = out.resolve(Trainer.BLIP2_INIT); // the frozen ViT (without its last layer) and LM, a fresh Q-Former
         Recipe.Stage stage2 = recipe.generative().scaled(0.5);
-        pretrain(trainer, recipe, stage2, lm, out, WEB_STAGE1, WEB_STAGE2, webData, manager, curves);
+        pretrain(trainer, recipe, stage2, init, out, WEB_STAGE1, WEB_STAGE2, webData, manager, curves);
         curves.add(trainer.stage(CAPTIONER, out.resolve(WEB_STAGE2), spec, recipe.generative().fineTuning(1 / 6.0),
                 GenerativeLearning.PARAMETERS, manager, m -> GenerativeLearning.step(m, clean, recipe.generative().batch())));
         curves.add(trainer.stage(FILTER, out.resolve(WEB_STAGE1), spec, recipe.representation().fineTuning(0.2),
@@ -131,7 +131,7 @@ final class CapFilt {
         Export.retrieval(spec, out.resolve(FILTER), filter);
         Bootstrap b = bootstrap(captioner, filter, webCorpus, recipe.seed(), out.resolve(CAPTIONS), progress);
         SceneData bootstrapped = data.corpus(0, web, s -> b.kept().get(index.get(s.seed())));
-        pretrain(trainer, recipe, stage2, lm, out, BOOTSTRAPPED_STAGE1, BOOTSTRAPPED_STAGE2, bootstrapped, manager, curves);
+        pretrain(trainer, recipe, stage2, init, out, BOOTSTRAPPED_STAGE1, BOOTSTRAPPED_STAGE2, bootstrapped, manager, curves);
 
         Map<String, Path[]> models = new LinkedHashMap<>();
         models.put("pretrained on the web text", new Path[] {out.resolve(WEB_STAGE2), out.resolve(WEB_STAGE1)});
@@ -149,11 +149,11 @@ final class CapFilt {
         return new Result(b, reports.get(0), reports.get(1));
     }
 
-    private static void pretrain(Trainer trainer, Recipe recipe, Recipe.Stage stage2, Path lm, Path out, String first,
+    private static void pretrain(Trainer trainer, Recipe recipe, Recipe.Stage stage2, Path init, Path out, String first,
                                  String second, SceneData corpus, NDManager manager, List<TrainLoop.Curve> curves)
             throws IOException {
-        SceneModelSpec spec = recipe.spec();
-        curves.add(trainer.stage(first, lm, spec, recipe.representation(), RepresentationLearning.PARAMETERS, manager,
+        SceneModelSpec spec = recipe.blip2Spec();
+        curves.add(trainer.stage(first, init, spec, recipe.representation(), RepresentationLearning.PARAMETERS, manager,
                 m -> RepresentationLearning.step(m, corpus, recipe.representation().batch())));
         curves.add(trainer.stage(second, out.resolve(first), spec, stage2, GenerativeLearning.PARAMETERS, manager,
                 m -> GenerativeLearning.step(m, corpus, stage2.batch())));

@@ -16,11 +16,6 @@ import java.util.SplittableRandom;
 final class ModelCard {
     private ModelCard() {}
 
-    static String markdown(String name, String architecture, Recipe r, List<TrainLoop.Curve> curves,
-                           List<SceneEvaluation.Report> reports, double seconds) {
-        return markdown(name, architecture, r.spec(), r, curves, reports, seconds);
-    }
-
     /** The card of a checkpoint of shapes {@code s} (the OPT or the T5 branch of the run). */
     static String markdown(String name, String architecture, SceneModelSpec s, Recipe r, List<TrainLoop.Curve> curves,
                            List<SceneEvaluation.Report> reports, double seconds) {
@@ -34,8 +29,10 @@ final class ModelCard {
                 .append("shapes. It loads in this project and in transformers.\n\n");
         b.append("## Architecture\n\n");
         b.append(String.format(Locale.ROOT, "- Image encoder: ViT, %dx%d images in %dx%d patches, %d layers of %d, %d heads "
-                        + "(pre-trained here on scene attributes, then frozen)%n", s.imageSize(), s.imageSize(), s.patch(), s.patch(),
-                s.vLayers(), s.vHidden(), s.vHeads()));
+                        + "(pre-trained here on scene attributes, then frozen%s)%n", s.imageSize(), s.imageSize(), s.patch(), s.patch(),
+                s.vLayers(), s.vHidden(), s.vHeads(), s.vLayers() < r.spec().vLayers() ? String.format(Locale.ROOT,
+                        "; pre-trained with %d layers, the last removed as BLIP-2 does: the Q-Former reads the second-last",
+                        r.spec().vLayers()) : ""));
         b.append(String.format(Locale.ROOT, "- Q-Former: %d learned queries, %d layers of %d, %d heads, cross-attention every "
                 + "second layer, ITC embeddings of %d%n", s.queries(), s.qLayers(), s.qHidden(), s.qHeads(), s.embedDim()));
         if (s.t5()) {
@@ -58,7 +55,7 @@ final class ModelCard {
                 case Trainer.STAGE1 -> r.representation();
                 case Trainer.LANGUAGE_MODEL_T5 -> r.languageModelT5();
                 case Trainer.STAGE2_T5 -> r.generativeT5();
-                case Ablations.WITHOUT_ITG, Ablations.VIT_CUT_STAGE1 -> r.representation();
+                case Ablations.WITHOUT_ITG, Ablations.VIT_FULL_STAGE1 -> r.representation();
                 default -> r.generative();
             };
             String trains = switch (c.stage()) {
@@ -72,8 +69,8 @@ final class ModelCard {
                 case Trainer.STAGE2_T5 -> "queries + Q-Former + projection: visual prompt and prefix into the frozen T5's encoder, "
                         + "the suffix (caption, answer) from its decoder";
                 case Ablations.WITHOUT_ITG -> "stage 1 with ITC and ITM alone (the ablation without ITG)";
-                case Ablations.VIT_CUT_STAGE1 -> "stage 1 on the ViT's second-last layer (the ablation without its last layer)";
-                case Ablations.VIT_CUT_STAGE2 -> "stage 2 on the ViT's second-last layer (the ablation without its last layer)";
+                case Ablations.VIT_FULL_STAGE1 -> "stage 1 on the ViT's last layer (the ablation that keeps it)";
+                case Ablations.VIT_FULL_STAGE2 -> "stage 2 on the ViT's last layer (the ablation that keeps it)";
                 default -> "the same as stage 2, from a fresh Q-Former (the ablation)";
             };
             b.append(String.format(Locale.ROOT, "| %s | %s | %d | %d | %.0e -> %.0e | %.1f | %s | %s |%n", c.stage(), trains, c.steps(),

@@ -32,6 +32,8 @@ public final class Trainer {
     public static final String LANGUAGE_MODEL = "language-model";
     public static final String STAGE1 = "stage1";
     public static final String STAGE2 = "stage2";
+    /** BLIP-2's starting point: the frozen encoders (the ViT without its last layer) and a fresh Q-Former. */
+    public static final String BLIP2_INIT = "stage1-init";
     public static final String ABLATION = Ablations.STAGE2_ONLY;
     public static final String T5_INIT = "init-t5";
     public static final String LANGUAGE_MODEL_T5 = "language-model-t5";
@@ -84,16 +86,21 @@ public final class Trainer {
             }
             curves.add(stage(LANGUAGE_MODEL_T5, t5Init, recipe.t5Spec(), recipe.languageModelT5(),
                     PrefixLanguageModeling.PARAMETERS, manager, m -> PrefixLanguageModeling.step(m, data, recipe.languageModelT5().batch())));
-            curves.add(stage(STAGE1, out.resolve(LANGUAGE_MODEL), recipe.representation(), RepresentationLearning.PARAMETERS,
+            // BLIP-2's model: the frozen ViT without its last layer, the frozen LM, the Q-Former as initialised
+            Path blip2Init = out.resolve(BLIP2_INIT);
+            if (!Files.exists(blip2Init.resolve("model.safetensors"))) {
+                recipe.blip2Spec().writeMergedState(out.resolve(LANGUAGE_MODEL), out.resolve(LANGUAGE_MODEL), blip2Init);
+            }
+            curves.add(stage(STAGE1, blip2Init, recipe.blip2Spec(), recipe.representation(), RepresentationLearning.PARAMETERS,
                     manager, m -> RepresentationLearning.step(m, data, recipe.representation().batch())));
-            curves.add(stage(STAGE2, out.resolve(STAGE1), recipe.generative(), GenerativeLearning.PARAMETERS, manager,
-                    m -> GenerativeLearning.step(m, data, recipe.generative().batch())));
+            curves.add(stage(STAGE2, out.resolve(STAGE1), recipe.blip2Spec(), recipe.generative(), GenerativeLearning.PARAMETERS,
+                    manager, m -> GenerativeLearning.step(m, data, recipe.generative().batch())));
             // the encoder-decoder branch: stage 2 from stage 1's ViT and Q-Former into the T5 pretrained alone
             Path t5Stage2Init = out.resolve(T5_STAGE2_INIT);
             if (!Files.exists(t5Stage2Init.resolve("model.safetensors"))) {
-                recipe.t5Spec().writeMergedState(out.resolve(STAGE1), out.resolve(LANGUAGE_MODEL_T5), t5Stage2Init);
+                recipe.blip2T5Spec().writeMergedState(out.resolve(STAGE1), out.resolve(LANGUAGE_MODEL_T5), t5Stage2Init);
             }
-            curves.add(stage(STAGE2_T5, t5Stage2Init, recipe.t5Spec(), recipe.generativeT5(),
+            curves.add(stage(STAGE2_T5, t5Stage2Init, recipe.blip2T5Spec(), recipe.generativeT5(),
                     GenerativeLearning.PARAMETERS, manager, m -> GenerativeLearning.stepEncoderDecoder(m, data, recipe.generativeT5().batch())));
             if (ablation) {
                 Ablations.train(this, recipe, out, data, manager, curves);
@@ -104,10 +111,10 @@ public final class Trainer {
         }
         Path generation = exportDir.resolve("blip2-scenes-opt");
         Path retrieval = exportDir.resolve("blip2-scenes-itm");
-        Export.generation(recipe.spec(), out.resolve(STAGE2), generation);
-        Export.retrieval(recipe.spec(), out.resolve(STAGE1), retrieval);
+        Export.generation(recipe.blip2Spec(), out.resolve(STAGE2), generation);
+        Export.retrieval(recipe.blip2Spec(), out.resolve(STAGE1), retrieval);
         Path generationT5 = exportDir.resolve("blip2-scenes-t5");
-        Export.generation(recipe.t5Spec(), out.resolve(STAGE2_T5), generationT5);
+        Export.generation(recipe.blip2T5Spec(), out.resolve(STAGE2_T5), generationT5);
         Ablations.Models ablations = ablation ? Ablations.export(recipe, out, exportDir) : null;
         List<SceneEvaluation.Report> reports = new ArrayList<>();
         if (recipe.evalScenes() > 0) {
@@ -125,9 +132,9 @@ public final class Trainer {
         }
         Result r = new Result(curves, generation, retrieval, generationT5, ablations == null ? null : ablations.stage2Only(), reports,
                 (System.nanoTime() - t0) / 1e9);
-        ModelCard.write(generation, ModelCard.examplesHeader(generation) + ModelCard.markdown("blip2-scenes-opt", "Blip2ForConditionalGeneration", recipe, curves, reports, r.seconds()));
-        ModelCard.write(generationT5, ModelCard.examplesHeader(generationT5) + ModelCard.markdown("blip2-scenes-t5", "Blip2ForConditionalGeneration", recipe.t5Spec(), recipe, curves, reports, r.seconds()));
-        ModelCard.write(retrieval, ModelCard.markdown("blip2-scenes-itm", "Blip2ForImageTextRetrieval", recipe, curves, reports, r.seconds()));
+        ModelCard.write(generation, ModelCard.examplesHeader(generation) + ModelCard.markdown("blip2-scenes-opt", "Blip2ForConditionalGeneration", recipe.blip2Spec(), recipe, curves, reports, r.seconds()));
+        ModelCard.write(generationT5, ModelCard.examplesHeader(generationT5) + ModelCard.markdown("blip2-scenes-t5", "Blip2ForConditionalGeneration", recipe.blip2T5Spec(), recipe, curves, reports, r.seconds()));
+        ModelCard.write(retrieval, ModelCard.markdown("blip2-scenes-itm", "Blip2ForImageTextRetrieval", recipe.blip2Spec(), recipe, curves, reports, r.seconds()));
         Map<String, Object> summary = new LinkedHashMap<>();
         summary.put("recipe", recipe);
         summary.put("seconds", r.seconds());

@@ -169,7 +169,7 @@ class TrainerTest {
         }
         assertEquals(texts[0], texts[1], "both engines generate the same from the exported checkpoint");
         assertEquals(List.of("BLIP-2 (stage 1 + stage 2)", "BLIP-2 with T5 (stage 1 + stage 2)", "stage 2 only (no representation learning)",
-                "stage 1 without ITG (retrieval)", "ViT without its last layer (stage 1 + stage 2)",
+                "stage 1 without ITG (retrieval)", "ViT with its last layer (stage 1 + stage 2)",
                 "CapFilt: pretrained on the web text", "CapFilt: pretrained on CapFilt's captions"),
                 result.reports().stream().map(SceneEvaluation.Report::name).toList(), "the models, the ablations and CapFilt are evaluated");
         SceneEvaluation.Report withoutItg = result.reports().get(3);
@@ -214,21 +214,33 @@ class TrainerTest {
         assertEquals(texts[0], texts[1], "both engines generate the same from the exported T5 checkpoint");
     }
 
-    /** The ablations: stage 1 without ITG reports no ITG loss; the ViT without its last layer is one layer shorter. */
+    /**
+     * The ablations: stage 1 without ITG reports no ITG loss; the model keeping the ViT's last layer is one layer
+     * longer than BLIP-2's, which reads the second-last layer.
+     */
     @Test
     void theAblationsTrainWhatTheyLeaveOut() throws IOException {
         String withoutItg = log.lines().filter(l -> l.startsWith(Ablations.WITHOUT_ITG + " step 3/3")).findFirst().orElseThrow();
         assertTrue(withoutItg.contains(" itc ") && withoutItg.contains(" itm ") && !withoutItg.contains(" itg "), withoutItg);
-        Path cut = dir.resolve("models/blip2-scenes-opt-vit-without-last-layer");
-        assertEquals(TINY.vLayers() - 1, Blip2Config.load(cut).vision().numHiddenLayers());
-        try (Weights w = Weights.open(cut)) {
-            assertTrue(w.contains("vision_model.encoder.layers." + (TINY.vLayers() - 2) + ".mlp.fc1.weight"));
-            assertFalse(w.contains("vision_model.encoder.layers." + (TINY.vLayers() - 1) + ".mlp.fc1.weight"), "the last layer is gone");
+        Path full = dir.resolve("models/blip2-scenes-opt-vit-with-last-layer");
+        assertEquals(TINY.vLayers(), Blip2Config.load(full).vision().numHiddenLayers());
+        String last = "vision_model.encoder.layers." + (TINY.vLayers() - 1) + ".mlp.fc1.weight";
+        try (Weights w = Weights.open(full)) {
+            assertTrue(w.contains(last), "the last layer is kept");
+        }
+        for (Path blip2 : List.of(result.generation(), result.retrieval(), result.generationT5())) {
+            assertEquals(TINY.vLayers() - 1, Blip2Config.load(blip2).vision().numHiddenLayers(), blip2.toString());
+            try (Weights w = Weights.open(blip2)) {
+                assertFalse(w.contains(last), "BLIP-2 reads the second-last layer: " + blip2);
+                assertTrue(w.contains("vision_model.encoder.layers." + (TINY.vLayers() - 2) + ".mlp.fc1.weight"));
+            }
         }
         Path run = dir.resolve("run");
         String firstLayer = "vision_model.encoder.layers.0.mlp.fc1.weight";
-        assertSame(run.resolve(Trainer.LANGUAGE_MODEL), run.resolve(Ablations.VIT_CUT_STAGE2), firstLayer); // frozen, as pretrained
-        assertChanged(run.resolve(Ablations.VIT_CUT_INIT), run.resolve(Ablations.VIT_CUT_STAGE1), "query_tokens");
+        assertSame(run.resolve(Trainer.LANGUAGE_MODEL), run.resolve(Ablations.VIT_FULL_STAGE2), firstLayer); // frozen, as pretrained
+        assertSame(run.resolve(Trainer.LANGUAGE_MODEL), run.resolve(Ablations.VIT_FULL_STAGE2), last);
+        assertSame(run.resolve(Trainer.LANGUAGE_MODEL), run.resolve(Trainer.STAGE2), firstLayer);
+        assertChanged(run.resolve(Trainer.LANGUAGE_MODEL), run.resolve(Ablations.VIT_FULL_STAGE1), "query_tokens");
     }
 
     @Test
@@ -248,6 +260,8 @@ class TrainerTest {
         assertTrue(filter.contains(" itc ") && filter.contains(" itm ") && !filter.contains(" itg "), filter);
         assertChanged(lm, run.resolve(CapFilt.BOOTSTRAPPED_STAGE1), itg);
         assertSame(lm, run.resolve(CapFilt.BOOTSTRAPPED_STAGE1), "vision_model.encoder.layers.0.mlp.fc1.weight");
+        assertEquals(TINY.vLayers() - 1, Blip2Config.load(dir.resolve("models/blip2-scenes-opt-capfilt")).vision().numHiddenLayers(),
+                "CapFilt's models are BLIP-2's: the ViT without its last layer");
 
         Recipe recipe = tiny(3);
         CapFilt.Candidates[] all = new com.fasterxml.jackson.databind.ObjectMapper()
