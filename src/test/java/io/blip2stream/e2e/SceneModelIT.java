@@ -14,6 +14,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
@@ -57,19 +59,47 @@ class SceneModelIT {
         return tmp.resolve("scenes").resolve(scene.get("image").asText()).toString();
     }
 
-    /** Issue 24: the examples the shipped card offers (and the page shows) are answered as the card says. */
-    @Test
-    void theShippedCardsExamplesAreAnsweredAsItSays() throws Exception {
-        var card = io.blip2stream.model.config.ModelCard.read(Path.of("models/blip2-scenes-opt"));
+    /** Issue 24: the examples each shipped card offers (and the page shows) are answered as the card says. */
+    @ParameterizedTest
+    @ValueSource(strings = {"models/blip2-scenes-opt", "models/blip2-scenes-t5"})
+    void theShippedCardsExamplesAreAnsweredAsItSays(String model) throws Exception {
+        var card = io.blip2stream.model.config.ModelCard.read(Path.of(model));
         assertEquals(8, card.examples().size());
         int n = 0;
         for (var e : card.examples()) {
             Path img = Files.write(tmp.resolve("example-" + n++ + ".png"), e.image());
-            CommandLineIT.Run r = e.question() == null ? run("caption", "--image", img.toString())
-                    : run("ask", "--image", img.toString(), "--question", e.question());
+            CommandLineIT.Run r = e.question() == null ? run("caption", "--model", model, "--image", img.toString())
+                    : run("ask", "--model", model, "--image", img.toString(), "--question", e.question());
             assertEquals(0, r.exit(), r.err());
-            assertEquals(e.expected(), r.out().strip(), e.title());
+            assertEquals(e.expected(), r.out().strip(), model + ": " + e.title());
         }
+    }
+
+    /**
+     * Issue 25: README's first requests, as a newcomer copies them, are answered right by both shipped models: its
+     * caption of models/example.png (held-out scene 1000) and every question it asks about that image.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"models/blip2-scenes-opt", "models/blip2-scenes-t5"})
+    void theReadmesExamplesAreAnsweredRight(String model) throws Exception {
+        String readme = Files.readString(Path.of("README.md"));
+        JsonNode scene = scenes.get(0);
+        assertTrue(readme.contains("\"text\":\"" + scene.get("caption").asText() + "\""), "README shows the caption it gets");
+        CommandLineIT.Run c = run("caption", "--model", model, "--image", "models/example.png");
+        assertEquals(0, c.exit(), c.err());
+        assertEquals(scene.get("caption").asText(), c.out().strip(), model);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("--question \"([^\"]+)\" --image models/example.png").matcher(readme);
+        int asked = 0;
+        while (m.find()) {
+            String q = m.group(1);
+            assertTrue(q.contains("colo"), "README's questions about models/example.png ask its colour: " + q);
+            CommandLineIT.Run r = run("ask", "--model", model, "--image", "models/example.png", "--question", q);
+            assertEquals(0, r.exit(), r.err());
+            assertEquals("colour", scene.get("questions").get(0).get("kind").asText());
+            assertEquals(scene.get("questions").get(0).get("answer").asText(), r.out().strip(), model + ": " + q);
+            asked++;
+        }
+        assertTrue(asked >= 1, "README asks a question about models/example.png");
     }
 
     @Test
