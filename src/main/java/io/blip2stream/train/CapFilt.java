@@ -171,6 +171,10 @@ final class CapFilt {
         int sampledRight = 0;
         if (Files.exists(file)) {
             for (Candidates c : json.readValue(file.toFile(), Candidates[].class)) {
+                if (c.scene() < 0 || c.scene() >= n || c.kept() == null || c.candidates() == null) {
+                    throw new IOException(file + " holds scene " + c.scene() + " of a corpus of " + n
+                            + " or no caption for it (delete it to bootstrap again)");
+                }
                 kept.put(c.scene(), c.kept());
                 for (String t : c.candidates().subList(0, Math.min(SAMPLES, c.candidates().size()))) {
                     sampledRight += t.equals(scenes.get(c.scene()).caption()) ? 1 : 0;

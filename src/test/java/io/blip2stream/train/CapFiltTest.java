@@ -44,6 +44,21 @@ class CapFiltTest {
     }
 
     @Test
+    void aCandidatesFileOfAnotherCorpusIsRefusedByName(@TempDir Path dir) throws Exception {
+        List<Scene> scenes = List.of(SceneGenerator.sample(SceneGenerator.Split.TRAIN, 0), SceneGenerator.sample(SceneGenerator.Split.TRAIN, 1));
+        Path file = dir.resolve(CapFilt.CAPTIONS);
+        for (String bad : List.of("[{\"scene\":7,\"candidates\":[\"a\"],\"itm\":[0.5],\"kept\":\"a\"}]",
+                "[{\"scene\":-1,\"candidates\":[\"a\"],\"itm\":[0.5],\"kept\":\"a\"}]",
+                "[{\"scene\":0,\"candidates\":[\"a\"],\"itm\":[0.5]}]",
+                "[{\"scene\":0,\"candidates\":[\"a\"],\"itm\":[0.5],\"kept\":\"a\"}]")) { // scene 1 missing
+            java.nio.file.Files.writeString(file, bad);
+            java.io.IOException e = assertThrows(java.io.IOException.class,
+                    () -> CapFilt.bootstrap(dir.resolve("no-captioner"), dir.resolve("no-filter"), scenes, 1, file, null), bad);
+            assertTrue(e.getMessage().contains("delete it to bootstrap again"), e.getMessage());
+        }
+    }
+
+    @Test
     void aCorpusHasItsOwnScenesAndTextsAndCaptionsAlone(@TempDir Path dir) throws Exception {
         TrainerTest.TINY.writeInitialState(dir, 1);
         try (TextTokenizer tok = TextTokenizer.load(dir)) {
