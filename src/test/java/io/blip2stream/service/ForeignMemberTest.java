@@ -74,6 +74,33 @@ class ForeignMemberTest {
         try (ServiceHarness h = new ServiceHarness(tmp.resolve("data"), Map.of("inference.step_delay_ms", "40"))) {
             foreign = foreignMember(h.service.hazelcast());
             byte[] png = Fixtures.image("blip2-opt-tiny", 0);
+            // the maps cleared every 25 ms until every answer is in, whatever the check consumer sees (it may join its
+            // group after every answer was written); the times kept, to check that clears came while records were in
+            // flight. The first clear on a member that has just joined can wait seconds for the partitions to settle, so
+            // the records are sent only once the clearing is going.
+            java.util.List<Long> clearedAt = new java.util.concurrent.CopyOnWriteArrayList<>();
+            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            java.util.concurrent.CountDownLatch going = new java.util.concurrent.CountDownLatch(2);
+            HazelcastInstance f = foreign;
+            Thread clearing = new Thread(() -> {
+                while (!stop.get()) {
+                    for (String m : java.util.List.of(ClusterBootstrap.REQUESTS_MAP, ClusterBootstrap.RECORDS_IN_FLIGHT_MAP,
+                            ClusterBootstrap.VISUAL_PROMPTS_MAP)) {
+                        f.getMap(m).clear();
+                    }
+                    clearedAt.add(System.currentTimeMillis());
+                    going.countDown();
+                    try {
+                        Thread.sleep(25);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            });
+            clearing.setDaemon(true);
+            clearing.start();
+            assertTrue(going.await(60, TimeUnit.SECONDS), "the foreign member clears the maps");
+            long sentAt = System.currentTimeMillis();
             java.util.Set<String> ids = new java.util.TreeSet<>();
             for (int i = 0; i < 24; i++) {
                 String id = "inflight-" + i;
@@ -89,25 +116,6 @@ class ForeignMemberTest {
             cc.put("isolation.level", "read_committed");
             Map<String, Integer> answers = new java.util.TreeMap<>();
             int dead = 0;
-            // the maps cleared every 100 ms from now, 20 times, whatever the check consumer sees (it may join its group
-            // after every answer was written); the times kept, to check that clears came while records were in flight
-            java.util.List<Long> clearedAt = new java.util.concurrent.CopyOnWriteArrayList<>();
-            HazelcastInstance f = foreign;
-            Thread clearing = new Thread(() -> {
-                for (int n = 0; n < 20; n++) {
-                    for (String m : java.util.List.of(ClusterBootstrap.REQUESTS_MAP, ClusterBootstrap.RECORDS_IN_FLIGHT_MAP,
-                            ClusterBootstrap.VISUAL_PROMPTS_MAP)) {
-                        f.getMap(m).clear();
-                    }
-                    clearedAt.add(System.currentTimeMillis());
-                    try {
-                        Thread.sleep(100);
-                    } catch (InterruptedException e) {
-                        return;
-                    }
-                }
-            });
-            clearing.start();
             long lastAnswer = 0;
             try (var consumer = new org.apache.kafka.clients.consumer.KafkaConsumer<String, byte[]>(cc,
                     new org.apache.kafka.common.serialization.StringDeserializer(), new org.apache.kafka.common.serialization.ByteArrayDeserializer())) {
@@ -128,10 +136,11 @@ class ForeignMemberTest {
                     }
                 }
             }
+            stop.set(true);
             clearing.join(5000);
             long last = lastAnswer;
-            long before = clearedAt.stream().filter(t -> t < last).count();
-            assertTrue(before > 3, "the maps were cleared while records were in flight: " + before + " times before the last answer");
+            long during = clearedAt.stream().filter(t -> t > sentAt && t < last).count();
+            assertTrue(during > 3, "the maps were cleared while records were in flight: " + during + " times between the first record and the last answer");
             assertEquals(ids, answers.keySet(), "every record answered");
             answers.forEach((id, n) -> assertEquals(1, n, id + " answered once"));
             assertEquals(0, dead, "none to the DLT");
