@@ -103,6 +103,16 @@ public final class Blip2Generation {
         return Generator.generate(session, processorIds, params, eosTokenId(), tokenizer, listeners, System.nanoTime() - t0);
     }
 
+    /**
+     * Greedy decoding or sampling of each request with its own parameters, batched ({@link Generator#generateEach}):
+     * rows that sample with one seed sample alike, so several samples of one prompt each need their own seed.
+     */
+    public List<GenerationResult> generateEach(List<GenerationRequest> requests, List<GenerationParams> params) {
+        Prefilled p = prefill(requests, params);
+        return Generator.generateEach(p.session(), p.processorIds(), params, eosTokenId(), tokenizer,
+                java.util.Collections.nCopies(requests.size(), RowListener.NONE), p.nanos());
+    }
+
     /** A continuous batch of this model's rows ({@link #admit}), their text decoded as their tokens come. */
     public ContinuousBatch newBatch() {
         return new ContinuousBatch(eosTokenId(), tokenizer);
@@ -115,7 +125,18 @@ public final class Blip2Generation {
      */
     public void admit(ContinuousBatch batch, List<GenerationRequest> requests, List<GenerationParams> params,
                       List<RowListener> listeners) {
+        Prefilled p = prefill(requests, params);
+        batch.add(p.session(), p.processorIds(), params, listeners, p.nanos());
+    }
+
+    /** A session whose prompts have run, each row with room for its own parameters' new tokens, and how long it took. */
+    private record Prefilled(DecoderSession session, int[][] processorIds, long nanos) {}
+
+    private Prefilled prefill(List<GenerationRequest> requests, List<GenerationParams> params) {
         int b = requests.size();
+        if (params.size() != b) {
+            throw new IllegalArgumentException(params.size() + " parameters for " + b + " requests");
+        }
         int[][] textIds = new int[b][];
         int[][] processorIds = new int[b][];
         int[] maxNew = new int[b];
@@ -126,7 +147,7 @@ public final class Blip2Generation {
         }
         long t0 = System.nanoTime();
         DecoderSession session = startSession(requests, textIds, maxNew);
-        batch.add(session, processorIds, params, listeners, System.nanoTime() - t0);
+        return new Prefilled(session, processorIds, System.nanoTime() - t0);
     }
 
     /**

@@ -53,6 +53,11 @@ public final class Blip2Retrieval {
         return config.imageTextHiddenSize();
     }
 
+    /** The most tokens a text may have (the Q-Former's text positions); a longer one is refused. */
+    public int maxTextTokens() {
+        return retrieval.embeddings().maxPositions();
+    }
+
     /**
      * Scores each text against one image, in the order given: ITM (queries and text together through the
      * Q-Former, cross-attending to the image; the ITM head averaged over query positions; the match probability

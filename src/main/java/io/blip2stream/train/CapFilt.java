@@ -104,6 +104,12 @@ final class CapFilt {
         return second < 0 || random.nextBoolean() ? candidates.get(first) : candidates.get(second);
     }
 
+    /** Sample {@code k} of web scene {@code scene}: nucleus sampling with a seed of its own. */
+    static GenerationParams sampling(long seed, int scene, int k) {
+        return GenerationParams.builder().doSample(true).topK(0).topP(TOP_P).maxNewTokens(12)
+                .seed(seed * 1_000_003L + (long) scene * SAMPLES + k).build();
+    }
+
     static Result run(Trainer trainer, Recipe recipe, Path out, Path exportDir, SceneData data, NDManager manager,
                       List<TrainLoop.Curve> curves, PrintStream progress) throws IOException {
         SceneModelSpec spec = recipe.blip2Spec();
@@ -197,15 +203,15 @@ final class CapFilt {
                     }
                     Blip2Model.ImageFeatures f = cap.encodeImages(px, false);
                     List<GenerationRequest> requests = new ArrayList<>();
+                    List<GenerationParams> params = new ArrayList<>();
                     for (int i = 0; i < batch.size(); i++) {
                         float[] prompt = cap.visualPrompt(f, i);
                         for (int k = 0; k < SAMPLES; k++) {
                             requests.add(new GenerationRequest(prompt, null));
+                            params.add(sampling(seed, from + i, k)); // a seed each: samples of one seed are one sample
                         }
                     }
-                    GenerationParams p = GenerationParams.builder().doSample(true).topK(0).topP(TOP_P).maxNewTokens(12)
-                            .seed(seed * 1_000_003L + from).build();
-                    List<GenerationResult> samples = cap.generation().generate(requests, p);
+                    List<GenerationResult> samples = cap.generation().generateEach(requests, params);
                     for (int i = 0; i < batch.size(); i++) {
                         Scene s = batch.get(i);
                         List<String> candidates = new ArrayList<>();
@@ -217,7 +223,11 @@ final class CapFilt {
                         candidates.add(WebCaptions.of(s, from + i).text());
                         List<String> unique = candidates.stream().distinct().toList();
                         Map<String, Double> probability = new HashMap<>();
-                        var m = fil.retrieval().match(filterPx.get(i), unique);
+                        // a sample may read back longer than the filter's text positions (bytes of a broken
+                        // character): cut to them, as BLIP's CapFilt truncates
+                        List<int[]> ids = fil.retrieval().encodeTexts(unique).stream()
+                                .map(t -> java.util.Arrays.copyOf(t, Math.min(t.length, fil.retrieval().maxTextTokens()))).toList();
+                        var m = fil.retrieval().match(filterPx.get(i), unique, ids);
                         for (int k = 0; k < unique.size(); k++) {
                             probability.put(unique.get(k), m.get(k).itmProbability());
                         }

@@ -18,6 +18,7 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Batching, the KV cache and sampling on blip2-opt-tiny (TensorFlow, the default engine). */
@@ -165,6 +166,37 @@ class GenerationTest {
         // top-k 1 leaves only the greedy choice
         var topOne = model.generation().generate(requests.subList(0, 1), p.toBuilder().topK(1).build());
         assertArrayEquals(Fixtures.ints(cases.get(0).get("greedy_new_tokens")), topOne.get(0).tokenIds());
+    }
+
+    /**
+     * Several samples of one prompt (CapFilt's ten captions of an image): with one seed for the batch every row samples
+     * alike, so {@code generateEach} gives each row its own parameters, and each row then samples as it would alone.
+     */
+    @Test
+    void eachRowSamplesWithItsOwnParameters() {
+        GenerationParams p = GenerationParams.builder().maxNewTokens(12).doSample(true).temperature(1.3).topK(40)
+                .topP(0.95).seed(7L).build();
+        List<GenerationRequest> same = java.util.Collections.nCopies(6, requests.get(0));
+        var oneSeed = model.generation().generate(same, p);
+        for (var r : oneSeed) {
+            assertArrayEquals(oneSeed.get(0).tokenIds(), r.tokenIds(), "one seed: one sample, six times");
+        }
+        List<GenerationParams> seeds = new ArrayList<>();
+        for (long s = 0; s < 6; s++) {
+            seeds.add(p.toBuilder().seed(100 + s).maxNewTokens(s == 5 ? 3 : 12).build());
+        }
+        var each = model.generation().generateEach(same, seeds);
+        assertEquals(6, each.size());
+        assertTrue(each.stream().map(r -> java.util.Arrays.toString(r.tokenIds())).distinct().count() > 1,
+                "a seed each: the samples differ");
+        for (int i = 0; i < 6; i++) {
+            var alone = model.generation().generate(List.of(same.get(i)), seeds.get(i)).get(0);
+            assertArrayEquals(alone.tokenIds(), each.get(i).tokenIds(), "row " + i + " samples as it does alone");
+        }
+        assertTrue(each.get(5).tokenIds().length <= 3, "a row's own length");
+        assertThrows(IllegalArgumentException.class, () -> model.generation().generateEach(same, seeds.subList(0, 5)));
+        assertThrows(IllegalArgumentException.class, () -> model.generation().generateEach(same.subList(0, 1),
+                List.of(p.toBuilder().doSample(false).numBeams(2).build())));
     }
 
     @Test

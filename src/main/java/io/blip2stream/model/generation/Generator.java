@@ -33,7 +33,24 @@ public final class Generator {
                 return BeamSearch.generate(session, promptIds, p, eosTokenId, listeners, tokenizer, prefillNanos);
             }
         }
+        return generateEach(session, promptIds, java.util.Collections.nCopies(session.rows(), p), eosTokenId, tokenizer,
+                listeners, prefillNanos);
+    }
+
+    /**
+     * Greedy decoding or sampling, each row with its own parameters ({@code params.get(r)}: its own seed, length,
+     * temperature ...), the rows decoding together; otherwise as {@link #generate}. Rows given one seed sample alike
+     * (a row samples as it would alone), so rows that must differ, such as several samples of one prompt, each need
+     * their own.
+     */
+    public static List<GenerationResult> generateEach(DecoderSession session, int[][] promptIds, List<GenerationParams> params,
+                                                      int eosTokenId, TextTokenizer tokenizer, List<RowListener> listeners,
+                                                      long prefillNanos) {
         int rows = session.rows();
+        if (params.size() != rows || params.stream().anyMatch(q -> q.numBeams() > 1)) {
+            session.close();
+            throw new IllegalArgumentException(params.size() + " parameters for " + rows + " rows, each without beams");
+        }
         GenerationResult[] out = new GenerationResult[rows];
         RuntimeException[] failed = new RuntimeException[1];
         List<RowListener> recording = new ArrayList<>(rows);
@@ -67,7 +84,7 @@ public final class Generator {
             });
         }
         try (ContinuousBatch batch = new ContinuousBatch(eosTokenId, tokenizer)) {
-            batch.add(session, promptIds, new ArrayList<>(java.util.Collections.nCopies(rows, p)), recording, prefillNanos);
+            batch.add(session, promptIds, new ArrayList<>(params), recording, prefillNanos);
             while (!batch.isEmpty()) {
                 batch.step();
             }
