@@ -40,12 +40,12 @@ final class TrainCommand implements Callable<Integer> {
     Long seed;
 
     @Option(names = "--ablations", description = "also train and evaluate the paper's ablations (stage 2 without stage 1, "
-            + "stage 1 without ITG, stage 1 and 2 with the ViT's last layer kept): about 45 minutes more")
+            + "stage 1 without ITG, stage 1 and 2 with the ViT's last layer kept): about 30 minutes more on 2 cores")
     boolean ablations;
 
     @Option(names = "--capfilt", description = "also run CapFilt on the scenes' noisy-web captions: pretraining on the web "
             + "text against pretraining on the captions CapFilt keeps (a captioner's nucleus samples ranked by a filter), "
-            + "both evaluated on clean held-out scenes, with the filter's precision: about 45 minutes more")
+            + "both evaluated on clean held-out scenes, with the filter's precision: about 25 minutes more on 2 cores")
     boolean capfilt;
 
     @Override
